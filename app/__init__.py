@@ -1,0 +1,1 @@
+"""Loupe: label images fast and keep an image-classification dataset honest."""

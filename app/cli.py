@@ -1,0 +1,67 @@
+"""`loupe` command line: parses arguments and calls the domain; no logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import sys
+from pathlib import Path
+
+
+def _settings(data: str | None):
+    from app.config import Settings
+
+    if data:
+        os.environ["LOUPE_DATA"] = data
+    return Settings(data=Path(data)) if data else Settings()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    settings = _settings(args.data)
+    if not _is_loopback(args.host) and not settings.token:
+        print(
+            f"refusing to listen on {args.host}: set LOUPE_TOKEN to a secret first "
+            "(anyone who can reach this address could otherwise read and change your labels)",
+            file=sys.stderr,
+        )
+        return 2
+    app = create_app(settings)
+    print(f"Loupe is ready at http://{args.host}:{args.port}  (data: {settings.data_dir})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="loupe", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the web app")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--data", help="data directory (default: $LOUPE_DATA or ./loupe-data)")
+    serve.set_defaults(func=cmd_serve)
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Tables only. Domain logic lives in the area packages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db.base import Base
+from app.timeutil import utcnow
+
+
+class Source(Base):
+    __tablename__ = "sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ImportBatch(Base):
+    __tablename__ = "import_batches"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
+    origin: Mapped[str] = mapped_column(String(20))  # cli | upload
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Image(Base):
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    stored_path: Mapped[str] = mapped_column(String(200))
+    original_filename: Mapped[str] = mapped_column(String(1000))
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id"))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    format: Mapped[str] = mapped_column(String(10))
+    mode: Mapped[str] = mapped_column(String(10))
+    byte_size: Mapped[int] = mapped_column(Integer)
+    # 64-bit DCT perceptual hash stored as a signed integer (SQLite has no unsigned).
+    phash: Mapped[int] = mapped_column(BigInteger)
+    imported_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    excluded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+
+    source: Mapped[Source] = relationship(lazy="joined")
+
+
+class TaxonomyVersion(Base):
+    __tablename__ = "taxonomy_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, unique=True)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("taxonomy_versions.id"))
+    message: Mapped[str] = mapped_column(Text, default="")
+    author: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class LabelClass(Base):
+    __tablename__ = "classes"
+    __table_args__ = (
+        # Names and shortcuts are unique among the classes in use; a retired
+        # class keeps its name in history without blocking a new one.
+        Index("uq_classes_active_name", "name", unique=True, sqlite_where=text("retired_version_id IS NULL")),
+        Index(
+            "uq_classes_active_shortcut",
+            "shortcut",
+            unique=True,
+            sqlite_where=text("retired_version_id IS NULL AND shortcut IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+    shortcut: Mapped[str | None] = mapped_column(String(1))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_version_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_versions.id"))
+    retired_version_id: Mapped[int | None] = mapped_column(ForeignKey("taxonomy_versions.id"))
+    replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
+
+
+class TaxonomyChange(Base):
+    __tablename__ = "taxonomy_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_versions.id"), index=True)
+    op: Mapped[str] = mapped_column(String(20))
+    # The classes involved and the values before/after, enough to show a diff.
+    detail: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Tag(Base):
+    """A difficulty tag offered on the labelling page (blurred, occluded, ...)."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(50), unique=True)
+    key: Mapped[str | None] = mapped_column(String(1))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("1"))
+
+
+class LabelEvent(Base):
+    """One labelling decision. Append-only: triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "label_events"
+    __table_args__ = (Index("ix_label_events_image_id_id", "image_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    # NULL class: the image went back to unlabelled (an undo of its first label).
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"), index=True)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    note: Mapped[str] = mapped_column(Text, default="")
+    annotator: Mapped[str] = mapped_column(String(100), default="")
+    taxonomy_version_id: Mapped[int | None] = mapped_column(ForeignKey("taxonomy_versions.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    ms: Mapped[int | None] = mapped_column(Integer)
+    reverts_event_id: Mapped[int | None] = mapped_column(ForeignKey("label_events.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CurrentLabel(Base):
+    """The latest label event per image, materialised for fast queues and filters."""
+
+    __tablename__ = "current_labels"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("label_events.id"))
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"), index=True)

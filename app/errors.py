@@ -1,0 +1,23 @@
+"""Domain errors; app.web maps them to HTTP status codes in one place."""
+
+
+class LoupeError(Exception):
+    """Base for errors a user can act on; the message is shown as is."""
+
+    status_code = 400
+
+    def __init__(self, detail: str):
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(LoupeError):
+    status_code = 404
+
+
+class Conflict(LoupeError):
+    status_code = 409
+
+
+class InvalidInput(LoupeError):
+    status_code = 422

@@ -1,0 +1,178 @@
+"""Label events: append-only decisions; the current label is the latest event per image."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.db.models import CurrentLabel, Image, LabelClass, LabelEvent, TaxonomyVersion
+from app.errors import Conflict, InvalidInput, NotFound
+from app.labelling.tags import check_tags
+from app.taxonomy.service import current_version, resolve_class
+from app.timeutil import iso
+
+KINDS = ("manual", "import", "migration", "review", "audit", "undo")
+MAX_NOTE = 2000
+MAX_ANNOTATOR = 100
+MAX_MS = 24 * 3600 * 1000
+
+
+@dataclass
+class LabelInput:
+    """What a person decided about one image (or a selection), validated by `validate`."""
+
+    class_ref: object
+    confidence: float = 1.0
+    tags: Sequence[str] = field(default_factory=list)
+    note: str = ""
+    annotator: str = ""
+    ms: int | None = None
+    kind: str = "manual"
+
+
+@dataclass
+class _Valid:
+    cls: LabelClass
+    confidence: float
+    tags: list[str]
+    note: str
+    annotator: str
+    ms: int | None
+    kind: str
+    version_id: int | None
+
+
+def _validate(session: Session, data: LabelInput) -> _Valid:
+    cls = resolve_class(session, data.class_ref)
+    try:
+        confidence = float(data.confidence)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"confidence must be a number from 0 to 1, not '{data.confidence}'") from None
+    if math.isnan(confidence) or not 0.0 <= confidence <= 1.0:
+        raise InvalidInput(f"confidence must be from 0 to 1, not {data.confidence}")
+    if isinstance(data.tags, str):
+        raise InvalidInput("tags must be a list of tag names")
+    note = (data.note or "").strip()
+    if len(note) > MAX_NOTE:
+        raise InvalidInput(f"notes are at most {MAX_NOTE} characters")
+    annotator = " ".join((data.annotator or "").split()) or "anonymous"
+    if len(annotator) > MAX_ANNOTATOR:
+        raise InvalidInput(f"annotator names are at most {MAX_ANNOTATOR} characters")
+    ms = data.ms
+    if ms is not None:
+        if isinstance(ms, bool) or not isinstance(ms, int | float) or not 0 <= ms <= MAX_MS:
+            raise InvalidInput(f"ms must be a whole number of milliseconds from 0 to {MAX_MS}, not '{ms}'")
+        ms = int(ms)
+    if data.kind not in KINDS:
+        raise InvalidInput(f"unknown label kind '{data.kind}'")
+    version = current_version(session)
+    return _Valid(cls, confidence, check_tags(session, list(data.tags)), note, annotator, ms, data.kind,
+                  version.id if version else None)
+
+
+def _append(session: Session, image_id: int, v: _Valid) -> LabelEvent:
+    event = LabelEvent(
+        image_id=image_id, class_id=v.cls.id, confidence=v.confidence, tags=v.tags, note=v.note,
+        annotator=v.annotator, taxonomy_version_id=v.version_id, kind=v.kind, ms=v.ms,
+    )
+    session.add(event)
+    return event
+
+
+def _set_current(session: Session, events: list[LabelEvent]) -> None:
+    session.flush()
+    for event in events:
+        session.merge(CurrentLabel(image_id=event.image_id, event_id=event.id, class_id=event.class_id))
+
+
+def record_label(session: Session, *, image_id: int, data: LabelInput) -> LabelEvent:
+    """Append one label event for an image and make it the image's current label."""
+    if session.get(Image, image_id) is None:
+        raise NotFound(f"no image {image_id}")
+    event = _append(session, image_id, _validate(session, data))
+    _set_current(session, [event])
+    session.commit()
+    return event
+
+
+def record_labels(session: Session, *, image_ids: Sequence[int], data: LabelInput) -> int:
+    """Label many images with one decision (browse page selection); all or nothing."""
+    ids = sorted(set(int(i) for i in image_ids))
+    if not ids:
+        raise InvalidInput("no images selected")
+    found = set(session.scalars(select(Image.id).where(Image.id.in_(ids))))
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise NotFound(f"no image {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+    valid = _validate(session, data)
+    events = [_append(session, i, valid) for i in ids]
+    _set_current(session, events)
+    session.commit()
+    return len(events)
+
+
+def undo_label(session: Session, *, image_id: int, event_id: int, annotator: str = "") -> LabelEvent:
+    """Append an event that restores what the image's label was before `event_id`.
+
+    Only the image's current event can be undone: if someone labelled the image
+    since, undoing would silently discard their decision.
+    """
+    current = session.get(CurrentLabel, image_id)
+    if current is None or current.event_id != event_id:
+        raise Conflict(f"label event {event_id} is not the current label of image {image_id}; nothing was undone")
+    before = session.scalars(
+        select(LabelEvent).where(LabelEvent.image_id == image_id, LabelEvent.id < event_id).order_by(LabelEvent.id.desc())
+    ).first()
+    version = current_version(session)
+    event = LabelEvent(
+        image_id=image_id,
+        class_id=before.class_id if before else None,
+        confidence=before.confidence if before else None,
+        tags=list(before.tags) if before else [],
+        note=before.note if before else "",
+        annotator=" ".join((annotator or "").split()) or "anonymous",
+        taxonomy_version_id=version.id if version else None,
+        kind="undo",
+        reverts_event_id=event_id,
+    )
+    session.add(event)
+    _set_current(session, [event])
+    session.commit()
+    return event
+
+
+def event_view(event: LabelEvent, names: dict[int, str], versions: dict[int, int]) -> dict:
+    return {
+        "id": event.id,
+        "class": names.get(event.class_id) if event.class_id else None,
+        "class_id": event.class_id,
+        "confidence": event.confidence,
+        "tags": event.tags,
+        "note": event.note,
+        "annotator": event.annotator,
+        "kind": event.kind,
+        "ms": event.ms,
+        "taxonomy_version": versions.get(event.taxonomy_version_id),
+        "reverts": event.reverts_event_id,
+        "created_at": iso(event.created_at),
+    }
+
+
+def history(session: Session, image_id: int) -> list[dict]:
+    """Every label event of an image, oldest first."""
+    events = session.scalars(select(LabelEvent).where(LabelEvent.image_id == image_id).order_by(LabelEvent.id)).all()
+    names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
+    versions = dict(session.execute(select(TaxonomyVersion.id, TaxonomyVersion.number)).all())
+    return [event_view(e, names, versions) for e in events]
+
+
+def current_label(hist: list[dict]) -> dict | None:
+    """The API's `label` object from a history list (None when unlabelled)."""
+    if not hist or hist[-1]["class_id"] is None:
+        return None
+    last = hist[-1]
+    return {k: last[k] for k in ("class", "class_id", "confidence", "tags", "annotator", "created_at", "note", "id")}

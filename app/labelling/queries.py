@@ -1,0 +1,114 @@
+"""Read-side queries over current labels: the labelling queue and the browse filters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import Select, exists, func, select
+from sqlalchemy.orm import Session
+
+from app.db.models import CurrentLabel, Image, LabelClass, LabelEvent, Source
+from app.errors import InvalidInput
+from app.taxonomy.service import resolve_class
+
+STATUSES = ("unlabelled", "labelled")
+MAX_LIMIT = 1000
+
+
+@dataclass
+class ImageFilter:
+    status: str | None = None
+    source: str | None = None
+    class_ref: str | None = None
+    tag: str | None = None
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+
+    def is_empty(self) -> bool:
+        return not any(v not in (None, "") for v in vars(self).values())
+
+
+def _unlabelled() -> Select:
+    return (
+        select(Image.id)
+        .outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
+        .where(CurrentLabel.class_id.is_(None), Image.excluded.is_(False))
+    )
+
+
+def unlabelled_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(_unlabelled().subquery()))
+
+
+def queue_ids(session: Session, *, after: int | None = None, skip: Sequence[int] = (), n: int = 4) -> list[int]:
+    """The next `n` unlabelled images after `after` in import order, wrapping to the start."""
+    base = _unlabelled()
+    if skip:
+        base = base.where(Image.id.not_in(list(skip)))
+    after = after or 0
+    ids = list(session.scalars(base.where(Image.id > after).order_by(Image.id).limit(n)))
+    if len(ids) < n and after:
+        ids += [i for i in session.scalars(base.where(Image.id <= after).order_by(Image.id).limit(n)) if i not in ids]
+    return ids[:n]
+
+
+def _filtered(session: Session, f: ImageFilter, columns) -> Select:
+    q = (
+        select(*columns)
+        .select_from(Image)
+        .outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
+        .outerjoin(LabelEvent, LabelEvent.id == CurrentLabel.event_id)
+    )
+    if f.status:
+        if f.status not in STATUSES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not '{f.status}'")
+        q = q.where(CurrentLabel.class_id.is_(None) if f.status == "unlabelled" else CurrentLabel.class_id.is_not(None))
+    if f.source:
+        q = q.where(Image.source_id == select(Source.id).where(Source.name == f.source).scalar_subquery())
+    if f.class_ref:
+        q = q.where(CurrentLabel.class_id == resolve_class(session, f.class_ref, active_only=False).id)
+    if f.tag:
+        each = func.json_each(LabelEvent.tags).table_valued("value")
+        q = q.where(exists(select(each.c.value).where(each.c.value == f.tag)))
+    for bound, op in ((f.min_confidence, "__ge__"), (f.max_confidence, "__le__")):
+        if bound is not None:
+            if not 0 <= bound <= 1:
+                raise InvalidInput("confidence bounds must be from 0 to 1")
+            q = q.where(getattr(LabelEvent.confidence, op)(bound))
+    return q
+
+
+def filtered_ids(session: Session, f: ImageFilter) -> list[int]:
+    return list(session.scalars(_filtered(session, f, [Image.id]).order_by(Image.id)))
+
+
+def list_images(session: Session, f: ImageFilter, *, limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
+    """One page of images matching `f`, with their current labels, and the total count."""
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
+    if offset < 0:
+        raise InvalidInput("offset must be 0 or more")
+    total = session.scalar(_filtered(session, f, [func.count(Image.id)]))
+    rows = session.execute(
+        _filtered(session, f, [Image, LabelEvent]).order_by(Image.id).limit(limit).offset(offset)
+    ).all()
+    names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
+    return [image_summary(img, ev, names) for img, ev in rows], total
+
+
+def image_summary(img: Image, event: LabelEvent | None, names: dict[int, str]) -> dict:
+    labelled = event is not None and event.class_id is not None
+    return {
+        "id": img.id,
+        "sha256": img.sha256,
+        "filename": img.original_filename,
+        "source": img.source.name,
+        "width": img.width,
+        "height": img.height,
+        "excluded": img.excluded,
+        "class": names.get(event.class_id) if labelled else None,
+        "class_id": event.class_id if labelled else None,
+        "confidence": event.confidence if labelled else None,
+        "tags": event.tags if labelled else [],
+    }

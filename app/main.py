@@ -1,0 +1,95 @@
+"""create_app(): routers, static files, error handlers. No queries here."""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.config import Settings
+from app.db.engine import Database
+from app.db.migrate import upgrade_head
+from app.errors import LoupeError
+from app.web import auth
+from app.web.routes import images, labels, pages, taxonomy
+from app.web.templating import env
+
+log = logging.getLogger("loupe")
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "")
+
+
+def _error(request: Request, status: int, detail: str) -> JSONResponse | HTMLResponse:
+    if _wants_json(request):
+        return JSONResponse({"detail": detail}, status_code=status)
+    html = env.get_template("pages/error.html").render(request=request, status=status, detail=detail)
+    return HTMLResponse(html, status_code=status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "form"))
+        parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    settings.ensure_dirs()
+    db = Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        upgrade_head(settings.database_url)
+        yield
+        db.dispose()
+
+    app = FastAPI(title="Loupe", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = db
+
+    @app.middleware("http")
+    async def server_timing(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.2f}"
+        return response
+
+    auth.install(app, settings)
+
+    @app.exception_handler(LoupeError)
+    async def on_loupe_error(request: Request, exc: LoupeError):
+        return _error(request, exc.status_code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError):
+        return _error(request, 422, _validation_message(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException):
+        return _error(request, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(request, 500, "internal error: the server log has the details")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for module in (images, labels, taxonomy, pages):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,172 @@
+"""Labelling: the label API, difficulty tags and the keyboard-first labelling page."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.errors import InvalidInput
+from app.images.catalog import get_image
+from app.labelling.events import LabelInput, current_label, history, record_label, record_labels, undo_label
+from app.labelling.keys import ACTIONS, CONFIDENCE_LEVELS
+from app.labelling.queries import ImageFilter, filtered_ids, queue_ids, unlabelled_count
+from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
+from app.taxonomy.service import active_classes
+from app.web.deps import ReadSession, WriteSession
+from app.web.templating import render, render_block
+
+router = APIRouter()
+PREFETCH = 3
+
+
+class LabelBody(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    class_: str | int = Field(alias="class", description="class name or id")
+    confidence: float = 1.0
+    tags: list[str] = []
+    note: str = ""
+    annotator: str = ""
+    ms: int | None = None
+
+    def to_input(self) -> LabelInput:
+        return LabelInput(self.class_, self.confidence, self.tags, self.note, self.annotator, self.ms)
+
+
+class UndoBody(BaseModel):
+    event: int = Field(description="the label event to undo; must be the image's current one")
+    annotator: str = ""
+
+
+class FilterBody(BaseModel):
+    status: str | None = None
+    source: str | None = None
+    class_: str | None = Field(None, alias="class")
+    tag: str | None = None
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+
+
+class BulkBody(LabelBody):
+    images: list[int] | None = None
+    filter: FilterBody | None = None
+
+
+class TagBody(BaseModel):
+    name: str
+    key: str | None = None
+
+
+def _event_json(session, event) -> dict:
+    """The new event as history shows it, with the image's current label."""
+    hist = history(session, event.image_id)
+    return hist[-1] | {"image": event.image_id, "label": current_label(hist)}
+
+
+@router.post("/api/images/{image_id}/labels", status_code=201, tags=["labels"])
+def create_label(session: WriteSession, image_id: int, body: LabelBody) -> dict:
+    """Append a label event; it becomes the image's current label."""
+    return _event_json(session, record_label(session, image_id=image_id, data=body.to_input()))
+
+
+@router.post("/api/images/{image_id}/labels/undo", status_code=201, tags=["labels"])
+def undo_image_label(session: WriteSession, image_id: int, body: UndoBody) -> dict:
+    """Append an event restoring the label the image had before `event`."""
+    event = undo_label(session, image_id=image_id, event_id=body.event, annotator=body.annotator)
+    return _event_json(session, event)
+
+
+@router.post("/api/labels/bulk", status_code=201, tags=["labels"])
+def create_labels_bulk(session: WriteSession, body: BulkBody) -> dict:
+    """Label a selection: explicit `images` ids, or every image matching `filter`."""
+    if (body.images is None) == (body.filter is None):
+        raise InvalidInput("give either 'images' (a list of ids) or 'filter', not both or neither")
+    if body.filter is not None:
+        fb = body.filter
+        ids = filtered_ids(session, ImageFilter(fb.status, fb.source, fb.class_, fb.tag, fb.min_confidence,
+                                                fb.max_confidence))
+    else:
+        ids = body.images
+    return {"labelled": record_labels(session, image_ids=ids, data=body.to_input())}
+
+
+@router.get("/api/tags", tags=["labels"])
+def read_tags(session: ReadSession) -> dict:
+    """The active difficulty tags and their keys."""
+    return {"items": [tag_view(t) for t in active_tags(session)]}
+
+
+@router.post("/api/tags", status_code=201, tags=["labels"])
+def create_tag(session: WriteSession, body: TagBody) -> dict:
+    """Add a difficulty tag (with an optional key on the labelling page)."""
+    return tag_view(add_tag(session, name=body.name, key=body.key))
+
+
+@router.post("/api/tags/{name}/retire", tags=["labels"])
+def retire_a_tag(session: WriteSession, name: str) -> dict:
+    """Stop offering a tag; labels that carry it keep it."""
+    return tag_view(retire_tag(session, name=name))
+
+
+def _parse_skip(skip: str) -> list[int]:
+    try:
+        return [int(s) for s in skip.split(",") if s.strip()]
+    except ValueError:
+        raise InvalidInput("skip must be a comma-separated list of image ids") from None
+
+
+def _stage(request: Request, session, *, after: int | None, skip: list[int], image_id: int | None = None,
+           last_event=None):
+    """The stage block: the image to label now, and the next ones to prefetch."""
+    if image_id is not None:
+        ids = [get_image(session, image_id).id] + queue_ids(session, after=image_id, skip=skip + [image_id],
+                                                            n=PREFETCH)
+    else:
+        ids = queue_ids(session, after=after, skip=skip, n=PREFETCH + 1)
+    image = get_image(session, ids[0]) if ids else None
+    return render_block(request, "pages/label.html", "stage", {
+        "image": image, "prefetch": ids[1:], "last_event": last_event,
+    })
+
+
+@router.get("/label", include_in_schema=False)
+def label_page(request: Request, session: ReadSession, image: int | None = None):
+    """The labelling page: one large image, keys for everything."""
+    classes = active_classes(session)
+    ids = [image] if image else queue_ids(session, n=1)
+    first = get_image(session, ids[0]) if ids else None
+    prefetch = queue_ids(session, after=first.id, skip=[first.id], n=PREFETCH) if first else []
+    return render(request, "pages/label.html", {
+        "classes": classes, "tags": active_tags(session), "levels": CONFIDENCE_LEVELS, "actions": ACTIONS,
+        "image": first, "prefetch": prefetch, "last_event": None,
+        "remaining": unlabelled_count(session),
+    })
+
+
+@router.get("/label/stage", include_in_schema=False)
+def label_stage(
+    request: Request, session: ReadSession, after: int | None = None, skip: str = "", image: int | None = None
+):
+    """The next image to label (after a skip, or a specific one after an undo)."""
+    return _stage(request, session, after=after, skip=_parse_skip(skip), image_id=image)
+
+
+@router.post("/label/{image_id}", include_in_schema=False)
+def label_and_next(
+    request: Request,
+    session: WriteSession,
+    image_id: int,
+    class_: Annotated[str, Form(alias="class")],
+    confidence: Annotated[float, Form()] = 1.0,
+    tags: Annotated[list[str], Form()] = [],
+    note: Annotated[str, Form()] = "",
+    annotator: Annotated[str, Form()] = "",
+    ms: Annotated[int | None, Form()] = None,
+    skip: Annotated[str, Form()] = "",
+):
+    """Save a label from the labelling page and return the next image's stage."""
+    event = record_label(session, image_id=image_id,
+                         data=LabelInput(class_, confidence, tags, note, annotator, ms))
+    return _stage(request, session, after=image_id, skip=_parse_skip(skip), last_event=event)

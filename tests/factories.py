@@ -1,0 +1,58 @@
+"""Test data made through the public HTTP API, so tests exercise what users do."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from PIL import Image
+
+from tests import fmnist
+
+
+def add_class(client, name: str, **fields) -> dict:
+    r = client.post("/api/taxonomy/changes", json={"op": "add", "name": name, **fields})
+    assert r.status_code == 201, r.text
+    return next(c for c in r.json()["classes"] if c["name"] == name)
+
+
+def png_bytes(i: int) -> bytes:
+    """The i-th Fashion-MNIST training image as PNG bytes."""
+    images, _ = fmnist.load("train", i + 1)
+    buf = io.BytesIO()
+    Image.fromarray(images[i]).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def upload(client, files: list[tuple[str, bytes]], source: str = "fmnist") -> dict:
+    r = client.post(
+        "/api/images",
+        data={"source": source},
+        files=[("files", (name, data, "application/octet-stream")) for name, data in files],
+    )
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def upload_fmnist(client, n: int, *, start: int = 0, source: str = "fmnist") -> list[int]:
+    """Upload n real Fashion-MNIST images; returns their ids in order."""
+    images, _ = fmnist.load("train", start + n)
+    files = []
+    for i in range(start, start + n):
+        buf = io.BytesIO()
+        Image.fromarray(images[i]).save(buf, format="PNG")
+        files.append((f"fmnist-{i:05d}.png", buf.getvalue()))
+    report = upload(client, files, source)
+    assert not report["rejected"], report["rejected"]
+    by_name = {x["filename"]: x["id"] for x in report["imported"] + report["duplicates"]}
+    return [by_name[name] for name, _ in files]
+
+
+def label(client, image_id: int, cls, **fields) -> dict:
+    r = client.post(f"/api/images/{image_id}/labels", json={"class": cls, **fields})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def files_under(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.is_file())

@@ -1,0 +1,58 @@
+"""Pages render, errors are clear (JSON for the API, a page for browsers), never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.factories import add_class, label, upload_fmnist
+
+HTML = {"Accept": "text/html"}
+
+
+def test_pages_render_with_data(client):
+    add_class(client, "shirt", description="Buttons and a collar")
+    ids = upload_fmnist(client, 3)
+    label(client, ids[0], "shirt", tags=["dark"], annotator="ana")
+    for path, expect in [
+        ("/", "fmnist"), ("/browse", "3 images"), ("/browse?class=shirt", "1 image"),
+        (f"/images/{ids[0]}", "ana"), ("/taxonomy", "Buttons and a collar"), ("/label", f"#{ids[1]}"),
+    ]:
+        r = client.get(path, headers=HTML)
+        assert r.status_code == 200, path
+        assert expect in r.text, path
+    grid = client.get("/browse?status=unlabelled", headers={**HTML, "HX-Request": "true"}).text
+    assert "<nav" not in grid and grid.count('class="tile"') == 2
+
+
+def test_errors_are_json_for_api_and_pages_for_browsers(client):
+    r = client.get("/api/images/12345")
+    assert r.status_code == 404 and r.json() == {"detail": "no image 12345"}
+    r = client.get("/images/12345", headers=HTML)
+    assert r.status_code == 404 and "no image 12345" in r.text and "Traceback" not in r.text
+    r = client.get("/api/images/abc")
+    assert r.status_code == 422 and "image_id" in r.json()["detail"]
+    r = client.post("/api/taxonomy/changes", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+
+
+def test_token_required_when_set(settings):
+    settings.token = "s3cret"
+    with TestClient(create_app(settings)) as c:
+        assert c.get("/healthz").status_code == 200
+        assert c.get("/api/taxonomy").status_code == 401
+        assert c.get("/api/taxonomy", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        r = c.get("/?token=s3cret", follow_redirects=False)
+        assert r.status_code == 303 and "token" not in r.headers["location"]
+        assert c.get("/api/taxonomy").status_code == 200  # cookie set by the redirect
+
+
+def test_serve_refuses_other_hosts_without_token(tmp_path):
+    r = subprocess.run(
+        [sys.executable, "-m", "app.cli", "serve", "--host", "0.0.0.0", "--data", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin"},
+    )
+    assert r.returncode == 2 and "LOUPE_TOKEN" in r.stderr
