@@ -1,0 +1,13 @@
+FROM python:3.11-slim
+WORKDIR /srv/loupe
+COPY pyproject.toml README.md alembic.ini ./
+COPY app app
+COPY migrations migrations
+COPY templates templates
+COPY static static
+RUN pip install --no-cache-dir -e .
+ENV LOUPE_DATA=/data
+VOLUME /data
+EXPOSE 8000
+# Listening beyond loopback (inside the container) requires LOUPE_TOKEN.
+CMD ["loupe", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Set up Loupe in ./.venv. `setup.sh` installs what the app needs; `setup.sh test`
+# also installs the test tools and, through apt when run as root, Debian's
+# chromium (browser tests) and dataset-fashion-mnist (real images for tests).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=${1:-}
+
+pick_python() {
+  for py in python3.11 python3.12 python3.13 python3; do
+    if command -v "$py" >/dev/null && "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      echo "$py"; return
+    fi
+  done
+  echo "Loupe needs Python 3.11 or newer" >&2; exit 1
+}
+
+if [ "$want_test" = "test" ]; then
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "installing ${missing[*]} with apt-get" >&2
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "please install these Debian packages first: ${missing[*]}" >&2; exit 1
+    fi
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$(pick_python)" -m venv .venv
+fi
+extras=""
+[ "$want_test" = "test" ] && extras="[test]"
+# Reinstall only when pyproject.toml changed since the last install.
+stamp=".venv/.loupe-installed${extras}"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  .venv/bin/python -c "import app.main" && touch "$stamp"
+fi
