@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from app.db.engine import Database
 from app.db.migrate import upgrade_head
 from app.errors import LoupeError
 from app.web import auth
+from app.web.timing import ServerTiming
 from app.web.routes import images, labels, pages, taxonomy
 from app.web.templating import env
 
@@ -59,14 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
 
-    @app.middleware("http")
-    async def server_timing(request: Request, call_next):
-        start = time.perf_counter()
-        response = await call_next(request)
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.2f}"
-        return response
-
     auth.install(app, settings)
+    app.add_middleware(ServerTiming)
 
     @app.exception_handler(LoupeError)
     async def on_loupe_error(request: Request, exc: LoupeError):
