@@ -23,6 +23,7 @@ FORMATS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF":
 _DECODERS = ["JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"]  # MPO comes through the JPEG decoder
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 JPEG_QUALITY = 85
+DRAFT_SLACK = 0.75
 _ORIENTATION_TAG = 0x0112
 _SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
 
@@ -85,9 +86,11 @@ def decode(data: bytes, limits: Limits) -> Decoded:
     if _orientation(img) in _SWAPPING_ORIENTATIONS:
         width, height = height, width
     if fmt == "JPEG":
-        # libjpeg can decode at 1/2, 1/4 or 1/8 scale: all the preview needs,
-        # several times faster than a full 12 MP decode. It still reads every byte.
-        scale = limits.preview_size / max(img.size)
+        # libjpeg can decode at 1/2, 1/4 or 1/8 scale, much faster than in full
+        # (it still reads every byte, so truncation is still caught). We accept
+        # a preview down to DRAFT_SLACK of preview_size when that saves a resize:
+        # a 4000x3000 photo decodes at 1/4 straight to a 1000x750 preview.
+        scale = limits.preview_size * DRAFT_SLACK / max(img.size)
         if scale < 1:
             img.draft(None, (math.ceil(img.size[0] * scale), math.ceil(img.size[1] * scale)))
     try:

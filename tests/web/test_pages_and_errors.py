@@ -24,6 +24,9 @@ def test_pages_render_with_data(client):
         r = client.get(path, headers=HTML)
         assert r.status_code == 200, path
         assert expect in r.text, path
+    empty_form = "/browse?status=&source=&class=&tag=&min_confidence=&max_confidence="
+    assert client.get(empty_form, headers=HTML).status_code == 200
+    assert client.get("/api/images?min_confidence=high").status_code == 422
     grid = client.get("/browse?status=unlabelled", headers={**HTML, "HX-Request": "true"}).text
     assert "<nav" not in grid and grid.count('class="tile"') == 2
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 
+from app.errors import InvalidInput
 from app.images import store
 from app.images.catalog import get_image, image_meta, source_names
 from app.images.ingest import import_uploads
@@ -36,29 +37,35 @@ def upload_images(
     return report.as_dict()
 
 
-def _filter(status, source, class_, tag, min_confidence, max_confidence) -> ImageFilter:
-    return ImageFilter(
-        status=status or None, source=source or None, class_ref=class_ or None, tag=tag or None,
-        min_confidence=min_confidence, max_confidence=max_confidence,
-    )
+def image_filter(
+    status: Annotated[str | None, Query(description="unlabelled | labelled")] = None,
+    source: str | None = None,
+    class_: Annotated[str | None, Query(alias="class", description="class name or id")] = None,
+    tag: str | None = None,
+    min_confidence: Annotated[str | None, Query(description="0..1")] = None,
+    max_confidence: Annotated[str | None, Query(description="0..1")] = None,
+) -> ImageFilter:
+    """The shared filter query parameters of /api/images and /browse (an empty field means no filter)."""
+    return ImageFilter(status=status or None, source=source or None, class_ref=class_ or None, tag=tag or None,
+                       min_confidence=_number("min_confidence", min_confidence),
+                       max_confidence=_number("max_confidence", max_confidence))
 
 
+def _number(name: str, value: str | None) -> float | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number from 0 to 1, not '{value}'") from None
+
+
+FilterDep = Annotated[ImageFilter, Depends(image_filter)]
 
 
 @router.get("/api/images", tags=["images"])
-def read_images(
-    session: ReadSession,
-    status: str | None = None,
-    source: str | None = None,
-    class_: Annotated[str | None, Query(alias="class")] = None,
-    tag: str | None = None,
-    min_confidence: float | None = None,
-    max_confidence: float | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> dict:
+def read_images(session: ReadSession, f: FilterDep, limit: int = 100, offset: int = 0) -> dict:
     """Images matching the filters, in import order, with their current labels."""
-    f = _filter(status, source, class_, tag, min_confidence, max_confidence)
     items, total = list_images(session, f, limit=limit, offset=offset)
     return {"items": items, "total": total}
 
@@ -99,19 +106,8 @@ def read_image_preview(session: ReadSession, settings: SettingsDep, image_id: in
 
 
 @router.get("/browse", include_in_schema=False)
-def browse_page(
-    request: Request,
-    session: ReadSession,
-    status: str | None = None,
-    source: str | None = None,
-    class_: Annotated[str | None, Query(alias="class")] = None,
-    tag: str | None = None,
-    min_confidence: float | None = None,
-    max_confidence: float | None = None,
-    page: int = 1,
-):
+def browse_page(request: Request, session: ReadSession, f: FilterDep, page: int = 1):
     """Thumbnail grid with filters and multi-select labelling."""
-    f = _filter(status, source, class_, tag, min_confidence, max_confidence)
     page = max(page, 1)
     items, total = list_images(session, f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
     return render(request, "pages/browse.html", {
