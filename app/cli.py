@@ -45,6 +45,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from app.db.engine import Database
+    from app.db.migrate import upgrade_head
+    from app.errors import LoupeError
+    from app.images.ingest import import_paths
+    from app.images.progress import ProgressBar, summary
+
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        print(f"loupe import: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    settings = _settings(args.data)
+    settings.ensure_dirs()
+    upgrade_head(settings.database_url)
+    db = Database(settings.database_url)
+    bar = ProgressBar(sys.stderr)
+    try:
+        report = import_paths(db, settings, [Path(p) for p in args.paths], source=args.source, on_progress=bar)
+    except LoupeError as exc:
+        print(f"loupe import: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        bar.close()
+        db.dispose()
+    print(summary(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loupe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--data", help="data directory (default: $LOUPE_DATA or ./loupe-data)")
     serve.set_defaults(func=cmd_serve)
+
+    imp = sub.add_parser("import", help="import images from files, folders (recursively) and zip archives")
+    imp.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or .zip archives")
+    imp.add_argument("--source", required=True, help="where these images come from (created if new)")
+    imp.add_argument("--data", help="data directory (default: $LOUPE_DATA or ./loupe-data)")
+    imp.set_defaults(func=cmd_import)
 
     return parser
 

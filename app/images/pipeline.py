@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -120,8 +121,17 @@ def run(job: Job, entries: list, load: Callable[[object], Task]) -> Iterator[Pre
         for chunk in chunks:
             yield from prepare_chunk(job, chunk)
         return
-    # forkserver: the parent may hold database connections and web-server threads.
-    context = multiprocessing.get_context("forkserver")
+    # Forking a process that runs other threads (the web server) can deadlock
+    # the child on a lock held by one of them: fork only a single-threaded
+    # parent (the CLI), which saves the interpreter start and imports.
+    methods = multiprocessing.get_all_start_methods()
+    if threading.active_count() == 1 and "fork" in methods:
+        context = multiprocessing.get_context("fork")
+    elif "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+    else:
+        context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         in_flight: deque = deque()
         for chunk in chunks:
