@@ -150,3 +150,51 @@ class CurrentLabel(Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("label_events.id"))
     class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"), index=True)
+
+
+class ClassRevision(Base):
+    """A class's name and definition from a version on: what a label meant when it was made."""
+
+    __tablename__ = "class_revisions"
+    __table_args__ = (Index("ix_class_revisions_class_id_version_id", "class_id", "version_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_versions.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(Text, default="")
+
+
+class ClassExample(Base):
+    """An image pinned to a class definition as "this" or "not this"."""
+
+    __tablename__ = "class_examples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), index=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # this | not_this
+    added_version_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_versions.id"))
+    removed_version_id: Mapped[int | None] = mapped_column(ForeignKey("taxonomy_versions.id"))
+
+
+class Flag(Base):
+    """Something a person should look at again: a likely mislabel, a re-review after a split, ..."""
+
+    __tablename__ = "flags"
+    __table_args__ = (Index("ix_flags_status_kind", "status", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # mislabel | duplicate | audit | rereview
+    score: Mapped[float | None] = mapped_column(Float)
+    suggested_class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | resolved | cancelled
+    # Kind-specific facts, e.g. for rereview: the version and the classes offered.
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_version_id: Mapped[int | None] = mapped_column(ForeignKey("taxonomy_versions.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime)
+    resolution: Mapped[str | None] = mapped_column(String(20))  # keep | relabel | ambiguous | exclude | cancelled
+    resolution_event_id: Mapped[int | None] = mapped_column(ForeignKey("label_events.id"))
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
