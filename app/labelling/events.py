@@ -115,6 +115,23 @@ def record_labels(session: Session, *, image_ids: Sequence[int], data: LabelInpu
     return len(events)
 
 
+def append_label_events(session: Session, items: Sequence[tuple[int, LabelInput]]) -> list[LabelEvent]:
+    """Append one event per (image id, decision) and update current labels; the caller commits.
+
+    For bulk writers (labelled-dataset import, taxonomy migrations) that commit
+    once for many images. Image ids are trusted to exist (foreign keys check).
+    """
+    cache: dict[tuple, _Valid] = {}
+    events = []
+    for image_id, data in items:
+        key = (data.class_ref, data.confidence, tuple(data.tags), data.note, data.annotator, data.ms, data.kind)
+        if key not in cache:
+            cache[key] = _validate(session, data)
+        events.append(_append(session, image_id, cache[key]))
+    _set_current(session, events)
+    return events
+
+
 def undo_label(session: Session, *, image_id: int, event_id: int, annotator: str = "") -> LabelEvent:
     """Append an event that restores what the image's label was before `event_id`.
 

@@ -153,3 +153,19 @@ def apply_change(session: Session, *, change: dict, author: str = "") -> dict:
     session.add(TaxonomyChange(version_id=version.id, op=op, detail=detail))
     session.commit()
     return taxonomy_view(session)
+
+
+def ensure_classes(session: Session, names: list[str], *, author: str, message: str) -> dict[str, LabelClass]:
+    """Active classes for `names` (case-insensitive), adding the missing ones in ONE new version.
+
+    The caller commits. Returns {name as given: class}.
+    """
+    active = {c.name.lower(): c for c in active_classes(session)}
+    missing = list(dict.fromkeys(n for n in names if " ".join(n.split()).lower() not in active))
+    if missing:
+        version = _new_version(session, message=message, author=author)
+        for name in missing:
+            detail = _add(session, {"op": "add", "name": name}, version)
+            session.add(TaxonomyChange(version_id=version.id, op="add", detail=detail))
+            active[detail["name"].lower()] = session.get(LabelClass, detail["class_id"])
+    return {n: active[" ".join(n.split()).lower()] for n in names}
