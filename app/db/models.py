@@ -165,6 +165,16 @@ class ClassRevision(Base):
     description: Mapped[str] = mapped_column(Text, default="")
 
 
+class VersionLabelCount(Base):
+    """Current labels per class right after a version was made (for the versions page)."""
+
+    __tablename__ = "version_label_counts"
+
+    version_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_versions.id"), primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+
+
 class ClassExample(Base):
     """An image pinned to a class definition as "this" or "not this"."""
 

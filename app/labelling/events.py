@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session
 
 from app.db.models import CurrentLabel, Image, LabelClass, LabelEvent, TaxonomyVersion
 from app.errors import Conflict, InvalidInput, NotFound
+from app.labelling import rereview
 from app.labelling.tags import check_tags
-from app.taxonomy.service import current_version, resolve_class
+from app.taxonomy.queries import current_version, resolve_class
+from app.taxonomy.history import NamesByVersion, names_by_version
 from app.timeutil import iso
 
 KINDS = ("manual", "import", "migration", "review", "audit", "undo")
@@ -87,6 +89,7 @@ def _set_current(session: Session, events: list[LabelEvent]) -> None:
     session.flush()
     for event in events:
         session.merge(CurrentLabel(image_id=event.image_id, event_id=event.id, class_id=event.class_id))
+    rereview.settle(session, events)
 
 
 def record_label(session: Session, *, image_id: int, data: LabelInput) -> LabelEvent:
@@ -162,18 +165,23 @@ def undo_label(session: Session, *, image_id: int, event_id: int, annotator: str
     return event
 
 
-def event_view(event: LabelEvent, names: dict[int, str], versions: dict[int, int]) -> dict:
+def event_view(event: LabelEvent, names: NamesByVersion, now: dict[int, str], versions: dict[int, int]) -> dict:
+    """One event as history shows it: the class name and definition as they were when it was made."""
+    number = versions.get(event.taxonomy_version_id)
+    cid = event.class_id
     return {
         "id": event.id,
-        "class": names.get(event.class_id) if event.class_id else None,
-        "class_id": event.class_id,
+        "class": (names.name(cid, number) or now.get(cid)) if cid else None,
+        "class_id": cid,
+        "class_now": now.get(cid) if cid else None,
+        "definition": names.definition(cid, number) if cid else None,
         "confidence": event.confidence,
         "tags": event.tags,
         "note": event.note,
         "annotator": event.annotator,
         "kind": event.kind,
         "ms": event.ms,
-        "taxonomy_version": versions.get(event.taxonomy_version_id),
+        "taxonomy_version": number,
         "reverts": event.reverts_event_id,
         "created_at": iso(event.created_at),
     }
@@ -182,9 +190,10 @@ def event_view(event: LabelEvent, names: dict[int, str], versions: dict[int, int
 def history(session: Session, image_id: int) -> list[dict]:
     """Every label event of an image, oldest first."""
     events = session.scalars(select(LabelEvent).where(LabelEvent.image_id == image_id).order_by(LabelEvent.id)).all()
-    names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
+    now = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
     versions = dict(session.execute(select(TaxonomyVersion.id, TaxonomyVersion.number)).all())
-    return [event_view(e, names, versions) for e in events]
+    names = names_by_version(session)
+    return [event_view(e, names, now, versions) for e in events]
 
 
 def current_label(hist: list[dict]) -> dict | None:
@@ -192,4 +201,5 @@ def current_label(hist: list[dict]) -> dict | None:
     if not hist or hist[-1]["class_id"] is None:
         return None
     last = hist[-1]
-    return {k: last[k] for k in ("class", "class_id", "confidence", "tags", "annotator", "created_at", "note", "id")}
+    label = {k: last[k] for k in ("class_id", "confidence", "tags", "annotator", "created_at", "note", "id")}
+    return {"class": last["class_now"], **label}

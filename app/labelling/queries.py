@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import CurrentLabel, Image, LabelClass, LabelEvent, Source
 from app.errors import InvalidInput
-from app.taxonomy.service import resolve_class
+from app.taxonomy.queries import resolve_class
 
 STATUSES = ("unlabelled", "labelled")
 MAX_LIMIT = 1000

@@ -1,92 +1,39 @@
-"""Taxonomy versions and classes. Every change is a new, append-only version."""
+"""Changing the taxonomy: every operation is a new, append-only version.
+
+Reads live in `queries` (re-exported here for callers), the operations in
+`operations` and `undo`, label moves in `relabel`, the log in `history`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import CurrentLabel, LabelClass, TaxonomyChange, TaxonomyVersion
-from app.errors import Conflict, InvalidInput, NotFound
-from app.labelling.shortcuts import check_key, free_shortcut
-from app.timeutil import iso
+from app.db.models import LabelClass, TaxonomyChange, TaxonomyVersion, VersionLabelCount
+from app.errors import Conflict, InvalidInput
+from app.taxonomy import operations as ops
+from app.taxonomy.history import list_versions  # noqa: F401  (re-exported)
+from app.taxonomy.queries import (  # noqa: F401  (re-exported)
+    active_classes,
+    class_counts,
+    class_view,
+    current_version,
+    resolve_class,
+    taxonomy_view,
+)
+from app.taxonomy.undo import op_undo
 
-MAX_NAME = 100
-
-
-def current_version(session: Session) -> TaxonomyVersion | None:
-    return session.scalars(select(TaxonomyVersion).order_by(TaxonomyVersion.number.desc()).limit(1)).first()
-
-
-def active_classes(session: Session) -> list[LabelClass]:
-    return list(
-        session.scalars(
-            select(LabelClass).where(LabelClass.retired_version_id.is_(None)).order_by(LabelClass.position, LabelClass.id)
-        )
-    )
-
-
-def class_counts(session: Session) -> dict[int, int]:
-    """Current labels per class id."""
-    rows = session.execute(
-        select(CurrentLabel.class_id, func.count()).where(CurrentLabel.class_id.is_not(None)).group_by(CurrentLabel.class_id)
-    )
-    return dict(rows.all())
-
-
-def resolve_class(session: Session, ref: Any, *, active_only: bool = True) -> LabelClass:
-    """A class named by its id or its current name (NAME_OR_ID in the API)."""
-    if ref is None or (isinstance(ref, str) and not ref.strip()):
-        raise InvalidInput("a class is required")
-    cls = None
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
-        cls = session.get(LabelClass, int(ref))
-    if cls is None and isinstance(ref, str):
-        cls = session.scalars(
-            select(LabelClass).where(LabelClass.name == ref.strip()).order_by(LabelClass.retired_version_id.is_not(None))
-        ).first()
-    if cls is None:
-        raise NotFound(f"no class named or numbered '{ref}'")
-    if active_only and cls.retired_version_id is not None:
-        raise InvalidInput(f"class '{cls.name}' is retired; label with one of the active classes")
-    return cls
-
-
-def class_view(cls: LabelClass, counts: dict[int, int]) -> dict:
-    return {
-        "id": cls.id,
-        "name": cls.name,
-        "description": cls.description,
-        "shortcut": cls.shortcut,
-        "count": counts.get(cls.id, 0),
-    }
-
-
-def taxonomy_view(session: Session) -> dict:
-    version = current_version(session)
-    counts = class_counts(session)
-    return {
-        "version": version.number if version else 0,
-        "classes": [class_view(c, counts) for c in active_classes(session)],
-    }
-
-
-def list_versions(session: Session) -> list[dict]:
-    versions = session.scalars(select(TaxonomyVersion).order_by(TaxonomyVersion.number)).all()
-    changes: dict[int, list[dict]] = {}
-    for ch in session.scalars(select(TaxonomyChange).order_by(TaxonomyChange.id)):
-        changes.setdefault(ch.version_id, []).append({"op": ch.op, **ch.detail})
-    return [
-        {
-            "version": v.number,
-            "message": v.message,
-            "author": v.author,
-            "created_at": iso(v.created_at),
-            "changes": changes.get(v.id, []),
-        }
-        for v in versions
-    ]
+OPERATIONS = {
+    "add": ops.op_add,
+    "rename": ops.op_rename,
+    "describe": ops.op_describe,
+    "merge": ops.op_merge,
+    "split": ops.op_split,
+    "retire": ops.op_retire,
+    "pin": ops.op_pin,
+    "unpin": ops.op_unpin,
+    "undo": op_undo,
+}
+META_KEYS = ("base_version", "message", "author")
 
 
 def _new_version(session: Session, *, message: str, author: str) -> TaxonomyVersion:
@@ -102,41 +49,24 @@ def _new_version(session: Session, *, message: str, author: str) -> TaxonomyVers
     return version
 
 
-def _clean_name(session: Session, name: Any) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise InvalidInput("a class name is required")
-    name = " ".join(name.split())
-    if len(name) > MAX_NAME:
-        raise InvalidInput(f"class names are at most {MAX_NAME} characters")
-    if name.isdigit():
-        raise InvalidInput("a class name cannot be only digits (it would read as a class id)")
-    taken = session.scalars(
-        select(LabelClass).where(LabelClass.retired_version_id.is_(None), func.lower(LabelClass.name) == name.lower())
-    ).first()
-    if taken:
-        raise InvalidInput(f"a class named '{taken.name}' already exists")
-    return name
+def _record_counts(session: Session, version: TaxonomyVersion) -> None:
+    session.add_all(VersionLabelCount(version_id=version.id, class_id=cid, count=n)
+                    for cid, n in class_counts(session).items())
 
 
-def _add(session: Session, change: dict, version: TaxonomyVersion) -> dict:
-    name = _clean_name(session, change.get("name"))
-    description = str(change.get("description") or "").strip()
-    shortcut = change.get("shortcut")
-    shortcut = check_key(session, shortcut) if shortcut else free_shortcut(session)
-    position = (session.scalar(select(func.max(LabelClass.position))) or 0) + 1
-    cls = LabelClass(
-        name=name, description=description, shortcut=shortcut, position=position, created_version_id=version.id
-    )
-    session.add(cls)
-    session.flush()
-    return {"class_id": cls.id, "name": name, "description": description, "shortcut": shortcut}
-
-
-OPERATIONS = {"add": _add}
+def _default_message(op: str, change: dict) -> str:
+    subject = change.get("name") or change.get("class") or change.get("into") or change.get("version") or ""
+    return f"{op} {subject}".strip()
 
 
 def apply_change(session: Session, *, change: dict, author: str = "") -> dict:
-    """Apply one operation as a new taxonomy version; returns the taxonomy after it."""
+    """Apply one operation as a new version and commit; returns the taxonomy after it.
+
+    A `base_version` other than the current one is refused (409), so two people
+    editing at once cannot silently build on a version they never saw.
+    """
+    if not isinstance(change, dict):
+        raise InvalidInput("a change must be a JSON object with an 'op'")
     op = change.get("op")
     if op not in OPERATIONS:
         raise InvalidInput(f"unknown operation '{op}'; supported: {', '.join(OPERATIONS)}")
@@ -147,10 +77,13 @@ def apply_change(session: Session, *, change: dict, author: str = "") -> dict:
         raise Conflict(
             f"the taxonomy changed: your change was based on version {base}, the current version is {current_number}"
         )
-    message = str(change.get("message") or "").strip() or f"{op} {change.get('name') or change.get('class') or ''}".strip()
-    version = _new_version(session, message=message, author=author or str(change.get("author") or ""))
-    detail = OPERATIONS[op](session, change, version)
-    session.add(TaxonomyChange(version_id=version.id, op=op, detail=detail))
+    message = str(change.get("message") or "").strip() or _default_message(op, change)
+    version = _new_version(session, message=message[:500], author=author or str(change.get("author") or ""))
+    detail = OPERATIONS[op](ops.Ctx(session, version), change)
+    request = {k: v for k, v in change.items() if k not in META_KEYS}
+    session.add(TaxonomyChange(version_id=version.id, op=op, detail={**detail, "request": request}))
+    session.flush()
+    _record_counts(session, version)
     session.commit()
     return taxonomy_view(session)
 
@@ -164,8 +97,12 @@ def ensure_classes(session: Session, names: list[str], *, author: str, message: 
     missing = list(dict.fromkeys(n for n in names if " ".join(n.split()).lower() not in active))
     if missing:
         version = _new_version(session, message=message, author=author)
+        ctx = ops.Ctx(session, version)
         for name in missing:
-            detail = _add(session, {"op": "add", "name": name}, version)
+            detail = ops.op_add(ctx, {"op": "add", "name": name})
             session.add(TaxonomyChange(version_id=version.id, op="add", detail=detail))
             active[detail["name"].lower()] = session.get(LabelClass, detail["class_id"])
+        session.flush()
+        _record_counts(session, version)
     return {n: active[" ".join(n.split()).lower()] for n in names}
+

@@ -32,6 +32,14 @@ def upgrade() -> None:
     with op.batch_alter_table('class_revisions', schema=None) as batch_op:
         batch_op.create_index('ix_class_revisions_class_id_version_id', ['class_id', 'version_id'], unique=False)
 
+    op.create_table('version_label_counts',
+    sa.Column('version_id', sa.Integer(), nullable=False),
+    sa.Column('class_id', sa.Integer(), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['class_id'], ['classes.id'], name=op.f('fk_version_label_counts_class_id_classes')),
+    sa.ForeignKeyConstraint(['version_id'], ['taxonomy_versions.id'], name=op.f('fk_version_label_counts_version_id_taxonomy_versions')),
+    sa.PrimaryKeyConstraint('version_id', 'class_id', name=op.f('pk_version_label_counts'))
+    )
     op.create_table('class_examples',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('class_id', sa.Integer(), nullable=False),
@@ -92,3 +100,4 @@ def downgrade() -> None:
         batch_op.drop_index('ix_class_revisions_class_id_version_id')
 
     op.drop_table('class_revisions')
+    op.drop_table('version_label_counts')

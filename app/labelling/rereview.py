@@ -1,0 +1,103 @@
+"""Re-review after a split or retire: which classes an image may now take, and closing its flag.
+
+A split cannot guess which new class an image belongs to, so its images wait
+in a re-review flag that offers only the split's classes (a retire offers all
+the remaining ones). Labelling such an image resolves the flag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.db.models import Flag, LabelClass, LabelEvent
+from app.errors import InvalidInput
+from app.timeutil import utcnow
+
+KIND = "rereview"
+
+
+def open_flag(session: Session, image_id: int) -> Flag | None:
+    return session.scalars(
+        select(Flag).where(Flag.image_id == image_id, Flag.kind == KIND, Flag.status == "open").order_by(Flag.id.desc())
+    ).first()
+
+
+def _active(cls: LabelClass | None, session: Session) -> LabelClass | None:
+    """Follow merges forward to the class that replaced it, if any."""
+    seen = set()
+    while cls is not None and cls.retired_version_id is not None and cls.id not in seen:
+        seen.add(cls.id)
+        cls = session.get(LabelClass, cls.replaced_by_id) if cls.replaced_by_id else None
+    return cls
+
+
+def offered_classes(session: Session, flag: Flag) -> list[LabelClass]:
+    """The active classes this re-review may choose from (all active ones when none remain)."""
+    ids = flag.details.get("classes")
+    if ids:
+        offered = []
+        for cid in ids:
+            cls = _active(session.get(LabelClass, cid), session)
+            if cls is not None and cls not in offered:
+                offered.append(cls)
+        if offered:
+            return offered
+    return list(
+        session.scalars(
+            select(LabelClass).where(LabelClass.retired_version_id.is_(None)).order_by(LabelClass.position, LabelClass.id)
+        )
+    )
+
+
+def offered_ids(session: Session, image_id: int) -> list[int] | None:
+    """Class ids the labelling page may offer for this image; None means any."""
+    flag = open_flag(session, image_id)
+    return [c.id for c in offered_classes(session, flag)] if flag else None
+
+
+def settle(session: Session, events: Sequence[LabelEvent]) -> None:
+    """After new label events: resolve (or, for an undo, reopen) re-review flags; refuse classes not offered."""
+    by_image = {e.image_id: e for e in events}
+    if not by_image:
+        return
+    flags = session.scalars(
+        select(Flag).where(Flag.image_id.in_(list(by_image)), Flag.kind == KIND, Flag.status == "open")
+    ).all()
+    for flag in flags:
+        event = by_image[flag.image_id]
+        if event.kind in ("migration", "undo"):
+            continue
+        offered = offered_classes(session, flag)
+        if event.class_id not in {c.id for c in offered}:
+            names = ", ".join(c.name for c in offered)
+            raise InvalidInput(
+                f"image {flag.image_id} is waiting in re-review ({flag.details.get('reason', 'taxonomy change')}); "
+                f"choose one of: {names}"
+            )
+        flag.status, flag.resolution = "resolved", "relabel"
+        flag.resolution_event_id, flag.resolved_at = event.id, utcnow()
+        flag.resolved_by = event.annotator
+    for event in events:
+        if event.kind == "undo" and event.reverts_event_id:
+            _reopen(session, event.reverts_event_id)
+
+
+def _reopen(session: Session, resolving_event_id: int) -> None:
+    """Undoing the label that closed a re-review puts the image back in re-review (as a new flag)."""
+    closed = session.scalars(select(Flag).where(Flag.resolution_event_id == resolving_event_id, Flag.kind == KIND)).first()
+    if closed is not None:
+        session.add(Flag(image_id=closed.image_id, kind=KIND, status="open", details=dict(closed.details),
+                         created_version_id=closed.created_version_id))
+
+
+def cancel_from_version(session: Session, version_id: int) -> int:
+    """Close the open re-reviews a version created (its undo made them moot)."""
+    result = session.execute(
+        update(Flag)
+        .where(Flag.kind == KIND, Flag.status == "open", Flag.created_version_id == version_id)
+        .values(status="cancelled", resolution="cancelled", resolved_at=utcnow())
+    )
+    return result.rowcount
