@@ -208,3 +208,34 @@ class Flag(Base):
     resolution: Mapped[str | None] = mapped_column(String(20))  # keep | relabel | ambiguous | exclude | cancelled
     resolution_event_id: Mapped[int | None] = mapped_column(ForeignKey("label_events.id"))
     resolved_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class Snapshot(Base):
+    """A frozen, curated dataset. Append-only: triggers refuse UPDATE and DELETE."""
+
+    __tablename__ = "snapshots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    taxonomy_version_id: Mapped[int] = mapped_column(ForeignKey("taxonomy_versions.id"))
+    filter: Mapped[dict] = mapped_column(JSON)  # the normalised filter that chose the images
+    split: Mapped[dict] = mapped_column(JSON)  # {"val", "test", "seed", "folds"}
+    seed: Mapped[int] = mapped_column(Integer)
+    # The classes' names when frozen ({"id", "name"}, sorted by name): renames never reach a snapshot.
+    classes: Mapped[list] = mapped_column(JSON)
+    hash: Mapped[str] = mapped_column(String(64), index=True)
+    count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SnapshotItem(Base):
+    """One image of a snapshot with the exact label event used and its split and fold."""
+
+    __tablename__ = "snapshot_items"
+
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    label_event_id: Mapped[int] = mapped_column(ForeignKey("label_events.id"))
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"))
+    split: Mapped[str] = mapped_column(String(5))  # train | val | test
+    fold: Mapped[int] = mapped_column(Integer)

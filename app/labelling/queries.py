@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import CurrentLabel, Image, LabelClass, LabelEvent, Source
+from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent, Source
 from app.errors import InvalidInput
 from app.taxonomy.queries import resolve_class
 
@@ -37,19 +37,44 @@ def _unlabelled() -> Select:
     )
 
 
+def _rereview() -> Select:
+    return select(Flag.image_id).where(Flag.kind == "rereview", Flag.status == "open").distinct()
+
+
+QUEUES = {"unlabelled": (_unlabelled, Image.id), "rereview": (_rereview, Flag.image_id)}
+
+
+def _queue(queue: str):
+    if queue not in QUEUES:
+        raise InvalidInput(f"queue must be one of {', '.join(QUEUES)}, not '{queue}'")
+    make, column = QUEUES[queue]
+    return make(), column
+
+
+def queue_count(session: Session, queue: str = "unlabelled") -> int:
+    base, _ = _queue(queue)
+    return session.scalar(select(func.count()).select_from(base.subquery()))
+
+
 def unlabelled_count(session: Session) -> int:
-    return session.scalar(select(func.count()).select_from(_unlabelled().subquery()))
+    return queue_count(session, "unlabelled")
 
 
-def queue_ids(session: Session, *, after: int | None = None, skip: Sequence[int] = (), n: int = 4) -> list[int]:
-    """The next `n` unlabelled images after `after` in import order, wrapping to the start."""
-    base = _unlabelled()
+def queue_ids(
+    session: Session, *, after: int | None = None, skip: Sequence[int] = (), n: int = 4, queue: str = "unlabelled"
+) -> list[int]:
+    """The next `n` images of a queue after `after` in import order, wrapping to the start.
+
+    Queues: "unlabelled" (not yet labelled, not excluded) and "rereview" (waiting
+    after a split or retire).
+    """
+    base, column = _queue(queue)
     if skip:
-        base = base.where(Image.id.not_in(list(skip)))
+        base = base.where(column.not_in(list(skip)))
     after = after or 0
-    ids = list(session.scalars(base.where(Image.id > after).order_by(Image.id).limit(n)))
+    ids = list(session.scalars(base.where(column > after).order_by(column).limit(n)))
     if len(ids) < n and after:
-        ids += [i for i in session.scalars(base.where(Image.id <= after).order_by(Image.id).limit(n)) if i not in ids]
+        ids += [i for i in session.scalars(base.where(column <= after).order_by(column).limit(n)) if i not in ids]
     return ids[:n]
 
 

@@ -12,6 +12,7 @@
   const tagButtons = [...root.querySelectorAll("[data-tag]")];
   const classButtons = [...root.querySelectorAll("[data-class]")];
 
+  const queue = root.dataset.queue || "unlabelled";
   const history = [];   // {image, event} for a label, {image, skipped: true} for a skip
   const skipped = [];
   const prefetched = new Map();
@@ -66,8 +67,15 @@
     hiddenMs = 0;
   }
 
+  // A re-review offers only some classes (the split's new ones, or those left after a retire).
+  function applyAllowed() {
+    const allowed = (figure()?.dataset.allowed || "").split(",").filter(Boolean);
+    classButtons.forEach((b) => { b.disabled = allowed.length > 0 && !allowed.includes(b.dataset.class); });
+  }
+
   function swap(html) {
     stage.innerHTML = html;
+    applyAllowed();
     resetDecision();
     prefetch();
     const img = document.getElementById("current");
@@ -113,6 +121,7 @@
     form.append("annotator", annotator());
     form.append("ms", elapsedMs());
     form.append("skip", skipped.join(","));
+    form.append("queue", queue);
     const response = await send(`/label/${id}`, { method: "POST", body: form });
     if (!response) return;
     swap(await response.text());
@@ -121,7 +130,7 @@
   }
 
   async function showStage(query) {
-    const response = await send(`/label/stage?${new URLSearchParams(query)}`, {});
+    const response = await send(`/label/stage?${new URLSearchParams({ ...query, queue })}`, {});
     if (response) swap(await response.text());
     return Boolean(response);
   }
@@ -152,7 +161,7 @@
 
   function toggle(el) { el.hidden = !el.hidden; }
 
-  const byKey = (buttons, key) => buttons.find((b) => b.dataset.key === key);
+  const byKey = (buttons, key) => buttons.find((b) => b.dataset.key === key && !b.disabled);
 
   document.addEventListener("keydown", (e) => {
     if (dialog.open || e.ctrlKey || e.metaKey || e.altKey) return;
@@ -186,6 +195,7 @@
   definitions.addEventListener("click", () => { definitions.hidden = true; });
 
   showAnnotator();
+  applyAllowed();
   if (!annotator()) askAnnotator();
   resetDecision();
   prefetch();

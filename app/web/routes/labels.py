@@ -11,9 +11,10 @@ from app.errors import InvalidInput
 from app.images.catalog import get_image
 from app.labelling.events import LabelInput, current_label, history, record_label, record_labels, undo_label
 from app.labelling.keys import ACTIONS, CONFIDENCE_LEVELS
-from app.labelling.queries import ImageFilter, filtered_ids, queue_ids, unlabelled_count
+from app.labelling import rereview
+from app.labelling.queries import ImageFilter, filtered_ids, queue_count, queue_ids
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
-from app.taxonomy.service import active_classes
+from app.taxonomy.queries import active_classes, examples
 from app.web.deps import ReadSession, WriteSession
 from app.web.templating import render, render_block
 
@@ -117,40 +118,51 @@ def _parse_skip(skip: str) -> list[int]:
         raise InvalidInput("skip must be a comma-separated list of image ids") from None
 
 
-def _stage(request: Request, session, *, after: int | None, skip: list[int], image_id: int | None = None,
-           last_event=None):
+def _stage_context(session, *, ids: list[int], queue: str, last_event=None) -> dict:
+    """What the stage block needs: the image now, the ones to prefetch, and the classes it may take."""
+    image = get_image(session, ids[0]) if ids else None
+    flag = rereview.open_flag(session, image.id) if image else None
+    return {
+        "image": image, "prefetch": ids[1:], "last_event": last_event, "queue": queue,
+        "allowed": [c.id for c in rereview.offered_classes(session, flag)] if flag else None,
+        "reason": flag.details.get("reason") if flag else None,
+    }
+
+
+def _stage(request: Request, session, *, after: int | None, skip: list[int], queue: str,
+           image_id: int | None = None, last_event=None):
     """The stage block: the image to label now, and the next ones to prefetch."""
     if image_id is not None:
-        ids = [get_image(session, image_id).id] + queue_ids(session, after=image_id, skip=skip + [image_id],
-                                                            n=PREFETCH)
+        ids = [get_image(session, image_id).id] + queue_ids(
+            session, after=image_id, skip=skip + [image_id], n=PREFETCH, queue=queue)
     else:
-        ids = queue_ids(session, after=after, skip=skip, n=PREFETCH + 1)
-    image = get_image(session, ids[0]) if ids else None
-    return render_block(request, "pages/label.html", "stage", {
-        "image": image, "prefetch": ids[1:], "last_event": last_event,
-    })
+        ids = queue_ids(session, after=after, skip=skip, n=PREFETCH + 1, queue=queue)
+    ctx = _stage_context(session, ids=ids, queue=queue, last_event=last_event)
+    return render_block(request, "pages/label.html", "stage", ctx)
 
 
 @router.get("/label", include_in_schema=False)
-def label_page(request: Request, session: ReadSession, image: int | None = None):
+def label_page(request: Request, session: ReadSession, image: int | None = None, queue: str = "unlabelled"):
     """The labelling page: one large image, keys for everything."""
-    classes = active_classes(session)
-    ids = [image] if image else queue_ids(session, n=1)
-    first = get_image(session, ids[0]) if ids else None
-    prefetch = queue_ids(session, after=first.id, skip=[first.id], n=PREFETCH) if first else []
+    ids = queue_ids(session, n=PREFETCH + 1, queue=queue)
+    if image:
+        ids = [image] + [i for i in ids if i != image][:PREFETCH]
     return render(request, "pages/label.html", {
-        "classes": classes, "tags": active_tags(session), "levels": CONFIDENCE_LEVELS, "actions": ACTIONS,
-        "image": first, "prefetch": prefetch, "last_event": None,
-        "remaining": unlabelled_count(session),
+        **_stage_context(session, ids=ids, queue=queue),
+        "classes": active_classes(session), "tags": active_tags(session), "levels": CONFIDENCE_LEVELS,
+        "actions": ACTIONS, "remaining": queue_count(session, queue),
+        "rereview_waiting": queue_count(session, "rereview") if queue != "rereview" else 0,
+        "examples": examples(session),
     })
 
 
 @router.get("/label/stage", include_in_schema=False)
 def label_stage(
-    request: Request, session: ReadSession, after: int | None = None, skip: str = "", image: int | None = None
+    request: Request, session: ReadSession, after: int | None = None, skip: str = "", image: int | None = None,
+    queue: str = "unlabelled",
 ):
     """The next image to label (after a skip, or a specific one after an undo)."""
-    return _stage(request, session, after=after, skip=_parse_skip(skip), image_id=image)
+    return _stage(request, session, after=after, skip=_parse_skip(skip), image_id=image, queue=queue)
 
 
 @router.post("/label/{image_id}", include_in_schema=False)
@@ -165,8 +177,9 @@ def label_and_next(
     annotator: Annotated[str, Form()] = "",
     ms: Annotated[int | None, Form()] = None,
     skip: Annotated[str, Form()] = "",
+    queue: Annotated[str, Form()] = "unlabelled",
 ):
     """Save a label from the labelling page and return the next image's stage."""
     event = record_label(session, image_id=image_id,
                          data=LabelInput(class_, confidence, tags, note, annotator, ms))
-    return _stage(request, session, after=image_id, skip=_parse_skip(skip), last_event=event)
+    return _stage(request, session, after=image_id, skip=_parse_skip(skip), queue=queue, last_event=event)

@@ -1,0 +1,1 @@
+"""Snapshots: frozen, curated datasets (freeze, splits, health report, diff, export)."""

@@ -1,0 +1,58 @@
+"""Freeze a snapshot: filter the live labels, split, hash, and write it once."""
+
+from __future__ import annotations
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from app.db.models import LabelClass, Snapshot, SnapshotItem
+from app.errors import Conflict, InvalidInput
+from app.snapshots import splits
+from app.snapshots.rows import live_rows
+from app.snapshots.spec import clean_name, parse_filter, parse_split
+from app.taxonomy.service import current_version
+
+INSERT_CHUNK = 20_000
+
+
+def create_snapshot(session: Session, *, name: str, filter: dict | None = None, split: dict | None = None) -> Snapshot:
+    """Freeze the images whose current label passes `filter` into a new snapshot; commits.
+
+    Each image keeps the exact label event it had now, so later relabelling or
+    taxonomy changes never alter the snapshot. Refused (nothing written) when
+    the name is taken, the filter names an unknown source, class or tag, or no
+    image passes it.
+    """
+    name = clean_name(name)
+    if session.scalar(select(Snapshot.id).where(Snapshot.name == name)) is not None:
+        raise Conflict(f"a snapshot named '{name}' already exists")
+    f = parse_filter(session, filter)
+    spec = parse_split(split)
+    version = current_version(session)
+    rows = live_rows(session, f) if version is not None else []
+    if not rows:
+        raise InvalidInput("no labelled images match this filter: nothing to freeze")
+
+    class_ids = sorted({r.class_id for r in rows})
+    names = dict(session.execute(select(LabelClass.id, LabelClass.name).where(LabelClass.id.in_(class_ids))).all())
+    placed = splits.assign(
+        [(r.image_id, r.sha256, (r.class_id, r.source)) for r in rows],
+        val=spec.val, test=spec.test, seed=spec.seed, folds=spec.folds,
+    )
+    digest = splits.content_hash((r.sha256, names[r.class_id], *placed[r.image_id]) for r in rows)
+    snapshot = Snapshot(
+        name=name, taxonomy_version_id=version.id, filter=f.stored, split=spec.as_dict(), seed=spec.seed,
+        classes=sorted(({"id": i, "name": names[i]} for i in class_ids), key=lambda c: (c["name"].lower(), c["id"])),
+        hash=digest, count=len(rows),
+    )
+    session.add(snapshot)
+    session.flush()
+    items = [
+        {"snapshot_id": snapshot.id, "image_id": r.image_id, "label_event_id": r.event_id, "class_id": r.class_id,
+         "split": placed[r.image_id][0], "fold": placed[r.image_id][1]}
+        for r in rows
+    ]
+    for start in range(0, len(items), INSERT_CHUNK):
+        session.execute(insert(SnapshotItem), items[start:start + INSERT_CHUNK])
+    session.commit()
+    return snapshot

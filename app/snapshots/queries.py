@@ -1,0 +1,90 @@
+"""Reading snapshots: look-up by id or name, the JSON views, the items."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.db.models import Snapshot, SnapshotItem, TaxonomyVersion
+from app.errors import NotFound
+from app.snapshots.splits import SPLITS
+from app.timeutil import iso
+
+
+def get_snapshot(session: Session, ref: Any) -> Snapshot:
+    """A snapshot named by its id or its name (SNAPSHOT on the command line)."""
+    snapshot = None
+    text = str(ref).strip()
+    if text.isdigit():
+        snapshot = session.get(Snapshot, int(text))
+    if snapshot is None and text:
+        snapshot = session.scalars(select(Snapshot).where(Snapshot.name == " ".join(text.split()))).first()
+    if snapshot is None:
+        raise NotFound(f"no snapshot named or numbered '{ref}'")
+    return snapshot
+
+
+def class_names(snapshot: Snapshot) -> dict[int, str]:
+    """Class id -> name as it was when the snapshot was frozen."""
+    return {c["id"]: c["name"] for c in snapshot.classes}
+
+
+def split_counts(session: Session, snapshot_ids: list[int]) -> dict[int, dict[str, int]]:
+    rows = session.execute(
+        select(SnapshotItem.snapshot_id, SnapshotItem.split, func.count())
+        .where(SnapshotItem.snapshot_id.in_(snapshot_ids))
+        .group_by(SnapshotItem.snapshot_id, SnapshotItem.split)
+    )
+    out: dict[int, dict[str, int]] = {i: dict.fromkeys(SPLITS, 0) for i in snapshot_ids}
+    for sid, split, n in rows:
+        out[sid][split] = n
+    return out
+
+
+def _version_numbers(session: Session) -> dict[int, int]:
+    return dict(session.execute(select(TaxonomyVersion.id, TaxonomyVersion.number)).all())
+
+
+def snapshot_view(snapshot: Snapshot, version: int, counts: dict[str, int]) -> dict:
+    return {
+        "id": snapshot.id,
+        "name": snapshot.name,
+        "hash": snapshot.hash,
+        "taxonomy_version": version,
+        "count": snapshot.count,
+        "created_at": iso(snapshot.created_at),
+        "filter": snapshot.filter,
+        "split": snapshot.split,
+        "splits": counts,
+        "classes": [c["name"] for c in snapshot.classes],
+    }
+
+
+def describe(session: Session, snapshot: Snapshot) -> dict:
+    version = session.get(TaxonomyVersion, snapshot.taxonomy_version_id)
+    return snapshot_view(snapshot, version.number, split_counts(session, [snapshot.id])[snapshot.id])
+
+
+def list_snapshots(session: Session) -> list[dict]:
+    """Every snapshot, newest first."""
+    snapshots = list(session.scalars(select(Snapshot).order_by(Snapshot.id.desc())))
+    counts = split_counts(session, [s.id for s in snapshots])
+    versions = _version_numbers(session)
+    return [snapshot_view(s, versions[s.taxonomy_version_id], counts[s.id]) for s in snapshots]
+
+
+def snapshot_items(session: Session, snapshot: Snapshot) -> list[dict]:
+    """One dict per image: id, class name (as frozen), split, fold and the label event used."""
+    names = class_names(snapshot)
+    rows = session.execute(
+        select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split, SnapshotItem.fold,
+               SnapshotItem.label_event_id)
+        .where(SnapshotItem.snapshot_id == snapshot.id)
+        .order_by(SnapshotItem.image_id)
+    )
+    return [
+        {"image": i, "class": names[c], "split": s, "fold": f, "label_event": e}
+        for i, c, s, f, e in rows
+    ]

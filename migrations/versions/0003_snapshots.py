@@ -1,0 +1,72 @@
+"""snapshots: frozen datasets with one row per image
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-23
+
+Snapshots and their items are append-only, like label events: SQLite triggers
+refuse UPDATE and DELETE, so a snapshot a model was trained on never changes.
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0003'
+down_revision = '0002'
+branch_labels = None
+depends_on = None
+
+APPEND_ONLY = ("snapshots", "snapshot_items")
+
+
+def upgrade() -> None:
+    op.create_table('snapshots',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('taxonomy_version_id', sa.Integer(), nullable=False),
+    sa.Column('filter', sa.JSON(), nullable=False),
+    sa.Column('split', sa.JSON(), nullable=False),
+    sa.Column('seed', sa.Integer(), nullable=False),
+    sa.Column('classes', sa.JSON(), nullable=False),
+    sa.Column('hash', sa.String(length=64), nullable=False),
+    sa.Column('count', sa.Integer(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['taxonomy_version_id'], ['taxonomy_versions.id'], name=op.f('fk_snapshots_taxonomy_version_id_taxonomy_versions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_snapshots')),
+    sa.UniqueConstraint('name', name=op.f('uq_snapshots_name'))
+    )
+    with op.batch_alter_table('snapshots', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_snapshots_hash'), ['hash'], unique=False)
+
+    op.create_table('snapshot_items',
+    sa.Column('snapshot_id', sa.Integer(), nullable=False),
+    sa.Column('image_id', sa.Integer(), nullable=False),
+    sa.Column('label_event_id', sa.Integer(), nullable=False),
+    sa.Column('class_id', sa.Integer(), nullable=False),
+    sa.Column('split', sa.String(length=5), nullable=False),
+    sa.Column('fold', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['class_id'], ['classes.id'], name=op.f('fk_snapshot_items_class_id_classes')),
+    sa.ForeignKeyConstraint(['image_id'], ['images.id'], name=op.f('fk_snapshot_items_image_id_images')),
+    sa.ForeignKeyConstraint(['label_event_id'], ['label_events.id'], name=op.f('fk_snapshot_items_label_event_id_label_events')),
+    sa.ForeignKeyConstraint(['snapshot_id'], ['snapshots.id'], name=op.f('fk_snapshot_items_snapshot_id_snapshots')),
+    sa.PrimaryKeyConstraint('snapshot_id', 'image_id', name=op.f('pk_snapshot_items'))
+    )
+
+    for table in APPEND_ONLY:
+        for action in ("UPDATE", "DELETE"):
+            op.execute(
+                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            )
+
+
+def downgrade() -> None:
+    for table in APPEND_ONLY:
+        for action in ("update", "delete"):
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
+    op.drop_table('snapshot_items')
+    with op.batch_alter_table('snapshots', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_snapshots_hash'))
+
+    op.drop_table('snapshots')
