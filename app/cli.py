@@ -61,8 +61,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     upgrade_head(settings.database_url)
     db = Database(settings.database_url)
     bar = ProgressBar(sys.stderr)
+    labels = None
     try:
-        report = import_paths(db, settings, [Path(p) for p in args.paths], source=args.source, on_progress=bar)
+        if args.labels:
+            from app.images.labelled import import_labelled
+
+            report, labels = import_labelled(db, settings, [Path(p) for p in args.paths], source=args.source,
+                                             labels=args.labels, on_progress=bar)
+        else:
+            report = import_paths(db, settings, [Path(p) for p in args.paths], source=args.source, on_progress=bar)
     except LoupeError as exc:
         print(f"loupe import: {exc.detail}", file=sys.stderr)
         return 2
@@ -70,6 +77,37 @@ def cmd_import(args: argparse.Namespace) -> int:
         bar.close()
         db.dispose()
     print(summary(report))
+    if labels is not None:
+        from app.images.labelled import summary as label_summary
+
+        print(label_summary(labels))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from app.db.engine import Database
+    from app.db.migrate import upgrade_head
+    from app.errors import LoupeError
+    from app.snapshots.export import export_snapshot
+    from app.snapshots.queries import get_snapshot
+
+    settings = _settings(args.data)
+    if not settings.database_path.exists():
+        print(f"loupe export: no Loupe data in {settings.data_dir}", file=sys.stderr)
+        return 2
+    upgrade_head(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        with db.reading() as session:
+            snapshot = get_snapshot(session, args.snapshot)
+            done = export_snapshot(session, settings, snapshot, fmt=args.format, out=Path(args.out))
+    except LoupeError as exc:
+        print(f"loupe export: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    splits = ", ".join(f"{k} {v}" for k, v in sorted(done["splits"].items()))
+    print(f"exported snapshot '{snapshot.name}' ({done['images']} images: {splits}) as {args.format} to {done['out']}")
     return 0
 
 
@@ -86,8 +124,17 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import images from files, folders (recursively) and zip archives")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or .zip archives")
     imp.add_argument("--source", required=True, help="where these images come from (created if new)")
+    imp.add_argument("--labels", metavar="folders|FILE.csv|FILE.jsonl",
+                     help="bring existing labels in: from class folders, or from a manifest with file and label columns")
     imp.add_argument("--data", help="data directory (default: $LOUPE_DATA or ./loupe-data)")
     imp.set_defaults(func=cmd_import)
+
+    exp = sub.add_parser("export", help="export a snapshot as ImageFolder, or files with a CSV / JSONL manifest")
+    exp.add_argument("snapshot", metavar="SNAPSHOT", help="snapshot id or name")
+    exp.add_argument("--format", required=True, choices=["imagefolder", "csv", "jsonl"])
+    exp.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder to write")
+    exp.add_argument("--data", help="data directory (default: $LOUPE_DATA or ./loupe-data)")
+    exp.set_defaults(func=cmd_export)
 
     return parser
 

@@ -49,8 +49,8 @@ def test_base_version_matching_current_is_accepted(client):
 
 
 def test_taxonomy_page_form_adds_class_and_shows_errors(client):
-    r = client.post("/taxonomy/classes", data={"name": "bird", "description": "feathers", "base_version": "0"})
+    r = client.post("/taxonomy/changes", data={"op": "add", "name": "bird", "description": "feathers", "base_version": "0"})
     assert r.status_code == 200 and "bird" in r.text
-    r = client.post("/taxonomy/classes", data={"name": "Bird", "base_version": "1"})
+    r = client.post("/taxonomy/changes", data={"op": "add", "name": "Bird", "base_version": "1"})
     assert "already exists" in r.text
     assert client.get("/api/taxonomy").json()["version"] == 1

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Form, Request
 
-from app.errors import LoupeError
+from app.errors import InvalidInput, LoupeError
 from app.labelling.tags import active_tags, add_tag
 from app.taxonomy.service import apply_change, list_versions, taxonomy_view
 from app.web.deps import ReadSession, WriteSession
@@ -37,11 +37,13 @@ def create_taxonomy_change(
     return apply_change(session, change=change)
 
 
-def _page(request: Request, session, *, error: str | None = None, status_code: int = 200):
+def _page(request: Request, session, *, error: str | None = None, notice: str | None = None):
+    versions = list_versions(session)
+    undone = {c["undoes"] for v in versions for c in v["changes"] if c["op"] == "undo"}
     return render(request, "pages/taxonomy.html", {
-        "taxonomy": taxonomy_view(session), "tags": active_tags(session), "versions": list_versions(session),
-        "error": error,
-    }, block="editor", status_code=status_code)
+        "taxonomy": taxonomy_view(session), "tags": active_tags(session), "versions": versions,
+        "undone": undone, "error": error, "notice": notice,
+    }, block="editor")
 
 
 @router.get("/taxonomy", include_in_schema=False)
@@ -50,23 +52,52 @@ def taxonomy_page(request: Request, session: ReadSession):
     return _page(request, session)
 
 
-@router.post("/taxonomy/classes", include_in_schema=False)
-def taxonomy_add_class(
+Field = Annotated[str, Form()]
+
+
+@router.post("/taxonomy/changes", include_in_schema=False)
+def taxonomy_form_change(
     request: Request,
     session: WriteSession,
-    name: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-    shortcut: Annotated[str, Form()] = "",
-    base_version: Annotated[int | None, Form()] = None,
+    op: Field = "",
+    class_: Annotated[str, Form(alias="class")] = "",
+    name: Field = "",
+    description: Field = "",
+    shortcut: Field = "",
+    into: Field = "",
+    kind: Field = "",
+    message: Field = "",
+    author: Field = "",
+    classes: Annotated[list[str], Form()] = [],
+    base_version: Field = "",
+    version: Field = "",
+    image: Field = "",
 ):
-    """Add a class from the page form; errors are shown in the form, not as a page."""
+    """Any operation from the taxonomy page; errors are shown in the page, not as a separate page."""
+    fields = {"op": op, "class": class_, "name": name, "description": description, "shortcut": shortcut,
+              "into": into, "kind": kind, "message": message}
+    change = {k: v.strip() for k, v in fields.items() if v.strip()}
+    if op == "describe":
+        change["description"] = description.strip()  # an empty definition is a valid edit
+    if classes:
+        change["classes"] = [c for c in classes if c]
+    if op == "split":
+        change["into"] = [n.strip() for n in into.split(",") if n.strip()]
     try:
-        apply_change(session, change={"op": "add", "name": name, "description": description,
-                                      "shortcut": shortcut or None, "base_version": base_version})
+        for key, value in (("base_version", base_version), ("version", version), ("image", image)):
+            if value.strip():
+                if not value.strip().isdigit():
+                    raise InvalidInput(f"{key} must be a number")
+                change[key] = int(value)
+        apply_change(session, change=change, author=author.strip())
     except LoupeError as exc:
         session.rollback()
-        return _page(request, session, error=exc.detail, status_code=200)
-    return _page(request, session)
+        return _page(request, session, error=exc.detail)
+    return _page(request, session, notice=_notice(change))
+
+
+def _notice(change: dict) -> str:
+    return "Undone." if change.get("op") == "undo" else "Saved as a new version."
 
 
 @router.post("/taxonomy/tags", include_in_schema=False)

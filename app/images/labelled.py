@@ -1,0 +1,177 @@
+"""`loupe import --labels`: import an already-labelled dataset and keep its labels as label events.
+
+Labels come from the folder layout (ImageFolder: a file's class is its parent
+folder's name; split folders such as train/ or val/ are not classes) or from a
+CSV / JSONL manifest with a file column (file, path or filename) and a label
+column (label or class), optionally confidence (0..1, default 1) and tags
+(a list, or ";"-separated in CSV). A manifest row names its file by a path
+that ends like the file's imported name (``images/x.png`` matches
+``export/images/x.png``), so a manifest written next to its images works
+whichever folder is imported.
+
+Everything is checked before any image is imported (manifest format, class
+names, tags, and that the manifest matches the files at all). Labels are then
+written in one transaction: missing classes in one new taxonomy version, and
+one label event of kind "import" per image with annotator ``import:<manifest
+file name>`` or ``import:<source>``. An image that is already labelled keeps
+its label: the same class is "unchanged", a different one (a person's or an
+earlier import's) is reported as a conflict and never overwritten. So is an
+image the import gives two different classes.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db.engine import Database
+from app.db.models import CurrentLabel, LabelClass, LabelEvent
+from app.errors import InvalidInput
+from app.images import collect
+from app.images.archive import ArchiveLimits
+from app.images.ingest import ImportReport, Progress, import_paths
+from app.images.manifest import Given, folder_label, match_manifest, read_manifest
+from app.labelling.events import LabelInput, append_label_events
+from app.labelling.tags import check_tags
+from app.taxonomy.service import active_classes, current_version, ensure_classes
+
+CHUNK = 10_000
+
+
+@dataclass
+class LabelReport:
+    labelled: int = 0
+    unchanged: int = 0
+    conflicts: list[dict] = field(default_factory=list)  # {"file", "image", "current", "given", "reason"}
+    unmatched: list[dict] = field(default_factory=list)  # manifest rows naming no imported file: {"file", "reason"}
+    unlabelled: list[str] = field(default_factory=list)  # imported files the labels say nothing about
+    new_classes: list[str] = field(default_factory=list)
+    taxonomy_version: int | None = None
+
+
+def _entry_names(settings: Settings, paths: list[Path]) -> list[str]:
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise InvalidInput(f"no such file or folder: {', '.join(missing)}")
+    limits = ArchiveLimits(max_zip_bytes=settings.max_zip_bytes, max_zip_entries=settings.max_zip_entries)
+    with ExitStack() as stack:
+        return [e.filename for e in collect.from_paths(list(paths), limits, stack).entries]
+
+
+def plan(settings: Settings, paths: list[Path], labels: str) -> tuple[dict[str, Given], LabelReport, str]:
+    """Which label each file to import gets, before anything is written; also the annotator name."""
+    names = _entry_names(settings, paths)
+    report = LabelReport()
+    if labels == "folders":
+        given = {n: Given(label) for n in names if (label := folder_label(n))}
+        return given, report, ""
+    manifest = Path(labels)
+    rows = read_manifest(manifest)
+    given, report.unmatched = match_manifest(rows, names)
+    if rows and not given:
+        raise InvalidInput(
+            f"none of the {len(rows)} files listed in {manifest.name} is among the files to import "
+            f"(first: '{rows[0].file}'); paths in the manifest must end like the imported files' paths"
+        )
+    return given, report, f"import:{manifest.name}"
+
+
+def _check(db: Database, given: dict[str, Given]) -> None:
+    """Class names and tags are valid: try them in a transaction that is rolled back."""
+    with db.writing() as session:
+        ensure_classes(session, sorted({g.label for g in given.values()}), author="import", message="check")
+        check_tags(session, sorted({t for g in given.values() for t in g.tags}))
+        session.rollback()
+
+
+def _current(session: Session, image_ids: list[int]) -> dict[int, tuple[str | None, str, str]]:
+    """image id -> (current class name, kind, annotator) for labelled images."""
+    out = {}
+    for start in range(0, len(image_ids), CHUNK):
+        rows = session.execute(
+            select(CurrentLabel.image_id, LabelClass.name, LabelEvent.kind, LabelEvent.annotator)
+            .join(LabelEvent, LabelEvent.id == CurrentLabel.event_id)
+            .join(LabelClass, LabelClass.id == CurrentLabel.class_id)
+            .where(CurrentLabel.image_id.in_(image_ids[start:start + CHUNK]))
+        )
+        out.update({i: (n, k, a) for i, n, k, a in rows})
+    return out
+
+
+def write_labels(session: Session, per_image: dict[int, list[tuple[str, Given]]], report: LabelReport, *,
+                 annotator: str) -> None:
+    """Append one import event per image that has no label yet; the rest are unchanged or conflicts. Commits."""
+    current = _current(session, sorted(per_image))
+    before = {c.name.lower() for c in active_classes(session)}
+    todo: list[tuple[int, Given]] = []
+    for image_id, files in sorted(per_image.items()):
+        labels = {g.label.lower(): g.label for _, g in files}
+        file, g = files[0]
+        if len(labels) > 1:
+            report.conflicts.append({"file": file, "image": image_id, "current": None, "given": g.label,
+                                     "reason": f"the import gives it {' and '.join(sorted(labels.values()))}"})
+        elif image_id not in current:
+            todo.append((image_id, g))
+        elif current[image_id][0].lower() == g.label.lower():
+            report.unchanged += 1
+        else:
+            name, kind, who = current[image_id]
+            report.conflicts.append({"file": file, "image": image_id, "current": name, "given": g.label,
+                                     "reason": f"already labelled '{name}' by {who} ({kind})"})
+    if todo:
+        classes = ensure_classes(session, sorted({g.label for _, g in todo}), author=annotator,
+                                 message=f"classes added by {annotator}")
+        report.new_classes = sorted(n for n in classes if n.lower() not in before)
+        append_label_events(session, [
+            (i, LabelInput(classes[g.label].id, g.confidence, g.tags, "", annotator, None, "import")) for i, g in todo
+        ])
+    report.labelled = len(todo)
+    version = current_version(session)
+    report.taxonomy_version = version.number if version else None
+    session.commit()
+
+
+def import_labelled(
+    db: Database, settings: Settings, paths: list[Path], *, source: str, labels: str,
+    on_progress: Progress | None = None,
+) -> tuple[ImportReport, LabelReport]:
+    """Import images and their labels (`labels` is "folders" or the path of a .csv / .jsonl manifest)."""
+    given, report, annotator = plan(settings, paths, labels)
+    annotator = (annotator or f"import:{' '.join(source.split())}")[:100]
+    _check(db, given)
+    imported = import_paths(db, settings, paths, source=source, on_progress=on_progress)
+    ids = {x["filename"]: x["id"] for x in imported.imported + imported.duplicates}
+    per_image: dict[int, list[tuple[str, Given]]] = {}
+    for name, image_id in ids.items():
+        if name in given:
+            per_image.setdefault(image_id, []).append((name, given[name]))
+        else:
+            report.unlabelled.append(name)
+    with db.writing() as session:
+        write_labels(session, per_image, report, annotator=annotator)
+    return imported, report
+
+
+def summary(report: LabelReport, limit: int = 20) -> str:
+    """One line of counts, then conflicts and manifest rows that matched nothing (at most `limit` each)."""
+    line = (f"labels: {report.labelled} added, {report.unchanged} unchanged, {len(report.conflicts)} conflicts "
+            f"(kept the existing label), {len(report.unmatched)} not found, "
+            f"{len(report.unlabelled)} files without a label")
+    if report.new_classes:
+        line += f"; new classes in taxonomy version {report.taxonomy_version}: {', '.join(report.new_classes)}"
+    lines = [line]
+    for title, items, fmt in (
+        ("conflicts:", report.conflicts, lambda c: f"  {c['file']}: {c['reason']}; the import says '{c['given']}'"),
+        ("not found:", report.unmatched, lambda u: f"  {u['file']}: {u['reason']}"),
+    ):
+        if items:
+            lines.append(title)
+            lines.extend(fmt(x) for x in items[:limit])
+            if len(items) > limit:
+                lines.append(f"  ... and {len(items) - limit} more")
+    return "\n".join(lines)

@@ -1,0 +1,159 @@
+"""Labels for files about to be imported: read from a CSV / JSONL manifest or from the folder layout."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.errors import InvalidInput
+
+FILE_COLUMNS = ("file", "path", "filename")
+LABEL_COLUMNS = ("label", "class")
+SPLIT_FOLDERS = frozenset({"train", "training", "val", "valid", "validation", "test", "testing", "eval"})
+
+
+@dataclass(frozen=True)
+class Given:
+    """The label a file comes with."""
+
+    label: str
+    confidence: float = 1.0
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass
+class ManifestRow:
+    line: int
+    file: str
+    given: Given
+
+
+def folder_label(filename: str) -> str | None:
+    """The class an imported file's folder gives it (its parent folder), or None.
+
+    ``cifar/train/cat/1.png`` -> ``cat``; files directly in a split folder
+    (``train/1.png``), directly in a zip, or imported on their own get none.
+    """
+    parts = filename.split("/")
+    if len(parts) < 2:
+        return None
+    parent = " ".join(parts[-2].split())
+    if not parent or parent.lower() in SPLIT_FOLDERS or parent.lower().endswith(".zip"):
+        return None
+    return parent
+
+
+def _pick(columns: list[str], wanted: tuple[str, ...], what: str, source: str) -> str:
+    for name in wanted:
+        if name in columns:
+            return name
+    raise InvalidInput(f"{source}: no {what} column (one of {', '.join(wanted)}); found: {', '.join(columns) or 'none'}")
+
+
+def _row(record: dict, line: int, source: str, file_col: str, label_col: str) -> ManifestRow:
+    where = f"{source} line {line}"
+    file = str(record.get(file_col) or "").strip()
+    label = " ".join(str(record.get(label_col) or "").split())
+    if not file:
+        raise InvalidInput(f"{where}: the {file_col} is empty")
+    if not label:
+        raise InvalidInput(f"{where}: the {label_col} is empty")
+    raw = record.get("confidence")
+    confidence = 1.0
+    if raw not in (None, ""):
+        try:
+            confidence = float(raw)
+        except (TypeError, ValueError):
+            raise InvalidInput(f"{where}: confidence must be a number from 0 to 1, not '{raw}'") from None
+        if math.isnan(confidence) or not 0 <= confidence <= 1:
+            raise InvalidInput(f"{where}: confidence must be from 0 to 1, not {raw}")
+    tags = record.get("tags") or []
+    if isinstance(tags, str):
+        tags = [t for t in (x.strip() for x in tags.split(";")) if t]
+    if not isinstance(tags, list):
+        raise InvalidInput(f"{where}: tags must be a list (or ';'-separated text)")
+    return ManifestRow(line, file, Given(label, confidence, tuple(str(t) for t in tags)))
+
+
+def read_manifest(path: Path) -> list[ManifestRow]:
+    """Every row of a .csv (with a header) or .jsonl manifest, or InvalidInput naming the bad line."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"--labels: no such manifest file: {path} (or use --labels folders)")
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl"):
+        raise InvalidInput(f"--labels: {path.name} is neither a .csv nor a .jsonl file (or use --labels folders)")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read {path.name}: {exc}") from None
+    if suffix == ".csv":
+        reader = csv.DictReader(text.splitlines())
+        columns = [(c or "").strip().lower() for c in (reader.fieldnames or [])]
+        reader.fieldnames = columns
+        file_col, label_col = _pick(columns, FILE_COLUMNS, "file", path.name), _pick(columns, LABEL_COLUMNS, "label", path.name)
+        return [_row(r, i, path.name, file_col, label_col) for i, r in enumerate(reader, 2)]
+    rows = []
+    for i, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{path.name} line {i}: not JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise InvalidInput(f"{path.name} line {i}: each line must be a JSON object")
+        record = {str(k).lower(): v for k, v in record.items()}
+        keys = list(record)
+        rows.append(_row(record, i, path.name, _pick(keys, FILE_COLUMNS, "file", f"{path.name} line {i}"),
+                         _pick(keys, LABEL_COLUMNS, "label", f"{path.name} line {i}")))
+    return rows
+
+
+def _parts(path: str) -> list[str]:
+    return [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+
+
+def _common_suffix(a: list[str], b: list[str]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
+def match_manifest(rows: list[ManifestRow], filenames: list[str]) -> tuple[dict[str, Given], list[dict]]:
+    """Match manifest rows to the files to import by path suffix.
+
+    A row matches a file when one path ends with the other (compared by whole
+    folder names); when several files match, the longest common ending wins,
+    and a tie leaves the row unmatched (reported, never guessed).
+    """
+    by_base: dict[str, list[tuple[list[str], str]]] = {}
+    for name in filenames:
+        parts = _parts(name)
+        by_base.setdefault(parts[-1], []).append((parts, name))
+    given: dict[str, Given] = {}
+    twice: set[str] = set()
+    unmatched: list[dict] = []
+    for row in rows:
+        want = _parts(row.file)
+        fits = [(n, name) for p, name in by_base.get(want[-1] if want else "", [])
+                if (n := _common_suffix(want, p)) == min(len(want), len(p))]
+        best = max((n for n, _ in fits), default=0)
+        top = [name for n, name in fits if n == best]
+        if not top:
+            unmatched.append({"file": row.file, "reason": "no such file among the files imported"})
+        elif len(top) > 1:
+            unmatched.append({"file": row.file, "reason": f"matches {len(top)} files ({', '.join(top[:3])}); "
+                                                          "give more of its path"})
+        elif top[0] in given and given[top[0]] != row.given:
+            twice.add(top[0])
+            unmatched.append({"file": row.file, "reason": f"listed again (line {row.line}) with another label"})
+        else:
+            given[top[0]] = row.given
+    for name in twice:
+        del given[name]
+    return given, unmatched
