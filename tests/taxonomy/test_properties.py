@@ -1,0 +1,206 @@
+"""Random sequences of taxonomy operations and labels never lose or change a label.
+
+A hypothesis state machine applies operations (valid or not) and labels, and
+checks after every step: no label event is lost or changed; each image's
+current label is its latest event and is an active class unless the image
+waits in re-review; merges conserve label counts; and replaying the change log
+alone rebuilds every version's classes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from sqlalchemy import select, text
+
+from app.config import Settings
+from app.db.engine import Database
+from app.db.migrate import upgrade_head
+from app.db.models import LabelClass, TaxonomyChange, TaxonomyVersion
+from app.errors import LoupeError
+from app.images.ingest import import_paths
+from app.labelling import rereview
+from app.labelling.events import LabelInput, record_label, undo_label
+from app.taxonomy.history import state_at
+from app.taxonomy.queries import active_classes, class_counts
+from app.taxonomy.service import apply_change
+from tests import fmnist
+
+N_IMAGES = 8
+NAMES = st.sampled_from(["cat", "dog", "bird", "fish", "lion", "wolf", "owl", "eel", "ant", "bee"])
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """A data dir with N_IMAGES real images and two classes, copied for each example."""
+    root = tmp_path_factory.mktemp("prop")
+    s = Settings(data=root / "data")
+    s.ensure_dirs()
+    upgrade_head(s.database_url)
+    db = Database(s.database_url)
+    import_paths(db, s, fmnist.write_pngs(root / "png", N_IMAGES), source="fmnist")
+    with db.writing() as session:
+        apply_change(session, change={"op": "add", "name": "cat"})
+    with db.writing() as session:
+        apply_change(session, change={"op": "add", "name": "dog"})
+    db.dispose()
+    return s.database_path
+
+
+class TaxonomyMachine(RuleBasedStateMachine):
+    template_db: Path
+
+    def __init__(self):
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp())
+        shutil.copy(self.template_db, self.dir / "loupe.db")
+        self.db = Database(f"sqlite:///{self.dir / 'loupe.db'}")
+        self.events: list[tuple] = []
+        self.states: dict[int, dict] = {}
+        self.images = self._read("SELECT id FROM images ORDER BY id")
+        self._record_state()
+
+    def teardown(self):
+        self.db.dispose()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _read(self, sql: str) -> list:
+        with self.db.reading() as s:
+            return [tuple(r) if len(r) > 1 else r[0] for r in s.execute(text(sql))]
+
+    def _active(self) -> list[LabelClass]:
+        with self.db.reading() as s:
+            return active_classes(s)
+
+    def _record_state(self):
+        with self.db.reading() as s:
+            v = s.scalar(select(TaxonomyVersion.number).order_by(TaxonomyVersion.number.desc()).limit(1))
+            self.states[v] = {c.id: (c.name, c.description, c.retired_version_id is None)
+                              for c in s.scalars(select(LabelClass))}
+
+    def _change(self, change: dict) -> bool:
+        versions = self._read("SELECT count(*) FROM taxonomy_versions")[0]
+        try:
+            with self.db.writing() as s:
+                apply_change(s, change=change)
+        except LoupeError:
+            assert self._read("SELECT count(*) FROM taxonomy_versions")[0] == versions
+            return False
+        self._record_state()
+        return True
+
+    @rule(name=NAMES)
+    def add(self, name):
+        self._change({"op": "add", "name": name})
+
+    @rule(data=st.data(), name=NAMES)
+    def rename(self, data, name):
+        classes = self._active()
+        if classes:
+            self._change({"op": "rename", "class": data.draw(st.sampled_from(classes)).id, "name": name})
+
+    @rule(data=st.data(), text_=st.text(max_size=20))
+    def describe(self, data, text_):
+        classes = self._active()
+        if classes:
+            self._change({"op": "describe", "class": data.draw(st.sampled_from(classes)).id, "description": text_})
+
+    @rule(data=st.data(), new_name=NAMES, into_new=st.booleans())
+    def merge(self, data, new_name, into_new):
+        classes = self._active()
+        if len(classes) < 2:
+            return
+        picked = data.draw(st.lists(st.sampled_from(classes), min_size=1, max_size=3, unique_by=lambda c: c.id))
+        into = new_name if into_new else data.draw(st.sampled_from(classes)).id
+        with self.db.reading() as s:
+            before = class_counts(s)
+        if self._change({"op": "merge", "classes": [c.id for c in picked], "into": into}):
+            with self.db.reading() as s:
+                after = class_counts(s)
+                target = s.scalars(select(TaxonomyChange).order_by(TaxonomyChange.id.desc())).first().detail["into"]
+            moved_from = {c.id for c in picked} - {target["class_id"]}
+            expected = before.get(target["class_id"], 0) + sum(before.get(i, 0) for i in moved_from)
+            assert after.get(target["class_id"], 0) == expected
+            assert all(after.get(i, 0) == 0 for i in moved_from)
+
+    @rule(data=st.data(), names=st.lists(NAMES, min_size=1, max_size=3))
+    def split(self, data, names):
+        classes = self._active()
+        if classes:
+            self._change({"op": "split", "class": data.draw(st.sampled_from(classes)).id, "into": names})
+
+    @rule(data=st.data())
+    def retire(self, data):
+        classes = self._active()
+        if classes:
+            self._change({"op": "retire", "class": data.draw(st.sampled_from(classes)).id})
+
+    @rule(version=st.integers(min_value=1, max_value=12))
+    def undo(self, version):
+        self._change({"op": "undo", "version": version})
+
+    @rule(data=st.data(), confidence=st.sampled_from([1.0, 0.6, 0.3]))
+    def label(self, data, confidence):
+        image = data.draw(st.sampled_from(self.images))
+        with self.db.reading() as s:
+            allowed = rereview.offered_ids(s, image)
+        choices = allowed or [c.id for c in self._active()]
+        if not choices:
+            return
+        with self.db.writing() as s:
+            record_label(s, image_id=image, data=LabelInput(data.draw(st.sampled_from(choices)), confidence,
+                                                            ["dark"], "", "prop"))
+
+    @rule(data=st.data())
+    def undo_label(self, data):
+        image = data.draw(st.sampled_from(self.images))
+        current = self._read(f"SELECT event_id FROM current_labels WHERE image_id = {image}")
+        if current:
+            with self.db.writing() as s:
+                undo_label(s, image_id=image, event_id=current[0], annotator="prop")
+
+    @invariant()
+    def no_label_event_lost_or_changed(self):
+        events = self._read(
+            "SELECT id, image_id, class_id, confidence, tags, note, annotator, kind, taxonomy_version_id, created_at "
+            "FROM label_events ORDER BY id")
+        assert events[: len(self.events)] == self.events
+        self.events = events
+
+    @invariant()
+    def current_label_is_latest_event_and_active_or_in_rereview(self):
+        rows = self._read("""
+            SELECT c.image_id, c.class_id, c.event_id, (SELECT max(id) FROM label_events e WHERE e.image_id = c.image_id),
+                   k.retired_version_id IS NULL,
+                   EXISTS (SELECT 1 FROM flags f WHERE f.image_id = c.image_id AND f.kind = 'rereview'
+                           AND f.status = 'open')
+            FROM current_labels c LEFT JOIN classes k ON k.id = c.class_id""")
+        for image, class_id, event_id, latest, active, waiting in rows:
+            assert event_id == latest
+            if class_id is not None:
+                assert active or waiting, f"image {image} holds a retired class and is not in re-review"
+
+    @invariant()
+    def replaying_the_log_rebuilds_every_version(self):
+        changes = [(v, op, d) for v, op, d in self._read(
+            "SELECT v.number, c.op, c.detail FROM taxonomy_changes c JOIN taxonomy_versions v ON v.id = c.version_id "
+            "ORDER BY c.id")]
+        import json
+
+        changes = [(v, op, json.loads(d)) for v, op, d in changes]
+        for number, recorded in self.states.items():
+            assert state_at(changes, number) == recorded, f"version {number}"
+
+
+@pytest.mark.parametrize("run", [0])
+def test_taxonomy_state_machine(template, run):
+    TaxonomyMachine.template_db = template
+    machine = TaxonomyMachine.TestCase
+    machine.settings = settings(max_examples=40, stateful_step_count=25, deadline=None,
+                                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    machine().runTest()
