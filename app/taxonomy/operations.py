@@ -64,9 +64,8 @@ def _create(ctx: Ctx, name: str, description: str = "", shortcut: str | None = N
     return cls
 
 
-def _retire(ctx: Ctx, cls: LabelClass, replaced_by: LabelClass | None = None) -> None:
+def _retire(ctx: Ctx, cls: LabelClass) -> None:
     cls.retired_version_id = ctx.version.id
-    cls.replaced_by_id = replaced_by.id if replaced_by else None
     ctx.session.flush()
 
 
@@ -111,16 +110,21 @@ def op_merge(ctx: Ctx, change: dict) -> dict:
         raise InvalidInput("a class is listed twice in 'classes'")
     into_ref = change.get("into")
     try:
-        into, created = _active(ctx, into_ref, "into"), False
+        into, new_name = _active(ctx, into_ref, "into"), None
     except NotFound:
         if not isinstance(into_ref, str) or into_ref.strip().isdigit():
             raise
-        into, created = _create(ctx, clean_name(ctx.session, into_ref)), True
-    sources = [c for c in classes if c.id != into.id]
+        into, new_name = None, clean_name(ctx.session, into_ref)
+    sources = [c for c in classes if into is None or c.id != into.id]
     if not sources:
         raise InvalidInput("merging a class into itself changes nothing; list at least one other class")
     for c in sources:
-        _retire(ctx, c, replaced_by=into)
+        _retire(ctx, c)
+    created = into is None
+    if created:  # the new class takes over the first merged class's key, so fingers need not relearn
+        into = _create(ctx, new_name, shortcut=sources[0].shortcut)
+    for c in sources:
+        c.replaced_by_id = into.id
     moved = relabel.move_labels(ctx.session, from_ids=[c.id for c in sources], to_id=into.id, version=ctx.version)
     return {"classes": [_ref(c) for c in sources], "into": _ref(into), "created": created, "moved": moved}
 
@@ -134,7 +138,7 @@ def op_split(ctx: Ctx, change: dict) -> dict:
     if len({n.lower() for n in clean}) != len(clean):
         raise InvalidInput("the new class names must differ from each other")
     _retire(ctx, cls)
-    new = [_create(ctx, n) for n in clean]
+    new = [_create(ctx, n, shortcut=cls.shortcut if i == 0 else None) for i, n in enumerate(clean)]
     flagged = relabel.flag_for_rereview(ctx.session, class_id=cls.id, version=ctx.version,
                                         offered=[c.id for c in new], reason=f"'{cls.name}' was split")
     return {**_ref(cls), "into": [_ref(c) for c in new], "flagged": flagged}
