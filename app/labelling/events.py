@@ -144,9 +144,16 @@ def undo_label(session: Session, *, image_id: int, event_id: int, annotator: str
     current = session.get(CurrentLabel, image_id)
     if current is None or current.event_id != event_id:
         raise Conflict(f"label event {event_id} is not the current label of image {image_id}; nothing was undone")
+    undone = session.get(LabelEvent, event_id)
+    if undone.kind == "migration":
+        raise Conflict("this label was moved by a taxonomy change; undo that version on the taxonomy page instead")
     before = session.scalars(
         select(LabelEvent).where(LabelEvent.image_id == image_id, LabelEvent.id < event_id).order_by(LabelEvent.id.desc())
     ).first()
+    if before is not None and before.class_id is not None:
+        restored = session.get(LabelClass, before.class_id)
+        if restored.retired_version_id is not None and not rereview.resolved_by(session, event_id):
+            raise Conflict(f"the label before this one, '{restored.name}', was retired since; label the image anew")
     version = current_version(session)
     event = LabelEvent(
         image_id=image_id,

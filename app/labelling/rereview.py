@@ -85,9 +85,14 @@ def settle(session: Session, events: Sequence[LabelEvent]) -> None:
             _reopen(session, event.reverts_event_id)
 
 
+def resolved_by(session: Session, event_id: int) -> Flag | None:
+    """The re-review flag this label event closed, if any (undoing it reopens the re-review)."""
+    return session.scalars(select(Flag).where(Flag.resolution_event_id == event_id, Flag.kind == KIND)).first()
+
+
 def _reopen(session: Session, resolving_event_id: int) -> None:
     """Undoing the label that closed a re-review puts the image back in re-review (as a new flag)."""
-    closed = session.scalars(select(Flag).where(Flag.resolution_event_id == resolving_event_id, Flag.kind == KIND)).first()
+    closed = resolved_by(session, resolving_event_id)
     if closed is not None:
         session.add(Flag(image_id=closed.image_id, kind=KIND, status="open", details=dict(closed.details),
                          created_version_id=closed.created_version_id))

@@ -74,6 +74,19 @@ def test_merge_moves_labels_keeping_confidence_tags_and_note(client, labelled):
     assert current(client, labelled[3])["label"]["confidence"] == 0.3
 
 
+def test_label_undo_cannot_resurrect_a_retired_class(client, labelled):
+    change(client, op="merge", classes=["shirt"], into="top")
+    moved = current(client, labelled[0])["history"][-1]
+    r = client.post(f"/api/images/{labelled[0]}/labels/undo", json={"event": moved["id"]})
+    assert r.status_code == 409 and "taxonomy change" in r.json()["detail"]
+    relabel = label(client, labelled[0], "shoe")
+    change(client, op="retire", **{"class": "shoe"})
+    flagged = label(client, labelled[0], "top")  # resolves the re-review
+    client.post(f"/api/images/{labelled[0]}/labels/undo", json={"event": flagged["id"]})
+    assert rereview_images(client) == [labelled[0], labelled[4]]  # undoing the re-review label reopens it
+    assert relabel["class"] == "shoe"
+
+
 def test_merge_into_existing_class(client, labelled):
     body = change(client, op="merge", classes=["shirt", "top"], into="top")
     assert {c["name"]: c["count"] for c in body["classes"]} == {"top": 4, "shoe": 1}

@@ -161,8 +161,12 @@ class TaxonomyMachine(RuleBasedStateMachine):
         image = data.draw(st.sampled_from(self.images))
         current = self._read(f"SELECT event_id FROM current_labels WHERE image_id = {image}")
         if current:
-            with self.db.writing() as s:
-                undo_label(s, image_id=image, event_id=current[0], annotator="prop")
+            count = self._read("SELECT count(*) FROM label_events")[0]
+            try:
+                with self.db.writing() as s:
+                    undo_label(s, image_id=image, event_id=current[0], annotator="prop")
+            except LoupeError:  # a moved label, or one whose earlier class is retired: refused, nothing written
+                assert self._read("SELECT count(*) FROM label_events")[0] == count
 
     @invariant()
     def no_label_event_lost_or_changed(self):
