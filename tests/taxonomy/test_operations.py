@@ -160,6 +160,9 @@ def test_pin_examples_show_on_taxonomy_and_can_be_unpinned(client, labelled):
     shirt = next(c for c in client.get("/api/taxonomy").json()["classes"] if c["name"] == "shirt")
     assert shirt["examples"] == [{"image": labelled[0], "kind": "this"}, {"image": labelled[4], "kind": "not_this"}]
     assert f"/api/images/{labelled[4]}/thumb" in client.get("/label").text
+    page = client.post("/taxonomy/changes", data={"op": "pin", "class": "top", "image": str(labelled[2]), "kind": "this"})
+    assert "Saved as a new version" in page.text and "<html" in page.text  # the image page's form: a whole page
+    assert "Pin as an example" in client.get(f"/images/{labelled[2]}").text
     change(client, op="unpin", **{"class": "shirt"}, image=labelled[4], kind="not_this")
     shirt = next(c for c in client.get("/api/taxonomy").json()["classes"] if c["name"] == "shirt")
     assert len(shirt["examples"]) == 1

@@ -125,4 +125,5 @@ def image_page(request: Request, session: ReadSession, image_id: int):
     hist = history(session, image_id)
     return render(request, "pages/image.html", {
         "image": image, "meta": image_meta(image), "history": hist, "label": current_label(hist),
+        "classes": active_classes(session),
     })
