@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.images.catalog import source_counts
-from app.labelling.queries import unlabelled_count
+from app.labelling.queries import queue_count, unlabelled_count
 from app.taxonomy.service import taxonomy_view
 from app.web.deps import ReadSession
 from app.web.templating import render
@@ -21,5 +21,6 @@ def overview_page(request: Request, session: ReadSession):
         "sources": sources,
         "total": sum(s["images"] for s in sources),
         "unlabelled": unlabelled_count(session),
+        "rereview": queue_count(session, "rereview"),
         "taxonomy": taxonomy_view(session),
     })
