@@ -1,0 +1,1 @@
+"""Training: jobs (no torch) and the worker; torch is imported only by the modules that train."""

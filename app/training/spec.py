@@ -1,0 +1,73 @@
+"""What the worker hands the trainer and gets back. No torch and no database here.
+
+The worker (app.training.worker) turns a job row and its snapshot into
+`Item`s and a `TrainConfig`, calls `train.run(...)`, and writes the `Result`
+back. The trainer never touches the database, so it is testable on plain files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+MODELS = ("smallcnn", "resnet18", "mobilenet_v3", "efficientnet_b0")
+
+
+@dataclass(frozen=True)
+class Item:
+    """One labelled snapshot image."""
+
+    image_id: int
+    path: str  # the original file in the store
+    label: int  # index into the class list
+    split: str  # train | val | test
+    fold: int  # 0..folds-1: the fold whose model predicts it out of sample
+    source: str
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "smallcnn"
+    epochs: int = 12
+    image_size: int = 32
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 4  # early stopping on validation loss, in epochs
+    holdout_source: str | None = None  # trained without; tested on it
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | mps
+    pretrained: bool = True  # use ImageNet weights when available (backbones only)
+
+
+class Hooks(Protocol):
+    """How the trainer reports to the worker (which writes to the database)."""
+
+    def progress(self, fraction: float, message: str) -> None: ...
+
+    def epoch(self, stage: str, epoch: int, metrics: dict) -> None: ...
+
+    def log(self, message: str) -> None: ...
+
+    def cancelled(self) -> bool: ...
+
+
+class TrainingError(Exception):
+    """A readable reason a job cannot run (bad snapshot, missing file, out of memory)."""
+
+
+class Cancelled(Exception):
+    """The job was cancelled while it ran."""
+
+
+@dataclass
+class Result:
+    classes: list[str]
+    out_of_sample: dict[int, list[float]]  # image id -> class probabilities from a model that never saw it
+    suggestions: dict[int, list[float]]  # unlabelled image id -> probabilities from the final model
+    metrics: dict  # see app.training.evaluate.evaluate
+    final: dict  # {"val": metrics, "test": metrics or None, "holdout": metrics or None}
+    model_path: str | None  # TorchScript file of the final model
+    device: str
+    notes: list[str] = field(default_factory=list)
