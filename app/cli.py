@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,9 +27,15 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _start_worker(settings) -> subprocess.Popen:
+    """The local worker: a separate process, so the web app never imports torch."""
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--data", str(settings.data_dir)])
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.db.migrate import upgrade_head
     from app.main import create_app
 
     settings = _settings(args.data)
@@ -39,9 +46,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    settings.ensure_dirs()
+    upgrade_head(settings.database_url)  # before the worker starts, so both see one schema
     app = create_app(settings)
-    print(f"Loupe is ready at http://{args.host}:{args.port}  (data: {settings.data_dir})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    worker = None if args.no_worker else _start_worker(settings)
+    print(f"Loupe is ready at http://{args.host}:{args.port}  (data: {settings.data_dir}"
+          f"{', no worker' if worker is None else ', one local worker'})", flush=True)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    finally:
+        if worker is not None:
+            worker.terminate()  # the worker gives its job back to the queue
+            try:
+                worker.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from app.training.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run_worker(_settings(args.data), once=args.once)
     return 0
 
 
@@ -119,7 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--data", help="data directory (default: $LOUPE_DATA or ./loupe-data)")
+    serve.add_argument("--no-worker", action="store_true", help="do not start a local training worker")
     serve.set_defaults(func=cmd_serve)
+
+    wrk = sub.add_parser("worker", help="claim and run training jobs until stopped")
+    wrk.add_argument("--data", help="data directory (default: $LOUPE_DATA or ./loupe-data)")
+    wrk.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    wrk.set_defaults(func=cmd_worker)
 
     imp = sub.add_parser("import", help="import images from files, folders (recursively) and zip archives")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or .zip archives")

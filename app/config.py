@@ -20,6 +20,12 @@ class Settings(BaseSettings):
     max_zip_entries: int = 200_000
     thumb_size: int = 256
     preview_size: int = 1280
+    # Worker: how often it beats, and when a silent worker's job is taken back.
+    heartbeat_s: float = 2.0
+    stale_after_s: float = 30.0
+    poll_s: float = 1.0
+    # Unlabelled images the final model predicts per job (labelling suggestions).
+    max_suggestions: int = 20_000
     # Anything but loopback needs this token (see app.web.auth).
     token: str | None = None
 
@@ -46,6 +52,10 @@ class Settings(BaseSettings):
     @property
     def previews_dir(self) -> Path:
         return self.data_dir / "previews"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
 
     @property
     def tmp_dir(self) -> Path:

@@ -88,7 +88,7 @@ def serve(data: Path):
     """`loupe serve` on a free port; yields (base_url, pid)."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--data", str(data)],
+        [sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(port), "--data", str(data)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env={**os.environ, "LOUPE_TOKEN": ""},
     )
     base = f"http://127.0.0.1:{port}"

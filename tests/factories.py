@@ -56,3 +56,26 @@ def label(client, image_id: int, cls, **fields) -> dict:
 
 def files_under(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def labelled_snapshot(client, n: int, *, classes: int = 3, folds: int = 3, name: str = "snap",
+                      source: str = "fmnist", start: int = 0) -> dict:
+    """n real Fashion-MNIST images labelled with their true classes (the first `classes` of them) and frozen."""
+    images, labels = fmnist.load("train", start + 20 * n)
+    wanted = [i for i in range(start, len(labels)) if labels[i] < classes][:n]
+    existing = {c["name"] for c in client.get("/api/taxonomy").json()["classes"]}
+    for k in range(classes):
+        if fmnist.CLASSES[k] not in existing:
+            add_class(client, fmnist.CLASSES[k])
+    files = []
+    for i in wanted:
+        buf = io.BytesIO()
+        Image.fromarray(images[i]).save(buf, format="PNG")
+        files.append((f"fmnist-{i:05d}.png", buf.getvalue()))
+    report = upload(client, files, source)
+    ids = {x["filename"]: x["id"] for x in report["imported"] + report["duplicates"]}
+    for i in wanted:
+        label(client, ids[f"fmnist-{i:05d}.png"], fmnist.CLASSES[labels[i]], annotator="truth")
+    r = client.post("/api/snapshots", json={"name": name, "split": {"val": 0.2, "seed": 0, "folds": folds}})
+    assert r.status_code == 201, r.text
+    return r.json()

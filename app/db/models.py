@@ -232,6 +232,7 @@ class SnapshotItem(Base):
     """One image of a snapshot with the exact label event used and its split and fold."""
 
     __tablename__ = "snapshot_items"
+    __table_args__ = {"sqlite_with_rowid": False}
 
     snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"), primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
@@ -239,3 +240,72 @@ class SnapshotItem(Base):
     class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"))
     split: Mapped[str] = mapped_column(String(5))  # train | val | test
     fold: Mapped[int] = mapped_column(Integer)
+
+
+class Job(Base):
+    """A background task for the worker (training). Status: queued, running, succeeded, failed, cancelled."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status_id", "status", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20), default="train")
+    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"))
+    config: Mapped[dict] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    worker: Mapped[str | None] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    device: Mapped[str | None] = mapped_column(String(20))
+    metrics: Mapped[dict | None] = mapped_column(JSON)
+    final: Mapped[dict | None] = mapped_column(JSON)
+    notes: Mapped[list] = mapped_column(JSON, default=list)
+    artifacts: Mapped[dict] = mapped_column(JSON, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class JobEpoch(Base):
+    """Per-epoch metrics a running job streams (one row per stage and epoch)."""
+
+    __tablename__ = "job_epochs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    epoch: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class JobLog(Base):
+    __tablename__ = "job_logs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Prediction(Base):
+    """Class probabilities for one image from one job.
+
+    role: "oof" (out of sample: from a fold model that never saw the image),
+    "suggestion" (an unlabelled image, final model), "holdout" (a held-out source).
+    """
+
+    __tablename__ = "predictions"
+    __table_args__ = (Index("ix_predictions_image_id", "image_id"), {"sqlite_with_rowid": False})
+
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(12))
+    out_of_sample: Mapped[bool] = mapped_column(Boolean)
+    probs: Mapped[list] = mapped_column(JSON)
+    # Top-1 minus top-2 probability: small means uncertain (the "most uncertain first" queue).
+    margin: Mapped[float] = mapped_column(Float)

@@ -1,7 +1,8 @@
 """`loupe import --labels`: import an already-labelled dataset and keep its labels as label events.
 
 Labels come from the folder layout (ImageFolder: a file's class is its parent
-folder's name; split folders such as train/ or val/ are not classes) or from a
+folder's name below the imported folder; split folders such as train/ or val/
+are not classes) or from a
 CSV / JSONL manifest with a file column (file, path or filename) and a label
 column (label or class), optionally confidence (0..1, default 1) and tags
 (a list, or ";"-separated in CSV). A manifest row names its file by a path

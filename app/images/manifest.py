@@ -34,11 +34,13 @@ class ManifestRow:
 def folder_label(filename: str) -> str | None:
     """The class an imported file's folder gives it (its parent folder), or None.
 
-    ``cifar/train/cat/1.png`` -> ``cat``; files directly in a split folder
-    (``train/1.png``), directly in a zip, or imported on their own get none.
+    As in torchvision's ImageFolder, the folder (or zip) given to import is the
+    root and never a class itself: ``cifar/train/cat/1.png`` and
+    ``cifar/cat/1.png`` -> ``cat``; ``cifar/1.png`` (at the root), ``cifar/train/1.png``
+    (directly in a split folder) and a file imported on its own get none.
     """
     parts = filename.split("/")
-    if len(parts) < 2:
+    if len(parts) < 3:
         return None
     parent = " ".join(parts[-2].split())
     if not parent or parent.lower() in SPLIT_FOLDERS or parent.lower().endswith(".zip"):

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import LabelClass, Snapshot, SnapshotItem
+from app.db.models import LabelClass, Snapshot
 from app.errors import Conflict, InvalidInput
 from app.snapshots import splits
 from app.snapshots.rows import live_rows
 from app.snapshots.spec import clean_name, parse_filter, parse_split
 from app.taxonomy.service import current_version
-
-INSERT_CHUNK = 20_000
 
 
 def create_snapshot(session: Session, *, name: str, filter: dict | None = None, split: dict | None = None) -> Snapshot:
@@ -36,10 +34,10 @@ def create_snapshot(session: Session, *, name: str, filter: dict | None = None, 
     class_ids = sorted({r.class_id for r in rows})
     names = dict(session.execute(select(LabelClass.id, LabelClass.name).where(LabelClass.id.in_(class_ids))).all())
     placed = splits.assign(
-        [(r.image_id, r.sha256, (r.class_id, r.source)) for r in rows],
+        [r.sha256 for r in rows], [(r.class_id, r.source) for r in rows],
         val=spec.val, test=spec.test, seed=spec.seed, folds=spec.folds,
     )
-    digest = splits.content_hash((r.sha256, names[r.class_id], *placed[r.image_id]) for r in rows)
+    digest = splits.content_hash((r.sha256, names[r.class_id], *p) for r, p in zip(rows, placed))
     snapshot = Snapshot(
         name=name, taxonomy_version_id=version.id, filter=f.stored, split=spec.as_dict(), seed=spec.seed,
         classes=sorted(({"id": i, "name": names[i]} for i in class_ids), key=lambda c: (c["name"].lower(), c["id"])),
@@ -47,12 +45,11 @@ def create_snapshot(session: Session, *, name: str, filter: dict | None = None, 
     )
     session.add(snapshot)
     session.flush()
-    items = [
-        {"snapshot_id": snapshot.id, "image_id": r.image_id, "label_event_id": r.event_id, "class_id": r.class_id,
-         "split": placed[r.image_id][0], "fold": placed[r.image_id][1]}
-        for r in rows
-    ]
-    for start in range(0, len(items), INSERT_CHUNK):
-        session.execute(insert(SnapshotItem), items[start:start + INSERT_CHUNK])
+    # Plain executemany: the ORM's bulk insert spends seconds per 100k rows building parameters.
+    session.connection().exec_driver_sql(
+        "INSERT INTO snapshot_items (snapshot_id, image_id, label_event_id, class_id, split, fold) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        [(snapshot.id, r.image_id, r.event_id, r.class_id, *p) for r, p in zip(rows, placed)],
+    )
     session.commit()
     return snapshot

@@ -115,7 +115,9 @@ def report(rows: Sequence[Row], class_names: dict[int, str], *, folds: int) -> d
     sources = sorted({r.source for r in rows})
     per_class: dict[int, dict] = {}
     for r in rows:
-        c = per_class.setdefault(r.class_id, {"count": 0, "tagged": 0, "sources": Counter(), "splits": Counter()})
+        c = per_class.get(r.class_id)
+        if c is None:
+            c = per_class[r.class_id] = {"count": 0, "tagged": 0, "sources": Counter(), "splits": Counter()}
         c["count"] += 1
         c["tagged"] += bool(r.tags)
         c["sources"][r.source] += 1

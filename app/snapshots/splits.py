@@ -1,11 +1,11 @@
 """Stratified train / val / test splits, k-fold assignment and the content hash. Pure functions.
 
-Stratification is by (class, source) group. Within a group, images are ordered
-by sha256(seed + image sha256): a shuffle that depends only on the seed and on
-the image itself, so adding images to a later snapshot moves few of the old
-ones. The first round(n * test) images of a group go to test, the next
-round(n * val) to val, the rest to train: every group's split sizes are within
-one image of ideal.
+Stratification is by (class, source) group. Within a group, images are put in
+a seeded order that depends only on the seed and on each image's own sha256
+(splitmix64 of the hash's first 64 bits mixed with the seed), so adding images
+to a later snapshot moves few of the old ones. The first round(n * test)
+images of a group go to test, the next round(n * val) to val, the rest to
+train: every group's split sizes are within one image of ideal.
 
 Folds cover *every* image of the snapshot (train, val and test), because
 out-of-sample predictions are wanted for every image when ranking likely
@@ -17,25 +17,40 @@ size by at most one.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
+
+import numpy as np
 
 SPLITS = ("train", "val", "test")
 
 
-def order_key(seed: int, sha256: str) -> bytes:
-    return hashlib.sha256(f"{seed}:{sha256}".encode()).digest()
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: a fast, well-spread 64-bit hash (uint64 arithmetic wraps)."""
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def order_keys(seed: int, shas: Sequence[str]) -> np.ndarray:
+    """Each image's place in the seeded shuffle (uint64; sort ascending)."""
+    if not shas:
+        return np.empty(0, np.uint64)
+    prefix = np.frombuffer(bytes.fromhex("".join(s[:16] for s in shas)), dtype=">u8").astype(np.uint64)
+    salt = _mix(np.array([seed % 2**64], dtype=np.uint64))[0]
+    return _mix(prefix ^ salt)
 
 
 def assign(
-    items: Sequence[tuple[int, str, tuple]], *, val: float, test: float, seed: int, folds: int
-) -> dict[int, tuple[str, int]]:
+    shas: Sequence[str], groups: Sequence[tuple], *, val: float, test: float, seed: int, folds: int
+) -> list[tuple[str, int]]:
     """Split and fold for each image.
 
     Parameters
     ----------
-    items : sequence of (image id, image sha256, group)
-        The group (a sortable tuple) is what is stratified on, e.g. (class id, source id).
+    shas : sequence of str, length N
+        The images' sha256 (hex).
+    groups : sequence of tuple, length N
+        What is stratified on, e.g. (class id, source name); tuples must sort.
     val, test : float
         Fractions of each group for validation and test; the rest is train.
     seed : int
@@ -45,23 +60,28 @@ def assign(
 
     Returns
     -------
-    dict
-        image id -> (split, fold), split one of "train", "val", "test", fold in 0..folds-1.
+    list of (split, fold), length N
+        Split one of "train", "val", "test"; fold in 0..folds-1; aligned with the input.
     """
-    groups: dict[tuple, list[tuple[bytes, int]]] = defaultdict(list)
-    for image_id, sha, group in items:
-        groups[group].append((order_key(seed, sha), image_id))
-    out: dict[int, tuple[str, int]] = {}
-    dealt = 0
-    for group in sorted(groups):
-        members = sorted(groups[group])
-        n = len(members)
-        n_test, n_val = round(n * test), round(n * val)
-        for pos, (_, image_id) in enumerate(members):
-            split = "test" if pos < n_test else "val" if pos < n_test + n_val else "train"
-            out[image_id] = (split, (dealt + pos) % folds)
-        dealt += n
-    return out
+    n = len(shas)
+    if n == 0:
+        return []
+    names = sorted(set(groups))
+    index = {g: i for i, g in enumerate(names)}
+    codes = np.fromiter((index[g] for g in groups), dtype=np.int64, count=n)
+    order = np.lexsort((order_keys(seed, shas), codes))  # by group, then seeded order
+    counts = np.bincount(codes, minlength=len(names))
+    starts = np.cumsum(counts) - counts
+    n_test = np.array([round(c * test) for c in counts.tolist()])
+    n_val = np.array([round(c * val) for c in counts.tolist()])
+    sorted_codes = codes[order]
+    pos = np.arange(n) - starts[sorted_codes]
+    split_sorted = np.where(pos < n_test[sorted_codes], 2, np.where(pos < (n_test + n_val)[sorted_codes], 1, 0))
+    split_code = np.empty(n, np.int64)
+    fold = np.empty(n, np.int64)
+    split_code[order] = split_sorted
+    fold[order] = np.arange(n) % folds  # round-robin along the order, continuing across groups
+    return [(SPLITS[s], f) for s, f in zip(split_code.tolist(), fold.tolist())]
 
 
 def content_hash(rows: Iterable[tuple[str, str, str, int]]) -> str:
@@ -70,7 +90,5 @@ def content_hash(rows: Iterable[tuple[str, str, str, int]]) -> str:
     Same images with the same labels, splits and folds give the same hash,
     whatever the snapshot's name, creation time or taxonomy version number.
     """
-    h = hashlib.sha256()
-    for sha, cls, split, fold in sorted(rows):
-        h.update(f"{sha}\t{cls}\t{split}\t{fold}\n".encode())
-    return h.hexdigest()
+    text = "".join(f"{sha}\t{cls}\t{split}\t{fold}\n" for sha, cls, split, fold in sorted(rows))
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -6,6 +6,8 @@ Create Date: 2026-11-23
 
 Snapshots and their items are append-only, like label events: SQLite triggers
 refuse UPDATE and DELETE, so a snapshot a model was trained on never changes.
+snapshot_items is a WITHOUT ROWID table keyed by (snapshot, image): one b-tree,
+so freezing 100,000 images writes less and reading a snapshot reads it in order.
 """
 
 from alembic import op
@@ -50,7 +52,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['image_id'], ['images.id'], name=op.f('fk_snapshot_items_image_id_images')),
     sa.ForeignKeyConstraint(['label_event_id'], ['label_events.id'], name=op.f('fk_snapshot_items_label_event_id_label_events')),
     sa.ForeignKeyConstraint(['snapshot_id'], ['snapshots.id'], name=op.f('fk_snapshot_items_snapshot_id_snapshots')),
-    sa.PrimaryKeyConstraint('snapshot_id', 'image_id', name=op.f('pk_snapshot_items'))
+    sa.PrimaryKeyConstraint('snapshot_id', 'image_id', name=op.f('pk_snapshot_items')),
+    sqlite_with_rowid=False,
     )
 
     for table in APPEND_ONLY:

@@ -30,7 +30,7 @@ def live_server(tmp_path):
     """`loupe serve` on a free port with its own data dir; yields (base_url, data_dir)."""
     port, data = _free_port(), tmp_path / "data"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--data", str(data)],
+        [sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(port), "--data", str(data)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "LOUPE_TOKEN": ""},
     )
     base = f"http://127.0.0.1:{port}"

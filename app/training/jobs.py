@@ -1,0 +1,211 @@
+"""Jobs: create, claim, heartbeat, stream, finish, cancel, reap. No torch here.
+
+The database is the only channel between the web app and workers. A claim is
+one write transaction (BEGIN IMMEDIATE), so two workers can never both move the
+same queued row to running. A worker that stops heartbeating has its job
+requeued (up to MAX_ATTEMPTS, after which it fails) by whichever worker looks next.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.db.models import Job, JobEpoch, JobLog, Prediction, Snapshot, SnapshotItem
+from app.errors import Conflict, InvalidInput, NotFound
+from app.snapshots.queries import get_snapshot
+from app.timeutil import iso, utcnow
+from app.training.spec import MODELS, TrainConfig
+
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+FINISHED = ("succeeded", "failed", "cancelled")
+MAX_ATTEMPTS = 3
+LIMITS = {"epochs": (1, 500), "image_size": (16, 512), "batch_size": (1, 4096), "folds": (2, 20)}
+
+
+def _int(config: dict, key: str, default: int) -> int:
+    value = config.get(key, default)
+    lo, hi = LIMITS[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise InvalidInput(f"{key} must be a whole number from {lo} to {hi}, not {value!r}")
+    return value
+
+
+def check_config(session: Session, snapshot: Snapshot, config: dict) -> dict:
+    """Validate a job's config against its snapshot; returns the full config with defaults."""
+    if not isinstance(config, dict):
+        raise InvalidInput("config must be an object")
+    defaults = TrainConfig()
+    unknown = set(config) - set(asdict(defaults)) - {"folds"}
+    if unknown:
+        raise InvalidInput(f"unknown config key(s): {', '.join(sorted(unknown))}")
+    model = config.get("model", defaults.model)
+    if model not in MODELS:
+        raise InvalidInput(f"model must be one of {', '.join(MODELS)}, not {model!r}")
+    folds = _int(config, "folds", snapshot.split.get("folds", 5))
+    if folds != snapshot.split.get("folds", folds):
+        raise InvalidInput(f"snapshot '{snapshot.name}' was frozen with {snapshot.split.get('folds')} folds")
+    per_class = dict(session.execute(
+        select(SnapshotItem.class_id, func.count()).where(SnapshotItem.snapshot_id == snapshot.id)
+        .group_by(SnapshotItem.class_id)).all())
+    names = {c["id"]: c["name"] for c in snapshot.classes}
+    if len(per_class) < 2:
+        raise InvalidInput(f"snapshot '{snapshot.name}' has {len(per_class)} class(es); training needs at least 2")
+    small = sorted((n, names.get(cid, cid)) for cid, n in per_class.items() if n < folds)
+    if small:
+        n, name = small[0]
+        raise InvalidInput(f"class '{name}' has {n} image(s) in this snapshot, fewer than the {folds} folds")
+    holdout = config.get("holdout_source")
+    full = {**asdict(defaults), **config, "model": model, "folds": folds,
+            "epochs": _int(config, "epochs", defaults.epochs),
+            "image_size": _int(config, "image_size", defaults.image_size),
+            "batch_size": _int(config, "batch_size", defaults.batch_size),
+            "holdout_source": holdout or None}
+    return full
+
+
+def create_job(session: Session, *, snapshot_ref, config: dict | None = None, kind: str = "train") -> Job:
+    if kind != "train":
+        raise InvalidInput(f"unknown job kind '{kind}'; supported: train")
+    snapshot = get_snapshot(session, snapshot_ref)
+    job = Job(kind=kind, snapshot_id=snapshot.id, config=check_config(session, snapshot, config or {}),
+              status="queued", notes=[], artifacts={})
+    session.add(job)
+    session.commit()
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def claim(session: Session, worker: str) -> Job | None:
+    """Move the oldest queued job to running for `worker`; None when the queue is empty."""
+    job_id = session.scalar(select(Job.id).where(Job.status == "queued").order_by(Job.id).limit(1))
+    if job_id is None:
+        session.rollback()
+        return None
+    now = utcnow()
+    taken = session.execute(
+        update(Job).where(Job.id == job_id, Job.status == "queued")
+        .values(status="running", worker=worker, attempts=Job.attempts + 1, claimed_at=now, heartbeat_at=now,
+                message="starting")
+    ).rowcount
+    session.commit()
+    return session.get(Job, job_id) if taken == 1 else None
+
+
+def heartbeat(session: Session, job_id: int, worker: str, *, progress: float | None = None,
+              message: str | None = None) -> bool:
+    """Record that `worker` still runs the job; False when it no longer owns it or a cancel was asked."""
+    values = {"heartbeat_at": utcnow()}
+    if progress is not None:
+        values["progress"] = max(0.0, min(1.0, float(progress)))
+    if message is not None:
+        values["message"] = message[:500]
+    owned = session.execute(
+        update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == "running").values(**values)
+    ).rowcount
+    cancel = session.scalar(select(Job.cancel_requested).where(Job.id == job_id))
+    session.commit()
+    return owned == 1 and not cancel
+
+
+def add_epoch(session: Session, job_id: int, stage: str, epoch: int, metrics: dict) -> None:
+    session.add(JobEpoch(job_id=job_id, stage=stage, epoch=epoch, metrics=metrics))
+    session.commit()
+
+
+def add_log(session: Session, job_id: int, message: str) -> None:
+    session.add(JobLog(job_id=job_id, message=message[:4000]))
+    session.commit()
+
+
+def finish(session: Session, job_id: int, worker: str, *, status: str, error: str | None = None,
+           result=None, predictions: list[dict] | None = None) -> bool:
+    """Finish a job this worker owns, with its predictions, in one transaction; False if it lost the job."""
+    job = session.get(Job, job_id)
+    if job is None or job.worker != worker or job.status != "running":
+        session.rollback()
+        return False
+    job.status, job.error, job.finished_at = status, error, utcnow()
+    job.message = {"succeeded": "done", "failed": "failed", "cancelled": "cancelled"}[status]
+    if result is not None:
+        job.progress, job.metrics, job.final = 1.0, result.metrics, result.final
+        job.device, job.notes = result.device, list(result.notes)
+        job.artifacts = {"model": result.model_path, "classes": result.classes}
+    if predictions:
+        session.execute(Prediction.__table__.insert(), [{"job_id": job_id, **p} for p in predictions])
+    session.commit()
+    return True
+
+
+def request_cancel(session: Session, job_id: int) -> Job:
+    job = get_job(session, job_id)
+    if job.status in FINISHED:
+        raise Conflict(f"job {job_id} already {job.status}")
+    if job.status == "queued":
+        job.status, job.finished_at, job.message = "cancelled", utcnow(), "cancelled before it started"
+    else:
+        job.cancel_requested = True
+        job.message = "cancelling"
+    session.commit()
+    return job
+
+
+def reap(session: Session, *, stale_after_s: float) -> list[int]:
+    """Requeue (or, past MAX_ATTEMPTS, fail) running jobs whose worker stopped heartbeating."""
+    cutoff = utcnow() - timedelta(seconds=stale_after_s)
+    stale = session.scalars(select(Job).where(Job.status == "running", Job.heartbeat_at < cutoff)).all()
+    for job in stale:
+        session.add(JobLog(job_id=job.id, message=f"worker {job.worker} stopped responding"))
+        if job.cancel_requested:
+            job.status, job.finished_at, job.message = "cancelled", utcnow(), "cancelled"
+        elif job.attempts >= MAX_ATTEMPTS:
+            job.status, job.finished_at = "failed", utcnow()
+            job.error = f"the worker stopped responding {job.attempts} times; giving up"
+        else:
+            job.status, job.worker, job.message = "queued", None, "requeued: its worker stopped responding"
+    session.commit()
+    return [j.id for j in stale]
+
+
+def job_view(job: Job) -> dict:
+    metrics = dict(job.metrics) if job.metrics else None
+    return {
+        "id": job.id, "kind": job.kind, "snapshot": job.snapshot_id, "config": job.config, "status": job.status,
+        "progress": job.progress, "message": job.message, "error": job.error, "worker": job.worker,
+        "attempts": job.attempts, "device": job.device, "notes": job.notes, "metrics": metrics,
+        "final": job.final, "created_at": iso(job.created_at), "heartbeat_at": iso(job.heartbeat_at),
+        "finished_at": iso(job.finished_at), "has_model": bool(job.artifacts and job.artifacts.get("model")),
+    }
+
+
+def list_jobs(session: Session, *, limit: int = 100) -> list[Job]:
+    return list(session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)))
+
+
+def epochs(session: Session, job_id: int) -> list[dict]:
+    rows = session.scalars(select(JobEpoch).where(JobEpoch.job_id == job_id).order_by(JobEpoch.id))
+    return [{"stage": r.stage, "epoch": r.epoch, **r.metrics} for r in rows]
+
+
+def logs(session: Session, job_id: int, *, limit: int = 200) -> list[dict]:
+    rows = session.scalars(select(JobLog).where(JobLog.job_id == job_id).order_by(JobLog.id.desc()).limit(limit))
+    return [{"at": iso(r.created_at), "message": r.message} for r in reversed(list(rows))]
+
+
+def predictions(session: Session, job_id: int) -> dict:
+    job = get_job(session, job_id)
+    rows = session.scalars(select(Prediction).where(Prediction.job_id == job_id).order_by(Prediction.image_id))
+    return {
+        "classes": (job.artifacts or {}).get("classes", []),
+        "items": [{"image": p.image_id, "probs": p.probs, "out_of_sample": p.out_of_sample, "role": p.role}
+                  for p in rows],
+    }

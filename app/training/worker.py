@@ -1,0 +1,195 @@
+"""`loupe worker`: claim jobs from the database and train, until stopped.
+
+One job at a time. A background thread heartbeats while the trainer runs;
+if the job is cancelled or taken back (this worker was too slow), the trainer
+is told to stop. Whatever goes wrong in one job is written on that job and the
+worker goes on with the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from dataclasses import fields
+
+from sqlalchemy import select
+
+from app.config import Settings
+from app.db.engine import Database
+from app.db.migrate import upgrade_head
+from app.db.models import CurrentLabel, Image, Job, LabelEvent, Snapshot, SnapshotItem, Source
+from app.images import store
+from app.training import jobs
+from app.training.spec import Cancelled, Item, TrainConfig, TrainingError
+
+log = logging.getLogger("loupe.worker")
+
+
+class _Stop(BaseException):
+    """SIGTERM/SIGINT: give the job back to the queue and exit."""
+
+
+class DbHooks:
+    """The trainer's reports, written to the job's rows; cancel is read from the heartbeat."""
+
+    def __init__(self, db: Database, job_id: int, worker: str, settings: Settings):
+        self.db, self.job_id, self.worker, self.settings = db, job_id, worker, settings
+        self.stop = threading.Event()
+        self._progress: tuple[float, str] | None = None
+        self._lock = threading.Lock()
+
+    def beat(self) -> None:
+        with self._lock:
+            progress, message = self._progress or (None, None)
+        with self.db.writing() as s:
+            if not jobs.heartbeat(s, self.job_id, self.worker, progress=progress, message=message):
+                self.stop.set()
+
+    def progress(self, fraction: float, message: str) -> None:
+        with self._lock:
+            self._progress = (fraction, message)
+
+    def epoch(self, stage: str, epoch: int, metrics: dict) -> None:
+        with self.db.writing() as s:
+            jobs.add_epoch(s, self.job_id, stage, epoch, metrics)
+
+    def log(self, message: str) -> None:
+        with self.db.writing() as s:
+            jobs.add_log(s, self.job_id, message)
+
+    def cancelled(self) -> bool:
+        return self.stop.is_set()
+
+
+def _heartbeat_loop(hooks: DbHooks, done: threading.Event) -> None:
+    while not done.wait(hooks.settings.heartbeat_s):
+        try:
+            hooks.beat()
+        except Exception:  # a busy database must not kill the heartbeat
+            log.exception("heartbeat failed")
+
+
+def load_inputs(session, settings: Settings, job: Job):
+    """The snapshot's items, its class names, and unlabelled images to suggest labels for."""
+    snapshot = session.get(Snapshot, job.snapshot_id)
+    classes = [c["name"] for c in snapshot.classes]
+    index = {c["id"]: i for i, c in enumerate(snapshot.classes)}
+    rows = session.execute(
+        select(SnapshotItem, Image, Source.name, LabelEvent.tags)
+        .join(Image, Image.id == SnapshotItem.image_id)
+        .join(Source, Source.id == Image.source_id)
+        .join(LabelEvent, LabelEvent.id == SnapshotItem.label_event_id)
+        .where(SnapshotItem.snapshot_id == snapshot.id)
+        .order_by(SnapshotItem.image_id)
+    ).all()
+    items = [Item(image_id=it.image_id, path=str(store.original_path(settings, img)), label=index[it.class_id],
+                  split=it.split, fold=it.fold, source=source, tags=tuple(tags or ()))
+             for it, img, source, tags in rows]
+    unlabelled = session.execute(
+        select(Image).outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
+        .where(CurrentLabel.class_id.is_(None), Image.excluded.is_(False))
+        .order_by(Image.id).limit(settings.max_suggestions)
+    ).scalars().all()
+    return items, classes, [(img.id, str(store.original_path(settings, img))) for img in unlabelled]
+
+
+def _margin(probs: list[float]) -> float:
+    top = sorted(probs, reverse=True)
+    return float(top[0] - (top[1] if len(top) > 1 else 0.0))
+
+
+def prediction_rows(result, items: list[Item], holdout: str | None) -> list[dict]:
+    held = {it.image_id for it in items if holdout and it.source == holdout}
+    rows = [{"image_id": i, "role": "holdout" if i in held else "oof", "out_of_sample": True, "probs": p,
+             "margin": _margin(p)} for i, p in result.out_of_sample.items()]
+    rows += [{"image_id": i, "role": "suggestion", "out_of_sample": True, "probs": p, "margin": _margin(p)}
+             for i, p in result.suggestions.items()]
+    return rows
+
+
+def run_job(db: Database, settings: Settings, job_id: int, worker: str) -> str:
+    """Train one claimed job to the end; returns its final status."""
+    hooks = DbHooks(db, job_id, worker, settings)
+    done = threading.Event()
+    beating = threading.Thread(target=_heartbeat_loop, args=(hooks, done), daemon=True)
+    beating.start()
+    try:
+        with db.reading() as s:
+            job = s.get(Job, job_id)
+            items, classes, unlabelled = load_inputs(s, settings, job)
+            config = {k: v for k, v in job.config.items() if k in {f.name for f in fields(TrainConfig)}}
+        hooks.log(f"{worker} starts: {len(items)} images, {len(classes)} classes, config {config}")
+        try:
+            from app.training import train  # torch is imported here and nowhere in the web app
+        except ImportError as exc:
+            raise TrainingError(f"torch is not installed for this worker ({exc}); run scripts/setup.sh") from None
+        workdir = settings.jobs_dir / f"job-{job_id}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        result = train.run(items, classes, TrainConfig(**config), hooks, workdir, unlabelled)
+        rows = prediction_rows(result, items, config.get("holdout_source"))
+        status, error = "succeeded", None
+    except Cancelled:
+        result, rows, status, error = None, None, "cancelled", None
+    except TrainingError as exc:
+        result, rows, status, error = None, None, "failed", str(exc)
+    except _Stop:
+        done.set()
+        _give_back(db, job_id, worker)
+        raise
+    except Exception as exc:  # one job's bug must not stop the queue
+        hooks.log(traceback.format_exc())
+        result, rows, status, error = None, None, "failed", f"internal error: {type(exc).__name__}: {exc}"
+    finally:
+        done.set()
+    with db.writing() as s:
+        if not jobs.finish(s, job_id, worker, status=status, error=error, result=result, predictions=rows):
+            return "lost"
+    after_finish(db, job_id, status)
+    return status
+
+
+def after_finish(db: Database, job_id: int, status: str) -> None:
+    """Work that follows a finished job (label-quality flags arrive with the review issue)."""
+
+
+def _give_back(db: Database, job_id: int, worker: str) -> None:
+    with db.writing() as s:
+        job = s.get(Job, job_id)
+        if job is not None and job.worker == worker and job.status == "running":
+            job.status, job.worker, job.message = "queued", None, "requeued: its worker was stopped"
+            s.commit()
+
+
+def run_worker(settings: Settings, *, worker: str | None = None, once: bool = False) -> None:
+    """Serve the queue until SIGTERM/SIGINT (or, with `once`, until it is empty)."""
+    settings.ensure_dirs()
+    upgrade_head(settings.database_url)
+    worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+    db = Database(settings.database_url)
+
+    def _on_signal(signum, _frame):
+        raise _Stop()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _on_signal)
+    log.info("worker %s serving %s", worker, settings.database_path)
+    try:
+        while True:
+            with db.writing() as s:
+                jobs.reap(s, stale_after_s=settings.stale_after_s)
+                job = jobs.claim(s, worker)
+            if job is None:
+                if once:
+                    return
+                time.sleep(settings.poll_s)
+                continue
+            run_job(db, settings, job.id, worker)
+    except _Stop:
+        log.info("worker %s stopped", worker)
+    finally:
+        db.dispose()

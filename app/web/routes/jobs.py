@@ -1,0 +1,117 @@
+"""Training jobs: launch, watch, cancel, predictions, model; the jobs and job pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import FileResponse, RedirectResponse
+from pydantic import BaseModel, Field
+
+from app.errors import LoupeError, NotFound
+from app.images.catalog import source_names
+from app.snapshots.queries import list_snapshots
+from app.training import jobs
+from app.training.spec import MODELS, TrainConfig
+from app.web.charts import epoch_charts
+from app.web.deps import ReadSession, WriteSession
+from app.web.templating import render
+
+router = APIRouter()
+
+
+class JobBody(BaseModel):
+    kind: str = "train"
+    snapshot: int | str = Field(description="snapshot id or name")
+    config: dict[str, Any] = Field(default_factory=dict, description="model, epochs, image_size, folds, ...")
+
+
+@router.post("/api/jobs", status_code=201, tags=["jobs"])
+def create_job(session: WriteSession, body: JobBody) -> dict:
+    """Queue a training job on a snapshot; a worker picks it up."""
+    job = jobs.create_job(session, snapshot_ref=body.snapshot, config=body.config, kind=body.kind)
+    return {"id": job.id, "status": job.status}
+
+
+@router.get("/api/jobs", tags=["jobs"])
+def read_jobs(session: ReadSession) -> dict:
+    """The newest jobs first."""
+    return {"items": [jobs.job_view(j) for j in jobs.list_jobs(session)]}
+
+
+@router.get("/api/jobs/{job_id}", tags=["jobs"])
+def read_job(session: ReadSession, job_id: int) -> dict:
+    """Status, progress, per-epoch metrics, log, and on success the evaluation."""
+    view = jobs.job_view(jobs.get_job(session, job_id))
+    return {**view, "epochs": jobs.epochs(session, job_id), "log": jobs.logs(session, job_id)}
+
+
+@router.get("/api/jobs/{job_id}/predictions", tags=["jobs"])
+def read_predictions(session: ReadSession, job_id: int) -> dict:
+    """Class probabilities per image; `out_of_sample` ones come from a model that never saw the image."""
+    return jobs.predictions(session, job_id)
+
+
+@router.post("/api/jobs/{job_id}/cancel", tags=["jobs"])
+def cancel_job(session: WriteSession, job_id: int) -> dict:
+    """Cancel a queued job at once, or ask the worker to stop a running one."""
+    job = jobs.request_cancel(session, job_id)
+    return {"id": job.id, "status": job.status}
+
+
+@router.get("/api/jobs/{job_id}/model", tags=["jobs"])
+def download_model(session: ReadSession, job_id: int) -> FileResponse:
+    """The final model as TorchScript (its class list and input size are in the job's artifacts)."""
+    job = jobs.get_job(session, job_id)
+    path = (job.artifacts or {}).get("model")
+    if not path or not Path(path).exists():
+        raise NotFound(f"job {job_id} has no exported model")
+    return FileResponse(path, filename=f"loupe-job-{job_id}.pt", media_type="application/octet-stream")
+
+
+@router.get("/jobs", include_in_schema=False)
+def jobs_page(request: Request, session: ReadSession, error: str | None = None):
+    """The queue, and a form to train on a snapshot."""
+    return render(request, "pages/jobs.html", {
+        "jobs": [jobs.job_view(j) for j in jobs.list_jobs(session)], "snapshots": list_snapshots(session),
+        "models": MODELS, "defaults": TrainConfig(), "sources": source_names(session), "error": error,
+    }, block="queue")
+
+
+@router.post("/jobs", include_in_schema=False)
+def launch_from_page(
+    request: Request,
+    session: WriteSession,
+    snapshot: Annotated[str, Form()],
+    model: Annotated[str, Form()] = "smallcnn",
+    epochs: Annotated[str, Form()] = "",
+    image_size: Annotated[str, Form()] = "",
+    holdout_source: Annotated[str, Form()] = "",
+):
+    """Launch from the jobs page; errors come back on the same page."""
+    config: dict[str, Any] = {"model": model}
+    try:
+        for key, value in (("epochs", epochs), ("image_size", image_size)):
+            if value.strip():
+                if not value.strip().isdigit():
+                    raise LoupeError(f"{key} must be a whole number")
+                config[key] = int(value)
+        if holdout_source:
+            config["holdout_source"] = holdout_source
+        job = jobs.create_job(session, snapshot_ref=snapshot, config=config)
+    except LoupeError as exc:
+        session.rollback()
+        return jobs_page(request, session, error=exc.detail)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+@router.get("/jobs/{job_id}", include_in_schema=False)
+def job_page(request: Request, session: ReadSession, job_id: int):
+    """Live progress and curves while it runs; the evaluation when it is done."""
+    job = jobs.get_job(session, job_id)
+    epochs = jobs.epochs(session, job_id)
+    return render(request, "pages/job.html", {
+        "job": jobs.job_view(job), "epochs": epochs, "charts": epoch_charts(epochs), "log": jobs.logs(session, job_id),
+        "classes": (job.artifacts or {}).get("classes", []),
+    }, block="live")

@@ -1,0 +1,184 @@
+"""Snapshots: create, list, items, health report, diff, export; the snapshots and health pages."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
+
+from app.errors import InvalidInput, LoupeError
+from app.images.catalog import source_names
+from app.labelling.tags import active_tags
+from app.snapshots.export import export_zip, manifest_text
+from app.snapshots.freeze import create_snapshot
+from app.snapshots.queries import describe, get_snapshot, list_snapshots, snapshot_items
+from app.snapshots.reports import diff, live_health, snapshot_health
+from app.taxonomy.service import active_classes
+from app.web.deps import ReadSession, SettingsDep, WriteSession
+from app.web.templating import render
+
+router = APIRouter()
+
+
+class FilterBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[str] = Field([], description="source names; empty: all")
+    classes: list[str | int] = Field([], description="class names or ids; empty: all active classes")
+    min_confidence: float | None = Field(None, description="0..1")
+    exclude_tags: list[str] = []
+    exclude_flagged: bool = Field(False, description="leave out images with an open flag")
+    exclude_ambiguous: bool = Field(False, description="leave out images a reviewer marked ambiguous")
+    exclude_excluded: bool = Field(True, description="leave out images excluded from the dataset")
+    labelled_before: str | None = Field(None, description="ISO 8601 date or time: current label made before it")
+
+
+class SplitBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    val: float = 0.2
+    test: float = 0.0
+    seed: int = 0
+    folds: int = Field(5, description="folds over all images, for out-of-sample predictions")
+
+
+class SnapshotBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    filter: FilterBody = FilterBody()
+    split: SplitBody = SplitBody()
+
+
+@router.post("/api/snapshots", status_code=201, tags=["snapshots"])
+def create_snapshot_api(session: WriteSession, body: SnapshotBody) -> dict:
+    """Freeze the images whose current labels pass the filter, with stratified splits and folds."""
+    snapshot = create_snapshot(session, name=body.name, filter=body.filter.model_dump(), split=body.split.model_dump())
+    return describe(session, snapshot)
+
+
+@router.get("/api/snapshots", tags=["snapshots"])
+def read_snapshots(session: ReadSession) -> dict:
+    """Every snapshot, newest first."""
+    return {"items": list_snapshots(session)}
+
+
+@router.get("/api/snapshots/live/health", tags=["snapshots"])
+def read_live_health(session: ReadSession) -> dict:
+    """The health report of today's labels (what a snapshot with the default filter would hold)."""
+    return live_health(session)
+
+
+@router.get("/api/snapshots/{snapshot_id}", tags=["snapshots"])
+def read_snapshot(session: ReadSession, snapshot_id: int) -> dict:
+    """One snapshot: name, hash, taxonomy version, filter, split settings and split sizes."""
+    return describe(session, get_snapshot(session, snapshot_id))
+
+
+@router.get("/api/snapshots/{snapshot_id}/items", tags=["snapshots"])
+def read_snapshot_items(session: ReadSession, snapshot_id: int) -> dict:
+    """Every image of the snapshot with its frozen class, split, fold and label event."""
+    return {"items": snapshot_items(session, get_snapshot(session, snapshot_id))}
+
+
+@router.get("/api/snapshots/{snapshot_id}/health", tags=["snapshots"])
+def read_snapshot_health(session: ReadSession, snapshot_id: int) -> dict:
+    """The snapshot's health report: balance, confidence, sources, hard cases, effective size, warnings."""
+    return snapshot_health(session, get_snapshot(session, snapshot_id))
+
+
+@router.get("/api/snapshots/{snapshot_id}/diff/{other_id}", tags=["snapshots"])
+def read_snapshot_diff(session: ReadSession, snapshot_id: int, other_id: int) -> dict:
+    """What changed from this snapshot to the other: images added, removed, relabelled, moved."""
+    return diff(session, get_snapshot(session, snapshot_id), get_snapshot(session, other_id))
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "snapshot"
+
+
+@router.get("/api/snapshots/{snapshot_id}/export", tags=["snapshots"])
+def export_snapshot_api(session: ReadSession, settings: SettingsDep, snapshot_id: int, format: str = "csv"):
+    """Download the manifest (csv | jsonl), or the whole ImageFolder tree as a zip (imagefolder)."""
+    snapshot = get_snapshot(session, snapshot_id)
+    if format == "imagefolder":
+        fd, tmp = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=settings.tmp_dir)
+        os.close(fd)
+        try:
+            export_zip(session, settings, snapshot, Path(tmp))
+        except BaseException:
+            os.unlink(tmp)
+            raise
+        return FileResponse(tmp, media_type="application/zip", filename=f"{_slug(snapshot.name)}.zip",
+                            background=BackgroundTask(os.unlink, tmp))
+    if format not in ("csv", "jsonl"):
+        raise InvalidInput(f"format must be csv, jsonl or imagefolder, not '{format}'")
+    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    return Response(manifest_text(session, snapshot, format), media_type=f"{media}; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{_slug(snapshot.name)}.{format}"'})
+
+
+def _form_context(session, *, error: str | None = None, values: dict | None = None) -> dict:
+    return {"snapshots": list_snapshots(session), "sources": source_names(session),
+            "classes": active_classes(session), "tags": active_tags(session), "error": error, "values": values or {}}
+
+
+def _number(form, key: str, cast, default):
+    raw = (form.get(key) or "").strip()
+    if not raw:
+        return default
+    try:
+        return cast(raw)
+    except ValueError:
+        raise InvalidInput(f"{key.replace('_', ' ')} must be a number, not '{raw}'") from None
+
+
+@router.get("/snapshots", include_in_schema=False)
+def snapshots_page(request: Request, session: ReadSession):
+    """Snapshots, and the form that freezes a new one."""
+    return render(request, "pages/snapshots.html", _form_context(session))
+
+
+@router.post("/snapshots", include_in_schema=False)
+async def create_snapshot_page(request: Request, session: WriteSession):
+    """The create form: freeze and go to the new snapshot, or show the form again with the problem."""
+    form = await request.form()
+    values = {k: form.getlist(k) if k in ("sources", "classes", "exclude_tags") else form.get(k) for k in form}
+    try:
+        snapshot = create_snapshot(session, name=form.get("name") or "", filter={
+            "sources": form.getlist("sources"), "classes": form.getlist("classes"),
+            "min_confidence": _number(form, "min_confidence", float, None), "exclude_tags": form.getlist("exclude_tags"),
+            "exclude_flagged": "exclude_flagged" in form, "exclude_ambiguous": "exclude_ambiguous" in form,
+            "exclude_excluded": "exclude_excluded" in form, "labelled_before": form.get("labelled_before") or None,
+        }, split={"val": _number(form, "val", float, 0.2), "test": _number(form, "test", float, 0.0),
+                  "seed": _number(form, "seed", int, 0), "folds": _number(form, "folds", int, 5)})
+    except LoupeError as exc:
+        session.rollback()
+        return render(request, "pages/snapshots.html", _form_context(session, error=exc.detail, values=values),
+                      status_code=exc.status_code)
+    return RedirectResponse(f"/snapshots/{snapshot.id}", status_code=303)
+
+
+@router.get("/snapshots/live", include_in_schema=False)
+def live_health_page(request: Request, session: ReadSession):
+    """The health report of the live dataset."""
+    return render(request, "pages/health.html", {"h": live_health(session)})
+
+
+@router.get("/snapshots/{snapshot_id}", include_in_schema=False)
+def snapshot_page(request: Request, session: ReadSession, snapshot_id: int, diff_with: int | None = None):
+    """One snapshot: its settings, health report, downloads and a diff with another snapshot."""
+    snapshot = get_snapshot(session, snapshot_id)
+    changes = diff(session, get_snapshot(session, diff_with), snapshot) if diff_with else None
+    return render(request, "pages/snapshot.html", {
+        "s": describe(session, snapshot),
+        "h": None if request.headers.get("HX-Request") == "true" else snapshot_health(session, snapshot),
+        "others": [x for x in list_snapshots(session) if x["id"] != snapshot.id], "diff": changes,
+        "diff_with": diff_with,
+    }, block="diff")
