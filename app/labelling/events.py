@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db.models import CurrentLabel, Image, LabelClass, LabelEvent, TaxonomyVersion
@@ -86,10 +87,29 @@ def _append(session: Session, image_id: int, v: _Valid) -> LabelEvent:
 
 
 def _set_current(session: Session, events: list[LabelEvent]) -> None:
+    """Point each image's current label at its new event: one upsert, however many events."""
     session.flush()
-    for event in events:
-        session.merge(CurrentLabel(image_id=event.image_id, event_id=event.id, class_id=event.class_id))
+    if not events:
+        return
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    latest = {e.image_id: e for e in events}  # an image labelled twice in one batch keeps its last event
+    for chunk in _chunks(list(latest.values()), 5000):
+        stmt = insert(CurrentLabel).values(
+            [{"image_id": e.image_id, "event_id": e.id, "class_id": e.class_id} for e in chunk]
+        )
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=[CurrentLabel.image_id],
+            set_={"event_id": stmt.excluded.event_id, "class_id": stmt.excluded.class_id},
+        ))
+    for obj in list(session.identity_map.values()):  # current_labels rows loaded earlier are stale now
+        if isinstance(obj, CurrentLabel):
+            session.expire(obj)
     rereview.settle(session, events)
+
+
+def _chunks(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
 
 
 def record_label(session: Session, *, image_id: int, data: LabelInput) -> LabelEvent:
