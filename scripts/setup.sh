@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Set up Loupe in ./.venv. `setup.sh` installs what the app needs; `setup.sh test`
-# also installs the test tools and, through apt when run as root, Debian's
-# chromium (browser tests) and dataset-fashion-mnist (real images for tests).
+# Set up Loupe in ./.venv. `setup.sh` installs the app and its training worker
+# (torch, torchvision); `setup.sh test` also installs the test tools and,
+# through apt when run as root, Debian's chromium (browser tests) and
+# dataset-fashion-mnist (real images for tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,11 +35,12 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$(pick_python)" -m venv .venv
 fi
-extras=""
-[ "$want_test" = "test" ] && extras="[test]"
+# The worker trains with torch; pip takes torch 2.14.1 from this machine's disk when it is there.
+extras="[worker]"
+[ "$want_test" = "test" ] && extras="[test,worker]"
 # Reinstall only when pyproject.toml changed since the last install.
 stamp=".venv/.loupe-installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v "^WARNING: Location" >&2 || true
-  .venv/bin/python -c "import app.main" && touch "$stamp"
+  .venv/bin/python -c "import app.main, torch, torchvision" && touch "$stamp"
 fi

@@ -14,6 +14,7 @@ CONFIDENCE_LEVELS: list[tuple[str, float, str]] = [
 ]
 
 ACTIONS: list[tuple[str, str]] = [
+    ("Enter", "accept the model's top suggestion (when there is one)"),
     ("s / →", "skip this image"),
     ("u / ← / Backspace", "undo the last label and go back to it"),
     ("n", "write a note (Enter saves it, Esc leaves)"),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent, Source
+from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, LabelEvent, Prediction, Source
 from app.errors import InvalidInput
 from app.taxonomy.queries import resolve_class
 
@@ -60,14 +60,33 @@ def unlabelled_count(session: Session) -> int:
     return queue_count(session, "unlabelled")
 
 
+def _uncertain_first(session: Session, skip: Sequence[int], n: int) -> list[int]:
+    """Unlabelled images the latest model is least sure about (smallest top-1 minus top-2 margin) first."""
+    job_id = session.scalar(
+        select(Job.id).where(Job.status == "succeeded", Job.kind == "train").order_by(Job.id.desc()).limit(1))
+    q = _unlabelled().outerjoin(Prediction, (Prediction.image_id == Image.id) & (Prediction.job_id == job_id))
+    if skip:
+        q = q.where(Image.id.not_in(list(skip)))
+    return list(session.scalars(q.order_by(func.coalesce(Prediction.margin, 2.0), Image.id).limit(n)))
+
+
+ORDERS = ("import", "uncertain")
+
+
 def queue_ids(
-    session: Session, *, after: int | None = None, skip: Sequence[int] = (), n: int = 4, queue: str = "unlabelled"
+    session: Session, *, after: int | None = None, skip: Sequence[int] = (), n: int = 4, queue: str = "unlabelled",
+    order: str = "import",
 ) -> list[int]:
     """The next `n` images of a queue after `after` in import order, wrapping to the start.
 
     Queues: "unlabelled" (not yet labelled, not excluded) and "rereview" (waiting
-    after a split or retire).
+    after a split or retire). Order "uncertain" (unlabelled queue only) puts the
+    images the latest model is least sure about first, for active learning.
     """
+    if order not in ORDERS:
+        raise InvalidInput(f"order must be one of {', '.join(ORDERS)}, not '{order}'")
+    if order == "uncertain" and queue == "unlabelled":
+        return _uncertain_first(session, skip, n)
     base, column = _queue(queue)
     if skip:
         base = base.where(column.not_in(list(skip)))

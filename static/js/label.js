@@ -13,6 +13,7 @@
   const classButtons = [...root.querySelectorAll("[data-class]")];
 
   const queue = root.dataset.queue || "unlabelled";
+  const order = root.dataset.order || "import";
   const history = [];   // {image, event} for a label, {image, skipped: true} for a skip
   const skipped = [];
   const prefetched = new Map();
@@ -122,6 +123,7 @@
     form.append("ms", elapsedMs());
     form.append("skip", skipped.join(","));
     form.append("queue", queue);
+    form.append("order", order);
     const response = await send(`/label/${id}`, { method: "POST", body: form });
     if (!response) return;
     swap(await response.text());
@@ -130,7 +132,7 @@
   }
 
   async function showStage(query) {
-    const response = await send(`/label/stage?${new URLSearchParams({ ...query, queue })}`, {});
+    const response = await send(`/label/stage?${new URLSearchParams({ ...query, queue, order })}`, {});
     if (response) swap(await response.text());
     return Boolean(response);
   }
@@ -177,6 +179,7 @@
     if ((button = byKey(classButtons, key))) label(button.dataset.class);
     else if ((button = byKey(levels, key))) setConfidence(button);
     else if ((button = byKey(tagButtons, key))) toggleTag(button);
+    else if (key === "Enter" && figure()?.dataset.topClass) label(figure().dataset.topClass);
     else if (key === "s" || key === "ArrowRight") skip();
     else if (key === "u" || key === "z" || key === "ArrowLeft" || key === "Backspace") undo();
     else if (key === "n") note.focus();

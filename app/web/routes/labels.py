@@ -12,6 +12,7 @@ from app.images.catalog import get_image
 from app.labelling.events import LabelInput, current_label, history, record_label, record_labels, undo_label
 from app.labelling.keys import ACTIONS, CONFIDENCE_LEVELS
 from app.labelling import rereview
+from app.labelling.suggestions import latest_job, suggestions
 from app.labelling.queries import ImageFilter, filtered_ids, queue_count, queue_ids
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
 from app.taxonomy.queries import active_classes, examples
@@ -118,37 +119,42 @@ def _parse_skip(skip: str) -> list[int]:
         raise InvalidInput("skip must be a comma-separated list of image ids") from None
 
 
-def _stage_context(session, *, ids: list[int], queue: str, last_event=None) -> dict:
-    """What the stage block needs: the image now, the ones to prefetch, and the classes it may take."""
+def _stage_context(session, *, ids: list[int], queue: str, order: str, last_event=None) -> dict:
+    """What the stage block needs: the image now, the ones to prefetch, the classes it may take, the model's guess."""
     image = get_image(session, ids[0]) if ids else None
     flag = rereview.open_flag(session, image.id) if image else None
+    allowed = [c.id for c in rereview.offered_classes(session, flag)] if flag else None
+    guesses = suggestions(session, image.id) if image else []
+    if allowed is not None:
+        guesses = [g for g in guesses if g["class_id"] in allowed]
     return {
-        "image": image, "prefetch": ids[1:], "last_event": last_event, "queue": queue,
-        "allowed": [c.id for c in rereview.offered_classes(session, flag)] if flag else None,
-        "reason": flag.details.get("reason") if flag else None,
+        "image": image, "prefetch": ids[1:], "last_event": last_event, "queue": queue, "order": order,
+        "allowed": allowed, "reason": flag.details.get("reason") if flag else None, "suggestions": guesses,
     }
 
 
-def _stage(request: Request, session, *, after: int | None, skip: list[int], queue: str,
+def _stage(request: Request, session, *, after: int | None, skip: list[int], queue: str, order: str,
            image_id: int | None = None, last_event=None):
     """The stage block: the image to label now, and the next ones to prefetch."""
     if image_id is not None:
         ids = [get_image(session, image_id).id] + queue_ids(
-            session, after=image_id, skip=skip + [image_id], n=PREFETCH, queue=queue)
+            session, after=image_id, skip=skip + [image_id], n=PREFETCH, queue=queue, order=order)
     else:
-        ids = queue_ids(session, after=after, skip=skip, n=PREFETCH + 1, queue=queue)
-    ctx = _stage_context(session, ids=ids, queue=queue, last_event=last_event)
+        ids = queue_ids(session, after=after, skip=skip, n=PREFETCH + 1, queue=queue, order=order)
+    ctx = _stage_context(session, ids=ids, queue=queue, order=order, last_event=last_event)
     return render_block(request, "pages/label.html", "stage", ctx)
 
 
 @router.get("/label", include_in_schema=False)
-def label_page(request: Request, session: ReadSession, image: int | None = None, queue: str = "unlabelled"):
+def label_page(request: Request, session: ReadSession, image: int | None = None, queue: str = "unlabelled",
+               order: str = "import"):
     """The labelling page: one large image, keys for everything."""
-    ids = queue_ids(session, n=PREFETCH + 1, queue=queue)
+    ids = queue_ids(session, n=PREFETCH + 1, queue=queue, order=order)
     if image:
         ids = [image] + [i for i in ids if i != image][:PREFETCH]
     return render(request, "pages/label.html", {
-        **_stage_context(session, ids=ids, queue=queue),
+        **_stage_context(session, ids=ids, queue=queue, order=order),
+        "has_model": latest_job(session) is not None,
         "classes": active_classes(session), "tags": active_tags(session), "levels": CONFIDENCE_LEVELS,
         "actions": ACTIONS, "remaining": queue_count(session, queue),
         "rereview_waiting": queue_count(session, "rereview") if queue != "rereview" else 0,
@@ -159,10 +165,10 @@ def label_page(request: Request, session: ReadSession, image: int | None = None,
 @router.get("/label/stage", include_in_schema=False)
 def label_stage(
     request: Request, session: ReadSession, after: int | None = None, skip: str = "", image: int | None = None,
-    queue: str = "unlabelled",
+    queue: str = "unlabelled", order: str = "import",
 ):
     """The next image to label (after a skip, or a specific one after an undo)."""
-    return _stage(request, session, after=after, skip=_parse_skip(skip), image_id=image, queue=queue)
+    return _stage(request, session, after=after, skip=_parse_skip(skip), image_id=image, queue=queue, order=order)
 
 
 @router.post("/label/{image_id}", include_in_schema=False)
@@ -178,8 +184,10 @@ def label_and_next(
     ms: Annotated[int | None, Form()] = None,
     skip: Annotated[str, Form()] = "",
     queue: Annotated[str, Form()] = "unlabelled",
+    order: Annotated[str, Form()] = "import",
 ):
     """Save a label from the labelling page and return the next image's stage."""
     event = record_label(session, image_id=image_id,
                          data=LabelInput(class_, confidence, tags, note, annotator, ms))
-    return _stage(request, session, after=image_id, skip=_parse_skip(skip), queue=queue, last_event=event)
+    return _stage(request, session, after=image_id, skip=_parse_skip(skip), queue=queue, order=order,
+                  last_event=event)

@@ -1,0 +1,61 @@
+"""The latest model's suggestions on the labelling page, and the most-uncertain-first queue."""
+
+from __future__ import annotations
+
+import re
+
+from app.training import jobs
+from app.training.spec import Result
+from app.training.worker import prediction_rows
+from tests.factories import labelled_snapshot, upload_fmnist
+
+
+def finish_with(client, db, snap, suggestions: dict[int, list[float]]) -> int:
+    """A job finished the way the worker finishes one (same functions), with chosen suggestions."""
+    job_id = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {"epochs": 1}}).json()["id"]
+    classes = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
+    result = Result(classes=classes, out_of_sample={}, suggestions=suggestions, metrics={"accuracy": 1.0},
+                    final={}, model_path=None, device="cpu")
+    with db.writing() as s:
+        assert jobs.claim(s, "w").id == job_id
+    with db.writing() as s:
+        assert jobs.finish(s, job_id, "w", status="succeeded", result=result,
+                           predictions=prediction_rows(result, [], None))
+    return job_id
+
+
+def stage_image(html: str) -> int:
+    return int(re.search(r'data-image-id="(\d+)"', html).group(1))
+
+
+def test_top_three_suggestions_and_uncertain_first(client, db):
+    snap = labelled_snapshot(client, 12, classes=3, folds=2)
+    names = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
+    new = upload_fmnist(client, 3, start=1000, source="new")
+    finish_with(client, db, snap, {
+        new[0]: [0.9, 0.06, 0.04],     # sure
+        new[1]: [0.4, 0.35, 0.25],     # unsure: smallest margin
+        new[2]: [0.1, 0.2, 0.7],
+    })
+    html = client.get("/label", params={"image": new[1]}).text
+    assert re.findall(r'class="guess[^"]*">([^<]+)<', html) == [f"{names[0]} 40%", f"{names[1]} 35%", f"{names[2]} 25%"]
+    top = client.get("/api/taxonomy").json()["classes"]
+    top_id = next(c["id"] for c in top if c["name"] == names[0])
+    assert f'data-top-class="{top_id}"' in html
+
+    assert stage_image(client.get("/label", params={"order": "uncertain"}).text) == new[1]
+    assert stage_image(client.get("/label").text) == new[0]      # import order by default
+    r = client.post(f"/label/{new[1]}", data={"class": str(top_id), "order": "uncertain"})
+    assert stage_image(r.text) == new[2]                          # margin 0.5 before 0.84
+    assert client.get("/label", params={"order": "sideways"}).status_code == 422
+
+
+def test_suggestions_follow_a_merge(client, db):
+    snap = labelled_snapshot(client, 12, classes=3, folds=2)
+    names = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
+    new = upload_fmnist(client, 1, start=1000, source="new")
+    finish_with(client, db, snap, {new[0]: [0.3, 0.3, 0.4]})
+    r = client.post("/api/taxonomy/changes", json={"op": "merge", "classes": names[:2], "into": "top wear"})
+    assert r.status_code == 201
+    html = client.get("/label", params={"image": new[0]}).text
+    assert re.findall(r'class="guess[^"]*">([^<]+)<', html) == ["top wear 60%", f"{names[2]} 40%"]
