@@ -87,8 +87,12 @@ def _append(session: Session, image_id: int, v: _Valid) -> LabelEvent:
 
 
 def _set_current(session: Session, events: list[LabelEvent]) -> None:
-    """Point each image's current label at its new event: one upsert, however many events."""
+    """Point each image's current label at its new event: one upsert, however many events.
+
+    Audit events (a blind second look) are recorded but change nothing.
+    """
     session.flush()
+    events = [e for e in events if e.kind != "audit"]
     if not events:
         return
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
@@ -113,7 +117,7 @@ def _chunks(items: list, size: int):
 
 
 def record_label(session: Session, *, image_id: int, data: LabelInput) -> LabelEvent:
-    """Append one label event for an image and make it the image's current label."""
+    """Append one label event for an image and make it the image's current label (unless it is an audit)."""
     if session.get(Image, image_id) is None:
         raise NotFound(f"no image {image_id}")
     event = _append(session, image_id, _validate(session, data))
