@@ -5,9 +5,9 @@ COPY app app
 COPY migrations migrations
 COPY templates templates
 COPY static static
-RUN pip install --no-cache-dir -e .
+RUN pip install --no-cache-dir -e ".[worker]"
 ENV LOUPE_DATA=/data
 VOLUME /data
 EXPOSE 8000
 # Listening beyond loopback (inside the container) requires LOUPE_TOKEN.
-CMD ["loupe", "serve", "--host", "0.0.0.0", "--port", "8000"]
+CMD ["loupe", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-worker"]
