@@ -29,9 +29,9 @@ class Item:
 @dataclass(frozen=True)
 class TrainConfig:
     model: str = "smallcnn"
-    epochs: int = 12
-    image_size: int = 32
-    batch_size: int = 128
+    epochs: int = 6
+    image_size: int = 28
+    batch_size: int = 64
     lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 4  # early stopping on validation loss, in epochs
@@ -71,3 +71,4 @@ class Result:
     model_path: str | None  # TorchScript file of the final model
     device: str
     notes: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: "decode", "fold 1/5", ..., "final", "total"

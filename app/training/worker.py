@@ -154,7 +154,11 @@ def run_job(db: Database, settings: Settings, job_id: int, worker: str) -> str:
 
 
 def after_finish(db: Database, job_id: int, status: str) -> None:
-    """Work that follows a finished job (label-quality flags arrive with the review issue)."""
+    """Work that follows a finished job: label-quality flags (suspected mislabels, duplicate conflicts)."""
+    if status == "succeeded":
+        from app.quality.service import after_job
+
+        after_job(db, job_id)
 
 
 def _give_back(db: Database, job_id: int, worker: str) -> None:
