@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     poll_s: float = 1.0
     # Unlabelled images the final model predicts per job (labelling suggestions).
     max_suggestions: int = 20_000
+    # Share of labels older than a day that come back blind for an audit (quality page).
+    audit_share: float = 0.05
     # Anything but loopback needs this token (see app.web.auth).
     token: str | None = None
 

@@ -18,7 +18,7 @@ from app.db.migrate import upgrade_head
 from app.errors import LoupeError
 from app.web import auth
 from app.web.timing import ServerTiming
-from app.web.routes import flags, images, jobs, labels, pages, snapshots, taxonomy
+from app.web.routes import flags, images, jobs, labels, pages, quality, snapshots, taxonomy
 from app.web.templating import env
 
 log = logging.getLogger("loupe")
@@ -84,6 +84,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (images, labels, taxonomy, flags, snapshots, jobs, pages):
+    for module in (images, labels, taxonomy, flags, quality, snapshots, jobs, pages):
         app.include_router(module.router)
     return app

@@ -172,7 +172,8 @@ def undo_label(session: Session, *, image_id: int, event_id: int, annotator: str
     if undone.kind == "migration":
         raise Conflict("this label was moved by a taxonomy change; undo that version on the taxonomy page instead")
     before = session.scalars(
-        select(LabelEvent).where(LabelEvent.image_id == image_id, LabelEvent.id < event_id).order_by(LabelEvent.id.desc())
+        select(LabelEvent).where(LabelEvent.image_id == image_id, LabelEvent.id < event_id, LabelEvent.kind != "audit")
+        .order_by(LabelEvent.id.desc())
     ).first()
     if before is not None and before.class_id is not None:
         restored = session.get(LabelClass, before.class_id)
@@ -228,7 +229,8 @@ def history(session: Session, image_id: int) -> list[dict]:
 
 
 def current_label(hist: list[dict]) -> dict | None:
-    """The API's `label` object from a history list (None when unlabelled)."""
+    """The API's `label` object from a history list (None when unlabelled); audit events change nothing."""
+    hist = [e for e in hist if e["kind"] != "audit"]
     if not hist or hist[-1]["class_id"] is None:
         return None
     last = hist[-1]

@@ -12,7 +12,7 @@ from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, LabelEvent
 from app.errors import InvalidInput
 from app.taxonomy.queries import resolve_class
 
-STATUSES = ("unlabelled", "labelled")
+STATUSES = ("unlabelled", "labelled", "flagged")
 MAX_LIMIT = 1000
 
 
@@ -41,7 +41,12 @@ def _rereview() -> Select:
     return select(Flag.image_id).where(Flag.kind == "rereview", Flag.status == "open").distinct()
 
 
-QUEUES = {"unlabelled": (_unlabelled, Image.id), "rereview": (_rereview, Flag.image_id)}
+def _audit() -> Select:
+    """Labelled images picked for a blind re-label audit (app.quality.audits)."""
+    return select(Flag.image_id).where(Flag.kind == "audit", Flag.status == "pending").distinct()
+
+
+QUEUES = {"unlabelled": (_unlabelled, Image.id), "rereview": (_rereview, Flag.image_id), "audit": (_audit, Flag.image_id)}
 
 
 def _queue(queue: str):
@@ -107,7 +112,11 @@ def _filtered(session: Session, f: ImageFilter, columns) -> Select:
     if f.status:
         if f.status not in STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not '{f.status}'")
-        q = q.where(CurrentLabel.class_id.is_(None) if f.status == "unlabelled" else CurrentLabel.class_id.is_not(None))
+        if f.status == "flagged":  # an open flag of any kind: something to look at again
+            q = q.where(Image.id.in_(select(Flag.image_id).where(Flag.status == "open")))
+        else:
+            q = q.where(CurrentLabel.class_id.is_(None) if f.status == "unlabelled"
+                        else CurrentLabel.class_id.is_not(None))
     if f.source:
         q = q.where(Image.source_id == select(Source.id).where(Source.name == f.source).scalar_subquery())
     if f.class_ref:

@@ -1,20 +1,35 @@
-"""Listing flags: images a person should look at again, whatever raised them."""
+"""Listing flags (images a person should look at again, whatever raised them) and resolving them.
+
+A reviewer's decision on a flag: **keep** (the label stays; a "review" label
+event restating it puts the decision in the image's history), **relabel** (a
+"review" label event with the new class), **ambiguous** (no label change; the
+flag says so and snapshots can leave such images out) or **exclude** (the
+image's excluded flag is set). The same decision closes the image's other open
+mislabel, duplicate and audit flags. Re-review flags (after a split or retire)
+are closed by labelling the image, not here.
+"""
 
 from __future__ import annotations
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import CurrentLabel, Flag, LabelClass
-from app.errors import InvalidInput
-from app.timeutil import iso
+from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent
+from app.errors import Conflict, InvalidInput, NotFound
+from app.labelling.events import LabelInput, append_label_events
+from app.taxonomy.queries import resolve_class
+from app.timeutil import iso, utcnow
 
 KINDS = ("mislabel", "duplicate", "audit", "rereview")
-STATUSES = ("open", "resolved", "cancelled")
+# "pending": an audit waiting for its blind answer (not yet something to review).
+STATUSES = ("open", "resolved", "cancelled", "pending")
+ACTIONS = ("keep", "relabel", "ambiguous", "exclude")
+REVIEWED_KINDS = ("mislabel", "duplicate", "audit")
 
 
 def list_flags(
-    session: Session, *, status: str | None = "open", kind: str | None = None, limit: int = 100, offset: int = 0
+    session: Session, *, status: str | None = "open", kind: str | None = None, limit: int = 100, offset: int = 0,
+    image: int | None = None,
 ) -> tuple[list[dict], int]:
     """Flags, highest score first (then oldest), with the image's current class as `given`."""
     if status and status not in STATUSES:
@@ -28,6 +43,8 @@ def list_flags(
         q = q.where(Flag.status == status)
     if kind:
         q = q.where(Flag.kind == kind)
+    if image is not None:
+        q = q.where(Flag.image_id == image)
     total = session.scalar(select(func.count()).select_from(q.subquery()))
     given = (
         select(LabelClass.name).join(CurrentLabel, CurrentLabel.class_id == LabelClass.id)
@@ -52,4 +69,93 @@ def flag_view(flag: Flag, given: str | None, suggested: str | None) -> dict:
         "details": flag.details,
         "created_at": iso(flag.created_at),
         "resolution": flag.resolution,
+        "resolved_by": flag.resolved_by,
+        "resolved_at": iso(flag.resolved_at),
+        "resolution_event": flag.resolution_event_id,
     }
+
+
+def get_flag(session: Session, flag_id: int) -> Flag:
+    flag = session.get(Flag, flag_id)
+    if flag is None:
+        raise NotFound(f"no flag {flag_id}")
+    return flag
+
+
+def view(session: Session, flag: Flag) -> dict:
+    """One flag as the API shows it."""
+    current = session.get(CurrentLabel, flag.image_id)
+    given = session.get(LabelClass, current.class_id).name if current and current.class_id else None
+    suggested = session.get(LabelClass, flag.suggested_class_id).name if flag.suggested_class_id else None
+    return flag_view(flag, given, suggested)
+
+
+def _check(session: Session, flag: Flag, action: str) -> None:
+    if action not in ACTIONS:
+        raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}, not '{action}'")
+    if flag.kind not in REVIEWED_KINDS:
+        raise Conflict(f"flag {flag.id} is a {flag.kind} flag: label the image on /label?queue=rereview instead")
+    if flag.status == "pending":
+        raise Conflict(f"flag {flag.id} is an audit still waiting for its blind answer")
+    if flag.status != "open":
+        how = f" ({flag.resolution} by {flag.resolved_by})" if flag.resolution else ""
+        raise Conflict(f"flag {flag.id} is already {flag.status}{how}; nothing changed")
+
+
+def resolve(session: Session, *, flag_id: int, action: str, class_ref=None, annotator: str = "",
+            note: str = "", confidence: float = 1.0, ms: int | None = None) -> dict:
+    """Decide a flag; commits. Returns {"flag": view, "event": label event id or None, "closed": [flag ids]}."""
+    flag = get_flag(session, flag_id)
+    _check(session, flag, action)
+    who = " ".join((annotator or "").split()) or "anonymous"
+    current = session.get(CurrentLabel, flag.image_id)
+    event = None
+    resolution = action
+    if action in ("keep", "relabel"):
+        if action == "relabel":
+            if class_ref in (None, ""):
+                raise InvalidInput("relabel needs a class")
+            cls = resolve_class(session, class_ref)
+        else:
+            if current is None or current.class_id is None:
+                raise Conflict(f"image {flag.image_id} has no label to keep; relabel it instead")
+            cls = session.get(LabelClass, current.class_id)
+            if cls.retired_version_id is not None:
+                raise Conflict(f"class '{cls.name}' is retired; relabel the image instead")
+        if current is not None and current.class_id == cls.id:
+            resolution = "keep"
+        before = session.get(LabelEvent, current.event_id) if current is not None else None
+        tags = list(before.tags) if before is not None else []
+        text = note.strip() or f"review of flag #{flag.id} ({flag.kind}): {resolution}"
+        event = append_label_events(session, [(flag.image_id, LabelInput(
+            cls.id, confidence, tags, text, who, ms, kind="review"))])[0]
+    elif action == "exclude":
+        session.get(Image, flag.image_id).excluded = True
+    session.flush()
+    closed = _close(session, flag, resolution, event, who)
+    session.commit()
+    if flag.kind == "duplicate" or any(f.kind == "duplicate" for f in closed):
+        from app.quality.service import settle_duplicate_group  # a relabel may end the group's conflict
+
+        settle_duplicate_group(session, flag)
+    return {"flag": view(session, flag), "event": event.id if event is not None else None,
+            "closed": [f.id for f in closed if f.id != flag.id]}
+
+
+def _close(session: Session, flag: Flag, resolution: str, event: LabelEvent | None, who: str) -> list[Flag]:
+    """Resolve the flag and the image's other open reviewable flags with one decision."""
+    current = session.get(CurrentLabel, flag.image_id)
+    siblings = session.scalars(
+        select(Flag).where(Flag.image_id == flag.image_id, Flag.status == "open", Flag.kind.in_(REVIEWED_KINDS))
+    ).all()
+    now = utcnow()
+    for f in siblings:
+        f.status, f.resolution, f.resolved_at, f.resolved_by = "resolved", resolution, now, who
+        f.resolution_event_id = event.id if event is not None else None
+        # The label as it stands after the decision: a later job must beat the kept score to flag it again.
+        f.details = {**(f.details or {}), "label_event_id": current.event_id if current else None,
+                     **({"via_flag": flag.id} if f.id != flag.id else {})}
+    if resolution == "exclude":  # an excluded image is not audited any more
+        for f in session.scalars(select(Flag).where(Flag.image_id == flag.image_id, Flag.status == "pending")):
+            f.status, f.resolution, f.resolved_at = "cancelled", "cancelled", now
+    return list(siblings)

@@ -57,7 +57,8 @@ def move_back(session: Session, *, undone: TaxonomyVersion, version: TaxonomyVer
         FROM current_labels c
         JOIN label_events cur ON cur.id = c.event_id
         JOIN label_events prev ON prev.id = (SELECT max(p.id) FROM label_events p
-                                             WHERE p.image_id = cur.image_id AND p.id < cur.id)
+                                             WHERE p.image_id = cur.image_id AND p.id < cur.id
+                                               AND p.kind != 'audit')
         WHERE cur.kind = 'migration' AND cur.taxonomy_version_id = :undone ORDER BY cur.image_id
     """), {"v": version.id, "undone": undone.id, "now": utcnow()}).rowcount
     session.execute(text(_REFRESH), {"v": version.id, "after": after})

@@ -3,7 +3,8 @@
 Every image is decoded once per run with Pillow (EXIF orientation applied,
 converted to RGB) and resized straight to S x S, ignoring its aspect ratio
 ("squish": nothing is cropped away, at the cost of some distortion). The
-result is one uint8 tensor (N, 3, S, S) in host memory; batches are taken
+result is one uint8 tensor (N, 3, S, S) in host memory (channels-last
+layout, as Pillow decodes); batches are taken
 from it, moved to the device, scaled to [0, 1], augmented and normalised
 there.
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,7 +39,7 @@ def load(path: str, size: int) -> np.ndarray:
                 img = img.convert("RGBA").convert("RGB") if "transparency" in img.info else img.convert("RGB")
             img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
             return np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many kinds (OSError, SyntaxError, ...)
         raise Unreadable(f"cannot read image {path}: {exc}") from None
 
 
@@ -87,7 +87,7 @@ def decode_all(
                 break
             list(pool.map(one, range(start, min(start + chunk, len(paths)))))
             progress(min(start + chunk, len(paths)))
-    return out.permute(0, 3, 1, 2).contiguous(), sorted(errors)
+    return out.permute(0, 3, 1, 2), sorted(errors)  # (N, 3, S, S) in channels-last memory: no copy
 
 
 def channel_stats(images: torch.Tensor, limit: int = 10_000) -> tuple[list[float], list[float]]:

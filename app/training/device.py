@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 
 import torch
 
@@ -25,34 +26,61 @@ def choose(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def setup(device: torch.device) -> int:
-    """Threads and kernels; returns the number of CPU threads torch will use.
-
-    On CPU, one intra-op thread per core that is free now: cores this process
-    may use, less the 1-minute load average (others' work). A busy core makes
-    every parallel op wait for its slowest thread, which costs far more than
-    the thread gains: on 2 shared cores with one busy, 1 thread trains 2-3x
-    faster than 2. cuDNN autotuning and TF32 on CUDA.
-    """
+def setup(device: torch.device) -> None:
+    """cuDNN autotuning and TF32 on CUDA (CPU threads: see Threads)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    if device.type == "cpu":
-        torch.set_num_threads(cpu_threads())
-    return torch.get_num_threads()
 
 
-def cpu_threads() -> int:
+class Threads:
+    """On CPU, one torch thread per core that other programs leave free, checked again at each `tune()`.
+
+    A core busy with another program makes every parallel op wait for its
+    slowest thread: on 2 cores with one taken, 2 threads trained 7x slower
+    than 1 here. Others' load is the 1-minute load average at the start, and
+    afterwards the CPU time they used since the last check (Linux /proc/stat,
+    all CPU time less this process's own).
+    """
+
+    def __init__(self, device: torch.device):
+        self.active = device.type == "cpu"
+        try:
+            self.cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # macOS
+            self.cpus = os.cpu_count() or 1
+        self._last = _cpu_sample()
+        if self.active:
+            try:
+                others = os.getloadavg()[0]
+            except OSError:
+                others = 0.0
+            self._set(others)
+
+    def tune(self) -> tuple[int, int]:
+        """(threads before, threads now)."""
+        before = torch.get_num_threads()
+        sample = _cpu_sample()
+        if self.active and sample and self._last and sample[0] - self._last[0] > 1.0:
+            wall, busy, own = (a - b for a, b in zip(sample, self._last))
+            self._set(max(0.0, busy - own) / wall)
+        self._last = sample
+        return before, torch.get_num_threads()
+
+    def _set(self, others: float) -> None:
+        torch.set_num_threads(max(1, min(self.cpus, round(self.cpus - others))))
+
+
+def _cpu_sample() -> tuple[float, float, float] | None:
+    """(wall clock, CPU seconds used by everything, CPU seconds used by this process), or None."""
     try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        cpus = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(cpus, round(cpus - busy)))
+        with open("/proc/stat") as f:
+            ticks = [int(v) for v in f.readline().split()[1:8]]  # user nice system idle iowait irq softirq
+    except (OSError, ValueError):
+        return None
+    busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]
+    return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), time.process_time()
 
 
 def autocast(device: torch.device):

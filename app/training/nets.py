@@ -1,4 +1,4 @@
-"""The models a job can train: a small CNN from scratch, or a torchvision backbone with a new head.
+"""The models a job can train (a small CNN from scratch, or a torchvision backbone with a new head) and their export.
 
 Backbones start from ImageNet weights when they are in the local torch hub
 cache (``torch.hub.get_dir()/checkpoints``) or can be downloaded within a few
@@ -7,10 +7,14 @@ seconds; otherwise they train from scratch and say so in a note.
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
@@ -26,7 +30,6 @@ class Built:
     model: nn.Module
     head: list[nn.Parameter]  # new (randomly initialised) parameters: the classifier head
     pretrained: bool  # ImageNet weights were loaded: normalise with ImageNet statistics
-    notes: list[str] = field(default_factory=list)
 
 
 class SmallCNN(nn.Module):
@@ -72,36 +75,72 @@ class Exported(nn.Module):
         return self.model((x - self.mean) / self.std)
 
 
-def build(name: str, num_classes: int, *, pretrained: bool = True) -> Built:
-    """A fresh model for `num_classes`; `name` is one of spec.MODELS (checked by the caller)."""
+BACKBONES = ("resnet18", "mobilenet_v3", "efficientnet_b0")  # mobilenet_v3 is MobileNetV3-Large
+
+
+def build(name: str, num_classes: int, *, imagenet: dict | None = None) -> Built:
+    """A fresh model for `num_classes`; `name` is one of spec.MODELS (checked by the caller).
+
+    `imagenet` is the backbone's ImageNet state dict (from `imagenet_weights`), or None to start from scratch.
+    """
     if name == "smallcnn":
         model = SmallCNN(num_classes)
         return Built(model, list(model.parameters()), pretrained=False)
-    from torchvision import models
-
-    factory, weights_enum = {
-        "resnet18": (models.resnet18, models.ResNet18_Weights),
-        "mobilenet_v3": (models.mobilenet_v3_large, models.MobileNet_V3_Large_Weights),
-        "efficientnet_b0": (models.efficientnet_b0, models.EfficientNet_B0_Weights),
-    }[name]
-    model = factory(weights=None)
-    notes: list[str] = []
-    loaded = False
-    if pretrained:
-        state, why = _imagenet_state(weights_enum.DEFAULT)
-        if state is None:
-            notes.append(f"ImageNet weights for {name} are not available here ({why}); trained from scratch")
-        else:
-            model.load_state_dict(state)
-            loaded = True
+    model = _factory(name)[0](weights=None)
+    if imagenet is not None:
+        model.load_state_dict(imagenet)
     if name == "resnet18":
         model.fc = nn.Linear(model.fc.in_features, num_classes)
         head = model.fc
     else:  # mobilenet_v3_large and efficientnet_b0 end in classifier[-1]
-        last = model.classifier[-1]
-        model.classifier[-1] = nn.Linear(last.in_features, num_classes)
+        model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, num_classes)
         head = model.classifier[-1]
-    return Built(model, list(head.parameters()), pretrained=loaded, notes=notes)
+    return Built(model, list(head.parameters()), pretrained=imagenet is not None)
+
+
+def imagenet_weights(name: str) -> tuple[dict | None, str]:
+    """(state dict, "") for a backbone's ImageNet weights, or (None, a note saying why not)."""
+    state, why = _imagenet_state(_factory(name)[1].DEFAULT)
+    if state is None:
+        return None, f"ImageNet weights for {name} are not available here ({why}); trained from scratch"
+    return state, ""
+
+
+def _factory(name: str):
+    from torchvision import models
+
+    return {
+        "resnet18": (models.resnet18, models.ResNet18_Weights),
+        "mobilenet_v3": (models.mobilenet_v3_large, models.MobileNet_V3_Large_Weights),
+        "efficientnet_b0": (models.efficientnet_b0, models.EfficientNet_B0_Weights),
+    }[name]
+
+
+def export(model: nn.Module, workdir: Path, *, name: str, classes: list[str], size: int, mean: list[float],
+           std: list[float]) -> Path:
+    """workdir/model.pt: TorchScript (traced on CPU) with normalisation inside; model.json describes its input."""
+    exported = Exported(copy.deepcopy(model).float().cpu().eval(), mean, std).eval()
+    path, tmp = workdir / "model.pt", workdir / "model.pt.tmp"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, but loads everywhere
+        torch.jit.trace(exported, torch.rand(2, 3, size, size)).save(str(tmp))
+    os.replace(tmp, path)
+    info = {
+        "format": "TorchScript (torch.jit.load)",
+        "model": name,
+        "classes": classes,
+        "image_size": size,
+        "input": f"float32 RGB in [0, 1], shape (N, 3, {size}, {size}): EXIF-rotated and resized to "
+                 f"{size}x{size} ignoring aspect ratio (Pillow bilinear)",
+        "output": "logits (N, classes); softmax gives probabilities",
+        "mean": mean,
+        "std": std,
+        "normalisation": "(x - mean) / std is applied inside the model",
+        "torch": torch.__version__,
+    }
+    (workdir / "model.json.tmp").write_text(json.dumps(info, indent=2))
+    os.replace(workdir / "model.json.tmp", workdir / "model.json")
+    return path
 
 
 def _imagenet_state(weights) -> tuple[dict | None, str]:

@@ -29,13 +29,11 @@ have seen.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
 import os
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -53,6 +51,7 @@ FINISH_SHARE = 0.02
 CHECK_EVERY_S = 1.0  # how often to ask hooks.cancelled() and report progress inside an epoch
 BACKBONE_LR_FACTOR = 0.1  # pretrained layers learn at a tenth of the head's rate
 MIN_DELTA = 1e-4  # validation loss must improve by this much to count
+WORKDIR_FORMAT = 1  # bump when checkpoints change shape: older workdirs then start over
 CHANNELS_LAST = ("cpu", "cuda")  # oneDNN and cuDNN convolutions are faster on NHWC (1.6x on CPU here)
 
 
@@ -130,9 +129,10 @@ def _validate(items: list[Item], classes: list[str], config: TrainConfig) -> int
 
 
 def _fingerprint(items: list[Item], classes: list[str], config: TrainConfig) -> str:
+    """Same inputs, same fingerprint: what a resumed run must match (the device may differ)."""
     rows = sorted((it.image_id, it.label, it.split, it.fold, it.source) for it in items)
     settings = {k: v for k, v in asdict(config).items() if k != "device"}
-    text = json.dumps([rows, classes, settings], sort_keys=True)
+    text = json.dumps([WORKDIR_FORMAT, rows, classes, settings], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -141,6 +141,7 @@ class _Run:
         self.items, self.classes, self.config, self.hooks = items, classes, config, hooks
         self.workdir, self.unlabelled, self.folds, self.device = workdir, unlabelled, folds, device
         self.notes: list[str] = []
+        self.threads = devices.Threads(device)
         self.timings: dict[str, float] = {}
         self.labels = torch.tensor([it.label for it in items], dtype=torch.int64)
         self._last_check = 0.0
@@ -155,6 +156,12 @@ class _Run:
         self.hooks.log(f"training on {name} ({torch.get_num_threads()} CPU threads), {len(self.items)} images, "
                        f"{len(self.classes)} classes, {self.folds} folds, model {self.config.model}")
         self._decode()
+        self.imagenet = None
+        if self.config.model in nets.BACKBONES and self.config.pretrained:
+            self.imagenet, note = nets.imagenet_weights(self.config.model)  # once: a failed download is slow
+            if note:
+                self.notes.append(note)
+                self.hooks.log(note)
         stages = self._stages()
         oos: dict[int, np.ndarray] = {}
         for stage in stages[:-1]:
@@ -263,47 +270,27 @@ class _Run:
         """Train `stage`'s model (or continue it from its checkpoint); returns the best weights, in eval mode."""
         t0 = time.perf_counter()
         cfg, dev = self.config, self.device
-        torch.manual_seed(self._seed(stage, -1))
-        built = nets.build(cfg.model, len(self.classes), pretrained=cfg.pretrained)
-        for note in built.notes:
-            if note not in self.notes:
-                self.notes.append(note)
-                self.hooks.log(note)
-        if built.pretrained:
-            self.mean, self.std = list(nets.IMAGENET_MEAN), list(nets.IMAGENET_STD)
-        else:  # the labelled images' own statistics (no labels involved, so no leak between folds)
-            self.mean, self.std = self.stats
-        self._norm = None
-        model = built.model.to(dev)
-        if dev.type in CHANNELS_LAST:
-            model = model.to(memory_format=torch.channels_last)
-        head = {id(p) for p in built.head}
-        groups = [{"params": list(built.head), "lr": cfg.lr}]
-        body = [p for p in model.parameters() if id(p) not in head]
-        if body:
-            groups.append({"params": body, "lr": cfg.lr * (BACKBONE_LR_FACTOR if built.pretrained else 1.0)})
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        steps = len(data.batches(len(stage.train), cfg.batch_size, shuffle=False))
-        if cfg.epochs * steps >= 8:
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=[g["lr"] for g in groups], epochs=cfg.epochs, steps_per_epoch=steps, pct_start=0.25)
-        else:  # too few steps for a one-cycle schedule (a tiny snapshot): keep the rate constant
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: 1.0)
-        scaler = devices.scaler(dev)
+        before, now = self.threads.tune()  # others may have come or gone
+        if now != before:
+            self.hooks.log(f"{stage.name}: {now} CPU threads (was {before})")
+        model, optimizer, scheduler, scaler = self._setup(stage)
         state = {"epoch": 0, "best_loss": math.inf, "best_state": None, "bad": 0, "done": False}
-
         ckpt_path = self.workdir / f"ckpt-{stage.key}.pt"
         if ckpt_path.exists():
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-            state.update({k: ckpt[k] for k in state})
-            if not state["done"]:
-                model.load_state_dict(ckpt["model"])
-                optimizer.load_state_dict(ckpt["optimizer"])
-                scheduler.load_state_dict(ckpt["scheduler"])
-                scaler.load_state_dict(ckpt["scaler"])
-                self.hooks.log(f"{stage.name}: resuming after epoch {state['epoch']}")
-            else:
-                self.hooks.log(f"{stage.name} was trained by an earlier attempt; its weights are reused")
+            try:
+                ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+                if not ckpt["done"]:
+                    model.load_state_dict(ckpt["model"])
+                    optimizer.load_state_dict(ckpt["optimizer"])
+                    scheduler.load_state_dict(ckpt["scheduler"])
+                    scaler.load_state_dict(ckpt["scaler"])
+                state.update({k: ckpt[k] for k in state})
+                self.hooks.log(f"{stage.name}: resuming after epoch {state['epoch']}" if not state["done"] else
+                               f"{stage.name} was trained by an earlier attempt; its weights are reused")
+            except Exception as exc:  # noqa: BLE001 - unreadable or from another version: train the stage again
+                self.hooks.log(f"{stage.name}: cannot resume from {ckpt_path.name} ({exc}); starting it over")
+                model, optimizer, scheduler, scaler = self._setup(stage)
+                state = {"epoch": 0, "best_loss": math.inf, "best_state": None, "bad": 0, "done": False}
 
         train_labels = self.labels[stage.train]
         counts = torch.bincount(train_labels, minlength=len(self.classes)).clamp_min(1).float()
@@ -344,6 +331,33 @@ class _Run:
         self.hooks.progress(stage.end, f"{stage.name}: trained")
         self.timings[stage.name] = time.perf_counter() - t0
         return model
+
+    def _setup(self, stage: Stage):
+        """A fresh model on the device, its optimiser (AdamW), one-cycle schedule and loss scaler."""
+        cfg, dev = self.config, self.device
+        torch.manual_seed(self._seed(stage, -1))
+        built = nets.build(cfg.model, len(self.classes), imagenet=self.imagenet)
+        if built.pretrained:
+            self.mean, self.std = list(nets.IMAGENET_MEAN), list(nets.IMAGENET_STD)
+        else:  # the labelled images' own statistics (no labels involved, so no leak between folds)
+            self.mean, self.std = self.stats
+        self._norm = None
+        model = built.model.to(dev)
+        if dev.type in CHANNELS_LAST:
+            model = model.to(memory_format=torch.channels_last)
+        head = {id(p) for p in built.head}
+        groups = [{"params": list(built.head), "lr": cfg.lr}]
+        body = [p for p in model.parameters() if id(p) not in head]
+        if body:
+            groups.append({"params": body, "lr": cfg.lr * (BACKBONE_LR_FACTOR if built.pretrained else 1.0)})
+        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        steps = len(data.batches(len(stage.train), cfg.batch_size, shuffle=False))
+        if cfg.epochs * steps >= 8:
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=[g["lr"] for g in groups], epochs=cfg.epochs, steps_per_epoch=steps, pct_start=0.25)
+        else:  # too few steps for a one-cycle schedule (a tiny snapshot): keep the rate constant
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _step: 1.0)
+        return model, optimizer, scheduler, devices.scaler(dev)
 
     def _train_epoch(self, model, optimizer, scheduler, scaler, weight, stage: Stage, epoch: int) -> float:
         model.train()
@@ -441,7 +455,8 @@ class _Run:
         if self.suggest:
             probs = self._predict(model, self.images, np.array([n + j for j, _ in self.suggest]), "suggestions")
             suggestions = {image_id: p.tolist() for (_, image_id), p in zip(self.suggest, probs)}
-        model_path = self._export(model)
+        model_path = nets.export(model, self.workdir, name=self.config.model, classes=self.classes,
+                                 size=self.config.image_size, mean=self.mean, std=self.std)
         position = {it.image_id: i for i, it in enumerate(items)}
         order = sorted(oos, key=position.__getitem__)
         metrics = (self._evaluate(np.array([position[i] for i in order]), np.stack([oos[i] for i in order]))
@@ -454,32 +469,6 @@ class _Run:
         chosen = [self.items[i] for i in index]
         return evaluate(self.labels[index].numpy(), probs, classes=self.classes,
                         sources=[it.source for it in chosen], tags=[it.tags for it in chosen])
-
-    def _export(self, model) -> Path:
-        """TorchScript of the final model with normalisation inside, and model.json describing its input."""
-        size = self.config.image_size
-        exported = nets.Exported(copy.deepcopy(model).float().cpu().eval(), self.mean, self.std).eval()
-        path, tmp = self.workdir / "model.pt", self.workdir / "model.pt.tmp"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, but still loads everywhere
-            traced = torch.jit.trace(exported, torch.rand(2, 3, size, size))
-            traced.save(str(tmp))
-        os.replace(tmp, path)
-        info = {
-            "format": "TorchScript (torch.jit.load)",
-            "model": self.config.model,
-            "classes": self.classes,
-            "image_size": size,
-            "input": f"float32 RGB in [0, 1], shape (N, 3, {size}, {size}): EXIF-rotated and resized to "
-                     f"{size}x{size} ignoring aspect ratio (Pillow bilinear)",
-            "output": "logits (N, classes); softmax gives probabilities",
-            "mean": self.mean,
-            "std": self.std,
-            "normalisation": "(x - mean) / std is applied inside the model",
-            "torch": torch.__version__,
-        }
-        _write_atomic(self.workdir / "model.json", json.dumps(info, indent=2).encode())
-        return path
 
 
 def _cpu_copy(model: torch.nn.Module) -> dict:

@@ -149,6 +149,10 @@
     if (!last) { window.loupe.toast("nothing to undo", "info"); return; }
     if (last.skipped) {
       skipped.splice(skipped.lastIndexOf(last.image), 1);
+    } else if (queue === "audit") {
+      history.push(last);
+      window.loupe.toast("an audit answer is recorded as given; it cannot be undone", "info");
+      return;
     } else {
       const response = await send(`/api/images/${last.image}/labels/undo`, {
         method: "POST",

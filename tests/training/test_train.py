@@ -5,6 +5,7 @@ torch is required (the `worker` extra): without it these tests fail at import, o
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 import torch  # no skip: a worker without torch cannot train
 from PIL import Image
 
-from app.training import data, train
+from app.training import data, nets, train
 from app.training.spec import Cancelled, Item, TrainConfig, TrainingError
 from tests import fmnist
 
@@ -144,6 +145,32 @@ def test_holding_out_a_source(dataset, tmp_path):
     assert result.final["val"]["per_source"].keys() == {"stock"}
 
 
+def test_backbone_without_imagenet_weights_trains_from_scratch_and_says_so(dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # an empty hub cache
+    monkeypatch.setattr(nets, "_reachable", lambda host, port: False)  # and no network
+    items, _ = dataset
+    result = train.run(items[::5], CLASSES, replace(CONFIG, model="resnet18", epochs=1), Recorder(), tmp_path / "w")
+    assert result.notes == [
+        "ImageNet weights for resnet18 are not available here (resnet18-f37072fd.pth is not in "
+        f"{tmp_path}/torch/hub/checkpoints and download.pytorch.org cannot be reached); trained from scratch"]
+    assert len(result.out_of_sample) == 60
+
+
+def test_backbone_starts_from_cached_imagenet_weights(dataset, tmp_path, monkeypatch):
+    from torchvision.models import resnet18
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(nets, "_reachable", lambda host, port: pytest.fail("the cache should have been used"))
+    cache = tmp_path / "torch" / "hub" / "checkpoints"
+    cache.mkdir(parents=True)
+    torch.save(resnet18().state_dict(), cache / "resnet18-f37072fd.pth")  # stands in for the real file
+    items, _ = dataset
+    result = train.run(items[::5], CLASSES, replace(CONFIG, model="resnet18", epochs=1), Recorder(), tmp_path / "w")
+    assert result.notes == []
+    info = json.loads((tmp_path / "w" / "model.json").read_text())
+    assert info["mean"] == list(nets.IMAGENET_MEAN) and info["model"] == "resnet18"
+
+
 def _fails(items, classes, message, config=CONFIG, tmp=None):
     with pytest.raises(TrainingError, match=message):
         train.run(items, classes, config, Recorder(), tmp or Path("/nonexistent/never-created"))
@@ -205,12 +232,26 @@ def test_resume_after_a_restart_skips_finished_folds(dataset, finished, tmp_path
     assert result.metrics["accuracy"] == pytest.approx(uninterrupted.metrics["accuracy"])
 
 
-def test_changed_inputs_start_over(dataset, finished, tmp_path):
+def test_unreadable_checkpoint_means_that_stage_starts_over(dataset, tmp_path):
     items, _ = dataset
-    first = Recorder(lambda hooks: any(stage == "fold 2/3" for stage, _ in hooks.stages()))
+    items, config = items[::2], replace(CONFIG, epochs=1)
+    with pytest.raises(Cancelled):  # stopped after fold 1's only epoch, before its predictions were saved
+        train.run(items, CLASSES, config, Recorder(lambda hooks: bool(hooks.epochs)), tmp_path)
+    (tmp_path / "ckpt-fold1.pt").write_bytes(b"not a checkpoint")
+    second = Recorder()
+    result = train.run(items, CLASSES, config, second, tmp_path)
+    assert second.stages() == [("fold 1/3", 1), ("fold 2/3", 1), ("fold 3/3", 1), ("final", 1)]
+    assert any("cannot resume from ckpt-fold1.pt" in m for m in second.logs)
+    assert len(result.out_of_sample) == len(items)
+
+
+def test_changed_inputs_start_over(dataset, tmp_path):
+    items, _ = dataset
+    items, config = items[::2], replace(CONFIG, epochs=1)
     with pytest.raises(Cancelled):
-        train.run(items, CLASSES, CONFIG, first, tmp_path)
+        train.run(items, CLASSES, config, Recorder(lambda hooks: bool(hooks.epochs)), tmp_path)
     relabelled = [replace(items[0], label=1)] + items[1:]
     second = Recorder()
-    train.run(relabelled, CLASSES, replace(CONFIG, epochs=1), second, tmp_path)
+    train.run(relabelled, CLASSES, config, second, tmp_path)
     assert second.stages()[0] == ("fold 1/3", 1)
+    assert not any("earlier attempt" in m or "resuming" in m for m in second.logs)

@@ -1,19 +1,111 @@
-"""Flags as JSON (the review page arrives with the label-quality work)."""
+"""Flags as JSON, resolving them, blind audit answers, and the keyboard-first review page."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
 
-from app.quality.flags import list_flags
-from app.web.deps import ReadSession
+from app.errors import InvalidInput
+from app.labelling.events import LabelInput, history
+from app.quality.audits import answer_audit
+from app.quality.evidence import evidence, next_flag, open_count
+from app.quality.flags import KINDS, get_flag, list_flags, resolve, view
+from app.taxonomy.queries import active_classes, examples
+from app.web.deps import ReadSession, WriteSession
+from app.web.templating import render, render_block
 
 router = APIRouter()
 
 
+class ResolveBody(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    action: str = Field(description="keep | relabel | ambiguous | exclude")
+    class_: str | int | None = Field(None, alias="class", description="the new class (relabel): name or id")
+    annotator: str = ""
+    note: str = ""
+    confidence: float = 1.0
+    ms: int | None = None
+
+
+class AuditBody(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    class_: str | int = Field(alias="class", description="class name or id")
+    confidence: float = 1.0
+    tags: list[str] = []
+    note: str = ""
+    annotator: str = ""
+    ms: int | None = None
+
+
 @router.get("/api/flags", tags=["flags"])
 def read_flags(
-    session: ReadSession, status: str | None = "open", kind: str | None = None, limit: int = 100, offset: int = 0
+    session: ReadSession, status: str | None = "open", kind: str | None = None, limit: int = 100, offset: int = 0,
+    image: int | None = None,
 ) -> dict:
     """Flags, highest score first: `given` is the image's current class, `suggested` the proposed one."""
-    items, total = list_flags(session, status=status or None, kind=kind or None, limit=limit, offset=offset)
+    items, total = list_flags(session, status=status or None, kind=kind or None, limit=limit, offset=offset,
+                              image=image)
     return {"items": items, "total": total}
+
+
+@router.get("/api/flags/{flag_id}", tags=["flags"])
+def read_flag(session: ReadSession, flag_id: int) -> dict:
+    """One flag with its details and resolution."""
+    return view(session, get_flag(session, flag_id))
+
+
+@router.post("/api/flags/{flag_id}/resolve", tags=["flags"])
+def resolve_flag(session: WriteSession, flag_id: int, body: ResolveBody) -> dict:
+    """Keep, relabel (a "review" label event), mark ambiguous or exclude; a flag is resolved once (else 409)."""
+    return resolve(session, flag_id=flag_id, action=body.action, class_ref=body.class_, annotator=body.annotator,
+                   note=body.note, confidence=body.confidence, ms=body.ms)
+
+
+@router.post("/api/images/{image_id}/audit", status_code=201, tags=["flags"])
+def answer_image_audit(session: WriteSession, image_id: int, body: AuditBody) -> dict:
+    """A blind answer to a pending audit: stored as a label event of kind "audit" (the label stays)."""
+    answer_audit(session, image_id=image_id, data=LabelInput(
+        body.class_, body.confidence, body.tags, body.note, body.annotator, body.ms))
+    return history(session, image_id)[-1] | {"image": image_id}
+
+
+def _kind(kind: str | None) -> str | None:
+    if kind and kind not in KINDS:
+        raise InvalidInput(f"kind must be one of {', '.join(KINDS)}, not '{kind}'")
+    return kind or None
+
+
+def _skip(skip: str) -> list[int]:
+    try:
+        return [int(s) for s in skip.split(",") if s.strip()]
+    except ValueError:
+        raise InvalidInput("skip must be a comma-separated list of flag ids") from None
+
+
+def _stage(session, *, kind: str | None, skip: list[int], flag_id: int | None) -> dict:
+    flag = get_flag(session, flag_id) if flag_id else next_flag(session, kind=kind, skip=skip)
+    if flag is None and skip:  # only skipped flags are left: start over with them
+        flag = next_flag(session, kind=kind)
+    return {"ev": evidence(session, flag) if flag else None, "kind": kind, "remaining": open_count(session, kind),
+            "history": history(session, flag.image_id)[-6:] if flag else []}
+
+
+@router.get("/review", include_in_schema=False)
+def review_page(request: Request, session: ReadSession, kind: str | None = None, flag: int | None = None):
+    """One flag at a time with the evidence side by side; keys keep, relabel, mark ambiguous or exclude."""
+    kind = _kind(kind)
+    return render(request, "pages/review.html", {
+        **_stage(session, kind=kind, skip=[], flag_id=flag), "classes": active_classes(session),
+        "examples": examples(session), "kinds": [k for k in KINDS if k != "rereview"],
+        "rereview": open_count(session, "rereview"),
+    })
+
+
+@router.get("/review/stage", include_in_schema=False)
+def review_stage(request: Request, session: ReadSession, kind: str | None = None, skip: str = "",
+                 flag: int | None = None):
+    """The next flag's evidence (the stage block)."""
+    ctx = _stage(session, kind=_kind(kind), skip=_skip(skip), flag_id=flag)
+    return render_block(request, "pages/review.html", "stage", {**ctx, "classes": active_classes(session)})

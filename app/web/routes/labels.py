@@ -15,6 +15,7 @@ from app.labelling import rereview
 from app.labelling.suggestions import latest_job, suggestions
 from app.labelling.queries import ImageFilter, filtered_ids, queue_count, queue_ids
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
+from app.quality.audits import answer_audit
 from app.taxonomy.queries import active_classes, examples
 from app.web.deps import ReadSession, WriteSession
 from app.web.templating import render, render_block
@@ -124,7 +125,7 @@ def _stage_context(session, *, ids: list[int], queue: str, order: str, last_even
     image = get_image(session, ids[0]) if ids else None
     flag = rereview.open_flag(session, image.id) if image else None
     allowed = [c.id for c in rereview.offered_classes(session, flag)] if flag else None
-    guesses = suggestions(session, image.id) if image else []
+    guesses = suggestions(session, image.id) if image and queue != "audit" else []  # audits are blind
     if allowed is not None:
         guesses = [g for g in guesses if g["class_id"] in allowed]
     return {
@@ -158,6 +159,7 @@ def label_page(request: Request, session: ReadSession, image: int | None = None,
         "classes": active_classes(session), "tags": active_tags(session), "levels": CONFIDENCE_LEVELS,
         "actions": ACTIONS, "remaining": queue_count(session, queue),
         "rereview_waiting": queue_count(session, "rereview") if queue != "rereview" else 0,
+        "audit_waiting": queue_count(session, "audit") if queue == "unlabelled" else 0,
         "examples": examples(session),
     })
 
@@ -187,7 +189,10 @@ def label_and_next(
     order: Annotated[str, Form()] = "import",
 ):
     """Save a label from the labelling page and return the next image's stage."""
-    event = record_label(session, image_id=image_id,
-                         data=LabelInput(class_, confidence, tags, note, annotator, ms))
+    data = LabelInput(class_, confidence, tags, note, annotator, ms)
+    if queue == "audit":  # a blind second look: stored as an audit event, the label stays
+        event = answer_audit(session, image_id=image_id, data=data)
+    else:
+        event = record_label(session, image_id=image_id, data=data)
     return _stage(request, session, after=image_id, skip=_parse_skip(skip), queue=queue, order=order,
                   last_event=event)

@@ -1,0 +1,160 @@
+"""The quality page's numbers: estimated noise, flags, audit agreement, confused classes, duplicates, size.
+
+Noise estimates come from the newest succeeded job with out-of-sample
+predictions. A finished job's predictions never change, so its estimate is
+computed once per process and kept (keyed by job id).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from app.db.models import Flag, Image, Job, LabelClass, Prediction, Snapshot, SnapshotItem, Source
+from app.errors import Conflict
+from app.quality import duplicates, mislabels
+from app.quality.audits import audit_stats
+from app.quality.flags import KINDS
+from app.quality.service import OUT_OF_SAMPLE_ROLES, job_probs, live_images
+from app.snapshots.reports import live_health
+
+CONFUSED_PAIRS = 6
+EXAMPLES = 10
+_NOISE_CACHE: OrderedDict[int, dict] = OrderedDict()
+_CACHE_SIZE = 4
+
+
+def latest_checked_job(session: Session) -> Job | None:
+    """The newest succeeded train job that wrote out-of-sample predictions."""
+    has = select(Prediction.job_id).where(Prediction.job_id == Job.id, Prediction.role.in_(OUT_OF_SAMPLE_ROLES))
+    return session.scalars(
+        select(Job).where(Job.status == "succeeded", Job.kind == "train", has.exists()).order_by(Job.id.desc()).limit(1)
+    ).first()
+
+
+def _noise(session: Session, job: Job) -> dict:
+    data = job_probs(session, job)
+    est = mislabels.estimate_noise(data.labels, data.probs)
+    rows = session.connection().execute(
+        select(Image.id, Image.source_id)
+        .where(Image.id.in_(select(SnapshotItem.image_id).where(SnapshotItem.snapshot_id == job.snapshot_id)))
+        .order_by(Image.id)).all()
+    image_ids, source_ids = (np.array(c, dtype=np.int64) for c in zip(*rows))
+    names = dict(session.execute(select(Source.id, Source.name)).all())
+    codes = source_ids[np.searchsorted(image_ids, data.image_ids)]
+    per_source = {names.get(k, f"#{k}"): v for k, v in mislabels.noise_by_group(data.labels, data.probs, codes).items()}
+    per_class = mislabels.noise_by_group(data.labels, data.probs, data.labels)
+    counts = np.bincount(data.labels, minlength=len(data.class_ids))
+    joint = est["joint"] * len(data.labels)
+    pairs = []
+    k = len(data.class_ids)
+    for i in range(k):
+        for j in range(i + 1, k):
+            n = float(joint[i, j] + joint[j, i])
+            if n >= 0.5:
+                pairs.append({"a": data.class_ids[i], "b": data.class_ids[j], "count": round(n),
+                              "a_as_b": round(float(joint[i, j])), "b_as_a": round(float(joint[j, i])),
+                              "share": n / max(1, counts[i] + counts[j])})
+    pairs.sort(key=lambda p: -p["count"])
+    return {
+        "job": job.id, "examined": int(len(data.labels)),
+        "noise": float(sum(v["noise"] * v["n"] for v in per_class.values()) / len(data.labels)),
+        "per_class": [{"class_id": cid, "n": int(counts[c]), "noise": per_class.get(c, {"noise": 0.0})["noise"]}
+                      for c, cid in enumerate(data.class_ids)],
+        "per_source": [{"source": s, **v} for s, v in per_source.items()],
+        "pairs": pairs[:CONFUSED_PAIRS],
+    }
+
+
+def noise_summary(session: Session, job: Job | None = None) -> dict | None:
+    """Estimated noise per class and source and the most-confused class pairs (None without a checked job)."""
+    job = job or latest_checked_job(session)
+    if job is None:
+        return None
+    if job.id not in _NOISE_CACHE:
+        try:
+            _NOISE_CACHE[job.id] = _noise(session, job)
+        except Conflict:
+            return None
+        while len(_NOISE_CACHE) > _CACHE_SIZE:
+            _NOISE_CACHE.popitem(last=False)
+    out = dict(_NOISE_CACHE[job.id])
+    classes = {c.id: c for c in session.scalars(select(LabelClass))}
+    name = lambda cid: classes[cid].name if cid in classes else f"#{cid}"  # noqa: E731
+    out["per_class"] = sorted(({**c, "class": name(c["class_id"])} for c in out["per_class"]),
+                              key=lambda c: -c["noise"])
+    out["pairs"] = [{**p, "a_name": name(p["a"]), "b_name": name(p["b"]),
+                     "a_description": classes[p["a"]].description if p["a"] in classes else "",
+                     "b_description": classes[p["b"]].description if p["b"] in classes else "",
+                     "active": all(p[x] in classes and classes[p[x]].retired_version_id is None for x in "ab")}
+                    for p in out["pairs"]]
+    return out
+
+
+def flag_counts(session: Session) -> dict:
+    """{kind: {status: n}} for every kind."""
+    out = {k: {"open": 0, "pending": 0, "resolved": 0, "cancelled": 0} for k in KINDS}
+    rows = session.execute(select(Flag.kind, Flag.status, func.count()).group_by(Flag.kind, Flag.status))
+    for kind, status, n in rows:
+        out.setdefault(kind, {})[status] = n
+    resolutions = dict(session.execute(
+        select(Flag.resolution, func.count()).where(Flag.status == "resolved").group_by(Flag.resolution)).all())
+    return {"by_kind": out, "resolutions": resolutions}
+
+
+def _examples(groups: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[int, int, list[list[int]]]:
+    chosen = np.unique(groups[mask])
+    members = [ids[groups == g].tolist() for g in chosen[:EXAMPLES]]
+    return len(chosen), int(mask.sum()), members
+
+
+def duplicate_report(session: Session) -> dict:
+    """Exact (identical pHash) and near duplicates that cross sources or the latest snapshot's splits."""
+    live = live_images(session)
+    ids, phashes, classes, sources = live["ids"], live["phashes"], live["classes"], live["sources"]
+    if not len(ids):
+        return {"images": 0, "rows": []}
+    snapshot = session.scalars(select(Snapshot).order_by(Snapshot.id.desc()).limit(1)).first()
+    splits = np.full(len(ids), -1, dtype=np.int64)
+    if snapshot:
+        code = case((SnapshotItem.split == "train", 0), (SnapshotItem.split == "val", 1), else_=2)
+        rows = session.connection().execute(
+            select(SnapshotItem.image_id, code).where(SnapshotItem.snapshot_id == snapshot.id)).all()
+        if rows:
+            image_ids, split_codes = (np.array(c, dtype=np.int64) for c in zip(*rows))
+            inside = np.isin(image_ids, ids)
+            splits[np.searchsorted(ids, image_ids[inside])] = split_codes[inside]
+    rows = []
+    for kind, distance in (("exact", 0), ("near", None)):
+        groups = duplicates.phash_groups(phashes, **({} if distance is None else {"max_distance": distance}))
+        sizes = np.bincount(groups, minlength=len(ids))[groups]
+        in_group = sizes > 1
+        conflicts = duplicates.label_conflicts(groups, classes)["conflict"]
+        for what, mask in (("any", in_group), ("cross source", duplicates.crossing_groups(groups, sources)),
+                           ("cross split", duplicates.crossing_groups(groups, splits) if snapshot else None),
+                           ("label conflict", conflicts)):
+            if mask is None:
+                continue
+            n_groups, n_images, examples = _examples(groups, ids, mask & in_group)
+            rows.append({"kind": kind, "what": what, "groups": n_groups, "images": n_images, "examples": examples})
+    return {"images": int(len(ids)), "snapshot": snapshot.name if snapshot else None, "rows": rows}
+
+
+def quality_report(session: Session) -> dict:
+    """Everything the quality page shows."""
+    health = live_health(session)
+    return {
+        "noise": noise_summary(session),
+        "flags": flag_counts(session),
+        "audits": audit_stats(session),
+        "duplicates": duplicate_report(session),
+        "effective": health["effective"],
+        "hard_cases": {"tagged": health["tags"]["tagged"], "share": health["tags"]["share"],
+                       "per_tag": health["tags"]["per_tag"], "total": health["total"],
+                       "unsure": sum(b["count"] for b in health["confidence"]["bins"][:-1]),
+                       "confident_at": health["definitions"]["confident_at"]},
+        "library": health["library"],
+    }

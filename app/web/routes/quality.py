@@ -1,0 +1,112 @@
+"""Label quality: the quality page, and running the checks (mislabels, duplicates, audits) on demand."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from app.errors import LoupeError
+from app.quality.audits import audit_stats, pick_audits
+from app.quality.report import duplicate_report, quality_report
+from app.quality.service import flag_duplicates, flag_mislabels
+from app.taxonomy.queries import current_version
+from app.web.charts import line_chart
+from app.web.deps import ReadSession, SettingsDep, WriteSession
+from app.web.templating import render
+
+router = APIRouter()
+
+
+class MislabelBody(BaseModel):
+    job: int = Field(description="a succeeded job with out-of-sample predictions")
+    use_confidence: bool = Field(True, description="use annotator confidence as a prior")
+
+
+class AuditPickBody(BaseModel):
+    share: float | None = Field(None, description="share of old-enough labels to audit (default: the setting)")
+    older_than_hours: float = Field(24.0, ge=0, description="only labels at least this old come back")
+    seed: int | None = None
+
+
+@router.get("/api/quality", tags=["quality"])
+def read_quality(session: ReadSession) -> dict:
+    """Estimated noise per class and source, flags by kind and status, audit agreement, duplicates, size."""
+    return quality_report(session)
+
+
+@router.post("/api/quality/mislabels", tags=["quality"])
+def run_mislabels(session: WriteSession, body: MislabelBody) -> dict:
+    """(Re-)run mislabel detection on a finished job; 409 when it has no out-of-sample predictions."""
+    return flag_mislabels(session, job_id=body.job, use_confidence=body.use_confidence)
+
+
+@router.get("/api/quality/duplicates", tags=["quality"])
+def read_duplicates(session: ReadSession) -> dict:
+    """Exact and near duplicates crossing sources or splits, and groups whose labels disagree."""
+    return duplicate_report(session)
+
+
+@router.post("/api/quality/duplicates", tags=["quality"])
+def run_duplicates(session: WriteSession) -> dict:
+    """Flag near-duplicates whose current labels disagree; cancel conflicts that are gone."""
+    return flag_duplicates(session)
+
+
+@router.get("/api/quality/audits", tags=["quality"])
+def read_audits(session: ReadSession) -> dict:
+    """Audit agreement and Cohen's kappa, overall, per week of the original label and per class."""
+    return audit_stats(session)
+
+
+@router.post("/api/quality/audits", tags=["quality"])
+def start_audits(session: WriteSession, settings: SettingsDep, body: AuditPickBody) -> dict:
+    """Send a share of labels older than a day back to the labelling page (queue=audit), blind."""
+    share = settings.audit_share if body.share is None else body.share
+    return pick_audits(session, share=share, older_than=timedelta(hours=body.older_than_hours), seed=body.seed)
+
+
+def _page(request: Request, session, *, notice: str | None = None, error: str | None = None):
+    report = quality_report(session)
+    weeks = report["audits"]["weeks"]
+    chart = line_chart({"agreement": [w["agreement"] for w in weeks], "kappa": [w["kappa"] for w in weeks]},
+                       y_min=min([0.0] + [w["kappa"] for w in weeks if w["kappa"] == w["kappa"]]), y_max=1)
+    version = current_version(session)
+    return render(request, "pages/quality.html", {
+        "r": report, "audit_chart": chart, "notice": notice, "error": error,
+        "version": version.number if version else 0,
+    }, block="report")
+
+
+@router.get("/quality", include_in_schema=False)
+def quality_page(request: Request, session: ReadSession):
+    """Noise per class and source, flags, audit agreement over time, confused classes, hard cases, size."""
+    return _page(request, session)
+
+
+@router.post("/quality/actions/{action}", include_in_schema=False)
+def quality_action(request: Request, session: WriteSession, settings: SettingsDep, action: str):
+    """The page's buttons: pick audits, scan for duplicates, re-check the latest job."""
+    try:
+        if action == "audits":
+            got = pick_audits(session, share=settings.audit_share)
+            notice = f"{got['picked']} image(s) wait for a blind audit ({got['already']} already audited)."
+        elif action == "duplicates":
+            got = flag_duplicates(session)
+            notice = (f"{got['groups']} conflicting group(s): {got['created']} new flag(s), "
+                      f"{got['cancelled']} cancelled.")
+        elif action == "mislabels":
+            from app.quality.report import latest_checked_job
+
+            job = latest_checked_job(session)
+            if job is None:
+                raise LoupeError("no finished job with out-of-sample predictions yet")
+            got = flag_mislabels(session, job_id=job.id)
+            notice = f"job #{job.id}: {got['issues']} suspected mislabel(s), {got['created']} new flag(s)."
+        else:
+            raise LoupeError(f"unknown action '{action}'")
+    except LoupeError as exc:
+        session.rollback()
+        return _page(request, session, error=exc.detail)
+    return _page(request, session, notice=notice)

@@ -1,0 +1,89 @@
+"""Resolve flags with the keyboard alone on the review page, then read the label events from the database."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import httpx
+import pytest
+
+from app.db.engine import Database
+from tests.factories import labelled_snapshot
+from tests.quality.helpers import confident_probs, finish_job, snapshot_labels
+
+pytestmark = pytest.mark.browser
+
+
+def _flag_shown(page) -> str:
+    page.wait_for_selector("#stage [data-flag-id]", timeout=5000)
+    return page.get_attribute("#stage [data-flag-id]", "data-flag-id")
+
+
+def _next(page, previous: str) -> str:
+    page.wait_for_function(
+        "prev => document.querySelector('#stage [data-flag-id]')?.dataset.flagId !== prev", arg=previous, timeout=5000)
+    return _flag_shown(page)
+
+
+def test_review_flags_by_keyboard(live_server, page):
+    base, data = live_server
+    with httpx.Client(base_url=base, timeout=60) as client:
+        snap = labelled_snapshot(client, 24, classes=3, folds=2)
+        classes, labels = snapshot_labels(client, snap)
+        ids = sorted(labels)
+        wrong = {ids[i]: (labels[ids[i]] + 1) % 3 for i in (1, 6, 11, 16)}
+        db = Database(f"sqlite:///{data / 'loupe.db'}")
+        try:
+            finish_job(client, db, snap, confident_probs(labels, 3, wrong=wrong))
+        finally:
+            db.dispose()
+        flags = client.get("/api/flags", params={"kind": "mislabel"}).json()["items"]
+    assert {f["image"] for f in flags} == set(wrong)
+
+    page.goto(f"{base}/review")
+    page.keyboard.type("rita")           # the name dialog has focus on a first visit
+    page.keyboard.press("Enter")
+    decided = {}
+
+    first = _flag_shown(page)
+    page.keyboard.press("Enter")          # keep
+    decided[first] = "keep"
+
+    second = _next(page, first)
+    suggested = page.text_content("#suggested-class")
+    key = page.get_attribute(f'.class-btn[data-name="{suggested}"]', "data-key")
+    page.keyboard.press(key)              # relabel as the model's suggestion
+    decided[second] = "relabel"
+
+    third = _next(page, second)
+    page.keyboard.press("s")              # skip: comes back later
+    fourth = _next(page, third)
+    page.keyboard.press("w")              # ambiguous
+    decided[fourth] = "ambiguous"
+
+    assert _next(page, fourth) == third
+    page.keyboard.press("x")              # exclude
+    decided[third] = "exclude"
+    page.wait_for_selector("text=Nothing left to review", timeout=5000)
+
+    con = sqlite3.connect(data / "loupe.db")
+    rows = con.execute("SELECT id, image_id, status, resolution, resolved_by, resolution_event_id FROM flags "
+                       "WHERE kind = 'mislabel'").fetchall()
+    by_id = {str(r[0]): r for r in rows}
+    assert {k: by_id[k][3] for k in decided} == decided
+    assert all(r[2] == "resolved" and r[4] == "rita" for r in rows)
+    events = con.execute(
+        "SELECT e.id, e.image_id, c.name, e.kind, e.annotator, e.ms FROM label_events e "
+        "JOIN classes c ON c.id = e.class_id WHERE e.kind = 'review' ORDER BY e.id").fetchall()
+    excluded = {r[0] for r in con.execute("SELECT id FROM images WHERE excluded = 1")}
+    con.close()
+    given = {f["image"]: f["given"] for f in flags}
+    keep_image, relabel_image = by_id[first][1], by_id[second][1]
+    assert [(e[1], e[2], e[3], e[4]) for e in events] == [
+        (keep_image, given[keep_image], "review", "rita"),
+        (relabel_image, suggested, "review", "rita"),
+    ]
+    assert by_id[first][5] == events[0][0] and by_id[second][5] == events[1][0]
+    assert by_id[fourth][5] is None and by_id[third][5] is None
+    assert excluded == {by_id[third][1]}
+    assert all(e[5] is not None for e in events)   # time on the flag, measured in the browser
