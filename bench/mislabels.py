@@ -222,7 +222,8 @@ def run_kind(kind: str, n: int, seed: int, epochs: int | None, workdir: Path, ag
                               time.perf_counter() - t)
     db.dispose()
     return {"kind": kind, "n": n, "flipped": len(truth_ids), "flags": len(flags), "ours": ours,
-            "cleanlab": cleanlab, "cleanlab_n": int(cl_mask.sum()), "cleanlab_low": cleanlab_low, "variants": variants, "accuracy": accuracy,
+            "cleanlab": cleanlab, "cleanlab_n": int(cl_mask.sum()), "cleanlab_low": cleanlab_low,
+            "variants": variants, "accuracy": accuracy,
             "timings": timings, "oof": len(oof), "p_at": precision_at(review_order, truth_ids, len(truth_ids)),
             "cl_p_at": precision_at(cl_order, truth_ids, len(truth_ids))}
 

@@ -186,9 +186,14 @@ def _raise_or_create(session: Session, *, kind: str, image_id: int, score: float
     counts["created"] += 1
 
 
-def flag_mislabels(session: Session, *, job_id: int, use_confidence: bool = True) -> dict:
-    """Suspected mislabels of a succeeded job as flags (kind "mislabel"); commits. Returns counts."""
-    found = detect_mislabels(session, job_id=job_id, use_confidence=use_confidence)
+def flag_mislabels(session: Session, *, job_id: int, use_confidence: bool = True,
+                   found: Detection | None = None) -> dict:
+    """Suspected mislabels of a succeeded job as flags (kind "mislabel"); commits. Returns counts.
+
+    `found`: a detection made beforehand in a read session (see `check_job`), so
+    the write lock is held only while flags are written.
+    """
+    found = found or detect_mislabels(session, job_id=job_id, use_confidence=use_confidence)
     data = found.data
     idx = np.flatnonzero(found.issues)
     current = _current(session, data.image_ids[idx])
@@ -337,14 +342,25 @@ def cancel(flag: Flag, reason: str) -> None:
     flag.details = {**(flag.details or {}), "cancelled_because": reason}
 
 
+def check_job(db, *, job_id: int, use_confidence: bool = True) -> dict:
+    """Detect a job's suspected mislabels reading, then write the flags in a short write transaction."""
+    with db.reading() as s:
+        found = detect_mislabels(s, job_id=job_id, use_confidence=use_confidence)
+    with db.writing() as s:
+        return flag_mislabels(s, job_id=job_id, use_confidence=use_confidence, found=found)
+
+
+def _check_duplicates(db, *, job_id: int) -> dict:
+    with db.writing() as s:
+        return flag_duplicates(s, job_id=job_id)
+
+
 def after_job(db, job_id: int) -> None:
     """What the worker does after a job succeeds: mislabel flags (when it has out-of-sample predictions) and
     duplicate conflicts. Never raises: a quality check must not stop the worker's queue."""
-    for what, run in (("mislabel", lambda s: flag_mislabels(s, job_id=job_id)),
-                      ("duplicate", lambda s: flag_duplicates(s, job_id=job_id))):
+    for what, run in (("mislabel", check_job), ("duplicate", _check_duplicates)):
         try:
-            with db.writing() as s:
-                counts = run(s)
+            counts = run(db, job_id=job_id)
             log.info("job %s: %s flags %s", job_id, what, counts)
         except Conflict as exc:
             log.info("job %s: no %s flags: %s", job_id, what, exc.detail)

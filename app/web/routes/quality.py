@@ -10,10 +10,10 @@ from pydantic import BaseModel, Field
 from app.errors import LoupeError
 from app.quality.audits import audit_stats, pick_audits
 from app.quality.report import duplicate_report, quality_report
-from app.quality.service import flag_duplicates, flag_mislabels
+from app.quality.service import check_job, flag_duplicates, flag_mislabels
 from app.taxonomy.queries import current_version
 from app.web.charts import line_chart
-from app.web.deps import ReadSession, SettingsDep, WriteSession
+from app.web.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
 from app.web.templating import render
 
 router = APIRouter()
@@ -37,9 +37,9 @@ def read_quality(session: ReadSession) -> dict:
 
 
 @router.post("/api/quality/mislabels", tags=["quality"])
-def run_mislabels(session: WriteSession, body: MislabelBody) -> dict:
+def run_mislabels(db: DatabaseDep, body: MislabelBody) -> dict:
     """(Re-)run mislabel detection on a finished job; 409 when it has no out-of-sample predictions."""
-    return flag_mislabels(session, job_id=body.job, use_confidence=body.use_confidence)
+    return check_job(db, job_id=body.job, use_confidence=body.use_confidence)
 
 
 @router.get("/api/quality/duplicates", tags=["quality"])
