@@ -37,7 +37,7 @@ FULL = {"epochs": 15, "batch_size": 128}  # 60,000 images: more epochs are cheap
 
 
 class Quiet:
-    """Hooks that keep the last progress message (shown with --verbose)."""
+    """Hooks that print epochs and log lines to stderr with --verbose, and never cancel."""
 
     def __init__(self, verbose: bool):
         self.verbose = verbose

@@ -33,16 +33,19 @@ class Built:
 
 
 class SmallCNN(nn.Module):
-    """Three conv-bn-relu-pool blocks (32, 64, 128 channels), dropout and one linear layer.
+    """A small VGG-style CNN: conv-bn-relu blocks at 32, 64 and 2 x 128 channels, then a 256-unit hidden layer.
 
-    About 93 % on Fashion-MNIST with all 60,000 training images. The deeper
-    classic (two convs per block at 32 and 64 channels) costs twice the CPU
-    time per image for no better accuracy on a 5,000-image snapshot, so each
-    block has one conv and the third block adds width instead. The last
-    pooling is adaptive (3 x 3), so any image size works with the same head.
+    conv32, pool, conv64, pool, conv128, conv128, adaptive max-pool to 3 x 3
+    (so any image size works with the same head), dropout, fc256-bn-relu,
+    dropout, fc. Convolutions at full resolution dominate CPU time, so there
+    is one per block there and the extra depth sits at the lowest resolution:
+    the classic (two convs each at 32 and 64 channels) costs twice the CPU
+    time per image for no better accuracy on 5,000 Fashion-MNIST images.
+    On 20,000 of them (8 epochs, 10,000 test images): 0.912 accuracy, where
+    the same net without the second conv128 and the hidden layer gets 0.901.
     """
 
-    def __init__(self, num_classes: int, width: int = 32, channels: int = 3):
+    def __init__(self, num_classes: int, width: int = 32, channels: int = 3, hidden: int = 256):
         super().__init__()
 
         def block(i: int, o: int) -> list[nn.Module]:
@@ -51,9 +54,13 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(
             *block(channels, width), nn.MaxPool2d(2),
             *block(width, 2 * width), nn.MaxPool2d(2),
-            *block(2 * width, 4 * width), nn.AdaptiveMaxPool2d(3),
+            *block(2 * width, 4 * width), *block(4 * width, 4 * width), nn.AdaptiveMaxPool2d(3),
         )
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * width * 9, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Dropout(0.3),
+            nn.Linear(4 * width * 9, hidden, bias=False), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
+            nn.Dropout(0.3), nn.Linear(hidden, num_classes),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
