@@ -110,10 +110,10 @@ def main() -> None:
     val = result.final["val"]["accuracy"]
     if args.full:
         fitting = sum(v for k, v in result.timings.items() if k.startswith(("fold", "final")))
+        folds_part = f"{folds} folds + final (training {fitting:.0f} s, final model" if folds > 1 else "final (training"
         oos = f", out-of-sample accuracy {result.metrics['accuracy']:.3f}" if result.metrics else ""
-        print(f"train --full: {len(paths)} + {len(test_paths)} test images, "
-              f"{f'{folds} folds + ' if folds > 1 else ''}final on {result.device} in {elapsed:.0f} s "
-              f"(training {fitting:.0f} s, final model {result.timings['final']:.0f} s): "
+        print(f"train --full: {len(paths)} + {len(test_paths)} test images, {folds_part} "
+              f"{result.timings['final']:.0f} s) on {result.device} in {elapsed:.0f} s: "
               f"test accuracy {result.final['test']['accuracy']:.3f}, val accuracy {val:.3f}{oos}")
     else:
         print(f"train: {len(items)} images, {folds} folds + final on {result.device} in {elapsed:.0f} s: "

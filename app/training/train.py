@@ -142,6 +142,7 @@ class _Run:
         self.workdir, self.unlabelled, self.folds, self.device = workdir, unlabelled, folds, device
         self.notes: list[str] = []
         self.threads = devices.Threads(device)
+        self._logged_threads = torch.get_num_threads()
         self.timings: dict[str, float] = {}
         self.labels = torch.tensor([it.label for it in items], dtype=torch.int64)
         self._last_check = 0.0
@@ -270,9 +271,7 @@ class _Run:
         """Train `stage`'s model (or continue it from its checkpoint); returns the best weights, in eval mode."""
         t0 = time.perf_counter()
         cfg, dev = self.config, self.device
-        before, now = self.threads.tune()  # others may have come or gone
-        if now != before:
-            self.hooks.log(f"{stage.name}: {now} CPU threads (was {before})")
+        self._tune_threads(stage)
         model, optimizer, scheduler, scaler = self._setup(stage)
         state = {"epoch": 0, "best_loss": math.inf, "best_state": None, "bad": 0, "done": False}
         ckpt_path = self.workdir / f"ckpt-{stage.key}.pt"
@@ -299,6 +298,8 @@ class _Run:
         while not state["done"]:
             epoch = state["epoch"]
             e0 = time.perf_counter()
+            if epoch > 0:
+                self.threads.tune()
             train_loss = self._train_epoch(model, optimizer, scheduler, scaler, weight, stage, epoch)
             metrics = {"train_loss": train_loss, "val_loss": None, "val_accuracy": None,
                        "lr": optimizer.param_groups[0]["lr"]}
@@ -331,6 +332,14 @@ class _Run:
         self.hooks.progress(stage.end, f"{stage.name}: trained")
         self.timings[stage.name] = time.perf_counter() - t0
         return model
+
+    def _tune_threads(self, stage: Stage) -> None:
+        """CPU threads for the cores others leave free (checked again each epoch); logged when it changed."""
+        self.threads.tune()
+        now = torch.get_num_threads()
+        if self.device.type == "cpu" and now != self._logged_threads:
+            self.hooks.log(f"{stage.name}: {now} CPU threads (was {self._logged_threads})")
+            self._logged_threads = now
 
     def _setup(self, stage: Stage):
         """A fresh model on the device, its optimiser (AdamW), one-cycle schedule and loss scaler."""

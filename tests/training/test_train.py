@@ -16,6 +16,7 @@ import torch  # no skip: a worker without torch cannot train
 from PIL import Image
 
 from app.training import data, nets, train
+from app.training import device as devices
 from app.training.spec import Cancelled, Item, TrainConfig, TrainingError
 from tests import fmnist
 
@@ -50,6 +51,14 @@ class Recorder:
 
     def stages(self) -> list[tuple[str, int]]:
         return [(stage, epoch) for stage, epoch, _ in self.epochs]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The same thread count in every run, so a resumed run can be compared number for number."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(devices.Threads, "_set", lambda self, others: torch.set_num_threads(1))
+        yield
 
 
 @pytest.fixture(scope="module")
