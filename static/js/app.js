@@ -8,6 +8,27 @@ window.loupe = {
     clearTimeout(el._timer);
     el._timer = setTimeout(() => { el.className = ""; }, 4000);
   },
+  // The annotator's name: asked once, kept in localStorage, stored with every decision.
+  annotatorDialog(dialog) {
+    const annotator = () => localStorage.getItem("loupe.annotator") || "";
+    const input = document.getElementById("annotator-input");
+    function showAnnotator() {
+      document.getElementById("annotator-name").textContent = annotator() || "(nobody yet)";
+    }
+    function askAnnotator() {
+      input.value = annotator();
+      dialog.showModal();
+      input.focus();
+    }
+    dialog.addEventListener("close", () => {
+      const name = input.value.trim();
+      if (name) localStorage.setItem("loupe.annotator", name);
+      showAnnotator();
+      if (!annotator()) askAnnotator();
+    });
+    document.getElementById("change-annotator").addEventListener("click", askAnnotator);
+    return { annotator, showAnnotator, askAnnotator };
+  },
   async errorText(response) {
     try {
       const body = await response.json();

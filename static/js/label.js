@@ -22,23 +22,7 @@
   let hiddenSince = null;
   let hiddenMs = 0;
 
-  const annotator = () => localStorage.getItem("loupe.annotator") || "";
-  function showAnnotator() {
-    document.getElementById("annotator-name").textContent = annotator() || "(nobody yet)";
-  }
-  function askAnnotator() {
-    const input = document.getElementById("annotator-input");
-    input.value = annotator();
-    dialog.showModal();
-    input.focus();
-  }
-  dialog.addEventListener("close", () => {
-    const name = document.getElementById("annotator-input").value.trim();
-    if (name) localStorage.setItem("loupe.annotator", name);
-    showAnnotator();
-    if (!annotator()) askAnnotator();
-  });
-  document.getElementById("change-annotator").addEventListener("click", askAnnotator);
+  const { annotator, showAnnotator, askAnnotator } = window.loupe.annotatorDialog(dialog);
 
   // Time on an image counts only while the page is visible.
   document.addEventListener("visibilitychange", () => {

@@ -13,23 +13,7 @@
   let busy = false;
   let shownAt = performance.now();
 
-  const annotator = () => localStorage.getItem("loupe.annotator") || "";
-  function showAnnotator() {
-    document.getElementById("annotator-name").textContent = annotator() || "(nobody yet)";
-  }
-  function askAnnotator() {
-    const input = document.getElementById("annotator-input");
-    input.value = annotator();
-    dialog.showModal();
-    input.focus();
-  }
-  dialog.addEventListener("close", () => {
-    const name = document.getElementById("annotator-input").value.trim();
-    if (name) localStorage.setItem("loupe.annotator", name);
-    showAnnotator();
-    if (!annotator()) askAnnotator();
-  });
-  document.getElementById("change-annotator").addEventListener("click", askAnnotator);
+  const { annotator, showAnnotator, askAnnotator } = window.loupe.annotatorDialog(dialog);
 
   const evidence = () => stage.querySelector("[data-flag-id]");
   const flagId = () => evidence()?.dataset.flagId || "";

@@ -11,6 +11,7 @@ from app.quality.audits import answer_audit
 from app.quality.evidence import evidence, next_flag, open_count
 from app.quality.flags import KINDS, get_flag, list_flags, resolve, view
 from app.taxonomy.queries import active_classes, examples
+from app.web.routes.labels import LabelBody
 from app.web.deps import ReadSession, WriteSession
 from app.web.templating import render, render_block
 
@@ -28,15 +29,8 @@ class ResolveBody(BaseModel):
     ms: int | None = None
 
 
-class AuditBody(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
-
-    class_: str | int = Field(alias="class", description="class name or id")
-    confidence: float = 1.0
-    tags: list[str] = []
-    note: str = ""
-    annotator: str = ""
-    ms: int | None = None
+class AuditBody(LabelBody):
+    """A blind re-label answer: the same fields as a label."""
 
 
 @router.get("/api/flags", tags=["flags"])
