@@ -140,6 +140,38 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from app.backup.make import make_backup
+    from app.errors import LoupeError
+
+    try:
+        report = make_backup(_settings(args.data), Path(args.out))
+    except LoupeError as exc:
+        print(f"loupe backup: {exc.detail}", file=sys.stderr)
+        return 2
+    counts = report.tables
+    print(f"backed up {counts.get('images', 0)} images, {counts.get('label_events', 0)} label events and "
+          f"{report.files} files ({report.bytes / 1e6:.1f} MB) to {report.out} in {report.seconds:.1f} s")
+    if report.missing:
+        print(f"warning: {len(report.missing)} original files were missing from the store, "
+              f"e.g. {report.missing[0]}", file=sys.stderr)
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from app.backup.restore import restore_backup
+    from app.errors import LoupeError
+
+    try:
+        report = restore_backup(Path(args.file), Path(args.data))
+    except LoupeError as exc:
+        print(f"loupe restore: {exc.detail}", file=sys.stderr)
+        return 2
+    print(f"restored {report.tables.get('images', 0)} images, {report.tables.get('label_events', 0)} label events "
+          f"and {report.files} files into {report.data_dir}; start it with: loupe serve --data {report.data_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loupe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +202,16 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder to write")
     exp.add_argument("--data", help="data directory (default: $LOUPE_DATA or ./loupe-data)")
     exp.set_defaults(func=cmd_export)
+
+    bak = sub.add_parser("backup", help="copy the database and image store to one file, while the app runs")
+    bak.add_argument("--out", required=True, metavar="FILE", help="the backup file to write (a tar archive)")
+    bak.add_argument("--data", help="data directory (default: $LOUPE_DATA or ./loupe-data)")
+    bak.set_defaults(func=cmd_backup)
+
+    res = sub.add_parser("restore", help="unpack a backup into a new data directory")
+    res.add_argument("file", metavar="FILE", help="a file written by loupe backup")
+    res.add_argument("--data", required=True, help="a new (or empty) data directory to restore into")
+    res.set_defaults(func=cmd_restore)
 
     return parser
 

@@ -25,6 +25,7 @@ from app.db.migrate import upgrade_head
 from app.db.models import CurrentLabel, Image, Job, LabelEvent, Snapshot, SnapshotItem, Source
 from app.images import store
 from app.training import jobs
+from app.training.artifacts import job_dir
 from app.training.spec import Cancelled, Item, TrainConfig, TrainingError
 
 log = logging.getLogger("loupe.worker")
@@ -128,7 +129,7 @@ def run_job(db: Database, settings: Settings, job_id: int, worker: str) -> str:
             from app.training import train  # torch is imported here and nowhere in the web app
         except ImportError as exc:
             raise TrainingError(f"torch is not installed for this worker ({exc}); run scripts/setup.sh") from None
-        workdir = settings.jobs_dir / f"job-{job_id}"
+        workdir = job_dir(settings, job_id)
         workdir.mkdir(parents=True, exist_ok=True)
         result = train.run(items, classes, TrainConfig(**config), hooks, workdir, unlabelled)
         rows = prediction_rows(result, items, config.get("holdout_source"))

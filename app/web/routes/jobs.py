@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -13,6 +12,7 @@ from app.errors import LoupeError, NotFound
 from app.images.catalog import source_names
 from app.snapshots.queries import list_snapshots
 from app.training import jobs
+from app.training.artifacts import artifact_path
 from app.training.spec import MODELS, TrainConfig
 from app.web.charts import epoch_charts
 from app.web.deps import ReadSession, WriteSession
@@ -61,11 +61,11 @@ def cancel_job(session: WriteSession, job_id: int) -> dict:
 
 
 @router.get("/api/jobs/{job_id}/model", tags=["jobs"])
-def download_model(session: ReadSession, job_id: int) -> FileResponse:
+def download_model(request: Request, session: ReadSession, job_id: int) -> FileResponse:
     """The final model as TorchScript (its class list and input size are in the job's artifacts)."""
     job = jobs.get_job(session, job_id)
-    path = (job.artifacts or {}).get("model")
-    if not path or not Path(path).exists():
+    path = artifact_path(request.app.state.settings, job, "model")
+    if path is None:
         raise NotFound(f"job {job_id} has no exported model")
     return FileResponse(path, filename=f"loupe-job-{job_id}.pt", media_type="application/octet-stream")
 
