@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import os
 import subprocess
 import sys
@@ -18,15 +17,6 @@ def _settings(data: str | None):
     return Settings(data=Path(data)) if data else Settings()
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _start_worker(settings) -> subprocess.Popen:
     """The local worker: a separate process, so the web app never imports torch."""
     return subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--data", str(settings.data_dir)])
@@ -39,15 +29,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from app.main import create_app
 
     settings = _settings(args.data)
-    if not _is_loopback(args.host) and not settings.token:
-        print(
-            f"refusing to listen on {args.host}: set LOUPE_TOKEN to a secret first "
-            "(anyone who can reach this address could otherwise read and change your labels)",
-            file=sys.stderr,
-        )
+    settings.host = args.host
+    if settings.token:
+        print("loupe serve: LOUPE_TOKEN is no longer used: create users (loupe user add) and API tokens "
+              "(loupe token create), then unset it", file=sys.stderr)
         return 2
     settings.ensure_dirs()
     upgrade_head(settings.database_url)  # before the worker starts, so both see one schema
+    if settings.login_required and not _has_admin(settings):
+        print(f"loupe serve: refusing to listen on {args.host} without logins (anyone who can reach it could read "
+              f"and change your labels): first create an admin with "
+              f"`loupe user add NAME --role admin --data {settings.data_dir}`", file=sys.stderr)
+        return 2
     app = create_app(settings)
     worker = None if args.no_worker else _start_worker(settings)
     print(f"Loupe is ready at http://{args.host}:{args.port}  (data: {settings.data_dir}"
@@ -62,6 +55,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 worker.kill()
     return 0
+
+
+def _has_admin(settings) -> bool:
+    from app.accounts.users import has_admin
+    from app.db.engine import Database
+
+    db = Database(settings.database_url)
+    try:
+        with db.reading() as session:
+            return has_admin(session)
+    finally:
+        db.dispose()
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -121,7 +126,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from app.snapshots.queries import get_snapshot
 
     settings = _settings(args.data)
-    if not settings.database_path.exists():
+    if settings.is_sqlite and not settings.database_path.exists():
         print(f"loupe export: no Loupe data in {settings.data_dir}", file=sys.stderr)
         return 2
     upgrade_head(settings.database_url)
@@ -172,6 +177,131 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _accounts(args: argparse.Namespace, command: str, act) -> int:
+    """Run `act(db)` on a migrated database; a LoupeError becomes one line on stderr and exit status 2."""
+    from app.db.engine import Database
+    from app.db.migrate import upgrade_head
+    from app.errors import LoupeError
+
+    settings = _settings(args.data)
+    settings.ensure_dirs()
+    upgrade_head(settings.database_url)
+    db = Database(settings.database_url)
+    try:
+        act(db)
+    except LoupeError as exc:
+        print(f"loupe {command}: {exc.detail}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    return 0
+
+
+def _password(args: argparse.Namespace) -> str:
+    from app.errors import InvalidInput
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    password = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("the same again: ") != password:
+        raise InvalidInput("the two passwords differ; nothing was changed")
+    return password
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from app.accounts import users
+    from app.timeutil import iso
+
+    def act(db):
+        if args.action == "list":
+            with db.reading() as session:
+                for u in users.list_users(session):
+                    print(f"{u.name}\t{u.role}\tcreated {iso(u.created_at)}")
+            return
+        password = _password(args) if args.action in ("add", "passwd") else ""
+        with db.writing() as session:
+            if args.action == "add":
+                users.add_user(session, name=args.name, role=args.role, password=password)
+                print(f"added {args.role} '{args.name}'")
+            elif args.action == "passwd":
+                users.set_password(session, name=args.name, password=password)
+                print(f"changed the password of '{args.name}' (their sessions ended)")
+            elif args.action == "role":
+                users.set_role(session, name=args.name, role=args.role)
+                print(f"'{args.name}' is now {args.role}")
+            elif args.action == "remove":
+                users.remove_user(session, name=args.name)
+                print(f"removed '{args.name}' with their sessions and API tokens")
+
+    try:
+        return _accounts(args, "user", act)
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from app.accounts import tokens
+    from app.timeutil import iso
+
+    def act(db):
+        if args.action == "list":
+            with db.reading() as session:
+                for t, user in tokens.list_tokens(session):
+                    print(f"{t.name}\t{user}\tcreated {iso(t.created_at)}\tlast used {iso(t.last_used_at) or 'never'}")
+            return
+        with db.writing() as session:
+            if args.action == "create":
+                secret = tokens.create_token(session, name=args.name, user_name=args.user)
+                print(secret)  # stdout holds only the token: TOKEN=$(loupe token create ...)
+                print(f"token '{args.name}' acts as '{args.user}'; it is shown only now. Send it as "
+                      "'Authorization: Bearer TOKEN'", file=sys.stderr)
+            elif args.action == "revoke":
+                tokens.revoke_token(session, name=args.name)
+                print(f"revoked token '{args.name}'")
+
+    return _accounts(args, "token", act)
+
+
+def _account_parsers(sub) -> None:
+    from app.accounts.users import ROLES
+
+    data_help = "data directory (default: $LOUPE_DATA or ./loupe-data)"
+    user = sub.add_parser("user", help="users who log in (needed to listen beyond loopback)")
+    user.set_defaults(func=cmd_user)
+    acts = user.add_subparsers(dest="action", required=True)
+    add = acts.add_parser("add", help="add a user (asks for the password)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=ROLES,
+                     help="labeller: labels and tags; reviewer: also flags and audits; admin: everything")
+    passwd = acts.add_parser("passwd", help="set a user's password (ends their sessions)")
+    passwd.add_argument("name")
+    for p in (add, passwd):
+        p.add_argument("--password-stdin", action="store_true",
+                       help="read the password from the first line of stdin")
+    role = acts.add_parser("role", help="change a user's role")
+    role.add_argument("name")
+    role.add_argument("role", choices=ROLES)
+    remove = acts.add_parser("remove", help="remove a user with their sessions and tokens (labels stay)")
+    remove.add_argument("name")
+    listing = acts.add_parser("list", help="list users and roles")
+    for p in (add, passwd, role, remove, listing):
+        p.add_argument("--data", help=data_help)
+
+    token = sub.add_parser("token", help="API tokens for scripts (Authorization: Bearer ...)")
+    token.set_defaults(func=cmd_token)
+    acts = token.add_subparsers(dest="action", required=True)
+    create = acts.add_parser("create", help="create a token and print it (only this once)")
+    create.add_argument("name", help="what the token is for, e.g. nightly-import")
+    create.add_argument("--user", required=True, help="the user it acts as (with that user's role)")
+    revoke = acts.add_parser("revoke", help="revoke a token: it stops working at once")
+    revoke.add_argument("name")
+    listing = acts.add_parser("list", help="list tokens, their users and when they were last used")
+    for p in (create, revoke, listing):
+        p.add_argument("--data", help=data_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="loupe", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -213,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--data", required=True, help="a new (or empty) data directory to restore into")
     res.set_defaults(func=cmd_restore)
 
+    _account_parsers(sub)
     return parser
 
 

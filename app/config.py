@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOUPE_")
 
     data: Path = Path("./loupe-data")
+    # Unset: the SQLite file in the data directory. A postgresql:// URL lets workers on
+    # other machines share one database (they must share the data directory's files too).
+    database_url: str = ""
     # Bigger images are refused before decoding: a 20,000 x 20,000 PNG is a few
     # kilobytes on disk and gigabytes in memory (decompression bomb).
     max_pixels: int = 80_000_000
@@ -28,20 +43,44 @@ class Settings(BaseSettings):
     max_suggestions: int = 20_000
     # Share of labels older than a day that come back blind for an audit (quality page).
     audit_share: float = 0.05
-    # Anything but loopback needs this token (see app.web.auth).
+    # Where `loupe serve` listens. Beyond loopback, logins are required (app.web.auth).
+    host: str = "127.0.0.1"
+    # "auto": no login on loopback; "required": log in even there.
+    login: Literal["auto", "required"] = "auto"
+    session_days: float = 7.0
+    # Failed logins per (user name, client address) in the window before logins are refused.
+    login_max_failures: int = 5
+    login_max_failures_per_ip: int = 50
+    login_window_s: int = 300
+    # Retired shared secret (replaced by users and API tokens): `loupe serve` refuses to start while it is set.
     token: str | None = None
+
+    @model_validator(mode="after")
+    def _default_database(self) -> Settings:
+        url = self.database_url
+        if not url:
+            url = f"sqlite:///{self.data.expanduser().resolve() / 'loupe.db'}"
+        elif url.split("://", 1)[0] in ("postgres", "postgresql"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, not SQLAlchemy's default psycopg2
+        self.database_url = url
+        return self
+
+    @property
+    def login_required(self) -> bool:
+        return self.login == "required" or not is_loopback(self.host)
 
     @cached_property
     def data_dir(self) -> Path:
         return self.data.expanduser().resolve()
 
     @property
-    def database_path(self) -> Path:
-        return self.data_dir / "loupe.db"
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
 
     @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self.database_path}"
+    def database_path(self) -> Path:
+        """The SQLite file (meaningful only when is_sqlite)."""
+        return Path(self.database_url.split(":///", 1)[1]) if self.is_sqlite else self.data_dir / "loupe.db"
 
     @property
     def store_dir(self) -> Path:

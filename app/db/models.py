@@ -79,12 +79,14 @@ class LabelClass(Base):
     __table_args__ = (
         # Names and shortcuts are unique among the classes in use; a retired
         # class keeps its name in history without blocking a new one.
-        Index("uq_classes_active_name", "name", unique=True, sqlite_where=text("retired_version_id IS NULL")),
+        Index("uq_classes_active_name", "name", unique=True, sqlite_where=text("retired_version_id IS NULL"),
+              postgresql_where=text("retired_version_id IS NULL")),
         Index(
             "uq_classes_active_shortcut",
             "shortcut",
             unique=True,
             sqlite_where=text("retired_version_id IS NULL AND shortcut IS NOT NULL"),
+            postgresql_where=text("retired_version_id IS NULL AND shortcut IS NOT NULL"),
         ),
     )
 
@@ -309,3 +311,56 @@ class Prediction(Base):
     probs: Mapped[list] = mapped_column(JSON)
     # Top-1 minus top-2 probability: small means uncertain (the "most uncertain first" queue).
     margin: Mapped[float] = mapped_column(Float)
+
+
+class User(Base):
+    """A person who logs in (required beyond loopback). role: labeller | reviewer | admin."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))  # argon2id, with its parameters and salt
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class UserSession(Base):
+    """A browser's login. Only the sha256 of the cookie's random id is stored."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class ApiToken(Base):
+    """A named token a script sends as `Authorization: Bearer ...`; acts as its user. Only its sha256 is stored."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class LoginAttempt(Base):
+    """A login attempt not (yet) known to have succeeded; recent ones lock logins for a while."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_username_ip_created_at", "username", "ip", "created_at"),
+        Index("ix_login_attempts_ip_created_at", "ip", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100))  # as typed, lower-cased: unknown names count too
+    ip: Mapped[str] = mapped_column(String(45))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

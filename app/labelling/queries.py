@@ -122,7 +122,9 @@ def _filtered(session: Session, f: ImageFilter, columns) -> Select:
     if f.class_ref:
         q = q.where(CurrentLabel.class_id == resolve_class(session, f.class_ref, active_only=False).id)
     if f.tag:
-        each = func.json_each(LabelEvent.tags).table_valued("value")
+        # The rows of the label's JSON tag list: SQLite's json_each, PostgreSQL's json_array_elements_text.
+        spread = func.json_each if session.get_bind().dialect.name == "sqlite" else func.json_array_elements_text
+        each = spread(LabelEvent.tags).table_valued("value")
         q = q.where(exists(select(each.c.value).where(each.c.value == f.tag)))
     for bound, op in ((f.min_confidence, "__ge__"), (f.max_confidence, "__le__")):
         if bound is not None:

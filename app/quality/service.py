@@ -19,7 +19,7 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from sqlalchemy import Text, func, select, type_coerce
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, LabelEvent, Prediction, Snapshot, SnapshotItem
@@ -85,7 +85,7 @@ def job_probs(session: Session, job: Job) -> JobProbs:
     class_ids = sorted({h for h in heirs if h is not None}, key=heirs.index)
     column = {cid: k for k, cid in enumerate(class_ids)}
     rows = session.connection().execute(
-        select(Prediction.image_id, type_coerce(Prediction.probs, Text), SnapshotItem.class_id, SnapshotItem.fold,
+        select(Prediction.image_id, cast(Prediction.probs, Text), SnapshotItem.class_id, SnapshotItem.fold,
                SnapshotItem.label_event_id, LabelEvent.confidence)
         .join(SnapshotItem, (SnapshotItem.image_id == Prediction.image_id)
               & (SnapshotItem.snapshot_id == job.snapshot_id))

@@ -18,7 +18,7 @@ import uuid
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from sqlalchemy import Text, select, type_coerce
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
@@ -52,7 +52,7 @@ def manifest(session: Session, snapshot: Snapshot, *, layout: str) -> list[dict]
     q = (
         select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split, SnapshotItem.fold, Image.sha256,
                Image.original_filename, Image.stored_path, Source.name, LabelEvent.confidence,
-               type_coerce(LabelEvent.tags, Text))
+               cast(LabelEvent.tags, Text))
         .select_from(SnapshotItem)
         .join(Image, Image.id == SnapshotItem.image_id)
         .join(Source, Source.id == Image.source_id)

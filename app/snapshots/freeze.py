@@ -46,9 +46,11 @@ def create_snapshot(session: Session, *, name: str, filter: dict | None = None, 
     session.add(snapshot)
     session.flush()
     # Plain executemany: the ORM's bulk insert spends seconds per 100k rows building parameters.
-    session.connection().exec_driver_sql(
+    conn = session.connection()
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"  # SQLite's driver : psycopg
+    conn.exec_driver_sql(
         "INSERT INTO snapshot_items (snapshot_id, image_id, label_event_id, class_id, split, fold) "
-        "VALUES (?, ?, ?, ?, ?, ?)",
+        f"VALUES ({', '.join([mark] * 6)})",
         [(snapshot.id, r.image_id, r.event_id, r.class_id, *p) for r, p in zip(rows, placed)],
     )
     session.commit()

@@ -25,7 +25,7 @@ def live_health(session: Session, *, folds: int = LIVE_FOLDS) -> dict:
     rows = live_rows(session, parse_filter(session, {}))
     names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
     out = report(rows, names, folds=folds)
-    images, excluded = session.execute(select(func.count(Image.id), func.coalesce(func.sum(Image.excluded), 0))).one()
+    images, excluded = session.execute(select(func.count(Image.id), func.count(Image.id).filter(Image.excluded))).one()
     labelled = session.scalar(select(func.count()).select_from(CurrentLabel).where(CurrentLabel.class_id.is_not(None)))
     out["library"] = {"images": images, "labelled": labelled, "unlabelled": images - labelled,
                       "excluded": int(excluded)}

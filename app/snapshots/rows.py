@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import lru_cache
-from sqlalchemy import Text, select, type_coerce
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
 from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent, Snapshot, SnapshotItem, Source
@@ -53,7 +53,7 @@ def source_names(session: Session) -> dict[int, str]:
 
 
 _COLUMNS = (Image.id, Image.sha256, Image.source_id, LabelEvent.class_id, LabelEvent.id, LabelEvent.confidence,
-            type_coerce(LabelEvent.tags, Text), LabelEvent.ms, Image.phash)
+            cast(LabelEvent.tags, Text), LabelEvent.ms, Image.phash)
 
 
 def live_rows(session: Session, f: Filter) -> list[Row]:

@@ -1,8 +1,11 @@
 """Jobs: create, claim, heartbeat, stream, finish, cancel, reap. No torch here.
 
 The database is the only channel between the web app and workers. A claim is
-one write transaction (BEGIN IMMEDIATE), so two workers can never both move the
-same queued row to running. A worker that stops heartbeating has its job
+one write transaction whose UPDATE moves the row from queued to running only if
+it is still queued, so two workers can never both run it. On PostgreSQL the
+candidate row is picked with SELECT ... FOR UPDATE SKIP LOCKED: a worker passes
+over a row another worker is claiming instead of waiting for it. (SQLite has no
+row locks and needs none: BEGIN IMMEDIATE lets one writer in at a time.) A worker that stops heartbeating has its job
 requeued (up to MAX_ATTEMPTS, after which it fails) by whichever worker looks next.
 """
 
@@ -87,7 +90,10 @@ def get_job(session: Session, job_id: int) -> Job:
 
 def claim(session: Session, worker: str) -> Job | None:
     """Move the oldest queued job to running for `worker`; None when the queue is empty."""
-    job_id = session.scalar(select(Job.id).where(Job.status == "queued").order_by(Job.id).limit(1))
+    pick = select(Job.id).where(Job.status == "queued").order_by(Job.id).limit(1)
+    if session.get_bind().dialect.name == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    job_id = session.scalar(pick)
     if job_id is None:
         session.rollback()
         return None

@@ -18,6 +18,7 @@ import traceback
 from dataclasses import fields
 
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from app.config import Settings
 from app.db.engine import Database
@@ -182,7 +183,7 @@ def run_worker(settings: Settings, *, worker: str | None = None, once: bool = Fa
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _on_signal)
-    log.info("worker %s serving %s", worker, settings.database_path)
+    log.info("worker %s serving %s", worker, make_url(settings.database_url).render_as_string(hide_password=True))
     try:
         while True:
             with db.writing() as s:

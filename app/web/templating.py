@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from app.timeutil import iso
+from app.web.auth import csrf_token, current_user
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -20,6 +21,8 @@ env = Environment(
     lstrip_blocks=True,
 )
 env.filters["iso"] = iso
+# The logged-in user (None when nobody logs in) and their session's CSRF token, for base.html and forms.
+env.globals.update(current_user=current_user, csrf_token=csrf_token)
 
 
 def _pct(value: float | None) -> str:

@@ -6,6 +6,7 @@ Create Date: 2026-11-21
 
 Label events, taxonomy versions and taxonomy changes are append-only: SQLite
 triggers refuse UPDATE and DELETE on them, so no code path can rewrite history.
+On PostgreSQL the triggers call one PL/pgSQL function (and TRUNCATE is refused too).
 """
 
 from alembic import op
@@ -19,6 +20,52 @@ depends_on = None
 
 APPEND_ONLY = ("label_events", "taxonomy_versions", "taxonomy_changes")
 DEFAULT_TAGS = [("blurred", "b"), ("occluded", "o"), ("dark", "d"), ("odd angle", "a"), ("cluttered", "c")]
+
+
+def _sqlite() -> bool:
+    return op.get_bind().dialect.name == "sqlite"
+
+
+def _flag(value: bool):
+    """A boolean server default: SQLite stores 0/1, PostgreSQL wants a boolean."""
+    if _sqlite():
+        return sa.text('1' if value else '0')
+    return sa.true() if value else sa.false()
+
+
+# PostgreSQL: one trigger function for every append-only table (SQLite inlines RAISE in each trigger).
+# restrict_violation is an integrity error, as SQLite's RAISE(ABORT) is.
+PG_APPEND_ONLY = """
+CREATE OR REPLACE FUNCTION loupe_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation';
+END $$
+"""
+
+
+def _append_only(tables) -> None:
+    if _sqlite():
+        for table in tables:
+            for action in ("UPDATE", "DELETE"):
+                op.execute(
+                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+                )
+        return
+    op.execute(PG_APPEND_ONLY)
+    for table in tables:
+        for action in ("UPDATE", "DELETE"):
+            op.execute(f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                       f"FOR EACH ROW EXECUTE FUNCTION loupe_append_only()")
+        op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                   f"FOR EACH STATEMENT EXECUTE FUNCTION loupe_append_only()")
+
+
+def _drop_append_only(tables) -> None:
+    sqlite = _sqlite()
+    for table in tables:
+        for action in ("update", "delete") if sqlite else ("update", "delete", "truncate"):
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}" + ("" if sqlite else f" ON {table}"))
 
 
 def upgrade() -> None:
@@ -35,7 +82,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=50), nullable=False),
     sa.Column('key', sa.String(length=1), nullable=True),
     sa.Column('position', sa.Integer(), nullable=False),
-    sa.Column('active', sa.Boolean(), server_default=sa.text('1'), nullable=False),
+    sa.Column('active', sa.Boolean(), server_default=_flag(True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_tags')),
     sa.UniqueConstraint('name', name=op.f('uq_tags_name'))
     )
@@ -65,8 +112,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_classes'))
     )
     with op.batch_alter_table('classes', schema=None) as batch_op:
-        batch_op.create_index('uq_classes_active_name', ['name'], unique=True, sqlite_where=sa.text('retired_version_id IS NULL'))
-        batch_op.create_index('uq_classes_active_shortcut', ['shortcut'], unique=True, sqlite_where=sa.text('retired_version_id IS NULL AND shortcut IS NOT NULL'))
+        batch_op.create_index('uq_classes_active_name', ['name'], unique=True, sqlite_where=sa.text('retired_version_id IS NULL'), postgresql_where=sa.text('retired_version_id IS NULL'))
+        batch_op.create_index('uq_classes_active_shortcut', ['shortcut'], unique=True, sqlite_where=sa.text('retired_version_id IS NULL AND shortcut IS NOT NULL'), postgresql_where=sa.text('retired_version_id IS NULL AND shortcut IS NOT NULL'))
 
     op.create_table('import_batches',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -102,7 +149,7 @@ def upgrade() -> None:
     sa.Column('byte_size', sa.Integer(), nullable=False),
     sa.Column('phash', sa.BigInteger(), nullable=False),
     sa.Column('imported_at', sa.DateTime(), nullable=False),
-    sa.Column('excluded', sa.Boolean(), server_default=sa.text('0'), nullable=False),
+    sa.Column('excluded', sa.Boolean(), server_default=_flag(False), nullable=False),
     sa.ForeignKeyConstraint(['batch_id'], ['import_batches.id'], name=op.f('fk_images_batch_id_import_batches')),
     sa.ForeignKeyConstraint(['source_id'], ['sources.id'], name=op.f('fk_images_source_id_sources')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_images')),
@@ -146,12 +193,7 @@ def upgrade() -> None:
     with op.batch_alter_table('current_labels', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_current_labels_class_id'), ['class_id'], unique=False)
 
-    for table in APPEND_ONLY:
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-            )
+    _append_only(APPEND_ONLY)
 
     tags = sa.table("tags", sa.column("name"), sa.column("key"), sa.column("position"), sa.column("active"))
     op.bulk_insert(
@@ -164,9 +206,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in APPEND_ONLY:
-        for action in ("update", "delete"):
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
+    _drop_append_only(APPEND_ONLY)
     with op.batch_alter_table('current_labels', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_current_labels_class_id'))
 
@@ -193,3 +233,5 @@ def downgrade() -> None:
     op.drop_table('taxonomy_versions')
     op.drop_table('tags')
     op.drop_table('sources')
+    if not _sqlite():
+        op.execute("DROP FUNCTION IF EXISTS loupe_append_only()")

@@ -22,6 +22,45 @@ depends_on = None
 APPEND_ONLY = ("snapshots", "snapshot_items")
 
 
+def _sqlite() -> bool:
+    return op.get_bind().dialect.name == "sqlite"
+
+
+# PostgreSQL: one trigger function for every append-only table (SQLite inlines RAISE in each trigger).
+# restrict_violation is an integrity error, as SQLite's RAISE(ABORT) is.
+PG_APPEND_ONLY = """
+CREATE OR REPLACE FUNCTION loupe_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% is append-only', TG_TABLE_NAME USING ERRCODE = 'restrict_violation';
+END $$
+"""
+
+
+def _append_only(tables) -> None:
+    if _sqlite():
+        for table in tables:
+            for action in ("UPDATE", "DELETE"):
+                op.execute(
+                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+                )
+        return
+    op.execute(PG_APPEND_ONLY)
+    for table in tables:
+        for action in ("UPDATE", "DELETE"):
+            op.execute(f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                       f"FOR EACH ROW EXECUTE FUNCTION loupe_append_only()")
+        op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                   f"FOR EACH STATEMENT EXECUTE FUNCTION loupe_append_only()")
+
+
+def _drop_append_only(tables) -> None:
+    sqlite = _sqlite()
+    for table in tables:
+        for action in ("update", "delete") if sqlite else ("update", "delete", "truncate"):
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}" + ("" if sqlite else f" ON {table}"))
+
+
 def upgrade() -> None:
     op.create_table('snapshots',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -56,18 +95,11 @@ def upgrade() -> None:
     sqlite_with_rowid=False,
     )
 
-    for table in APPEND_ONLY:
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
-            )
+    _append_only(APPEND_ONLY)
 
 
 def downgrade() -> None:
-    for table in APPEND_ONLY:
-        for action in ("update", "delete"):
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action}")
+    _drop_append_only(APPEND_ONLY)
     op.drop_table('snapshot_items')
     with op.batch_alter_table('snapshots', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_snapshots_hash'))

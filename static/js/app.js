@@ -1,5 +1,20 @@
 // Shared helpers for the small JavaScript islands.
+const loupeMeta = (name) => document.querySelector(`meta[name="${name}"]`)?.content || "";
+
 window.loupe = {
+  // The logged-in user's name, or "" when nobody logs in (loopback).
+  user: loupeMeta("loupe-user"),
+  // fetch() with the session's CSRF token on changes; a lapsed login goes back to the login page.
+  async fetch(url, options = {}) {
+    const method = (options.method || "GET").toUpperCase();
+    const headers = new Headers(options.headers || {});
+    if (!["GET", "HEAD"].includes(method)) headers.set("X-CSRF-Token", loupeMeta("csrf-token"));
+    const response = await fetch(url, { ...options, headers });
+    if (response.status === 401 && window.loupe.user) {
+      window.location.href = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+    }
+    return response;
+  },
   toast(message, kind = "error") {
     const el = document.getElementById("toast");
     if (!el) return;
@@ -10,6 +25,12 @@ window.loupe = {
   },
   // The annotator's name: asked once, kept in localStorage, stored with every decision.
   annotatorDialog(dialog) {
+    if (window.loupe.user) {  // logged in: the server signs every decision with this name
+      const user = window.loupe.user;
+      document.getElementById("annotator-name").textContent = user;
+      document.getElementById("change-annotator").hidden = true;
+      return { annotator: () => user, showAnnotator() {}, askAnnotator() {} };
+    }
     const annotator = () => localStorage.getItem("loupe.annotator") || "";
     const input = document.getElementById("annotator-input");
     function showAnnotator() {
@@ -37,6 +58,10 @@ window.loupe = {
     return `request failed (${response.status})`;
   },
 };
+
+document.addEventListener("htmx:configRequest", (e) => {
+  if (String(e.detail.verb).toLowerCase() !== "get") e.detail.headers["X-CSRF-Token"] = loupeMeta("csrf-token");
+});
 
 document.addEventListener("htmx:responseError", (e) => {
   window.loupe.toast(`request failed (${e.detail.xhr.status})`);

@@ -47,7 +47,7 @@
 
   bulk.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const annotator = localStorage.getItem("loupe.annotator") || prompt("Your name, stored with these labels") || "";
+    const annotator = window.loupe.user || localStorage.getItem("loupe.annotator") || prompt("Your name, stored with these labels") || "";
     if (!annotator.trim()) return;
     localStorage.setItem("loupe.annotator", annotator.trim());
     const body = { class: bulk.class.value, confidence: Number(bulk.confidence.value), annotator };
@@ -58,7 +58,7 @@
       if (!selected.size) { window.loupe.toast("select some images first", "info"); return; }
       body.images = [...selected].map(Number);
     }
-    const response = await fetch("/api/labels/bulk", {
+    const response = await window.loupe.fetch("/api/labels/bulk", {
       method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
     });
     if (!response.ok) { window.loupe.toast(await window.loupe.errorText(response)); return; }

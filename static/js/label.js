@@ -83,7 +83,7 @@
   async function send(url, options) {
     busy = true;
     try {
-      const response = await fetch(url, options);
+      const response = await window.loupe.fetch(url, options);
       if (!response.ok) { window.loupe.toast(await window.loupe.errorText(response)); return null; }
       return response;
     } catch (err) {

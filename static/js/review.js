@@ -49,7 +49,7 @@
     busy = true;
     let ok = false;
     try {
-      const response = await fetch(`/api/flags/${id}/resolve`, {
+      const response = await window.loupe.fetch(`/api/flags/${id}/resolve`, {
         method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
       });
       if (!response.ok) window.loupe.toast(await window.loupe.errorText(response));

@@ -13,7 +13,7 @@
     data.append("source", source);
     for (const f of files) data.append("files", f);
     out.textContent = `importing ${files.length} file${files.length === 1 ? "" : "s"}…`;
-    const response = await fetch("/api/images", { method: "POST", body: data });
+    const response = await window.loupe.fetch("/api/images", { method: "POST", body: data });
     if (!response.ok) { out.textContent = ""; window.loupe.toast(await window.loupe.errorText(response)); return; }
     const r = await response.json();
     out.innerHTML = "";

@@ -18,8 +18,11 @@ from fastapi.testclient import TestClient
 from app.config import Settings
 from app.db.migrate import alembic_config
 from app.main import create_app
+from tests.databases import ON_POSTGRES
 from tests.factories import add_class, label, upload_fmnist
 from tests.servers import running_server
+
+pytestmark = pytest.mark.skipif(ON_POSTGRES, reason="loupe backup copies the SQLite file (PostgreSQL: pg_dump)")
 
 
 def loupe(*args: str) -> subprocess.CompletedProcess:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.config import Settings
 from app.db.engine import Database
 from app.db.models import Image, ImportBatch, Source
+from tests import databases
 from tests.images import broken
 
 LOUPE = Path(sys.executable).with_name("loupe")
@@ -19,7 +19,7 @@ LOUPE = Path(sys.executable).with_name("loupe")
 
 def _loupe(*args: str) -> subprocess.CompletedProcess:
     command = [str(LOUPE)] if LOUPE.exists() else [sys.executable, "-m", "app.cli"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")} | databases.data_env(args)
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, env=env)
 
 
@@ -45,7 +45,7 @@ def test_import_folder_and_zip_prints_summary_and_fills_the_database(tmp_path, f
     assert "  extra.zip/more/cut.jpg: image data is truncated or damaged" in result.stdout
     assert "  extra.zip/../evil.png: unsafe path in archive" in result.stdout
 
-    db = Database(Settings(data=data).database_url)
+    db = Database(databases.settings_for(data).database_url)
     with db.reading() as session:
         names = set(session.scalars(select(Image.original_filename)))
         assert len(names) == bags + 1

@@ -233,16 +233,22 @@ def test_missing_path_is_invalid_input(db, settings, tmp_path):
         import_paths(db, settings, [tmp_path / "nope"], source="s")
 
 
+REFUSE_FOURTH = {
+    "sqlite": ["CREATE TRIGGER refuse BEFORE INSERT ON images WHEN NEW.original_filename LIKE '%img-3%' "
+               "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"],
+    "postgresql": ["CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                   "BEGIN RAISE EXCEPTION 'disk on fire'; END $$",
+                   "CREATE TRIGGER refuse BEFORE INSERT ON images FOR EACH ROW "
+                   "WHEN (NEW.original_filename LIKE '%img-3%') EXECUTE FUNCTION refuse()"],
+}
+
+
 def test_failed_database_write_leaves_no_files_and_no_rows(db, settings, tmp_path):
     for i in range(5):
         (tmp_path / f"img-{i}.png").write_bytes(broken.fmnist_png(i))
-    with db.writing() as session:  # a real failure from inside SQLite, on the fourth row
-        session.execute(
-            text(
-                "CREATE TRIGGER refuse BEFORE INSERT ON images WHEN NEW.original_filename LIKE '%img-3%' "
-                "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END"
-            )
-        )
+    with db.writing() as session:  # a real failure from inside the database, on the fourth row
+        for sql in REFUSE_FOURTH[session.get_bind().dialect.name]:
+            session.execute(text(sql))
         session.commit()
     with pytest.raises(Exception, match="disk on fire"):
         import_paths(db, settings, [tmp_path], source="s")

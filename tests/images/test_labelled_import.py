@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.config import Settings
 from app.db.engine import Database
 from app.db.models import Image, LabelClass, LabelEvent, TaxonomyVersion
 from app.errors import InvalidInput
 from app.images.labelled import import_labelled
-from tests import fmnist
+from tests import databases, fmnist
 from tests.factories import add_class, label, upload
 from tests.images import broken
 from tests.snapshots.conftest import run_loupe
@@ -54,7 +53,7 @@ def test_cli_imports_an_imagefolder_tree_with_its_labels(tmp_path):
     assert lines[1] == (f"labels: 36 added, 0 unchanged, 0 conflicts (kept the existing label), 0 not found, "
                         f"2 files without a label; new classes in taxonomy version 1: {', '.join(classes)}")
 
-    db = Database(Settings(data=data).database_url)
+    db = Database(databases.settings_for(data).database_url)
     events = _events(db)
     with db.reading() as s:
         names = dict(s.execute(select(Image.id, Image.original_filename)).all())
@@ -176,7 +175,7 @@ def test_cli_reports_bad_labels_with_exit_2(tmp_path):
     (tmp_path / "digits" / "7" / "a.png").write_bytes(broken.fmnist_png(1))
     digits = run_loupe("import", tmp_path / "digits", "--source", "mnist", "--labels", "folders", "--data", data)
     assert digits.returncode == 2 and "cannot be only digits" in digits.stderr
-    db = Database(Settings(data=data).database_url)
+    db = Database(databases.settings_for(data).database_url)
     with db.reading() as s:
         assert s.scalar(select(func.count(Image.id))) == 0
     db.dispose()

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.main import create_app
+from tests import databases
 from tests.factories import add_class, label, upload_fmnist
 
 CLASSES = ("shirt", "shoe", "bag")
@@ -38,11 +39,11 @@ class Labelled:
 
 
 @pytest.fixture(scope="session")
-def labelled_template(tmp_path_factory, migrated_template) -> tuple[Path, list[int], list[int], dict]:
-    """Built once per run (uploads are slow); each test gets a copy of the data dir."""
-    settings = Settings(data=tmp_path_factory.mktemp("labelled") / "data")
+def labelled_template(tmp_path_factory, database_template) -> tuple[Path, list[int], list[int], dict, str]:
+    """Built once per run (uploads are slow); each test gets a copy of the data dir and the database."""
+    data = tmp_path_factory.mktemp("labelled") / "data"
+    settings = Settings(data=data, database_url=database_template.fresh(data))
     settings.ensure_dirs()
-    shutil.copy(migrated_template, settings.database_path)
     with TestClient(create_app(settings)) as client:
         for name in CLASSES:
             add_class(client, name)
@@ -55,14 +56,16 @@ def labelled_template(tmp_path_factory, migrated_template) -> tuple[Path, list[i
                 fields["ms"] = 400 * n
             label(client, image_id, CLASSES[n % 3], **fields)
             given[image_id] = {"class": CLASSES[n % 3], "source": "studio" if n < 60 else "web", **fields}
-    return settings.data_dir, studio, web, given
+    yield settings.data_dir, studio, web, given, settings.database_url
+    databases.drop(settings.database_url)
 
 
 @pytest.fixture
 def labelled(settings, labelled_template) -> Labelled:
     """90 images labelled over HTTP: 60 from "studio", 30 from "web"; class = position mod 3."""
-    data, studio, web, given = labelled_template
+    data, studio, web, given, url = labelled_template
     shutil.copytree(data, settings.data_dir, dirs_exist_ok=True)
+    databases.restore(settings.database_url, url)
     with TestClient(create_app(settings)) as client:
         yield Labelled(client, list(studio), list(web), copy.deepcopy(given))
 
@@ -83,7 +86,7 @@ LOUPE = Path(sys.executable).with_name("loupe")
 
 
 def run_loupe(*args: str) -> subprocess.CompletedProcess:
-    """The installed `loupe` command as a user runs it (no LOUPE_* settings leak in)."""
+    """The installed `loupe` command as a user runs it (no LOUPE_* settings leak in but the database of --data)."""
     command = [str(LOUPE)] if LOUPE.exists() else [sys.executable, "-m", "app.cli"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")} | databases.data_env(args)
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)

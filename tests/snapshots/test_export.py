@@ -11,8 +11,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from app.config import Settings
 from app.main import create_app
+from tests import databases
 from tests.snapshots.conftest import freeze, items, run_loupe
 
 
@@ -23,7 +23,7 @@ def _manifest(path: Path) -> list[dict]:
 
 def _library(data: Path) -> dict[str, dict]:
     """sha256 -> {class, confidence, tags, annotator, kind} of every image in a data dir, read over HTTP."""
-    with TestClient(create_app(Settings(data=data))) as client:
+    with TestClient(create_app(databases.settings_for(data))) as client:
         listed = client.get("/api/images", params={"limit": 1000}).json()["items"]
         out = {}
         for x in listed:
@@ -69,7 +69,7 @@ def test_imagefolder_export_round_trips_through_import(labelled, settings, tmp_p
     assert library.keys() == frozen.keys()
     assert {sha: x["class"] for sha, x in library.items()} == {sha: x["label"] for sha, x in frozen.items()}
     assert {(x["kind"], x["annotator"]) for x in library.values()} == {("import", "import:release")}
-    with TestClient(create_app(Settings(data=fresh))) as other:
+    with TestClient(create_app(databases.settings_for(fresh))) as other:
         assert sorted(c["name"] for c in other.get("/api/taxonomy").json()["classes"]) == ["bag", "shirt", "shoe"]
         assert other.get("/api/taxonomy").json()["version"] == 1  # all classes in one new version
 

@@ -4,47 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.factories import labelled_snapshot
-
-FAST = {"epochs": 4, "image_size": 28, "batch_size": 16}
-
-
-def start_worker(settings, **env) -> subprocess.Popen:
-    extra = {"LOUPE_HEARTBEAT_S": "0.3", "LOUPE_POLL_S": "0.2", **{f"LOUPE_{k.upper()}": str(v) for k, v in env.items()}}
-    return subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "worker", "--data", str(settings.data_dir)],
-        env={**os.environ, **extra}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def wait_for(client, job_id: int, condition, timeout: float = 180) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = client.get(f"/api/jobs/{job_id}").json()
-        if condition(body):
-            return body
-        time.sleep(0.3)
-    pytest.fail(f"job {job_id} never got there: {body['status']} {body['message']} {body['error']}")
-
-
-def finished(body) -> bool:
-    return body["status"] in ("succeeded", "failed", "cancelled")
+from tests.workers import FAST, finished, start_worker, stop, wait_for
 
 
 @pytest.fixture
@@ -54,7 +19,7 @@ def snap(client):
 
 def test_worker_trains_and_writes_out_of_sample_predictions(client, settings, snap):
     job_id = client.post("/api/jobs", json={"snapshot": snap["id"], "config": FAST}).json()["id"]
-    worker = start_worker(settings)
+    worker = start_worker(settings.data_dir)
     try:
         body = wait_for(client, job_id, finished)
     finally:
@@ -79,7 +44,7 @@ def test_worker_trains_and_writes_out_of_sample_predictions(client, settings, sn
 
 def test_cancel_a_running_job_and_the_worker_goes_on(client, settings, snap):
     slow = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {**FAST, "epochs": 200}}).json()["id"]
-    worker = start_worker(settings)
+    worker = start_worker(settings.data_dir)
     try:
         wait_for(client, slow, lambda b: len(b["epochs"]) >= 1)
         assert client.post(f"/api/jobs/{slow}/cancel").status_code == 200
@@ -98,7 +63,7 @@ def test_missing_file_fails_the_job_clearly_and_the_worker_goes_on(client, setti
     stored = next(Path(settings.store_dir).rglob(f"{sha}*"))
     stored.unlink()
     job_id = client.post("/api/jobs", json={"snapshot": snap["id"], "config": FAST}).json()["id"]
-    worker = start_worker(settings)
+    worker = start_worker(settings.data_dir)
     try:
         body = wait_for(client, job_id, finished)
         assert body["status"] == "failed" and sha in body["error"] or stored.name in body["error"], body["error"]
@@ -109,7 +74,7 @@ def test_missing_file_fails_the_job_clearly_and_the_worker_goes_on(client, setti
 
 def test_two_workers_never_share_a_job_and_a_killed_worker_is_replaced(client, settings, snap):
     ids = [client.post("/api/jobs", json={"snapshot": snap["id"], "config": FAST}).json()["id"] for _ in range(3)]
-    a, b = start_worker(settings, stale_after_s=3), start_worker(settings, stale_after_s=3)
+    a, b = start_worker(settings.data_dir, stale_after_s=3), start_worker(settings.data_dir, stale_after_s=3)
     try:
         running = wait_for(client, ids[0], lambda x: len(x["epochs"]) >= 1)
         victim = a if running["worker"].endswith(f":{a.pid}") else b

@@ -12,6 +12,7 @@ from app.quality.evidence import evidence, next_flag, open_count
 from app.quality.flags import KINDS, get_flag, list_flags, resolve, view
 from app.taxonomy.queries import active_classes, examples
 from app.web.routes.labels import LabelBody
+from app.web.auth import signed
 from app.web.deps import ReadSession, WriteSession
 from app.web.templating import render, render_block
 
@@ -51,17 +52,17 @@ def read_flag(session: ReadSession, flag_id: int) -> dict:
 
 
 @router.post("/api/flags/{flag_id}/resolve", tags=["flags"])
-def resolve_flag(session: WriteSession, flag_id: int, body: ResolveBody) -> dict:
+def resolve_flag(request: Request, session: WriteSession, flag_id: int, body: ResolveBody) -> dict:
     """Keep, relabel (a "review" label event), mark ambiguous or exclude; a flag is resolved once (else 409)."""
-    return resolve(session, flag_id=flag_id, action=body.action, class_ref=body.class_, annotator=body.annotator,
-                   note=body.note, confidence=body.confidence, ms=body.ms)
+    return resolve(session, flag_id=flag_id, action=body.action, class_ref=body.class_,
+                   annotator=signed(request, body.annotator), note=body.note, confidence=body.confidence, ms=body.ms)
 
 
 @router.post("/api/images/{image_id}/audit", status_code=201, tags=["flags"])
-def answer_image_audit(session: WriteSession, image_id: int, body: AuditBody) -> dict:
+def answer_image_audit(request: Request, session: WriteSession, image_id: int, body: AuditBody) -> dict:
     """A blind answer to a pending audit: stored as a label event of kind "audit" (the label stays)."""
     answer_audit(session, image_id=image_id, data=LabelInput(
-        body.class_, body.confidence, body.tags, body.note, body.annotator, body.ms))
+        body.class_, body.confidence, body.tags, body.note, signed(request, body.annotator), body.ms))
     return history(session, image_id)[-1] | {"image": image_id}
 
 

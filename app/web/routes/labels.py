@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -11,17 +12,22 @@ from app.errors import InvalidInput
 from app.images.catalog import get_image
 from app.labelling.events import LabelInput, current_label, history, record_label, record_labels, undo_label
 from app.labelling.keys import ACTIONS, CONFIDENCE_LEVELS
+from app.labelling.leases import lease_image, next_images
 from app.labelling import rereview
 from app.labelling.suggestions import latest_job, suggestions
 from app.labelling.queries import ImageFilter, filtered_ids, queue_count, queue_ids
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
 from app.quality.audits import answer_audit
 from app.taxonomy.queries import active_classes, examples
+from app.web.auth import signed
 from app.web.deps import ReadSession, WriteSession
 from app.web.templating import render, render_block
 
 router = APIRouter()
 PREFETCH = 3
+# Names one browser's labelling page, so that its lease keeps the image it shows
+# through a reload while other labellers are shown other images.
+LABELLER_COOKIE = "loupe_labeller"
 
 
 class LabelBody(BaseModel):
@@ -65,25 +71,32 @@ class TagBody(BaseModel):
 def _event_json(session, event) -> dict:
     """The new event as history shows it, with the image's current label."""
     hist = history(session, event.image_id)
-    return hist[-1] | {"image": event.image_id, "label": current_label(hist)}
+    # Not hist[-1]: another labeller's event on this image may have committed since ours.
+    mine = next(e for e in reversed(hist) if e["id"] == event.id)
+    return mine | {"image": event.image_id, "label": current_label(hist)}
 
 
 @router.post("/api/images/{image_id}/labels", status_code=201, tags=["labels"])
-def create_label(session: WriteSession, image_id: int, body: LabelBody) -> dict:
-    """Append a label event; it becomes the image's current label."""
-    return _event_json(session, record_label(session, image_id=image_id, data=body.to_input()))
+def create_label(request: Request, session: WriteSession, reader: ReadSession, image_id: int,
+                 body: LabelBody) -> dict:
+    """Append a label event; it becomes the image's current label (signed by the logged-in user, if any)."""
+    body.annotator = signed(request, body.annotator)
+    # Read the answer after the commit on a read session: the write lock is free for the next labeller.
+    return _event_json(reader, record_label(session, image_id=image_id, data=body.to_input()))
 
 
 @router.post("/api/images/{image_id}/labels/undo", status_code=201, tags=["labels"])
-def undo_image_label(session: WriteSession, image_id: int, body: UndoBody) -> dict:
+def undo_image_label(request: Request, session: WriteSession, image_id: int, body: UndoBody) -> dict:
     """Append an event restoring the label the image had before `event`."""
+    body.annotator = signed(request, body.annotator)
     event = undo_label(session, image_id=image_id, event_id=body.event, annotator=body.annotator)
     return _event_json(session, event)
 
 
 @router.post("/api/labels/bulk", status_code=201, tags=["labels"])
-def create_labels_bulk(session: WriteSession, body: BulkBody) -> dict:
+def create_labels_bulk(request: Request, session: WriteSession, body: BulkBody) -> dict:
     """Label a selection: explicit `images` ids, or every image matching `filter`."""
+    body.annotator = signed(request, body.annotator)
     if (body.images is None) == (body.filter is None):
         raise InvalidInput("give either 'images' (a list of ids) or 'filter', not both or neither")
     if body.filter is not None:
@@ -136,12 +149,15 @@ def _stage_context(session, *, ids: list[int], queue: str, order: str, last_even
 
 def _stage(request: Request, session, *, after: int | None, skip: list[int], queue: str, order: str,
            image_id: int | None = None, last_event=None):
-    """The stage block: the image to label now, and the next ones to prefetch."""
+    """The stage block: the image to label now (leased to this labeller), and the next ones to prefetch."""
+    leases, labeller = request.app.state.leases, request.cookies.get(LABELLER_COOKIE)
     if image_id is not None:
         ids = [get_image(session, image_id).id] + queue_ids(
             session, after=image_id, skip=skip + [image_id], n=PREFETCH, queue=queue, order=order)
+        lease_image(leases, holder=labeller, image_id=image_id)
     else:
-        ids = queue_ids(session, after=after, skip=skip, n=PREFETCH + 1, queue=queue, order=order)
+        ids = next_images(session, leases, holder=labeller, after=after, skip=skip, n=PREFETCH + 1, queue=queue,
+                          order=order)
     ctx = _stage_context(session, ids=ids, queue=queue, order=order, last_event=last_event)
     return render_block(request, "pages/label.html", "stage", ctx)
 
@@ -150,10 +166,13 @@ def _stage(request: Request, session, *, after: int | None, skip: list[int], que
 def label_page(request: Request, session: ReadSession, image: int | None = None, queue: str = "unlabelled",
                order: str = "import"):
     """The labelling page: one large image, keys for everything."""
-    ids = queue_ids(session, n=PREFETCH + 1, queue=queue, order=order)
+    labeller = request.cookies.get(LABELLER_COOKIE) or secrets.token_urlsafe(12)
+    leases = request.app.state.leases
+    ids = next_images(session, leases, holder=labeller, n=PREFETCH + 1, queue=queue, order=order)
     if image:
         ids = [image] + [i for i in ids if i != image][:PREFETCH]
-    return render(request, "pages/label.html", {
+        lease_image(leases, holder=labeller, image_id=image)
+    response = render(request, "pages/label.html", {
         **_stage_context(session, ids=ids, queue=queue, order=order),
         "has_model": latest_job(session) is not None,
         "classes": active_classes(session), "tags": active_tags(session), "levels": CONFIDENCE_LEVELS,
@@ -162,6 +181,9 @@ def label_page(request: Request, session: ReadSession, image: int | None = None,
         "audit_waiting": queue_count(session, "audit") if queue == "unlabelled" else 0,
         "examples": examples(session),
     })
+    if request.cookies.get(LABELLER_COOKIE) != labeller:
+        response.set_cookie(LABELLER_COOKIE, labeller, httponly=True, samesite="strict")
+    return response
 
 
 @router.get("/label/stage", include_in_schema=False)
@@ -177,6 +199,7 @@ def label_stage(
 def label_and_next(
     request: Request,
     session: WriteSession,
+    reader: ReadSession,
     image_id: int,
     class_: Annotated[str, Form(alias="class")],
     confidence: Annotated[float, Form()] = 1.0,
@@ -189,10 +212,12 @@ def label_and_next(
     order: Annotated[str, Form()] = "import",
 ):
     """Save a label from the labelling page and return the next image's stage."""
-    data = LabelInput(class_, confidence, tags, note, annotator, ms)
+    data = LabelInput(class_, confidence, tags, note, signed(request, annotator), ms)
     if queue == "audit":  # a blind second look: stored as an audit event, the label stays
         event = answer_audit(session, image_id=image_id, data=data)
     else:
         event = record_label(session, image_id=image_id, data=data)
-    return _stage(request, session, after=image_id, skip=_parse_skip(skip), queue=queue, order=order,
+    # The next image is found on a read session after the commit, so other labellers' saves need not
+    # wait for it to render (the write session would take the write lock again).
+    return _stage(request, reader, after=image_id, skip=_parse_skip(skip), queue=queue, order=order,
                   last_event=event)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Form, Request
 from app.errors import InvalidInput, LoupeError
 from app.labelling.tags import active_tags, add_tag
 from app.taxonomy.service import apply_change, list_versions, taxonomy_view
+from app.web.auth import signed
 from app.web.deps import ReadSession, WriteSession
 from app.web.templating import render
 
@@ -31,10 +32,10 @@ def read_taxonomy_versions(session: ReadSession) -> dict:
 
 @router.post("/api/taxonomy/changes", status_code=201, tags=["taxonomy"])
 def create_taxonomy_change(
-    session: WriteSession, change: Annotated[dict[str, Any], Body(examples=[CHANGE_EXAMPLE])]
+    request: Request, session: WriteSession, change: Annotated[dict[str, Any], Body(examples=[CHANGE_EXAMPLE])]
 ) -> dict:
     """Apply one operation as a new version; a stale `base_version` gets 409."""
-    return apply_change(session, change=change)
+    return apply_change(session, change=change, author=signed(request, ""))
 
 
 def _page(request: Request, session, *, error: str | None = None, notice: str | None = None):
@@ -89,7 +90,7 @@ def taxonomy_form_change(
                 if not value.strip().isdigit():
                     raise InvalidInput(f"{key} must be a number")
                 change[key] = int(value)
-        apply_change(session, change=change, author=author.strip())
+        apply_change(session, change=change, author=signed(request, author.strip()))
     except LoupeError as exc:
         session.rollback()
         return _page(request, session, error=exc.detail)

@@ -1,0 +1,1 @@
+"""Users, roles, login sessions, API tokens and the login rate limit: plain functions over a session."""

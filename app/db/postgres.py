@@ -1,0 +1,31 @@
+"""PostgreSQL engines that keep the contract the SQLite engines give the domain code.
+
+The domain code was written for SQLite's one writer at a time: it reads a max
+and inserts max + 1 (taxonomy version numbers), appends a label event and then
+points the current label at it, checks a base version before changing it. Under
+PostgreSQL's READ COMMITTED two such writers could interleave, so every write
+transaction first takes one transaction-scoped advisory lock, the equivalent of
+BEGIN IMMEDIATE: writers queue, readers never wait. Reads run at REPEATABLE
+READ, one snapshot per transaction, like a SQLite read transaction in WAL mode.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, event
+
+# Arbitrary 64-bit keys for pg_advisory_xact_lock; only Loupe takes them.
+WRITE_LOCK = 0x4C6F7570_65000001
+MIGRATE_LOCK = 0x4C6F7570_65000002
+
+
+def make_engine(url: str, *, immediate: bool) -> Engine:
+    engine = create_engine(
+        url,
+        pool_pre_ping=True,  # a server restart must not cost the next request its connection
+        isolation_level="READ COMMITTED" if immediate else "REPEATABLE READ",
+    )
+    if immediate:
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn):
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+    return engine
