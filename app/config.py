@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     # Unset: the SQLite file in the data directory. A postgresql:// URL lets workers on
     # other machines share one database (they must share the data directory's files too).
     database_url: str = ""
+    # Unset: originals, thumbnails and previews live under the data directory. `s3://bucket/prefix`:
+    # in an S3-compatible bucket that every machine reaches (pip install 'loupe[s3]'); credentials come
+    # from the usual AWS_* variables, the server from s3_endpoint_url when it is not AWS.
+    store_url: str = ""
+    s3_endpoint_url: str = ""
     # Bigger images are refused before decoding: a 20,000 x 20,000 PNG is a few
     # kilobytes on disk and gigabytes in memory (decompression bomb).
     max_pixels: int = 80_000_000
@@ -63,6 +68,11 @@ class Settings(BaseSettings):
         elif url.split("://", 1)[0] in ("postgres", "postgresql"):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]  # psycopg 3, not SQLAlchemy's default psycopg2
         self.database_url = url
+        store = self.store_url.strip()
+        if store and (not store.startswith("s3://") or not store[5:].split("/", 1)[0]):
+            raise ValueError(f"LOUPE_STORE_URL must be s3://BUCKET[/PREFIX], or unset for the data directory; "
+                             f"not {store!r}")
+        self.store_url = store.rstrip("/")
         return self
 
     @property
@@ -102,6 +112,12 @@ class Settings(BaseSettings):
     def tmp_dir(self) -> Path:
         return self.data_dir / "tmp"
 
+    @property
+    def cache_dir(self) -> Path:
+        """A worker's local copies of originals from a remote store (content-addressed: never stale)."""
+        return self.data_dir / "cache"
+
     def ensure_dirs(self) -> None:
-        for d in (self.data_dir, self.store_dir, self.thumbs_dir, self.previews_dir, self.tmp_dir):
+        local_store = () if self.store_url else (self.store_dir, self.thumbs_dir, self.previews_dir)
+        for d in (self.data_dir, *local_store, self.tmp_dir):
             d.mkdir(parents=True, exist_ok=True)

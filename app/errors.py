@@ -21,3 +21,9 @@ class Conflict(LoupeError):
 
 class InvalidInput(LoupeError):
     status_code = 422
+
+
+class Unavailable(LoupeError):
+    """Something Loupe depends on (the image store, a remote server) cannot be reached; retrying may work."""
+
+    status_code = 503

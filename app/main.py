@@ -19,6 +19,7 @@ from app.errors import LoupeError
 from app.labelling.leases import Leases
 from app.training.reaper import start_reaper
 from app.web import auth
+from app.web.headers import SafeHeaders
 from app.web.openapi import document_errors
 from app.web.timing import ServerTiming
 from app.web.routes import account, flags, images, jobs, labels, pages, quality, snapshots, taxonomy
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     auth.install(app, settings)
     app.add_middleware(ServerTiming)
+    app.add_middleware(SafeHeaders)
 
     @app.exception_handler(LoupeError)
     async def on_loupe_error(request: Request, exc: LoupeError):

@@ -66,7 +66,7 @@ class Template:
 
     def close(self) -> None:
         if ON_POSTGRES:
-            for url in _by_dir.values():
+            for url in list(_by_dir.values()):
                 drop(url)
             _admin(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
 

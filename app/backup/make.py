@@ -7,6 +7,10 @@ its files before the rows that name them), and stored files never change
 (content-addressed), so copying them afterwards gives a matching set.
 The archive is written under a temporary name and renamed when complete, so a
 crashed backup never looks like a good one.
+
+With an S3 image store (LOUPE_STORE_URL) the files are downloaded from the
+bucket into the archive under the same names, so `loupe restore` makes a data
+dir with a local store: a way to move off S3 as well as a backup.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 
 from app.config import Settings
 from app.errors import InvalidInput
-from app.images import store
+from app.images import blobs, store
 from app.timeutil import utcnow
 
 FORMAT = 1
@@ -95,17 +99,16 @@ def _contents(db_path: Path) -> tuple[str, dict[str, int], list[tuple[str, str]]
     return revision, tables, images, jobs
 
 
-def _wanted_files(settings: Settings, images: list[tuple[str, str]], jobs: list[int]) -> list[str]:
-    """Data-dir-relative paths to put in the archive, originals first."""
-    data = settings.data_dir
-    paths = [stored for _, stored in images]
+def _wanted_files(images: list[tuple[str, str]], jobs: list[int]) -> tuple[list[str], list[str]]:
+    """(image store keys, data-dir-relative job files) to put in the archive, originals first.
+
+    A key is also the file's path in a local data dir, so the archive restores
+    as one whatever store the files came from.
+    """
+    keys = [stored for _, stored in images]
     for sha, _ in images:
-        for derived in (store.thumb_path(settings, sha), store.preview_path(settings, sha)):
-            paths.append(derived.relative_to(data).as_posix())
-    for job_id in jobs:
-        for name in JOB_FILES:
-            paths.append(f"jobs/job-{job_id}/{name}")
-    return paths
+        keys += [store.thumb_key(sha), store.preview_key(sha)]
+    return keys, [f"jobs/job-{job_id}/{name}" for job_id in jobs for name in JOB_FILES]
 
 
 def make_backup(settings: Settings, out: Path) -> BackupReport:
@@ -122,14 +125,20 @@ def make_backup(settings: Settings, out: Path) -> BackupReport:
         revision, tables, images, jobs = _contents(db_copy)
         report = BackupReport(out=out, revision=revision, tables=tables)
         listed: list[dict] = []
+        keys, job_files = _wanted_files(images, jobs)
+        files = blobs.for_settings(settings)
         with tarfile.open(partial, "w") as tar:
             _add(tar, db_copy, DB_NAME, listed)
-            for rel in _wanted_files(settings, images, jobs):
+            for key in keys:
+                try:
+                    _add_blob(tar, files, key, listed)
+                except FileNotFoundError:
+                    if key.startswith("store/"):
+                        report.missing.append(key)  # an original that is gone: say so, back up the rest
+            for rel in job_files:
                 path = settings.data_dir / rel
                 if path.is_file():
                     _add(tar, path, rel, listed)
-                elif rel.startswith("store/"):
-                    report.missing.append(rel)  # an original that is gone: say so, back up the rest
             manifest = {
                 "format": FORMAT, "created_at": utcnow().isoformat() + "Z", "revision": revision,
                 "tables": tables, "files": listed, "missing": report.missing,
@@ -155,6 +164,22 @@ def _add(tar: tarfile.TarFile, path: Path, name: str, listed: list[dict]) -> Non
         hashing = _Hashing(f)
         tar.addfile(info, hashing)
     listed.append({"path": name, "bytes": info.size, "sha256": hashing.sha.hexdigest()})
+
+
+def _add_blob(tar: tarfile.TarFile, files: blobs.Blobs, key: str, listed: list[dict]) -> None:
+    path = files.local_path(key)
+    if path is not None:
+        if not path.is_file():
+            raise FileNotFoundError(key)
+        _add(tar, path, key, listed)
+        return
+    info = tarfile.TarInfo(key)
+    info.size = files.size(key)
+    info.mtime = int(time.time())
+    with files.open(key) as f:
+        hashing = _Hashing(f)
+        tar.addfile(info, hashing)
+    listed.append({"path": key, "bytes": info.size, "sha256": hashing.sha.hexdigest()})
 
 
 def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:

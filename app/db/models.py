@@ -43,12 +43,22 @@ class ImportBatch(Base):
 
 class Image(Base):
     __tablename__ = "images"
+    # Keyset pages: a filter plus "id > cursor ORDER BY id" is one range of an index that ends in id,
+    # and a page's capped count reads only that index.
+    __table_args__ = (
+        Index("ix_images_source_id_id", "source_id", "id"),
+        Index("ix_images_labelled_id", "labelled", "id"),
+        Index("ix_images_source_id_labelled_id", "source_id", "labelled", "id"),
+        # The labelling queue: unlabelled and not excluded, in import order.
+        Index("ix_images_queue", "id", sqlite_where=text("labelled = 0 AND excluded = 0"),
+              postgresql_where=text("labelled = false AND excluded = false")),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     stored_path: Mapped[str] = mapped_column(String(200))
     original_filename: Mapped[str] = mapped_column(String(1000))
-    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"), index=True)
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batches.id"))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
@@ -59,6 +69,8 @@ class Image(Base):
     phash: Mapped[int] = mapped_column(BigInteger)
     imported_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     excluded: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+    # Has a current label with a class: kept by triggers on current_labels (migration 0006), read-only here.
+    labelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
 
     source: Mapped[Source] = relationship(lazy="joined")
 
@@ -148,10 +160,11 @@ class CurrentLabel(Base):
     """The latest label event per image, materialised for fast queues and filters."""
 
     __tablename__ = "current_labels"
+    __table_args__ = (Index("ix_current_labels_class_id_image_id", "class_id", "image_id"),)
 
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("label_events.id"))
-    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"), index=True)
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
 
 
 class ClassRevision(Base):

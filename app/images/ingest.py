@@ -8,6 +8,7 @@ all; a bad file is reported and the rest go on.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 import time
@@ -23,9 +24,11 @@ from app.config import Settings
 from app.db.engine import Database
 from app.db.models import Image, ImportBatch, Source
 from app.errors import InvalidInput
-from app.images import collect, pipeline, store
+from app.images import blobs, collect, pipeline, store
 from app.images.archive import ArchiveLimits
 from app.images.decode import Limits
+
+log = logging.getLogger("loupe.import")
 
 COMMIT_EVERY = 200
 COMMIT_AFTER_S = 2.0  # so that images show up in the app during a long import
@@ -139,6 +142,7 @@ class _Writer:
     def __init__(self, db: Database, settings: Settings, report: ImportReport, *, source_id: int, batch_id: int):
         self.db, self.settings, self.report = db, settings, report
         self.source_id, self.batch_id = source_id, batch_id
+        self.blobs = blobs.for_settings(settings)
         self.pending: list[pipeline.Prepared] = []
         self.since = time.monotonic()
 
@@ -151,45 +155,62 @@ class _Writer:
         items, self.pending, self.since = self.pending, [], time.monotonic()
         if not items:
             return
-        created: list[Path] = []
-        with self.db.writing() as session:
-            try:
-                shas = {item.sha256 for item in items}
-                known = dict(session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas))).all())
-                new: dict[str, Image] = {}
-                first: dict[str, pipeline.Prepared] = {}
-                for item in items:
-                    if item.sha256 not in known and item.sha256 not in new:
-                        new[item.sha256] = self._place(session, item, created)
-                        first[item.sha256] = item
-                session.flush()  # ids for the report and for duplicates within this chunk
-                session.commit()
-            except BaseException:
-                session.rollback()
-                store.remove(created)
-                raise
+        with self.db.reading() as session:
+            known = self._known(session, {item.sha256 for item in items})
+        first: dict[str, pipeline.Prepared] = {}
         for item in items:
-            if item.sha256 in known:
-                self.report.duplicates.append({"id": known[item.sha256], "filename": item.filename})
-            elif first[item.sha256] is item:
-                image = new[item.sha256]
-                self.report.imported.append({"id": image.id, "filename": item.filename, "sha256": item.sha256})
+            if item.sha256 not in known:
+                first.setdefault(item.sha256, item)
+        # Files go into the store before the rows that name them (a backup relies on it), and outside
+        # the write transaction: an upload to a remote store must not hold the database's write lock.
+        created: list[tuple[str, str]] = []  # (sha256, key) of each file this chunk added to the store
+        try:
+            for item in first.values():
+                self._put(item, created)
+            with self.db.writing() as session:
+                known |= self._known(session, set(first))  # another import may have added some meanwhile
+                new = {sha: self._row(item) for sha, item in first.items() if sha not in known}
+                session.add_all(new.values())
+                session.flush()  # ids for the report and for duplicates within this chunk
+                ids = {sha: image.id for sha, image in new.items()}
+                session.commit()
+        except BaseException:
+            self._take_back(created)
+            raise
+        for item in items:
+            if item.sha256 in ids and first[item.sha256] is item:
+                self.report.imported.append({"id": ids[item.sha256], "filename": item.filename, "sha256": item.sha256})
             else:
-                self.report.duplicates.append({"id": new[item.sha256].id, "filename": item.filename})
+                image_id = known.get(item.sha256) or ids[item.sha256]
+                self.report.duplicates.append({"id": image_id, "filename": item.filename})
 
-    def _place(self, session, item: pipeline.Prepared, created: list[Path]) -> Image:
-        relative = store.stored_path(item.sha256, item.ext)
-        moves = (
-            (item.original, self.settings.data_dir / relative),
-            (item.thumb, store.thumb_path(self.settings, item.sha256)),
-            (item.preview, store.preview_path(self.settings, item.sha256)),
-        )
-        for temp, final in moves:
-            if store.place(Path(temp), final):
-                created.append(final)
-        image = Image(
+    @staticmethod
+    def _known(session, shas: set[str]) -> dict[str, int]:
+        return dict(session.execute(select(Image.sha256, Image.id).where(Image.sha256.in_(shas))).all())
+
+    def _put(self, item: pipeline.Prepared, created: list[tuple[str, str]]) -> None:
+        keys = store.keys(item.sha256, store.stored_path(item.sha256, item.ext))
+        for temp, key in zip((item.original, item.thumb, item.preview), keys):
+            if self.blobs.put(Path(temp), key):
+                created.append((item.sha256, key))
+
+    def _take_back(self, created: list[tuple[str, str]]) -> None:
+        """Remove the files this chunk added, but not those a row names by now (a concurrent import's)."""
+        if not created:
+            return
+        try:
+            with self.db.reading() as session:
+                kept = self._known(session, {sha for sha, _ in created})
+            for sha, key in created:
+                if sha not in kept:
+                    self.blobs.delete(key)
+        except Exception:  # the store or database is down: say so, and let the first error through
+            log.exception("could not remove the files of a failed import from %s", self.blobs.url)
+
+    def _row(self, item: pipeline.Prepared) -> Image:
+        return Image(
             sha256=item.sha256,
-            stored_path=relative,
+            stored_path=store.stored_path(item.sha256, item.ext),
             original_filename=item.filename[:1000],
             source_id=self.source_id,
             batch_id=self.batch_id,
@@ -200,5 +221,3 @@ class _Writer:
             byte_size=item.byte_size,
             phash=item.phash,
         )
-        session.add(image)
-        return image

@@ -1,15 +1,13 @@
-"""Content-addressed files under the data dir: originals, thumbnails, previews.
+"""Where each image file goes: keys of the content-addressed store, and temporary files.
 
-An original lives at ``store/ab/cd/<sha256><ext>`` with its bytes unchanged;
-its thumbnail and preview are JPEGs at ``thumbs/ab/cd/<sha256>.jpg`` and
-``previews/ab/cd/<sha256>.jpg``. Files are written to a temporary name under
-the data dir first and moved into place with ``os.replace``, so a final path
-never holds half a file.
+An original is kept at the key ``store/ab/cd/<sha256><ext>`` with its bytes
+unchanged; its thumbnail and preview are JPEGs at ``thumbs/ab/cd/<sha256>.jpg``
+and ``previews/ab/cd/<sha256>.jpg``. A key is also the file's path relative to
+the data dir on the local store (`app.images.blobs` holds the files).
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,25 +17,40 @@ if TYPE_CHECKING:  # worker processes import this module and need neither
     from app.db.models import Image
 
 
-def _shard(sha256: str) -> Path:
-    return Path(sha256[:2], sha256[2:4])
+def _shard(sha256: str) -> str:
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
 def stored_path(sha256: str, ext: str) -> str:
-    """`Image.stored_path`: the original's path relative to the data dir, with / separators."""
-    return f"store/{sha256[:2]}/{sha256[2:4]}/{sha256}{ext}"
+    """`Image.stored_path`: the original's key (its path relative to a local data dir)."""
+    return f"store/{_shard(sha256)}{ext}"
 
+
+def thumb_key(sha256: str) -> str:
+    return f"thumbs/{_shard(sha256)}.jpg"
+
+
+def preview_key(sha256: str) -> str:
+    return f"previews/{_shard(sha256)}.jpg"
+
+
+def keys(sha256: str, stored: str) -> tuple[str, str, str]:
+    """An image's original, thumbnail and preview keys."""
+    return stored, thumb_key(sha256), preview_key(sha256)
+
+
+# Paths on the local store (the data dir), for tools and tests that look at the files themselves.
 
 def original_path(settings: Settings, image: Image) -> Path:
     return settings.data_dir / image.stored_path
 
 
 def thumb_path(settings: Settings, sha256: str) -> Path:
-    return settings.thumbs_dir / _shard(sha256) / f"{sha256}.jpg"
+    return settings.data_dir / thumb_key(sha256)
 
 
 def preview_path(settings: Settings, sha256: str) -> Path:
-    return settings.previews_dir / _shard(sha256) / f"{sha256}.jpg"
+    return settings.data_dir / preview_key(sha256)
 
 
 def write_temp(directory: Path, data: bytes) -> Path:
@@ -46,19 +59,3 @@ def write_temp(directory: Path, data: bytes) -> Path:
     with open(path, "wb") as f:
         f.write(data)
     return path
-
-
-def place(temp: Path, final: Path) -> bool:
-    """Move a finished temporary file to its final path; True when that path was new."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    created = not final.exists()
-    os.replace(temp, final)
-    return created
-
-
-def remove(paths: list[Path]) -> None:
-    for path in paths:
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            pass

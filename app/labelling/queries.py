@@ -14,6 +14,8 @@ from app.taxonomy.queries import resolve_class
 
 STATUSES = ("unlabelled", "labelled", "flagged")
 MAX_LIMIT = 1000
+# Pages count matches only this far and then say "10,000+": an exact count is a scan of every match.
+COUNT_CAP = 10_000
 
 
 @dataclass
@@ -30,11 +32,8 @@ class ImageFilter:
 
 
 def _unlabelled() -> Select:
-    return (
-        select(Image.id)
-        .outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
-        .where(CurrentLabel.class_id.is_(None), Image.excluded.is_(False))
-    )
+    # images.labelled, not an anti-join on current_labels: an index range, however many are labelled in front.
+    return select(Image.id).where(Image.labelled == False, Image.excluded == False)  # noqa: E712
 
 
 def _rereview() -> Select:
@@ -56,9 +55,22 @@ def _queue(queue: str):
     return make(), column
 
 
-def queue_count(session: Session, queue: str = "unlabelled") -> int:
+def queue_count(session: Session, queue: str = "unlabelled", *, cap: int | None = None) -> int:
+    """Images waiting in a queue; with `cap`, counting stops at cap + 1 ("more than cap")."""
     base, _ = _queue(queue)
-    return session.scalar(select(func.count()).select_from(base.subquery()))
+    return count_rows(session, base, cap=cap)
+
+
+def count_text(n: int, cap: int = COUNT_CAP) -> str:
+    """A count as a page shows it: "10,000+" past the cap."""
+    return f"{cap:,}+" if n > cap else str(n)
+
+
+def count_rows(session: Session, q: Select, *, cap: int | None = None) -> int:
+    """The rows `q` returns, or cap + 1 when there are more than `cap`: bounded work for a page."""
+    if cap is not None:
+        q = q.limit(cap + 1)
+    return session.scalar(select(func.count()).select_from(q.subquery()))
 
 
 def unlabelled_count(session: Session) -> int:
@@ -115,8 +127,7 @@ def _filtered(session: Session, f: ImageFilter, columns) -> Select:
         if f.status == "flagged":  # an open flag of any kind: something to look at again
             q = q.where(Image.id.in_(select(Flag.image_id).where(Flag.status == "open")))
         else:
-            q = q.where(CurrentLabel.class_id.is_(None) if f.status == "unlabelled"
-                        else CurrentLabel.class_id.is_not(None))
+            q = q.where(Image.labelled == (f.status == "labelled"))
     if f.source:
         q = q.where(Image.source_id == select(Source.id).where(Source.name == f.source).scalar_subquery())
     if f.class_ref:
@@ -138,18 +149,51 @@ def filtered_ids(session: Session, f: ImageFilter) -> list[int]:
     return list(session.scalars(_filtered(session, f, [Image.id]).order_by(Image.id)))
 
 
-def list_images(session: Session, f: ImageFilter, *, limit: int = 100, offset: int = 0) -> tuple[list[dict], int]:
-    """One page of images matching `f`, with their current labels, and the total count."""
+@dataclass
+class Page:
+    items: list[dict]
+    total: int  # exact; or count_cap + 1 when a cap was given and more match
+    next_after: int | None  # the cursor of the next page, None on the last one
+    prev_before: int | None  # the cursor of the page before, None on the first one
+
+
+def _key(f: ImageFilter):
+    """The id to order and page by. With a class filter, the current label's: SQLite then walks the
+    (class_id, image_id) index in order, which it will not do for ORDER BY images.id across the join."""
+    return CurrentLabel.image_id if f.class_ref else Image.id
+
+
+def list_images(
+    session: Session, f: ImageFilter, *, limit: int = 100, offset: int = 0, after: int | None = None,
+    before: int | None = None, count_cap: int | None = None,
+) -> Page:
+    """One page of images matching `f` in import order, with their current labels, and how many match.
+
+    Pages by `offset`, or by keyset: `after` an id (the images after it) or
+    `before` one (the page just before it), which costs as little deep in a
+    million images as on the first page, and neither skips nor repeats an
+    image when others are imported meanwhile. `count_cap` bounds the count.
+    """
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit must be from 1 to {MAX_LIMIT}")
     if offset < 0:
         raise InvalidInput("offset must be 0 or more")
-    total = session.scalar(_filtered(session, f, [func.count(Image.id)]))
-    rows = session.execute(
-        _filtered(session, f, [Image, LabelEvent]).order_by(Image.id).limit(limit).offset(offset)
-    ).all()
+    if sum((bool(offset), after is not None, before is not None)) > 1:
+        raise InvalidInput("give one of offset, after and before")
+    key, q = _key(f), _filtered(session, f, [Image, LabelEvent])
+    if before is not None:
+        rows = session.execute(q.where(key < before).order_by(key.desc()).limit(limit + 1)).all()
+        more_before, more_after, rows = len(rows) > limit, True, rows[:limit][::-1]
+    else:
+        if after is not None:
+            q = q.where(key > after)
+        rows = session.execute(q.order_by(key).limit(limit + 1).offset(offset)).all()
+        more_before, more_after, rows = after is not None or offset > 0, len(rows) > limit, rows[:limit]
     names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
-    return [image_summary(img, ev, names) for img, ev in rows], total
+    items = [image_summary(img, ev, names) for img, ev in rows]
+    total = count_rows(session, _filtered(session, f, [Image.id]), cap=count_cap)
+    return Page(items, total, items[-1]["id"] if items and more_after else None,
+                items[0]["id"] if items and more_before else None)
 
 
 def image_summary(img: Image, event: LabelEvent | None, names: dict[int, str]) -> dict:

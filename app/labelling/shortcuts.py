@@ -26,6 +26,8 @@ def keys_in_use(session: Session) -> dict[str, str]:
 
 def check_key(session: Session, key: str) -> str:
     """Return the normalised key or raise InvalidInput saying why it cannot be used."""
+    if not isinstance(key, str):  # JSON bodies can carry any type here
+        raise InvalidInput(f"shortcut {key!r} must be a single letter or digit")
     key = key.strip().lower()
     if len(key) != 1 or key not in ALLOWED_KEY_CHARS:
         raise InvalidInput(f"shortcut '{key}' must be a single letter or digit")

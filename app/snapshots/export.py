@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db.models import Image, LabelEvent, Snapshot, SnapshotItem, Source
 from app.errors import InvalidInput
+from app.images import blobs
 from app.snapshots.queries import class_names
 
 FORMATS = ("imagefolder", "csv", "jsonl")
@@ -46,7 +48,7 @@ def folder_name(name: str) -> str:
 def manifest(session: Session, snapshot: Snapshot, *, layout: str) -> list[dict]:
     """One row per image; `path` is relative to the export folder (split/class/file, or images/file).
 
-    Each row also carries the private key `_stored`: the original's path in the data dir.
+    Each row also carries the private key `_stored`: the original's key in the image store.
     """
     names = class_names(snapshot)
     q = (
@@ -108,6 +110,7 @@ def export_snapshot(session: Session, settings: Settings, snapshot: Snapshot, *,
     rows = manifest(session, snapshot, layout="imagefolder" if fmt == "imagefolder" else "flat")
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    store = blobs.for_settings(settings)
     try:
         made: set[Path] = set()
         for r in rows:
@@ -115,7 +118,7 @@ def export_snapshot(session: Session, settings: Settings, snapshot: Snapshot, *,
             if target.parent not in made:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made.add(target.parent)
-            shutil.copyfile(settings.data_dir / r["_stored"], target)
+            store.fetch(r["_stored"], target)
         text = to_jsonl(rows) if fmt == "jsonl" else to_csv(rows)
         (partial / ("manifest.jsonl" if fmt == "jsonl" else "manifest.csv")).write_text(text, encoding="utf-8")
         if out.exists():
@@ -133,7 +136,12 @@ def export_snapshot(session: Session, settings: Settings, snapshot: Snapshot, *,
 def export_zip(session: Session, settings: Settings, snapshot: Snapshot, dest: Path) -> None:
     """The ImageFolder layout and manifest.csv as one zip file (stored, not compressed: images already are)."""
     rows = manifest(session, snapshot, layout="imagefolder")
+    store = blobs.for_settings(settings)
+    stamp = time.localtime()[:6]
     with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         zf.writestr("manifest.csv", to_csv(rows))
         for r in rows:
-            zf.write(settings.data_dir / r["_stored"], r["path"])
+            info = zipfile.ZipInfo(r["path"], stamp)
+            info.external_attr = 0o644 << 16  # a plain readable file when unzipped
+            with store.open(r["_stored"]) as src, zf.open(info, "w", force_zip64=True) as out:
+                shutil.copyfileobj(src, out, blobs.CHUNK)

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.db.ids import as_id
 from app.db.models import Snapshot, SnapshotItem, TaxonomyVersion
 from app.errors import NotFound
 from app.snapshots.splits import SPLITS
@@ -17,8 +18,8 @@ def get_snapshot(session: Session, ref: Any) -> Snapshot:
     """A snapshot named by its id or its name (SNAPSHOT on the command line)."""
     snapshot = None
     text = str(ref).strip()
-    if text.isdigit():
-        snapshot = session.get(Snapshot, int(text))
+    if (snapshot_id := as_id(ref)) is not None:
+        snapshot = session.get(Snapshot, snapshot_id)
     if snapshot is None and text:
         snapshot = session.scalars(select(Snapshot).where(Snapshot.name == " ".join(text.split()))).first()
     if snapshot is None:

@@ -91,9 +91,9 @@ def _moment(value: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
+        return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves it before year 1 or past 9999
         raise InvalidInput(f"filter.labelled_before must be an ISO 8601 date or time, not '{value}'") from None
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def parse_filter(session: Session, raw: dict | None) -> Filter:
@@ -149,8 +149,8 @@ def parse_split(raw: dict | None) -> SplitSpec:
     if val + test >= 1:
         raise InvalidInput(f"split.val + split.test must leave images for training (is {val + test:g})")
     seed, folds = raw.get("seed", 0), raw.get("folds", 5)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise InvalidInput("split.seed must be a whole number from 0")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31:  # an INTEGER column
+        raise InvalidInput(f"split.seed must be a whole number from 0 to {2**31 - 1}")
     if isinstance(folds, bool) or not isinstance(folds, int) or not 2 <= folds <= MAX_FOLDS:
         raise InvalidInput(f"split.folds must be a whole number from 2 to {MAX_FOLDS}")
     return SplitSpec(val=val, test=test, seed=seed, folds=folds)

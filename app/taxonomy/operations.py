@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.db.ids import as_id
 from app.db.models import ClassExample, ClassRevision, Image, LabelClass, TaxonomyVersion
 from app.errors import Conflict, InvalidInput, NotFound
 from app.labelling.shortcuts import check_key, free_shortcut, keys_in_use
@@ -168,9 +169,9 @@ def _example(ctx: Ctx, change: dict) -> tuple[LabelClass, int, str]:
     kind = change.get("kind", "this")
     if kind not in EXAMPLE_KINDS:
         raise InvalidInput(f"example kind must be one of {', '.join(EXAMPLE_KINDS)}")
-    image_id = change.get("image")
-    if not isinstance(image_id, int) or ctx.session.get(Image, image_id) is None:
-        raise NotFound(f"no image {image_id}")
+    image_id = as_id(change.get("image"))
+    if image_id is None or ctx.session.get(Image, image_id) is None:
+        raise NotFound(f"no image {change.get('image')}")
     return cls, image_id, kind
 
 

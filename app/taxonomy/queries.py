@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.db.ids import as_id
 from app.db.models import ClassExample, CurrentLabel, LabelClass, TaxonomyVersion
 from app.errors import InvalidInput, NotFound
 
@@ -36,8 +37,8 @@ def resolve_class(session: Session, ref: Any, *, active_only: bool = True) -> La
     if ref is None or (isinstance(ref, str) and not ref.strip()):
         raise InvalidInput("a class is required")
     cls = None
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.strip().isdigit()):
-        cls = session.get(LabelClass, int(ref))
+    if (class_id := as_id(ref)) is not None:
+        cls = session.get(LabelClass, class_id)
     if cls is None and isinstance(ref, str):
         name = " ".join(ref.split())
         cls = session.scalars(

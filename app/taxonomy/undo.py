@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.db.ids import as_id
 from app.db.models import LabelClass, TaxonomyChange, TaxonomyVersion
 from app.errors import Conflict, InvalidInput, NotFound
 from app.labelling import rereview
@@ -19,7 +20,8 @@ from app.taxonomy import relabel
 def _version(session: Session, number) -> TaxonomyVersion:
     if not isinstance(number, int) or isinstance(number, bool):
         raise InvalidInput("'version' must be the number of the version to undo")
-    v = session.scalars(select(TaxonomyVersion).where(TaxonomyVersion.number == number)).first()
+    v = None if as_id(number) is None else session.scalars(
+        select(TaxonomyVersion).where(TaxonomyVersion.number == number)).first()
     if v is None:
         raise NotFound(f"no taxonomy version {number}")
     return v

@@ -26,7 +26,9 @@ from app.training.spec import MODELS, TrainConfig
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
 MAX_ATTEMPTS = 3
-LIMITS = {"epochs": (1, 500), "image_size": (16, 512), "batch_size": (1, 4096), "folds": (2, 20)}
+LIMITS = {"epochs": (1, 500), "image_size": (16, 512), "batch_size": (1, 4096), "folds": (2, 20),
+          "patience": (1, 500), "seed": (0, 2**31 - 1)}
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _int(config: dict, key: str, default: int) -> int:
@@ -35,6 +37,23 @@ def _int(config: dict, key: str, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise InvalidInput(f"{key} must be a whole number from {lo} to {hi}, not {value!r}")
     return value
+
+
+def _check_options(config: dict, defaults: TrainConfig) -> None:
+    """Options a worker would otherwise only trip over once the job runs."""
+    for key in ("patience", "seed"):
+        _int(config, key, getattr(defaults, key))
+    for key in ("lr", "weight_decay"):
+        value = config.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 10:  # NaN fails too
+            raise InvalidInput(f"{key} must be a number from 0 to 10, not {value!r}")
+    if config.get("device", defaults.device) not in DEVICES:
+        raise InvalidInput(f"device must be one of {', '.join(DEVICES)}, not {config.get('device')!r}")
+    if not isinstance(config.get("pretrained", defaults.pretrained), bool):
+        raise InvalidInput("pretrained must be true or false")
+    holdout = config.get("holdout_source")
+    if holdout is not None and not isinstance(holdout, str):
+        raise InvalidInput(f"holdout_source must be a source name, not {holdout!r}")
 
 
 def check_config(session: Session, snapshot: Snapshot, config: dict) -> dict:
@@ -61,6 +80,7 @@ def check_config(session: Session, snapshot: Snapshot, config: dict) -> dict:
     if small:
         n, name = small[0]
         raise InvalidInput(f"class '{name}' has {n} image(s) in this snapshot, fewer than the {folds} folds")
+    _check_options(config, defaults)
     holdout = config.get("holdout_source")
     full = {**asdict(defaults), **config, "model": model, "folds": folds,
             "epochs": _int(config, "epochs", defaults.epochs),

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import traceback
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
@@ -24,7 +24,8 @@ from app.config import Settings
 from app.db.engine import Database
 from app.db.migrate import upgrade_head
 from app.db.models import CurrentLabel, Image, Job, LabelEvent, Snapshot, SnapshotItem, Source
-from app.images import store
+from app.errors import LoupeError
+from app.images import blobs
 from app.training import jobs
 from app.training.artifacts import job_dir
 from app.training.spec import Cancelled, Item, TrainConfig, TrainingError
@@ -77,7 +78,7 @@ def _heartbeat_loop(hooks: DbHooks, done: threading.Event) -> None:
 
 
 def load_inputs(session, settings: Settings, job: Job):
-    """The snapshot's items, its class names, and unlabelled images to suggest labels for."""
+    """The snapshot's items, its class names, and unlabelled images to suggest labels for (paths are store keys)."""
     snapshot = session.get(Snapshot, job.snapshot_id)
     classes = [c["name"] for c in snapshot.classes]
     index = {c["id"]: i for i, c in enumerate(snapshot.classes)}
@@ -89,15 +90,38 @@ def load_inputs(session, settings: Settings, job: Job):
         .where(SnapshotItem.snapshot_id == snapshot.id)
         .order_by(SnapshotItem.image_id)
     ).all()
-    items = [Item(image_id=it.image_id, path=str(store.original_path(settings, img)), label=index[it.class_id],
+    items = [Item(image_id=it.image_id, path=img.stored_path, label=index[it.class_id],
                   split=it.split, fold=it.fold, source=source, tags=tuple(tags or ()))
              for it, img, source, tags in rows]
     unlabelled = session.execute(
-        select(Image).outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
+        select(Image.id, Image.stored_path).outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
         .where(CurrentLabel.class_id.is_(None), Image.excluded.is_(False))
         .order_by(Image.id).limit(settings.max_suggestions)
-    ).scalars().all()
-    return items, classes, [(img.id, str(store.original_path(settings, img))) for img in unlabelled]
+    ).all()
+    return items, classes, [(image_id, stored) for image_id, stored in unlabelled]
+
+
+def local_originals(settings: Settings, items: list[Item], unlabelled: list[tuple[int, str]], hooks: DbHooks):
+    """`load_inputs`' store keys made into files on this machine: in place, or copied from a remote store.
+
+    Decoding reads every original once per job anyway; a copy first lets it
+    read local files, and the copies stay for the next job (see blobs.local_copies).
+    """
+    store = blobs.for_settings(settings)
+    keys = [it.path for it in items] + [key for _, key in unlabelled]
+    try:
+        paths, missing = blobs.local_copies(
+            store, keys, settings.cache_dir, cancelled=hooks.cancelled,
+            progress=lambda done: hooks.progress(0.0, f"copying images from {store.url}: {done} of {len(keys)}"))
+    except LoupeError as exc:  # the store cannot be reached, or the database names an odd key
+        raise TrainingError(exc.detail) from None
+    if hooks.cancelled():
+        raise Cancelled()
+    if missing:
+        hooks.log(f"{len(missing)} originals are missing from {store.url}, e.g. {missing[0]}")
+    n = len(items)
+    return ([replace(it, path=p) for it, p in zip(items, paths[:n])],
+            [(image_id, p) for (image_id, _), p in zip(unlabelled, paths[n:])])
 
 
 def _margin(probs: list[float]) -> float:
@@ -125,6 +149,7 @@ def run_job(db: Database, settings: Settings, job_id: int, worker: str) -> str:
             job = s.get(Job, job_id)
             items, classes, unlabelled = load_inputs(s, settings, job)
             config = {k: v for k, v in job.config.items() if k in {f.name for f in fields(TrainConfig)}}
+        items, unlabelled = local_originals(settings, items, unlabelled, hooks)
         hooks.log(f"{worker} starts: {len(items)} images, {len(classes)} classes, config {config}")
         try:
             from app.training import train  # torch is imported here and nowhere in the web app

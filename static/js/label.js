@@ -77,7 +77,8 @@
   }
 
   function bumpRemaining(delta) {
-    remainingEl.textContent = Math.max(0, Number(remainingEl.textContent) + delta);
+    const n = Number(remainingEl.textContent);
+    if (Number.isFinite(n)) remainingEl.textContent = Math.max(0, n + delta);  // "10,000+" is only counted on load
   }
 
   async function send(url, options) {

@@ -13,6 +13,7 @@ from app.quality.flags import KINDS, get_flag, list_flags, resolve, view
 from app.taxonomy.queries import active_classes, examples
 from app.web.routes.labels import LabelBody
 from app.web.auth import signed
+from app.web.params import Count, Id, parse_ids
 from app.web.deps import ReadSession, WriteSession
 from app.web.templating import render, render_block
 
@@ -23,7 +24,7 @@ class ResolveBody(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     action: str = Field(description="keep | relabel | ambiguous | exclude")
-    class_: str | int | None = Field(None, alias="class", description="the new class (relabel): name or id")
+    class_: str | Id | None = Field(None, alias="class", description="the new class (relabel): name or id")
     annotator: str = ""
     note: str = ""
     confidence: float = 1.0
@@ -36,8 +37,8 @@ class AuditBody(LabelBody):
 
 @router.get("/api/flags", tags=["flags"])
 def read_flags(
-    session: ReadSession, status: str | None = "open", kind: str | None = None, limit: int = 100, offset: int = 0,
-    image: int | None = None,
+    session: ReadSession, status: str | None = "open", kind: str | None = None, limit: Count = 100, offset: Count = 0,
+    image: Id | None = None,
 ) -> dict:
     """Flags, highest score first: `given` is the image's current class, `suggested` the proposed one."""
     items, total = list_flags(session, status=status or None, kind=kind or None, limit=limit, offset=offset,
@@ -46,20 +47,20 @@ def read_flags(
 
 
 @router.get("/api/flags/{flag_id}", tags=["flags"])
-def read_flag(session: ReadSession, flag_id: int) -> dict:
+def read_flag(session: ReadSession, flag_id: Id) -> dict:
     """One flag with its details and resolution."""
     return view(session, get_flag(session, flag_id))
 
 
 @router.post("/api/flags/{flag_id}/resolve", tags=["flags"])
-def resolve_flag(request: Request, session: WriteSession, flag_id: int, body: ResolveBody) -> dict:
+def resolve_flag(request: Request, session: WriteSession, flag_id: Id, body: ResolveBody) -> dict:
     """Keep, relabel (a "review" label event), mark ambiguous or exclude; a flag is resolved once (else 409)."""
     return resolve(session, flag_id=flag_id, action=body.action, class_ref=body.class_,
                    annotator=signed(request, body.annotator), note=body.note, confidence=body.confidence, ms=body.ms)
 
 
 @router.post("/api/images/{image_id}/audit", status_code=201, tags=["flags"])
-def answer_image_audit(request: Request, session: WriteSession, image_id: int, body: AuditBody) -> dict:
+def answer_image_audit(request: Request, session: WriteSession, image_id: Id, body: AuditBody) -> dict:
     """A blind answer to a pending audit: stored as a label event of kind "audit" (the label stays)."""
     answer_audit(session, image_id=image_id, data=LabelInput(
         body.class_, body.confidence, body.tags, body.note, signed(request, body.annotator), body.ms))
@@ -73,10 +74,7 @@ def _kind(kind: str | None) -> str | None:
 
 
 def _skip(skip: str) -> list[int]:
-    try:
-        return [int(s) for s in skip.split(",") if s.strip()]
-    except ValueError:
-        raise InvalidInput("skip must be a comma-separated list of flag ids") from None
+    return parse_ids(skip, "skip (flag ids)")
 
 
 def _stage(session, *, kind: str | None, skip: list[int], flag_id: int | None) -> dict:
@@ -88,7 +86,7 @@ def _stage(session, *, kind: str | None, skip: list[int], flag_id: int | None) -
 
 
 @router.get("/review", include_in_schema=False)
-def review_page(request: Request, session: ReadSession, kind: str | None = None, flag: int | None = None):
+def review_page(request: Request, session: ReadSession, kind: str | None = None, flag: Id | None = None):
     """One flag at a time with the evidence side by side; keys keep, relabel, mark ambiguous or exclude."""
     kind = _kind(kind)
     return render(request, "pages/review.html", {
@@ -100,7 +98,7 @@ def review_page(request: Request, session: ReadSession, kind: str | None = None,
 
 @router.get("/review/stage", include_in_schema=False)
 def review_stage(request: Request, session: ReadSession, kind: str | None = None, skip: str = "",
-                 flag: int | None = None):
+                 flag: Id | None = None):
     """The next flag's evidence (the stage block)."""
     ctx = _stage(session, kind=_kind(kind), skip=_skip(skip), flag_id=flag)
     return render_block(request, "pages/review.html", "stage", {**ctx, "classes": active_classes(session)})

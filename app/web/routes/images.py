@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 
 from app.errors import InvalidInput
-from app.images import store
+from app.images import blobs, store
 from app.images.catalog import get_image, image_meta, source_names
 from app.images.ingest import import_uploads
 from app.labelling.events import current_label, history
 from app.labelling.keys import CONFIDENCE_LEVELS
-from app.labelling.queries import ImageFilter, list_images
+from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, list_images
 from app.labelling.tags import active_tags
 from app.taxonomy.service import active_classes
+from app.web.params import Count, Id
+from app.web.openapi import file_response
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep
+from app.web.files import blob_response
 from app.web.templating import render
 
 router = APIRouter()
@@ -55,71 +59,84 @@ def _number(name: str, value: str | None) -> float | None:
     if value is None or not value.strip():
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
-        raise InvalidInput(f"{name} must be a number from 0 to 1, not '{value}'") from None
+        number = math.nan
+    if not 0 <= number <= 1:  # also refuses "nan" and "inf", which float() accepts
+        raise InvalidInput(f"{name} must be a number from 0 to 1, not '{value}'")
+    return number
 
 
 FilterDep = Annotated[ImageFilter, Depends(image_filter)]
 
 
 @router.get("/api/images", tags=["images"])
-def read_images(session: ReadSession, f: FilterDep, limit: int = 100, offset: int = 0) -> dict:
-    """Images matching the filters, in import order, with their current labels."""
-    items, total = list_images(session, f, limit=limit, offset=offset)
-    return {"items": items, "total": total}
+def read_images(
+    session: ReadSession, f: FilterDep, limit: Count = 100, offset: Count = 0,
+    after: Annotated[Count | None, Query(description="keyset cursor: images with a greater id (the "
+                                         "previous page's `next`); as fast deep in the list as at its start")] = None,
+) -> dict:
+    """Images matching the filters, in import order, with their current labels; `next` is the next page's cursor.
+
+    `total` is exact, so it counts every match (index-only, but a million matches take tens of ms).
+    """
+    page = list_images(session, f, limit=limit, offset=offset, after=after)
+    return {"items": page.items, "total": page.total, "next": page.next_after}
 
 
 @router.get("/api/images/{image_id}", tags=["images"])
-def read_image(session: ReadSession, image_id: int) -> dict:
+def read_image(session: ReadSession, image_id: Id) -> dict:
     """One image: metadata, current label and full label history (oldest first)."""
     meta = image_meta(get_image(session, image_id))
     hist = history(session, image_id)
     return {**meta, "label": current_label(hist), "history": hist}
 
 
-def _file(session, settings, image_id: int, which: str) -> FileResponse:
+def _file(session, settings, image_id: int, which: str) -> Response:
     image = get_image(session, image_id)
     if which == "file":
-        return FileResponse(store.original_path(settings, image), headers=IMMUTABLE,
-                            filename=image.original_filename.rsplit("/", 1)[-1], content_disposition_type="inline")
-    path = store.thumb_path(settings, image.sha256) if which == "thumb" else store.preview_path(settings, image.sha256)
-    return FileResponse(path, media_type="image/jpeg", headers=IMMUTABLE)
+        return blob_response(blobs.for_settings(settings), image.stored_path, headers=IMMUTABLE,
+                             filename=image.original_filename.rsplit("/", 1)[-1])
+    key = store.thumb_key(image.sha256) if which == "thumb" else store.preview_key(image.sha256)
+    return blob_response(blobs.for_settings(settings), key, headers=IMMUTABLE)
 
 
-@router.get("/api/images/{image_id}/file", tags=["images"])
-def read_image_file(session: ReadSession, settings: SettingsDep, image_id: int) -> FileResponse:
+@router.get("/api/images/{image_id}/file", tags=["images"], **file_response("image/*"))
+def read_image_file(session: ReadSession, settings: SettingsDep, image_id: Id) -> Response:
     """The original bytes, exactly as imported."""
     return _file(session, settings, image_id, "file")
 
 
-@router.get("/api/images/{image_id}/thumb", tags=["images"])
-def read_image_thumb(session: ReadSession, settings: SettingsDep, image_id: int) -> FileResponse:
+@router.get("/api/images/{image_id}/thumb", tags=["images"], **file_response("image/jpeg"))
+def read_image_thumb(session: ReadSession, settings: SettingsDep, image_id: Id) -> Response:
     """A small JPEG for grids."""
     return _file(session, settings, image_id, "thumb")
 
 
-@router.get("/api/images/{image_id}/preview", tags=["images"])
-def read_image_preview(session: ReadSession, settings: SettingsDep, image_id: int) -> FileResponse:
+@router.get("/api/images/{image_id}/preview", tags=["images"], **file_response("image/jpeg"))
+def read_image_preview(session: ReadSession, settings: SettingsDep, image_id: Id) -> Response:
     """A screen-sized JPEG, EXIF orientation applied, for the labelling page."""
     return _file(session, settings, image_id, "preview")
 
 
 @router.get("/browse", include_in_schema=False)
-def browse_page(request: Request, session: ReadSession, f: FilterDep, page: int = 1):
-    """Thumbnail grid with filters and multi-select labelling."""
-    page = max(page, 1)
-    items, total = list_images(session, f, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE)
+def browse_page(request: Request, session: ReadSession, f: FilterDep, page: Count = 1, after: Count | None = None,
+                before: Count | None = None):
+    """Thumbnail grid with filters and multi-select labelling; pages by keyset (`after` / `before` an id)."""
+    offset = (max(page, 1) - 1) * PAGE_SIZE if after is None and before is None else 0  # `page`: old bookmarks
+    result = list_images(session, f, limit=PAGE_SIZE, offset=offset, after=after, before=before, count_cap=COUNT_CAP)
     return render(request, "pages/browse.html", {
-        "items": items, "total": total, "f": f, "page": page, "pages": max(1, -(-total // PAGE_SIZE)),
+        "items": result.items, "total": result.total, "total_text": count_text(result.total), "f": f,
+        "next_after": result.next_after, "prev_before": result.prev_before,
         "classes": active_classes(session), "tags": active_tags(session), "sources": source_names(session),
         "levels": CONFIDENCE_LEVELS,
-        "base_query": "".join(f"{urlencode({k: v})}&" for k, v in request.query_params.items() if k != "page" and v),
+        "base_query": "".join(f"{urlencode({k: v})}&" for k, v in request.query_params.items()
+                              if k not in ("page", "after", "before") and v),
     }, block="grid")
 
 
 @router.get("/images/{image_id}", include_in_schema=False)
-def image_page(request: Request, session: ReadSession, image_id: int):
+def image_page(request: Request, session: ReadSession, image_id: Id):
     """One image with its metadata and label history."""
     image = get_image(session, image_id)
     hist = history(session, image_id)

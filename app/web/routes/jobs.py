@@ -15,6 +15,8 @@ from app.training import jobs
 from app.training.artifacts import artifact_path
 from app.training.spec import MODELS, TrainConfig
 from app.web.charts import epoch_charts
+from app.web.params import Id
+from app.web.openapi import file_response
 from app.web.deps import ReadSession, WriteSession
 from app.web.templating import render
 
@@ -23,7 +25,7 @@ router = APIRouter()
 
 class JobBody(BaseModel):
     kind: str = "train"
-    snapshot: int | str = Field(description="snapshot id or name")
+    snapshot: Id | str = Field(description="snapshot id or name")
     config: dict[str, Any] = Field(default_factory=dict, description="model, epochs, image_size, folds, ...")
 
 
@@ -41,27 +43,27 @@ def read_jobs(session: ReadSession) -> dict:
 
 
 @router.get("/api/jobs/{job_id}", tags=["jobs"])
-def read_job(session: ReadSession, job_id: int) -> dict:
+def read_job(session: ReadSession, job_id: Id) -> dict:
     """Status, progress, per-epoch metrics, log, and on success the evaluation."""
     view = jobs.job_view(jobs.get_job(session, job_id))
     return {**view, "epochs": jobs.epochs(session, job_id), "log": jobs.logs(session, job_id)}
 
 
 @router.get("/api/jobs/{job_id}/predictions", tags=["jobs"])
-def read_predictions(session: ReadSession, job_id: int) -> dict:
+def read_predictions(session: ReadSession, job_id: Id) -> dict:
     """Class probabilities per image; `out_of_sample` ones come from a model that never saw the image."""
     return jobs.predictions(session, job_id)
 
 
 @router.post("/api/jobs/{job_id}/cancel", tags=["jobs"])
-def cancel_job(session: WriteSession, job_id: int) -> dict:
+def cancel_job(session: WriteSession, job_id: Id) -> dict:
     """Cancel a queued job at once, or ask the worker to stop a running one."""
     job = jobs.request_cancel(session, job_id)
     return {"id": job.id, "status": job.status}
 
 
-@router.get("/api/jobs/{job_id}/model", tags=["jobs"])
-def download_model(request: Request, session: ReadSession, job_id: int) -> FileResponse:
+@router.get("/api/jobs/{job_id}/model", tags=["jobs"], **file_response("application/octet-stream"))
+def download_model(request: Request, session: ReadSession, job_id: Id) -> FileResponse:
     """The final model as TorchScript (its class list and input size are in the job's artifacts)."""
     job = jobs.get_job(session, job_id)
     path = artifact_path(request.app.state.settings, job, "model")
@@ -94,7 +96,7 @@ def launch_from_page(
     try:
         for key, value in (("epochs", epochs), ("image_size", image_size)):
             if value.strip():
-                if not value.strip().isdigit():
+                if not (value.strip().isascii() and value.strip().isdigit()):
                     raise LoupeError(f"{key} must be a whole number")
                 config[key] = int(value)
         if holdout_source:
@@ -107,7 +109,7 @@ def launch_from_page(
 
 
 @router.get("/jobs/{job_id}", include_in_schema=False)
-def job_page(request: Request, session: ReadSession, job_id: int):
+def job_page(request: Request, session: ReadSession, job_id: Id):
     """Live progress and curves while it runs; the evaluation when it is done."""
     job = jobs.get_job(session, job_id)
     epochs = jobs.epochs(session, job_id)

@@ -15,11 +15,12 @@ from app.labelling.keys import ACTIONS, CONFIDENCE_LEVELS
 from app.labelling.leases import lease_image, next_images
 from app.labelling import rereview
 from app.labelling.suggestions import latest_job, suggestions
-from app.labelling.queries import ImageFilter, filtered_ids, queue_count, queue_ids
+from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, filtered_ids, queue_count, queue_ids
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
 from app.quality.audits import answer_audit
 from app.taxonomy.queries import active_classes, examples
 from app.web.auth import signed
+from app.web.params import Id, parse_ids
 from app.web.deps import ReadSession, WriteSession
 from app.web.templating import render, render_block
 
@@ -33,7 +34,7 @@ LABELLER_COOKIE = "loupe_labeller"
 class LabelBody(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
-    class_: str | int = Field(alias="class", description="class name or id")
+    class_: str | Id = Field(alias="class", description="class name or id")
     confidence: float = 1.0
     tags: list[str] = []
     note: str = ""
@@ -45,7 +46,7 @@ class LabelBody(BaseModel):
 
 
 class UndoBody(BaseModel):
-    event: int = Field(description="the label event to undo; must be the image's current one")
+    event: Id = Field(description="the label event to undo; must be the image's current one")
     annotator: str = ""
 
 
@@ -59,7 +60,7 @@ class FilterBody(BaseModel):
 
 
 class BulkBody(LabelBody):
-    images: list[int] | None = None
+    images: list[Id] | None = None
     filter: FilterBody | None = None
 
 
@@ -77,7 +78,7 @@ def _event_json(session, event) -> dict:
 
 
 @router.post("/api/images/{image_id}/labels", status_code=201, tags=["labels"])
-def create_label(request: Request, session: WriteSession, reader: ReadSession, image_id: int,
+def create_label(request: Request, session: WriteSession, reader: ReadSession, image_id: Id,
                  body: LabelBody) -> dict:
     """Append a label event; it becomes the image's current label (signed by the logged-in user, if any)."""
     body.annotator = signed(request, body.annotator)
@@ -86,7 +87,7 @@ def create_label(request: Request, session: WriteSession, reader: ReadSession, i
 
 
 @router.post("/api/images/{image_id}/labels/undo", status_code=201, tags=["labels"])
-def undo_image_label(request: Request, session: WriteSession, image_id: int, body: UndoBody) -> dict:
+def undo_image_label(request: Request, session: WriteSession, image_id: Id, body: UndoBody) -> dict:
     """Append an event restoring the label the image had before `event`."""
     body.annotator = signed(request, body.annotator)
     event = undo_label(session, image_id=image_id, event_id=body.event, annotator=body.annotator)
@@ -127,10 +128,7 @@ def retire_a_tag(session: WriteSession, name: str) -> dict:
 
 
 def _parse_skip(skip: str) -> list[int]:
-    try:
-        return [int(s) for s in skip.split(",") if s.strip()]
-    except ValueError:
-        raise InvalidInput("skip must be a comma-separated list of image ids") from None
+    return parse_ids(skip, "skip (image ids)")
 
 
 def _stage_context(session, *, ids: list[int], queue: str, order: str, last_event=None) -> dict:
@@ -163,7 +161,7 @@ def _stage(request: Request, session, *, after: int | None, skip: list[int], que
 
 
 @router.get("/label", include_in_schema=False)
-def label_page(request: Request, session: ReadSession, image: int | None = None, queue: str = "unlabelled",
+def label_page(request: Request, session: ReadSession, image: Id | None = None, queue: str = "unlabelled",
                order: str = "import"):
     """The labelling page: one large image, keys for everything."""
     labeller = request.cookies.get(LABELLER_COOKIE) or secrets.token_urlsafe(12)
@@ -176,7 +174,7 @@ def label_page(request: Request, session: ReadSession, image: int | None = None,
         **_stage_context(session, ids=ids, queue=queue, order=order),
         "has_model": latest_job(session) is not None,
         "classes": active_classes(session), "tags": active_tags(session), "levels": CONFIDENCE_LEVELS,
-        "actions": ACTIONS, "remaining": queue_count(session, queue),
+        "actions": ACTIONS, "remaining": count_text(queue_count(session, queue, cap=COUNT_CAP)),
         "rereview_waiting": queue_count(session, "rereview") if queue != "rereview" else 0,
         "audit_waiting": queue_count(session, "audit") if queue == "unlabelled" else 0,
         "examples": examples(session),
@@ -188,7 +186,7 @@ def label_page(request: Request, session: ReadSession, image: int | None = None,
 
 @router.get("/label/stage", include_in_schema=False)
 def label_stage(
-    request: Request, session: ReadSession, after: int | None = None, skip: str = "", image: int | None = None,
+    request: Request, session: ReadSession, after: Id | None = None, skip: str = "", image: Id | None = None,
     queue: str = "unlabelled", order: str = "import",
 ):
     """The next image to label (after a skip, or a specific one after an undo)."""
@@ -200,7 +198,7 @@ def label_and_next(
     request: Request,
     session: WriteSession,
     reader: ReadSession,
-    image_id: int,
+    image_id: Id,
     class_: Annotated[str, Form(alias="class")],
     confidence: Annotated[float, Form()] = 1.0,
     tags: Annotated[list[str], Form()] = [],

@@ -13,20 +13,22 @@ from app.quality.report import duplicate_report, quality_report
 from app.quality.service import check_job, flag_duplicates, flag_mislabels
 from app.taxonomy.queries import current_version
 from app.web.charts import line_chart
+from app.web.params import Id
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
 from app.web.templating import render
 
 router = APIRouter()
+MAX_AGE_HOURS = 24 * 366 * 100  # older than a century selects nothing; beyond it timedelta overflows
 
 
 class MislabelBody(BaseModel):
-    job: int = Field(description="a succeeded job with out-of-sample predictions")
+    job: Id = Field(description="a succeeded job with out-of-sample predictions")
     use_confidence: bool = Field(True, description="use annotator confidence as a prior")
 
 
 class AuditPickBody(BaseModel):
     share: float | None = Field(None, description="share of old-enough labels to audit (default: the setting)")
-    older_than_hours: float = Field(24.0, ge=0, description="only labels at least this old come back")
+    older_than_hours: float = Field(24.0, ge=0, le=MAX_AGE_HOURS, description="only labels at least this old come back")
     seed: int | None = None
 
 

@@ -20,6 +20,8 @@ from app.snapshots.freeze import create_snapshot
 from app.snapshots.queries import describe, get_snapshot, list_snapshots, snapshot_items
 from app.snapshots.reports import diff, live_health, snapshot_health
 from app.taxonomy.service import active_classes
+from app.web.params import Id
+from app.web.openapi import file_response
 from app.web.deps import ReadSession, SettingsDep, WriteSession
 from app.web.templating import render
 
@@ -30,7 +32,7 @@ class FilterBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sources: list[str] = Field([], description="source names; empty: all")
-    classes: list[str | int] = Field([], description="class names or ids; empty: all active classes")
+    classes: list[str | Id] = Field([], description="class names or ids; empty: all active classes")
     min_confidence: float | None = Field(None, description="0..1")
     exclude_tags: list[str] = []
     exclude_flagged: bool = Field(False, description="leave out images with an open flag")
@@ -76,25 +78,25 @@ def read_live_health(session: ReadSession) -> dict:
 
 
 @router.get("/api/snapshots/{snapshot_id}", tags=["snapshots"])
-def read_snapshot(session: ReadSession, snapshot_id: int) -> dict:
+def read_snapshot(session: ReadSession, snapshot_id: Id) -> dict:
     """One snapshot: name, hash, taxonomy version, filter, split settings and split sizes."""
     return describe(session, get_snapshot(session, snapshot_id))
 
 
 @router.get("/api/snapshots/{snapshot_id}/items", tags=["snapshots"])
-def read_snapshot_items(session: ReadSession, snapshot_id: int) -> dict:
+def read_snapshot_items(session: ReadSession, snapshot_id: Id) -> dict:
     """Every image of the snapshot with its frozen class, split, fold and label event."""
     return {"items": snapshot_items(session, get_snapshot(session, snapshot_id))}
 
 
 @router.get("/api/snapshots/{snapshot_id}/health", tags=["snapshots"])
-def read_snapshot_health(session: ReadSession, snapshot_id: int) -> dict:
+def read_snapshot_health(session: ReadSession, snapshot_id: Id) -> dict:
     """The snapshot's health report: balance, confidence, sources, hard cases, effective size, warnings."""
     return snapshot_health(session, get_snapshot(session, snapshot_id))
 
 
 @router.get("/api/snapshots/{snapshot_id}/diff/{other_id}", tags=["snapshots"])
-def read_snapshot_diff(session: ReadSession, snapshot_id: int, other_id: int) -> dict:
+def read_snapshot_diff(session: ReadSession, snapshot_id: Id, other_id: Id) -> dict:
     """What changed from this snapshot to the other: images added, removed, relabelled, moved."""
     return diff(session, get_snapshot(session, snapshot_id), get_snapshot(session, other_id))
 
@@ -103,8 +105,9 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "snapshot"
 
 
-@router.get("/api/snapshots/{snapshot_id}/export", tags=["snapshots"])
-def export_snapshot_api(session: ReadSession, settings: SettingsDep, snapshot_id: int, format: str = "csv"):
+@router.get("/api/snapshots/{snapshot_id}/export", tags=["snapshots"],
+            **file_response("text/csv", "application/x-ndjson", "application/zip"))
+def export_snapshot_api(session: ReadSession, settings: SettingsDep, snapshot_id: Id, format: str = "csv"):
     """Download the manifest (csv | jsonl), or the whole ImageFolder tree as a zip (imagefolder)."""
     snapshot = get_snapshot(session, snapshot_id)
     if format == "imagefolder":
@@ -172,7 +175,7 @@ def live_health_page(request: Request, session: ReadSession):
 
 
 @router.get("/snapshots/{snapshot_id}", include_in_schema=False)
-def snapshot_page(request: Request, session: ReadSession, snapshot_id: int, diff_with: int | None = None):
+def snapshot_page(request: Request, session: ReadSession, snapshot_id: Id, diff_with: Id | None = None):
     """One snapshot: its settings, health report, downloads and a diff with another snapshot."""
     snapshot = get_snapshot(session, snapshot_id)
     changes = diff(session, get_snapshot(session, diff_with), snapshot) if diff_with else None

@@ -87,7 +87,7 @@ def taxonomy_form_change(
     try:
         for key, value in (("base_version", base_version), ("version", version), ("image", image)):
             if value.strip():
-                if not value.strip().isdigit():
+                if not (value.strip().isascii() and value.strip().isdigit()):
                     raise InvalidInput(f"{key} must be a number")
                 change[key] = int(value)
         apply_change(session, change=change, author=signed(request, author.strip()))

@@ -1,0 +1,38 @@
+"""Send a file from the image store: in place from a local disk, streamed through from a remote store.
+
+A remote store's files go through this server rather than as a redirect to a
+presigned URL: the browser then needs neither a route to the bucket (often
+an internal address in a compose network) nor a bearer URL that outlives the
+login, and responses keep the same origin, caching and headers either way.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from urllib.parse import quote
+
+from fastapi.responses import FileResponse, Response, StreamingResponse
+
+from app.errors import NotFound
+from app.images.blobs import Blobs
+
+
+def blob_response(blobs: Blobs, key: str, *, headers: dict[str, str], filename: str | None = None) -> Response:
+    """The file under `key`, typed by its extension (the stored format, not the uploaded name); 404 when missing."""
+    media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+    path = blobs.local_path(key)
+    if path is not None:
+        if not path.is_file():
+            raise NotFound(f"the file for this image is missing from the store ({key})")
+        return FileResponse(path, media_type=media_type, headers=headers, filename=filename,
+                            content_disposition_type="inline")
+    try:
+        size, chunks = blobs.stream(key)
+    except FileNotFoundError:
+        raise NotFound(f"the file for this image is missing from the store ({key})") from None
+    extra = {"Content-Length": str(size)}
+    if filename:
+        quoted = quote(filename)  # as FileResponse writes it
+        extra["Content-Disposition"] = (f"inline; filename*=utf-8''{quoted}" if quoted != filename
+                                        else f'inline; filename="{filename}"')
+    return StreamingResponse(chunks, media_type=media_type, headers={**headers, **extra})
