@@ -35,6 +35,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "(loupe token create), then unset it", file=sys.stderr)
         return 2
     settings.ensure_dirs()
+    if problem := _store_problem(settings):
+        print(f"loupe serve: {problem}", file=sys.stderr)
+        return 2
     upgrade_head(settings.database_url)  # before the worker starts, so both see one schema
     if settings.login_required and not _has_admin(settings):
         print(f"loupe serve: refusing to listen on {args.host} without logins (anyone who can reach it could read "
@@ -57,6 +60,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_problem(settings) -> str | None:
+    """Why the image store (LOUPE_STORE_URL) cannot be used, found at start rather than on the first upload."""
+    from app.errors import LoupeError
+    from app.images.blobs import for_settings
+
+    try:
+        for_settings(settings).check()
+    except LoupeError as exc:
+        return exc.detail
+    return None
+
+
 def _has_admin(settings) -> bool:
     from app.accounts.users import has_admin
     from app.db.engine import Database
@@ -75,7 +90,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from app.training.worker import run_worker
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    run_worker(_settings(args.data), once=args.once)
+    settings = _settings(args.data)
+    if problem := _store_problem(settings):
+        print(f"loupe worker: {problem}", file=sys.stderr)
+        return 2
+    run_worker(settings, once=args.once)
     return 0
 
 

@@ -33,6 +33,7 @@ import httpx
 from _server import OUT, REAL_IMAGES, build, rss_mb, serve
 
 from app.config import Settings
+from app.db.migrate import upgrade_head
 from app.images.store import preview_path
 
 STAGE = re.compile(r'data-image-id="(\d*)" data-prefetch="([\d,]*)"')
@@ -64,10 +65,14 @@ def link_previews(data: Path) -> None:
 
 def fresh_copy(data: Path) -> Path:
     """A run directory with a copy of the cached database; image files are shared (read-only here)."""
+    upgrade_head(Settings(data=data).database_url)   # once for the cache, not at every server start
     run = OUT / f"load-run-{data.name}"
     shutil.rmtree(run, ignore_errors=True)
     run.mkdir(parents=True)
-    shutil.copy(data / "loupe.db", run / "loupe.db")
+    src, dst = sqlite3.connect(data / "loupe.db"), sqlite3.connect(run / "loupe.db")
+    src.backup(dst)   # unlike a file copy, this includes what is still in the WAL
+    src.close()
+    dst.close()
     for sub in ("store", "thumbs", "previews"):
         (run / sub).symlink_to((data / sub).resolve())
     return run

@@ -80,7 +80,10 @@ def fill(client, db) -> Library:
     # Every label believed at 0.8 except the flagged image's, firmly believed to be the other class.
     probs = {i: [0.8, 0.2] if k == 0 else [0.2, 0.8] for i, k in labels.items()}
     probs[lib.flagged] = [0.01, 0.99] if labels[lib.flagged] == 0 else [0.99, 0.01]
-    lib.job = finish_job(client, db, snap, probs)  # its mislabel flag opens for the review page
+    per_class = {c: {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 4} for c in classes}
+    metrics = {"accuracy": 0.9, "macro_f1": 0.85, "ece": 0.05, "per_source": {s["source"]: 0.9},
+               "per_tag": {s["tag_script"]: 0.5}, "per_class": per_class, "confusion": [[3, 1], [0, 4]]}
+    lib.job = finish_job(client, db, snap, probs, metrics=metrics)  # its mislabel flag opens for the review page
     lib.queued_job = _ok(client.post("/api/jobs", json={
         "snapshot": lib.snapshot, "config": {"epochs": 1, "holdout_source": s["source"]}}), 201)["id"]
     lib.other_snapshot = _ok(client.post("/api/snapshots", json={"name": hostile("snap2")}), 201)["id"]

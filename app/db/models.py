@@ -49,9 +49,6 @@ class Image(Base):
         Index("ix_images_source_id_id", "source_id", "id"),
         Index("ix_images_labelled_id", "labelled", "id"),
         Index("ix_images_source_id_labelled_id", "source_id", "labelled", "id"),
-        # The labelling queue: unlabelled and not excluded, in import order.
-        Index("ix_images_queue", "id", sqlite_where=text("labelled = 0 AND excluded = 0"),
-              postgresql_where=text("labelled = false AND excluded = false")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

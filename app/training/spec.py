@@ -13,7 +13,7 @@ from typing import Protocol
 MODELS = ("smallcnn", "resnet18", "mobilenet_v3", "efficientnet_b0")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a quarter less memory each, with a million of them
 class Item:
     """One labelled snapshot image."""
 

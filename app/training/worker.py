@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from app.config import Settings
 from app.db.engine import Database
 from app.db.migrate import upgrade_head
-from app.db.models import CurrentLabel, Image, Job, LabelEvent, Snapshot, SnapshotItem, Source
+from app.db.models import Image, Job, LabelEvent, Snapshot, SnapshotItem, Source
 from app.errors import LoupeError
 from app.images import blobs
 from app.training import jobs
@@ -31,6 +31,7 @@ from app.training.artifacts import job_dir
 from app.training.spec import Cancelled, Item, TrainConfig, TrainingError
 
 log = logging.getLogger("loupe.worker")
+STREAM_ROWS = 5_000
 
 
 class _Stop(BaseException):
@@ -82,22 +83,24 @@ def load_inputs(session, settings: Settings, job: Job):
     snapshot = session.get(Snapshot, job.snapshot_id)
     classes = [c["name"] for c in snapshot.classes]
     index = {c["id"]: i for i, c in enumerate(snapshot.classes)}
+    # Only the columns an Item needs, fetched STREAM_ROWS at a time (a server-side cursor on PostgreSQL):
+    # a million-image snapshot never sits in memory twice, as rows and as Items.
     rows = session.execute(
-        select(SnapshotItem, Image, Source.name, LabelEvent.tags)
+        select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split, SnapshotItem.fold,
+               Image.stored_path, Source.name, LabelEvent.tags)
         .join(Image, Image.id == SnapshotItem.image_id)
         .join(Source, Source.id == Image.source_id)
         .join(LabelEvent, LabelEvent.id == SnapshotItem.label_event_id)
         .where(SnapshotItem.snapshot_id == snapshot.id)
         .order_by(SnapshotItem.image_id)
-    ).all()
-    items = [Item(image_id=it.image_id, path=img.stored_path, label=index[it.class_id],
-                  split=it.split, fold=it.fold, source=source, tags=tuple(tags or ()))
-             for it, img, source, tags in rows]
+        .execution_options(yield_per=STREAM_ROWS)
+    )
+    items = [Item(image_id=image_id, path=path, label=index[class_id], split=split, fold=fold, source=source,
+                  tags=tuple(tags or ())) for image_id, class_id, split, fold, path, source, tags in rows]
     unlabelled = session.execute(
-        select(Image.id, Image.stored_path).outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
-        .where(CurrentLabel.class_id.is_(None), Image.excluded.is_(False))
-        .order_by(Image.id).limit(settings.max_suggestions)
-    ).all()
+        select(Image.id, Image.stored_path).where(Image.labelled == False, Image.excluded == False)  # noqa: E712
+        .order_by(Image.id).limit(settings.max_suggestions).execution_options(yield_per=STREAM_ROWS)
+    )
     return items, classes, [(image_id, stored) for image_id, stored in unlabelled]
 
 

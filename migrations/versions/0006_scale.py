@@ -70,9 +70,6 @@ def upgrade() -> None:
         batch_op.create_index('ix_images_source_id_id', ['source_id', 'id'], unique=False)
         batch_op.create_index('ix_images_labelled_id', ['labelled', 'id'], unique=False)
         batch_op.create_index('ix_images_source_id_labelled_id', ['source_id', 'labelled', 'id'], unique=False)
-        batch_op.create_index('ix_images_queue', ['id'], unique=False,
-                              sqlite_where=sa.text('labelled = 0 AND excluded = 0'),
-                              postgresql_where=sa.text('labelled = false AND excluded = false'))
     with op.batch_alter_table('current_labels', schema=None) as batch_op:
         batch_op.drop_index('ix_current_labels_class_id')
         batch_op.create_index('ix_current_labels_class_id_image_id', ['class_id', 'image_id'], unique=False)
@@ -84,7 +81,6 @@ def downgrade() -> None:
         batch_op.drop_index('ix_current_labels_class_id_image_id')
         batch_op.create_index('ix_current_labels_class_id', ['class_id'], unique=False)
     with op.batch_alter_table('images', schema=None) as batch_op:
-        batch_op.drop_index('ix_images_queue')
         batch_op.drop_index('ix_images_source_id_labelled_id')
         batch_op.drop_index('ix_images_labelled_id')
         batch_op.drop_index('ix_images_source_id_id')

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import sqlite3
+import subprocess
+import sys
 import zipfile
 
 import pytest
@@ -173,3 +176,12 @@ def test_backup_of_an_s3_store_restores_as_a_local_data_dir(s3_settings, client_
         assert client.get(f"/api/images/{item['id']}/preview").status_code == 200
     with sqlite3.connect(local.database_path) as conn:
         assert conn.execute("SELECT sha256 FROM images").fetchall() == [(item["sha256"],)]
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_serve_and_worker_refuse_to_start_on_a_bucket_that_is_not_there(tmp_path, s3, s3_endpoint, command):
+    env = {**os.environ, "LOUPE_STORE_URL": "s3://loupe-never-made", "LOUPE_S3_ENDPOINT_URL": s3_endpoint}
+    done = subprocess.run([sys.executable, "-m", "app.cli", command, "--data", str(tmp_path / "data")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2
+    assert f"loupe {command}: the image store s3://loupe-never-made cannot be used" in done.stderr

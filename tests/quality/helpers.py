@@ -29,11 +29,12 @@ def confident_probs(labels: dict[int, int], k: int, *, wrong: dict[int, int] = {
     return out
 
 
-def finish_job(client, db, snap: dict, oof: dict[int, list[float]], *, run_hook: bool = True) -> int:
+def finish_job(client, db, snap: dict, oof: dict[int, list[float]], *, run_hook: bool = True,
+               metrics: dict | None = None) -> int:
     """Create, claim and finish a job with these out-of-sample predictions; then the worker's after-finish hook."""
     job_id = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {"epochs": 1}}).json()["id"]
     classes = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
-    result = Result(classes=classes, out_of_sample=oof, suggestions={}, metrics={"accuracy": 1.0}, final={},
+    result = Result(classes=classes, out_of_sample=oof, suggestions={}, metrics=metrics or {"accuracy": 1.0}, final={},
                     model_path=None, device="cpu")
     items = [Item(image_id=i, path="", label=0, split="train", fold=0, source="fmnist") for i in oof]
     with db.writing() as s:

@@ -18,10 +18,10 @@ from app.labelling.keys import CONFIDENCE_LEVELS
 from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, list_images
 from app.labelling.tags import active_tags
 from app.taxonomy.service import active_classes
-from app.web.params import Count, Id
-from app.web.openapi import file_response
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep
 from app.web.files import blob_response
+from app.web.openapi import file_response
+from app.web.params import Count, Id
 from app.web.templating import render
 
 router = APIRouter()

@@ -15,9 +15,9 @@ from app.training import jobs
 from app.training.artifacts import artifact_path
 from app.training.spec import MODELS, TrainConfig
 from app.web.charts import epoch_charts
-from app.web.params import Id
-from app.web.openapi import file_response
 from app.web.deps import ReadSession, WriteSession
+from app.web.openapi import file_response
+from app.web.params import Id
 from app.web.templating import render
 
 router = APIRouter()

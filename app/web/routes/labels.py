@@ -20,8 +20,8 @@ from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
 from app.quality.audits import answer_audit
 from app.taxonomy.queries import active_classes, examples
 from app.web.auth import signed
-from app.web.params import Id, parse_ids
 from app.web.deps import ReadSession, WriteSession
+from app.web.params import Id, parse_ids
 from app.web.templating import render, render_block
 
 router = APIRouter()

@@ -13,8 +13,8 @@ from app.quality.report import duplicate_report, quality_report
 from app.quality.service import check_job, flag_duplicates, flag_mislabels
 from app.taxonomy.queries import current_version
 from app.web.charts import line_chart
-from app.web.params import Id
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
+from app.web.params import Id
 from app.web.templating import render
 
 router = APIRouter()

@@ -20,9 +20,9 @@ from app.snapshots.freeze import create_snapshot
 from app.snapshots.queries import describe, get_snapshot, list_snapshots, snapshot_items
 from app.snapshots.reports import diff, live_health, snapshot_health
 from app.taxonomy.service import active_classes
-from app.web.params import Id
-from app.web.openapi import file_response
 from app.web.deps import ReadSession, SettingsDep, WriteSession
+from app.web.openapi import file_response
+from app.web.params import Id
 from app.web.templating import render
 
 router = APIRouter()
