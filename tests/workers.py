@@ -20,7 +20,8 @@ __all__ = ["FAST", "finished", "start_worker", "stop", "wait_for"]
 
 def start_worker(data_dir: Path, **env) -> subprocess.Popen:
     """`loupe worker` on `data_dir`, beating every 0.3 s; `env` sets more LOUPE_* settings (stale_after_s=3)."""
-    extra = {"LOUPE_HEARTBEAT_S": "0.3", "LOUPE_POLL_S": "0.2", **{f"LOUPE_{k.upper()}": str(v) for k, v in env.items()}}
+    extra = {"LOUPE_HEARTBEAT_S": "0.3", "LOUPE_POLL_S": "0.2",
+             **{f"LOUPE_{k.upper()}": str(v) for k, v in env.items()}}
     return subprocess.Popen(
         [sys.executable, "-m", "app.cli", "worker", "--data", str(data_dir)],
         env={**os.environ, **extra}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
