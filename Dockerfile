@@ -5,7 +5,7 @@ COPY app app
 COPY migrations migrations
 COPY templates templates
 COPY static static
-RUN pip install --no-cache-dir -e ".[worker,postgres]"
+RUN pip install --no-cache-dir -e ".[worker,postgres,s3]"
 ENV LOUPE_DATA=/data
 VOLUME /data
 EXPOSE 8000

@@ -54,6 +54,7 @@ def _seed_rows(s, dialect: str, n: int) -> None:
     sqlite = dialect == "sqlite"
     hexed = "printf('%064x', i)" if sqlite else "lpad(to_hex(i), 64, '0')"
     false, true = ("0", "1") if sqlite else ("false", "true")
+    json = "" if sqlite else "::json"
     ids = {name: s.execute(text("SELECT id FROM sources WHERE name = :n"), {"n": name}).scalar_one()
            for name in SOURCES}
     # Half camera, 30 % stock, 10 % web, 10 % phone; one in 200 excluded.
@@ -68,7 +69,7 @@ def _seed_rows(s, dialect: str, n: int) -> None:
     """))
     version = s.execute(text("SELECT max(id) FROM taxonomy_versions")).scalar()
     labelled = f"(i <= {n // 4} OR i % 20 = 7)"
-    tags = "CASE i % 7 WHEN 0 THEN '[\"blurred\"]' WHEN 1 THEN '[\"dark\", \"occluded\"]' ELSE '[]' END"
+    tags = f"(CASE i % 7 WHEN 0 THEN '[\"blurred\"]' WHEN 1 THEN '[\"dark\", \"occluded\"]' ELSE '[]' END){json}"
     event = f"""
         INSERT INTO label_events (image_id, class_id, confidence, tags, note, annotator, taxonomy_version_id,
                                   kind, ms, created_at)
@@ -88,7 +89,7 @@ def _seed_rows(s, dialect: str, n: int) -> None:
     s.execute(text(f"""
         INSERT INTO flags (image_id, kind, score, suggested_class_id, status, details, created_at)
         SELECT image_id, CASE WHEN image_id % 2 = 0 THEN 'mislabel' ELSE 'duplicate' END, 0.9,
-               1 + (class_id + 1) % 10, 'open', '{{}}', CURRENT_TIMESTAMP
+               1 + (class_id + 1) % 10, 'open', '{{}}'{json}, CURRENT_TIMESTAMP
         FROM current_labels WHERE image_id % 97 = 0
     """))
     if not sqlite:  # ids were given explicitly: move the sequences past them

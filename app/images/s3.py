@@ -60,7 +60,8 @@ class S3Blobs:
             with self._errors(""):
                 self.client.head_bucket(Bucket=self.bucket)
         except FileNotFoundError:
-            raise Unavailable(f"the image store {self.url} cannot be used: bucket {self.bucket} does not exist") from None
+            raise Unavailable(f"the image store {self.url} cannot be used: "
+                              f"bucket {self.bucket} does not exist") from None
 
     def put(self, temp: Path, key: str) -> bool:
         if self.exists(key):  # content-addressed: the bytes there are these bytes

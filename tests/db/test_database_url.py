@@ -30,3 +30,11 @@ def test_backup_on_postgres_is_a_clear_error(settings, tmp_path):
     done = subprocess.run([sys.executable, "-m", "app.cli", "backup", "--out", str(tmp_path / "b.tar"),
                            "--data", str(settings.data_dir)], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "pg_dump" in done.stderr, done.stderr
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="needs LOUPE_TEST_DATABASE_URL (scripts/pg.sh)")
+def test_nul_in_text_is_a_clear_422_on_postgres(client):
+    r = client.post("/api/snapshots", json={"name": "a\x00b"})
+    assert r.status_code == 422 and "NUL" in r.json()["detail"], r.text
+    r = client.get("/api/images", params={"source": "web\x00"})
+    assert r.status_code == 422 and "NUL" in r.json()["detail"], r.text

@@ -150,7 +150,8 @@ def test_worker_trains_on_originals_from_the_bucket(s3_settings, client_on_s3, s
         stop(worker)
     assert body["status"] == "succeeded", body["error"]
     assert body["metrics"]["accuracy"] > 0.4
-    copies = {p.relative_to(s3_settings.cache_dir).as_posix(): p.read_bytes() for p in files_under(s3_settings.cache_dir)}
+    cache = s3_settings.cache_dir
+    copies = {p.relative_to(cache).as_posix(): p.read_bytes() for p in files_under(cache)}
     originals = {k.removeprefix("team-a/") for k in objects(s3, bucket) if k.startswith("team-a/store/")}
     assert set(copies) == originals and len(originals) == 30
     for key, data in copies.items():
