@@ -118,12 +118,14 @@ def queue_ids(
 def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True) -> Select:
     """Images matching `f`; joined to their current label events when `labels` or when the filter needs them
     (a count without the joins reads one index: SQLite drops an unused outer join only at the chain's end)."""
-    by_event = f.tag is not None or f.min_confidence is not None or f.max_confidence is not None
+    by_event = _by_event(f)
     q = select(*columns).select_from(Image)
+    # Inner joins where the filter needs a label anyway: the planner may then start from current_labels.
+    join = "join" if by_event or f.class_ref else "outerjoin"
     if labels or by_event or f.class_ref:
-        q = q.outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
+        q = getattr(q, join)(CurrentLabel, CurrentLabel.image_id == Image.id)
     if labels or by_event:
-        q = q.outerjoin(LabelEvent, LabelEvent.id == CurrentLabel.event_id)
+        q = getattr(q, join)(LabelEvent, LabelEvent.id == CurrentLabel.event_id)
     if f.status:
         if f.status not in STATUSES:
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not '{f.status}'")
@@ -160,10 +162,28 @@ class Page:
     prev_before: int | None  # the cursor of the page before, None on the first one
 
 
+def _by_event(f: ImageFilter) -> bool:
+    return f.tag is not None or f.min_confidence is not None or f.max_confidence is not None
+
+
 def _key(f: ImageFilter):
-    """The id to order and page by. With a class filter, the current label's: SQLite then walks the
-    (class_id, image_id) index in order, which it will not do for ORDER BY images.id across the join."""
-    return CurrentLabel.image_id if f.class_ref else Image.id
+    """The id to order and page by. Filtering on labels, the current label's: SQLite then walks the
+    (class_id, image_id) index in order, which it will not do for ORDER BY images.id across the join,
+    and PostgreSQL starts its merge join over current_labels at the cursor, not at the first label."""
+    return CurrentLabel.image_id if f.class_ref or _by_event(f) else Image.id
+
+
+def _summaries(page, *, descending: bool) -> Select:
+    """SUMMARY for a page of image ids. The labels are joined after the page is cut, one lookup per image:
+    joined before, PostgreSQL merge-joins current_labels from its first row up to the page (90 ms deep in 200k)."""
+    return (
+        select(*SUMMARY).select_from(page)
+        .join(Image, Image.id == page.c.id)
+        .join(_SOURCE, _SOURCE.id == Image.source_id)
+        .outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
+        .outerjoin(LabelEvent, LabelEvent.id == CurrentLabel.event_id)
+        .order_by(page.c.id.desc() if descending else page.c.id)
+    )
 
 
 def list_images(
@@ -183,14 +203,16 @@ def list_images(
         raise InvalidInput("offset must be 0 or more")
     if sum((bool(offset), after is not None, before is not None)) > 1:
         raise InvalidInput("give one of offset, after and before")
-    key, q = _key(f), _filtered(session, f, SUMMARY).join(_SOURCE, _SOURCE.id == Image.source_id)
+    key = _key(f)
+    ids = _filtered(session, f, [key.label("id")], labels=False)
     if before is not None:
-        rows = session.execute(q.where(key < before).order_by(key.desc()).limit(limit + 1)).all()
+        ids = ids.where(key < before).order_by(key.desc())
+    else:
+        ids = (ids.where(key > after) if after is not None else ids).order_by(key).offset(offset)
+    rows = session.execute(_summaries(ids.limit(limit + 1).subquery(), descending=before is not None)).all()
+    if before is not None:
         more_before, more_after, rows = len(rows) > limit, True, rows[:limit][::-1]
     else:
-        if after is not None:
-            q = q.where(key > after)
-        rows = session.execute(q.order_by(key).limit(limit + 1).offset(offset)).all()
         more_before, more_after, rows = after is not None or offset > 0, len(rows) > limit, rows[:limit]
     names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
     items = [image_summary(row, names) for row in rows]
