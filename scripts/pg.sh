@@ -50,5 +50,5 @@ if [ $# -gt 0 ]; then
   "$@"
 else
   echo "$LOUPE_TEST_DATABASE_URL"
-  while true; do sleep 3600; done
+  while true; do sleep 3600 & wait $!; done  # wait, unlike sleep, lets Ctrl-C / TERM run the traps at once
 fi

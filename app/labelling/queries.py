@@ -173,6 +173,12 @@ def _key(f: ImageFilter):
     return CurrentLabel.image_id if f.class_ref or _by_event(f) else Image.id
 
 
+_SOURCE = aliased(Source)  # not Source itself: the source filter's subquery would correlate to it
+# What a page shows of an image, as plain columns: loading ORM objects cost 3/4 of a 120-image page.
+SUMMARY = (Image.id, Image.sha256, Image.original_filename, _SOURCE.name.label("source"), Image.width, Image.height,
+           Image.excluded, LabelEvent.class_id, LabelEvent.confidence, LabelEvent.tags)
+
+
 def _summaries(page, *, descending: bool) -> Select:
     """SUMMARY for a page of image ids. The labels are joined after the page is cut, one lookup per image:
     joined before, PostgreSQL merge-joins current_labels from its first row up to the page (90 ms deep in 200k)."""
@@ -221,25 +227,12 @@ def list_images(
                 items[0]["id"] if items and more_before else None)
 
 
-_SOURCE = aliased(Source)  # not Source itself: the source filter's subquery would correlate to it
-# What a page shows of an image, as plain columns: loading ORM objects cost 3/4 of a 120-image page.
-SUMMARY = (Image.id, Image.sha256, Image.original_filename, _SOURCE.name.label("source"), Image.width, Image.height,
-           Image.excluded, LabelEvent.class_id, LabelEvent.confidence, LabelEvent.tags)
-
-
 def image_summary(row, names: dict[int, str]) -> dict:
     """One SUMMARY row as the API shows it."""
-    labelled = row.class_id is not None
+    image_id, sha256, filename, source, width, height, excluded, class_id, confidence, tags = row
+    labelled = class_id is not None
     return {
-        "id": row.id,
-        "sha256": row.sha256,
-        "filename": row.original_filename,
-        "source": row.source,
-        "width": row.width,
-        "height": row.height,
-        "excluded": row.excluded,
-        "class": names.get(row.class_id) if labelled else None,
-        "class_id": row.class_id,
-        "confidence": row.confidence if labelled else None,
-        "tags": (row.tags or []) if labelled else [],
+        "id": image_id, "sha256": sha256, "filename": filename, "source": source, "width": width, "height": height,
+        "excluded": excluded, "class": names.get(class_id) if labelled else None, "class_id": class_id,
+        "confidence": confidence if labelled else None, "tags": (tags or []) if labelled else [],
     }

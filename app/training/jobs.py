@@ -4,7 +4,8 @@ The database is the only channel between the web app and workers. A claim is
 one write transaction whose UPDATE moves the row from queued to running only if
 it is still queued, so two workers can never both run it. On PostgreSQL the
 candidate row is picked with SELECT ... FOR UPDATE SKIP LOCKED: a worker passes
-over a row another worker is claiming instead of waiting for it. (SQLite has no
+over a row another worker is claiming instead of waiting for it, and the claim
+stays safe without the write lock app.db.postgres takes today. (SQLite has no
 row locks and needs none: BEGIN IMMEDIATE lets one writer in at a time.) A worker that stops heartbeating has its job
 requeued (up to MAX_ATTEMPTS, after which it fails) by whichever worker looks next.
 """
