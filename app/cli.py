@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import subprocess
 import sys
@@ -48,6 +49,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     worker = None if args.no_worker else _start_worker(settings)
     print(f"Loupe is ready at http://{args.host}:{args.port}  (data: {settings.data_dir}"
           f"{', no worker' if worker is None else ', one local worker'})", flush=True)
+    # What is loaded by now lives as long as the server: out of the collector's sight, a full collection
+    # walks only what requests made (else a 95 ms pause every few hundred grid pages, measured).
+    gc.freeze()
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     finally:

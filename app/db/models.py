@@ -312,7 +312,12 @@ class Prediction(Base):
     """
 
     __tablename__ = "predictions"
-    __table_args__ = (Index("ix_predictions_image_id", "image_id"), {"sqlite_with_rowid": False})
+    __table_args__ = (
+        Index("ix_predictions_image_id", "image_id"),
+        # The most-uncertain-first queue walks one job's suggestions in margin order.
+        Index("ix_predictions_job_id_role_margin", "job_id", "role", "margin", "image_id"),
+        {"sqlite_with_rowid": False},
+    )
 
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"), primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)

@@ -79,13 +79,26 @@ def unlabelled_count(session: Session) -> int:
 
 
 def _uncertain_first(session: Session, skip: Sequence[int], n: int) -> list[int]:
-    """Unlabelled images the latest model is least sure about (smallest top-1 minus top-2 margin) first."""
+    """Unlabelled images the latest model is least sure about (smallest top-1 minus top-2 margin) first,
+    then the others in import order.
+
+    Walks the latest job's suggestions (the images unlabelled when it trained, at most max_suggestions)
+    in margin order on an index, not every unlabelled image: one labelled since is passed over, and one
+    unlabelled since (an undo) waits in import order.
+    """
     job_id = session.scalar(
         select(Job.id).where(Job.status == "succeeded", Job.kind == "train").order_by(Job.id.desc()).limit(1))
-    q = _unlabelled().outerjoin(Prediction, (Prediction.image_id == Image.id) & (Prediction.job_id == job_id))
-    if skip:
-        q = q.where(Image.id.not_in(list(skip)))
-    return list(session.scalars(q.order_by(func.coalesce(Prediction.margin, 2.0), Image.id).limit(n)))
+    ids: list[int] = []
+    if job_id is not None:
+        q = (select(Prediction.image_id).join(Image, Image.id == Prediction.image_id)
+             .where(Prediction.job_id == job_id, Prediction.role == "suggestion",
+                    Image.labelled == False, Image.excluded == False))  # noqa: E712
+        if skip:
+            q = q.where(Prediction.image_id.not_in(list(skip)))
+        ids = list(session.scalars(q.order_by(Prediction.margin, Prediction.image_id).limit(n)))
+    if len(ids) < n:
+        ids += queue_ids(session, skip=[*skip, *ids], n=n - len(ids))
+    return ids
 
 
 ORDERS = ("import", "uncertain")
@@ -210,11 +223,11 @@ def list_images(
     if sum((bool(offset), after is not None, before is not None)) > 1:
         raise InvalidInput("give one of offset, after and before")
     key = _key(f)
-    ids = _filtered(session, f, [key.label("id")], labels=False)
+    matches = _filtered(session, f, [key.label("id")], labels=False)
     if before is not None:
-        ids = ids.where(key < before).order_by(key.desc())
+        ids = matches.where(key < before).order_by(key.desc())
     else:
-        ids = (ids.where(key > after) if after is not None else ids).order_by(key).offset(offset)
+        ids = (matches.where(key > after) if after is not None else matches).order_by(key).offset(offset)
     rows = session.execute(_summaries(ids.limit(limit + 1).subquery(), descending=before is not None)).all()
     if before is not None:
         more_before, more_after, rows = len(rows) > limit, True, rows[:limit][::-1]
@@ -222,7 +235,7 @@ def list_images(
         more_before, more_after, rows = after is not None or offset > 0, len(rows) > limit, rows[:limit]
     names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
     items = [image_summary(row, names) for row in rows]
-    total = count_rows(session, _filtered(session, f, [Image.id], labels=False), cap=count_cap)
+    total = count_rows(session, matches, cap=count_cap)
     return Page(items, total, items[-1]["id"] if items and more_after else None,
                 items[0]["id"] if items and more_before else None)
 

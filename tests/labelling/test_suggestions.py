@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from app.labelling.queries import queue_ids
 from app.training import jobs
 from app.training.spec import Result
 from app.training.worker import prediction_rows
@@ -59,3 +60,20 @@ def test_suggestions_follow_a_merge(client, db):
     assert r.status_code == 201
     html = client.get("/label", params={"image": new[0]}).text
     assert re.findall(r'class="guess[^"]*">([^<]+)<', html) == ["top wear 60%", f"{names[2]} 40%"]
+
+
+def test_uncertain_queue_walks_suggestions_then_import_order(client, db):
+    snap = labelled_snapshot(client, 12, classes=3, folds=2)
+    top = client.get(f"/api/snapshots/{snap['id']}").json()["classes"][0]
+    new = upload_fmnist(client, 4, start=1000, source="new")
+    finish_with(client, db, snap, {new[2]: [0.5, 0.3, 0.2], new[3]: [0.4, 0.35, 0.25]})
+
+    def uncertain(**kw):
+        with db.reading() as s:
+            return queue_ids(s, order="uncertain", **kw)
+
+    # The model's suggestions by margin, then the images it never saw, in import order.
+    assert uncertain(n=4) == [new[3], new[2], new[0], new[1]]
+    assert uncertain(n=2, skip=[new[3]]) == [new[2], new[0]]
+    assert client.post(f"/api/images/{new[3]}/labels", json={"class": top}).status_code == 201
+    assert uncertain(n=4) == [new[2], new[0], new[1]]  # labelled since the job: passed over
