@@ -27,7 +27,7 @@ from app.db.models import Image, Job, LabelEvent, Snapshot, SnapshotItem, Source
 from app.errors import LoupeError
 from app.images import blobs
 from app.training import jobs
-from app.training.artifacts import job_dir
+from app.training.artifacts import job_dir, publish_model
 from app.training.spec import Cancelled, Item, TrainConfig, TrainingError
 
 log = logging.getLogger("loupe.worker")
@@ -161,6 +161,7 @@ def run_job(db: Database, settings: Settings, job_id: int, worker: str) -> str:
         workdir = job_dir(settings, job_id)
         workdir.mkdir(parents=True, exist_ok=True)
         result = train.run(items, classes, TrainConfig(**config), hooks, workdir, unlabelled)
+        publish_model(settings, job_id, result.model_path)
         rows = prediction_rows(result, items, config.get("holdout_source"))
         status, error = "succeeded", None
     except Cancelled:

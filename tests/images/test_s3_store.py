@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -157,6 +158,11 @@ def test_worker_trains_on_originals_from_the_bucket(s3_settings, client_on_s3, s
     for key, data in copies.items():
         assert s3.get_object(Bucket=bucket, Key=f"team-a/{key}")["Body"].read() == data
     assert _local_files(s3_settings) == []
+    # The model goes to the bucket too: an app on another machine (no jobs/ folder) serves it from there.
+    model = s3.get_object(Bucket=bucket, Key=f"team-a/jobs/job-{job_id}/model.pt")["Body"].read()
+    shutil.rmtree(s3_settings.jobs_dir)
+    served = client.get(f"/api/jobs/{job_id}/model")
+    assert served.status_code == 200 and served.content == model and len(model) > 1000
 
 
 @pytest.fixture

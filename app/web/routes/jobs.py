@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import FileResponse, RedirectResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from app.errors import LoupeError, NotFound
+from app.images import blobs
 from app.images.catalog import source_names
 from app.snapshots.queries import list_snapshots
 from app.training import jobs
-from app.training.artifacts import artifact_path
+from app.training.artifacts import artifact_path, model_key
 from app.training.spec import MODELS, TrainConfig
 from app.web.charts import epoch_charts
 from app.web.deps import ReadSession, WriteSession
+from app.web.files import blob_response
 from app.web.openapi import file_response
 from app.web.params import Id
 from app.web.templating import render
@@ -63,13 +65,20 @@ def cancel_job(session: WriteSession, job_id: Id) -> dict:
 
 
 @router.get("/api/jobs/{job_id}/model", tags=["jobs"], **file_response("application/octet-stream"))
-def download_model(request: Request, session: ReadSession, job_id: Id) -> FileResponse:
+def download_model(request: Request, session: ReadSession, job_id: Id) -> Response:
     """The final model as TorchScript (its class list and input size are in the job's artifacts)."""
+    settings = request.app.state.settings
     job = jobs.get_job(session, job_id)
-    path = artifact_path(request.app.state.settings, job, "model")
-    if path is None:
-        raise NotFound(f"job {job_id} has no exported model")
-    return FileResponse(path, filename=f"loupe-job-{job_id}.pt", media_type="application/octet-stream")
+    name = f"loupe-job-{job_id}.pt"
+    path = artifact_path(settings, job, "model")
+    if path is not None:
+        return FileResponse(path, filename=name, media_type="application/octet-stream")
+    if (job.artifacts or {}).get("model"):  # trained on another machine: the copy in a remote store
+        try:
+            return blob_response(blobs.for_settings(settings), model_key(job_id), headers={}, filename=name)
+        except NotFound:
+            pass
+    raise NotFound(f"job {job_id} has no exported model")
 
 
 @router.get("/jobs", include_in_schema=False)
