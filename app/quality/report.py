@@ -23,7 +23,8 @@ from app.snapshots.reports import live_health
 
 CONFUSED_PAIRS = 6
 EXAMPLES = 10
-_NOISE_CACHE: OrderedDict[int, dict] = OrderedDict()
+# (database, job) -> its noise estimate: a finished job's predictions and frozen snapshot never change.
+_NOISE_CACHE: OrderedDict[tuple[str, int], dict] = OrderedDict()
 _CACHE_SIZE = 4
 
 
@@ -74,14 +75,15 @@ def noise_summary(session: Session, job: Job | None = None) -> dict | None:
     job = job or latest_checked_job(session)
     if job is None:
         return None
-    if job.id not in _NOISE_CACHE:
+    key = (str(session.get_bind().url), job.id)
+    if key not in _NOISE_CACHE:
         try:
-            _NOISE_CACHE[job.id] = _noise(session, job)
+            _NOISE_CACHE[key] = _noise(session, job)
         except Conflict:
             return None
         while len(_NOISE_CACHE) > _CACHE_SIZE:
             _NOISE_CACHE.popitem(last=False)
-    out = dict(_NOISE_CACHE[job.id])
+    out = dict(_NOISE_CACHE[key])
     classes = {c.id: c for c in session.scalars(select(LabelClass))}
     name = lambda cid: classes[cid].name if cid in classes else f"#{cid}"  # noqa: E731
     out["per_class"] = sorted(({**c, "class": name(c["class_id"])} for c in out["per_class"]),
