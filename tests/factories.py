@@ -24,6 +24,19 @@ def png_bytes(i: int) -> bytes:
     return buf.getvalue()
 
 
+def near_duplicates(n: int) -> list[tuple[str, bytes]]:
+    """n copies of one Fashion-MNIST image, each with one pixel changed: distinct files, one pHash group."""
+    images, _ = fmnist.load("train", 1)
+    out = []
+    for i in range(n):
+        pixels = images[0].copy()
+        pixels[0, i] = 255 - pixels[0, i]
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="PNG")
+        out.append((f"variant-{i}.png", buf.getvalue()))
+    return out
+
+
 def upload(client, files: list[tuple[str, bytes]], source: str = "fmnist") -> dict:
     r = client.post(
         "/api/images",

@@ -40,8 +40,9 @@ def _safe_name(name: str) -> bool:
     return name in (DB_NAME, MANIFEST) or (len(path.parts) > 1 and path.parts[0] in TOP_FOLDERS)
 
 
-def _extract(tar: tarfile.TarFile, into: Path) -> dict:
-    manifest = None
+def _extract(tar: tarfile.TarFile, into: Path) -> tuple[dict, dict[str, str]]:
+    """(the manifest, sha256 of each file written): files are hashed as they are written, in one pass."""
+    manifest, written = None, {}
     for member in tar:
         if not member.isfile() or not _safe_name(member.name):
             raise InvalidInput(f"not a Loupe backup: unexpected entry {member.name!r}")
@@ -51,25 +52,24 @@ def _extract(tar: tarfile.TarFile, into: Path) -> dict:
             continue
         target = into / member.name
         target.parent.mkdir(parents=True, exist_ok=True)
+        sha = hashlib.sha256()
         with open(target, "wb") as out:
-            shutil.copyfileobj(source, out, 1 << 20)
+            for chunk in iter(lambda: source.read(1 << 20), b""):
+                sha.update(chunk)
+                out.write(chunk)
+        written[member.name] = sha.hexdigest()
     if manifest is None:
         raise InvalidInput("not a Loupe backup: it has no manifest.json")
-    return manifest
+    return manifest, written
 
 
-def _verify(into: Path, manifest: dict) -> None:
+def _verify(into: Path, manifest: dict, written: dict[str, str]) -> None:
     if manifest.get("format") != FORMAT:
         raise InvalidInput(f"backup format {manifest.get('format')!r} is not one this Loupe reads ({FORMAT})")
     for entry in manifest["files"]:
-        path = into / entry["path"]
-        if not path.is_file():
+        if entry["path"] not in written:
             raise InvalidInput(f"the backup is incomplete: {entry['path']} is missing")
-        sha = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                sha.update(chunk)
-        if sha.hexdigest() != entry["sha256"]:
+        if written[entry["path"]] != entry["sha256"]:
             raise InvalidInput(f"the backup is damaged: {entry['path']} does not match its checksum")
     conn = sqlite3.connect(into / DB_NAME)
     try:
@@ -92,10 +92,10 @@ def restore_backup(archive: Path, data_dir: Path) -> RestoreReport:
     try:
         try:
             with tarfile.open(archive, "r:*") as tar:
-                manifest = _extract(tar, staging)
+                manifest, written = _extract(tar, staging)
         except (tarfile.TarError, EOFError, json.JSONDecodeError, KeyError) as exc:
             raise InvalidInput(f"not a readable Loupe backup: {exc}") from None
-        _verify(staging, manifest)
+        _verify(staging, manifest, written)
         if data_dir.exists():
             data_dir.rmdir()
         staging.rename(data_dir)

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.servers import running_server
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -19,34 +15,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def live_server(tmp_path):
     """`loupe serve` on a free port with its own data dir; yields (base_url, data_dir)."""
-    port, data = _free_port(), tmp_path / "data"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(port), "--data", str(data)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "LOUPE_TOKEN": ""},
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(f"server did not start: {proc.stdout.read().decode()}")
-    yield base, data
-    proc.terminate()
-    proc.wait(timeout=10)
+    data = tmp_path / "data"
+    with running_server(data, env={"LOUPE_TOKEN": ""}) as base:
+        yield base, data
 
 
 @pytest.fixture(scope="session")

@@ -7,11 +7,7 @@ form carries it.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
@@ -21,9 +17,9 @@ from app.accounts.users import add_user
 from app.config import Settings
 from app.db.engine import Database
 from app.db.migrate import upgrade_head
-from tests.browser.conftest import _free_port
 from tests.factories import png_bytes
 from tests.logins import PASSWORD
+from tests.servers import running_server
 
 pytestmark = pytest.mark.browser
 
@@ -41,26 +37,8 @@ def login_server(tmp_path):
         add_user(s, name="lou", role="labeller", password=PASSWORD)
         token = create_token(s, name="setup", user_name="root")
     db.dispose()
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--no-worker", "--port", str(port), "--data", str(data)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={**os.environ, "LOUPE_TOKEN": "", "LOUPE_LOGIN": "required"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail(f"server did not start: {proc.stdout.read().decode()}")
-    yield base, data, token
-    proc.terminate()
-    proc.wait(timeout=10)
+    with running_server(data, env={"LOUPE_TOKEN": "", "LOUPE_LOGIN": "required"}) as base:
+        yield base, data, token
 
 
 def _showing(page, image_id: int) -> None:

@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import io
 from datetime import timedelta
 
 import numpy as np
-from PIL import Image
 
 from app.quality.audits import pick_audits
 from app.timeutil import utcnow
-from tests.factories import add_class, label, upload, upload_fmnist
+from tests.factories import add_class, label, near_duplicates, upload, upload_fmnist
 
-
-def _variants(n: int) -> list[tuple[str, bytes]]:
-    """n copies of one Fashion-MNIST image with a pixel changed: distinct files, (near-)identical pHash."""
-    from tests import fmnist
-
-    images, _ = fmnist.load("train", 1)
-    out = []
-    for i in range(n):
-        pixels = images[0].copy()
-        pixels[0, i] = 255 - pixels[0, i]
-        buf = io.BytesIO()
-        Image.fromarray(pixels).save(buf, format="PNG")
-        out.append((f"variant-{i}.png", buf.getvalue()))
-    return out
 
 
 def test_duplicate_conflicts_are_flagged_and_settled(client):
     for name in ("shirt", "coat"):
         add_class(client, name)
-    report = upload(client, _variants(3), source="camera")
+    report = upload(client, near_duplicates(3), source="camera")
     ids = [x["id"] for x in report["imported"]]
     others = upload_fmnist(client, 5, start=100, source="web")
     label(client, ids[0], "shirt")
@@ -63,7 +47,7 @@ def test_duplicate_conflicts_are_flagged_and_settled(client):
 
 
 def test_duplicates_across_sources_are_reported(client):
-    variants = _variants(2)
+    variants = near_duplicates(2)
     a = upload(client, variants[:1], source="camera")["imported"][0]["id"]
     b = upload(client, variants[1:], source="web")["imported"][0]["id"]
     rows = {(r["kind"], r["what"]): r for r in client.get("/api/quality/duplicates").json()["rows"]}

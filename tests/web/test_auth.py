@@ -9,14 +9,12 @@ import subprocess
 import sys
 
 from fastapi.testclient import TestClient
-from PIL import Image
 from sqlalchemy import func, select
 
 from app.accounts.tokens import revoke_token
 from app.db.models import ApiToken, LoginAttempt, UserSession
 from app.main import create_app
-from tests import fmnist
-from tests.factories import add_class, label, upload, upload_fmnist
+from tests.factories import add_class, label, near_duplicates, upload, upload_fmnist
 from tests.logins import HTML, PASSWORD, csrf_of, log_in, make_token, make_user, user_client
 
 CHANGE = {"op": "add", "name": "shirt"}
@@ -32,18 +30,6 @@ def _signed_in(app, db, name: str, role: str) -> TestClient:
     client.headers.update(headers)
     return client
 
-
-def _near_duplicates(n: int) -> list[tuple[str, bytes]]:
-    """n copies of one Fashion-MNIST image, each with one pixel changed: distinct files, one pHash group."""
-    images, _ = fmnist.load("train", 1)
-    out = []
-    for i in range(n):
-        pixels = images[0].copy()
-        pixels[0, i] = 255 - pixels[0, i]
-        buf = io.BytesIO()
-        Image.fromarray(pixels).save(buf, format="PNG")
-        out.append((f"variant-{i}.png", buf.getvalue()))
-    return out
 
 
 def _snapshot(admin, *, labeller) -> dict:
@@ -142,7 +128,7 @@ def test_a_reviewer_resolves_flags_but_may_not_change_the_taxonomy(login_app, db
     lou = _signed_in(login_app, db, "lou", "labeller")
     for name in ("shirt", "coat"):
         add_class(admin, name)
-    ids = [x["id"] for x in upload(admin, _near_duplicates(3), source="camera")["imported"]]
+    ids = [x["id"] for x in upload(admin, near_duplicates(3), source="camera")["imported"]]
     for image, cls in zip(ids, ("shirt", "shirt", "coat")):
         label(lou, image, cls)
     assert lou.post("/api/quality/duplicates").status_code == 403
