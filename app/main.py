@@ -51,7 +51,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.ensure_dirs()
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, background_checkpoint=True)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -86,8 +86,23 @@ def _append(session: Session, image_id: int, v: _Valid) -> LabelEvent:
     return event
 
 
+_UPSERTS: dict[str, object] = {}
+
+
+def _upsert_current(dialect: str):
+    """INSERT ... ON CONFLICT DO UPDATE on current_labels, built once per dialect: building it per
+    save cost half a millisecond, a tenth of a save."""
+    if dialect not in _UPSERTS:
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CurrentLabel)
+        _UPSERTS[dialect] = stmt.on_conflict_do_update(
+            index_elements=[CurrentLabel.image_id],
+            set_={"event_id": stmt.excluded.event_id, "class_id": stmt.excluded.class_id},
+        )
+    return _UPSERTS[dialect]
+
+
 def _set_current(session: Session, events: list[LabelEvent]) -> None:
-    """Point each image's current label at its new event: one upsert, however many events.
+    """Point each image's current label at its new event: one upsert statement, however many events.
 
     Audit events (a blind second look) are recorded but change nothing.
     """
@@ -95,16 +110,12 @@ def _set_current(session: Session, events: list[LabelEvent]) -> None:
     events = [e for e in events if e.kind != "audit"]
     if not events:
         return
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    connection = session.connection()
+    upsert = _upsert_current(connection.dialect.name)
     latest = {e.image_id: e for e in events}  # an image labelled twice in one batch keeps its last event
     for chunk in _chunks(list(latest.values()), 5000):
-        stmt = insert(CurrentLabel).values(
-            [{"image_id": e.image_id, "event_id": e.id, "class_id": e.class_id} for e in chunk]
-        )
-        session.execute(stmt.on_conflict_do_update(
-            index_elements=[CurrentLabel.image_id],
-            set_={"event_id": stmt.excluded.event_id, "class_id": stmt.excluded.class_id},
-        ))
+        connection.execute(upsert, [{"image_id": e.image_id, "event_id": e.id, "class_id": e.class_id}
+                                    for e in chunk])
     for obj in list(session.identity_map.values()):  # current_labels rows loaded earlier are stale now
         if isinstance(obj, CurrentLabel):
             session.expire(obj)

@@ -51,6 +51,8 @@ def retire_tag(session: Session, *, name: str) -> Tag:
 
 def check_tags(session: Session, tags: list[str]) -> list[str]:
     """Normalise and validate tags against the active list; keeps the user's order, no repeats."""
+    if not tags:
+        return []
     known = {t.name for t in active_tags(session)}
     clean: list[str] = []
     for raw in tags:

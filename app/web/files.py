@@ -17,10 +17,28 @@ from app.errors import NotFound
 from app.images.blobs import Blobs
 
 
-def blob_response(blobs: Blobs, key: str, *, headers: dict[str, str], filename: str | None = None) -> Response:
-    """The file under `key`, typed by its extension (the stored format, not the uploaded name); 404 when missing."""
+# Thumbnails and previews are a few KB: read in the route's thread and sent in one piece. FileResponse
+# would stat, open, read and close each in a thread-pool hop of its own, which under many labellers
+# made a preview cost as much as a save; it stays for originals (range requests, any size).
+SMALL_BYTES = 256 * 1024
+
+
+def blob_response(blobs: Blobs, key: str, *, headers: dict[str, str], filename: str | None = None,
+                  small: bool = False) -> Response:
+    """The file under `key`, typed by its extension (the stored format, not the uploaded name); 404 when missing.
+
+    `small`: the caller knows the file is small (a thumbnail or a preview).
+    """
     media_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
     path = blobs.local_path(key)
+    if path is not None and small and filename is None:
+        try:
+            with path.open("rb") as f:
+                body = f.read(SMALL_BYTES + 1)
+        except (FileNotFoundError, IsADirectoryError):
+            raise NotFound(f"the file for this image is missing from the store ({key})") from None
+        if len(body) <= SMALL_BYTES:
+            return Response(body, media_type=media_type, headers=headers)
     if path is not None:
         if not path.is_file():
             raise NotFound(f"the file for this image is missing from the store ({key})")

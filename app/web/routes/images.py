@@ -98,7 +98,7 @@ def _file(session, settings, image_id: int, which: str) -> Response:
         return blob_response(blobs.for_settings(settings), image.stored_path, headers=IMMUTABLE,
                              filename=image.original_filename.rsplit("/", 1)[-1])
     key = store.thumb_key(image.sha256) if which == "thumb" else store.preview_key(image.sha256)
-    return blob_response(blobs.for_settings(settings), key, headers=IMMUTABLE)
+    return blob_response(blobs.for_settings(settings), key, headers=IMMUTABLE, small=True)
 
 
 @router.get("/api/images/{image_id}/file", tags=["images"], **file_response("image/*"))
