@@ -33,6 +33,14 @@ def database_template(tmp_path_factory) -> databases.Template:
     template.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _postgres_template(request):
+    """On PostgreSQL, the template exists before any test asks databases.database_for for a database
+    (with pytest-xdist each worker process makes its own, whichever test it happens to run first)."""
+    if databases.ON_POSTGRES:
+        request.getfixturevalue("database_template")
+
+
 @pytest.fixture
 def settings(tmp_path, database_template, monkeypatch) -> Settings:
     url = database_template.fresh(tmp_path / "data")
