@@ -61,6 +61,16 @@ window.loupe = {
 
 document.addEventListener("htmx:configRequest", (e) => {
   if (String(e.detail.verb).toLowerCase() !== "get") e.detail.headers["X-CSRF-Token"] = loupeMeta("csrf-token");
+  // Forms inside [data-send-author] (the taxonomy editor) say who made the change.
+  if (e.detail.elt.closest("[data-send-author]")) {
+    e.detail.parameters.author = localStorage.getItem("loupe.annotator") || "";
+  }
+});
+
+// <form data-confirm="question">: asks before it submits (an attribute, not inline script: see the CSP).
+document.addEventListener("submit", (e) => {
+  const question = e.target.dataset && e.target.dataset.confirm;
+  if (question && !window.confirm(question)) e.preventDefault();
 });
 
 document.addEventListener("htmx:responseError", (e) => {
