@@ -32,6 +32,22 @@ class Source(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class SourceCount(Base):
+    """Per source: its images, how many are labelled, excluded, and waiting in the unlabelled queue.
+
+    Kept exact by triggers on sources and images (migration 0008), for pages that
+    show counts at a million images without counting them.
+    """
+
+    __tablename__ = "source_counts"
+
+    source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"), primary_key=True)
+    images: Mapped[int] = mapped_column(Integer)
+    labelled: Mapped[int] = mapped_column(Integer)
+    excluded: Mapped[int] = mapped_column(Integer)
+    waiting: Mapped[int] = mapped_column(Integer)
+
+
 class ImportBatch(Base):
     __tablename__ = "import_batches"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import CurrentLabel, Image, Source
+from app.db.models import Image, Source, SourceCount
 from app.errors import NotFound
 from app.timeutil import iso
 
@@ -36,16 +36,23 @@ def image_meta(image: Image) -> dict:
 
 
 def source_counts(session: Session) -> list[dict]:
-    """Per source: images and how many of them carry a label."""
+    """Per source: images and how many of them carry a label (kept by triggers: no counting here)."""
     rows = session.execute(
-        select(Source.name, func.count(Image.id), func.count(CurrentLabel.class_id))
-        .select_from(Source)
-        .outerjoin(Image, Image.source_id == Source.id)
-        .outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
-        .group_by(Source.id)
+        select(Source.name, SourceCount.images, SourceCount.labelled)
+        .join(SourceCount, SourceCount.source_id == Source.id)
         .order_by(Source.name)
     )
     return [{"name": n, "images": i, "labelled": l} for n, i, l in rows]
+
+
+def library_counts(session: Session, *, source_id: int | None = None) -> dict[str, int]:
+    """Images, labelled, excluded and waiting (unlabelled, not excluded): all sources, or one."""
+    q = select(*(func.coalesce(func.sum(c), 0) for c in (SourceCount.images, SourceCount.labelled,
+                                                        SourceCount.excluded, SourceCount.waiting)))
+    if source_id is not None:
+        q = q.where(SourceCount.source_id == source_id)
+    images, labelled, excluded, waiting = (int(n) for n in session.execute(q).one())
+    return {"images": images, "labelled": labelled, "excluded": excluded, "waiting": waiting}
 
 
 def source_names(session: Session) -> list[str]:

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, LabelEvent, Prediction, Source
 from app.errors import InvalidInput
+from app.images.catalog import library_counts
 from app.taxonomy.queries import resolve_class
 
 STATUSES = ("unlabelled", "labelled", "flagged")
@@ -57,14 +58,19 @@ def _queue(queue: str):
 
 
 def queue_count(session: Session, queue: str = "unlabelled", *, cap: int | None = None) -> int:
-    """Images waiting in a queue; with `cap`, counting stops at cap + 1 ("more than cap")."""
+    """Images waiting in a queue; with `cap`, counting stops at cap + 1 ("more than cap").
+
+    The unlabelled queue is read off the per-source counters instead: exact, whatever the cap.
+    """
     base, _ = _queue(queue)
+    if queue == "unlabelled":
+        return library_counts(session)["waiting"]
     return count_rows(session, base, cap=cap)
 
 
-def count_text(n: int, cap: int = COUNT_CAP) -> str:
-    """A count as a page shows it: "10,000+" past the cap."""
-    return f"{cap:,}+" if n > cap else str(n)
+def count_text(n: int, cap: int = COUNT_CAP, *, exact: bool = False) -> str:
+    """A count as a page shows it: "1,000+" past the cap, unless it is `exact` (not cut off at the cap)."""
+    return f"{cap:,}+" if n > cap and not exact else f"{n:,}"
 
 
 def count_rows(session: Session, q: Select, *, cap: int | None = None) -> int:
@@ -72,6 +78,13 @@ def count_rows(session: Session, q: Select, *, cap: int | None = None) -> int:
     if cap is not None:
         q = q.limit(cap + 1)
     return session.scalar(select(func.count()).select_from(q.subquery()))
+
+
+def remaining_text(session: Session, queue: str) -> str:
+    """How many a queue holds, as the labelling page says it: exact for the unlabelled queue (counters),
+    "1,000+" past the cap for the others."""
+    n = queue_count(session, queue, cap=COUNT_CAP)
+    return count_text(n, exact=queue == "unlabelled")
 
 
 def unlabelled_count(session: Session) -> int:
@@ -171,6 +184,7 @@ def filtered_ids(session: Session, f: ImageFilter) -> list[int]:
 class Page:
     items: list[dict]
     total: int  # exact; or count_cap + 1 when a cap was given and more match
+    exact: bool  # total is exact (no cap given, or counted by the per-source counters)
     next_after: int | None  # the cursor of the next page, None on the last one
     prev_before: int | None  # the cursor of the page before, None on the first one
 
@@ -235,9 +249,30 @@ def list_images(
         more_before, more_after, rows = after is not None or offset > 0, len(rows) > limit, rows[:limit]
     names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
     items = [image_summary(row, names) for row in rows]
-    total = count_rows(session, matches, cap=count_cap)
-    return Page(items, total, items[-1]["id"] if items and more_after else None,
+    total = _counted(session, f)
+    exact = total is not None or count_cap is None
+    if total is None:
+        total = count_rows(session, matches, cap=count_cap)
+    return Page(items, total, exact, items[-1]["id"] if items and more_after else None,
                 items[0]["id"] if items and more_before else None)
+
+
+def _counted(session: Session, f: ImageFilter) -> int | None:
+    """How many match a filter of status labelled / unlabelled and a source at most, from the counters
+    (exact, no rows read); None for any other filter."""
+    if f.class_ref or f.tag or f.min_confidence is not None or f.max_confidence is not None:
+        return None
+    if f.status not in (None, "", "labelled", "unlabelled"):
+        return None
+    source_id = None
+    if f.source:
+        source_id = session.scalar(select(Source.id).where(Source.name == f.source))
+        if source_id is None:
+            return 0
+    counts = library_counts(session, source_id=source_id)
+    if f.status == "labelled":
+        return counts["labelled"]
+    return counts["images"] - counts["labelled"] if f.status == "unlabelled" else counts["images"]
 
 
 def image_summary(row, names: dict[int, str]) -> dict:

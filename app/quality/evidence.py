@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, LabelEvent, Prediction, TaxonomyVersion
+from app.images.catalog import library_counts
 from app.labelling.keys import confidence_name
 from app.labelling.suggestions import latest_job, suggestions
 from app.quality.flags import REVIEWED_KINDS, view
@@ -59,7 +60,7 @@ _HASHES: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
 def _all_hashes(session: Session) -> tuple[np.ndarray, np.ndarray]:
     """(ids, pHashes as uint64) of every image; kept while no image is added (hashes never change)."""
-    key = tuple(session.execute(select(func.count(Image.id), func.max(Image.id))).one())
+    key = (library_counts(session)["images"], session.scalar(select(func.max(Image.id))))
     if key not in _HASHES:
         rows = session.connection().execute(select(Image.id, Image.phash).order_by(Image.id)).all()
         ids, hashes = (zip(*rows) if rows else ((), ()))

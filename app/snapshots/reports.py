@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import CurrentLabel, Image, LabelClass, Snapshot, SnapshotItem
 from app.errors import InvalidInput
+from app.images.catalog import library_counts
 from app.snapshots.health import report
 from app.snapshots.queries import class_names
 from app.snapshots.rows import live_rows, snapshot_rows
@@ -25,7 +26,8 @@ def live_health(session: Session, *, folds: int = LIVE_FOLDS) -> dict:
     rows = live_rows(session, parse_filter(session, {}))
     names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
     out = report(rows, names, folds=folds)
-    images, excluded = session.execute(select(func.count(Image.id), func.count(Image.id).filter(Image.excluded))).one()
+    counts = library_counts(session)
+    images, excluded = counts["images"], counts["excluded"]
     labelled = session.scalar(select(func.count()).select_from(CurrentLabel).where(CurrentLabel.class_id.is_not(None)))
     out["library"] = {"images": images, "labelled": labelled, "unlabelled": images - labelled,
                       "excluded": int(excluded)}

@@ -20,8 +20,8 @@ def _flag_shown(page) -> str:
 
 
 def _next(page, previous: str) -> str:
-    page.wait_for_function(
-        "prev => document.querySelector('#stage [data-flag-id]')?.dataset.flagId !== prev", arg=previous, timeout=5000)
+    # A selector, not wait_for_function: Playwright polls a function with eval, which the page's CSP refuses.
+    page.wait_for_selector(f'#stage [data-flag-id]:not([data-flag-id="{previous}"])', timeout=5000)
     return _flag_shown(page)
 
 

@@ -126,7 +126,8 @@ def browse_page(request: Request, session: ReadSession, f: FilterDep, page: Coun
     offset = (max(page, 1) - 1) * PAGE_SIZE if after is None and before is None else 0  # `page`: old bookmarks
     result = list_images(session, f, limit=PAGE_SIZE, offset=offset, after=after, before=before, count_cap=COUNT_CAP)
     return render(request, "pages/browse.html", {
-        "items": result.items, "total": result.total, "total_text": count_text(result.total), "f": f,
+        "items": result.items, "total": result.total, "total_text": count_text(result.total, exact=result.exact),
+        "f": f,
         "next_after": result.next_after, "prev_before": result.prev_before,
         "classes": active_classes(session), "tags": active_tags(session), "sources": source_names(session),
         "levels": CONFIDENCE_LEVELS,

@@ -15,7 +15,7 @@ from app.labelling.keys import ACTIONS, CONFIDENCE_LEVELS
 from app.labelling.leases import lease_image, next_images
 from app.labelling import rereview
 from app.labelling.suggestions import latest_job, suggestions
-from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, filtered_ids, queue_count, queue_ids
+from app.labelling.queries import ImageFilter, filtered_ids, queue_count, queue_ids, remaining_text
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
 from app.quality.audits import answer_audit
 from app.taxonomy.queries import active_classes, examples
@@ -174,7 +174,7 @@ def label_page(request: Request, session: ReadSession, image: Id | None = None, 
         **_stage_context(session, ids=ids, queue=queue, order=order),
         "has_model": latest_job(session) is not None,
         "classes": active_classes(session), "tags": active_tags(session), "levels": CONFIDENCE_LEVELS,
-        "actions": ACTIONS, "remaining": count_text(queue_count(session, queue, cap=COUNT_CAP)),
+        "actions": ACTIONS, "remaining": remaining_text(session, queue),
         "rereview_waiting": queue_count(session, "rereview") if queue != "rereview" else 0,
         "audit_waiting": queue_count(session, "audit") if queue == "unlabelled" else 0,
         "examples": examples(session),
