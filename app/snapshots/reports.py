@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import CurrentLabel, Image, LabelClass, Snapshot, SnapshotItem
+from app.db.models import CurrentLabel, LabelClass, Snapshot, SnapshotItem
 from app.errors import InvalidInput
 from app.images.catalog import library_counts
 from app.snapshots.health import report

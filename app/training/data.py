@@ -7,13 +7,22 @@ result is one uint8 tensor (N, 3, S, S) in host memory (channels-last
 layout, as Pillow decodes); batches are taken
 from it, moved to the device, scaled to [0, 1], augmented and normalised
 there.
+
+When that tensor would take more than MAX_MEMORY_SHARE of the machine's
+memory (a million images at 64 px are 12 GB), it is decoded into a
+memory-mapped file in the job's work folder instead: the operating system
+keeps in memory what fits and reads the rest back as batches need it, so a
+big snapshot trains (more slowly) instead of being refused or swapping the
+worker to death. The file goes when the run ends.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -43,17 +52,31 @@ def load(path: str, size: int) -> np.ndarray:
         raise Unreadable(f"cannot read image {path}: {exc}") from None
 
 
-def check_memory(count: int, size: int) -> str | None:
-    """Why `count` images of `size` px would not fit in memory, or None."""
+SPILL_NAME = "decoded-images.npy"
+
+
+class TooBig(Exception):
+    """The decoded images fit neither in memory nor on the work folder's disk; the message says so."""
+
+
+def spill_file(count: int, size: int, workdir: Path) -> Path | None:
+    """None when `count` decoded images of `size` px fit in memory; else the file under `workdir` to
+    decode them into (memory-mapped). Raises TooBig when the disk cannot hold them either."""
     need = count * 3 * size * size
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
-    if need > MAX_MEMORY_SHARE * total:
-        return (f"{count} images at {size} px need {need / 1e9:.1f} GB in memory, more than half of this "
-                f"machine's {total / 1e9:.1f} GB: try a smaller image size")
-    return None
+    if need <= MAX_MEMORY_SHARE * total:
+        return None
+    path = Path(workdir) / SPILL_NAME
+    path.unlink(missing_ok=True)  # an earlier attempt's: its space counts as free
+    free = shutil.disk_usage(workdir).free
+    if need > 0.9 * free:
+        raise TooBig(f"{count} images at {size} px need {need / 1e9:.1f} GB: more than half of this machine's "
+                     f"{total / 1e9:.1f} GB of memory, and more than the {free / 1e9:.1f} GB free on the disk "
+                     f"of {workdir}: try a smaller image size")
+    return path
 
 
 def decode_all(
@@ -63,14 +86,20 @@ def decode_all(
     progress: Callable[[int], None],
     cancelled: Callable[[], bool],
     chunk: int = 256,
+    spill: Path | None = None,
 ) -> tuple[torch.Tensor, list[tuple[int, str]]]:
     """All images as uint8 (N, 3, size, size), and (index, message) for those that could not be read.
 
     Unreadable images are left black; the caller decides whether that is fatal.
     `progress(done)` is called after each chunk; `cancelled()` is checked
-    between chunks and stops early (the caller then raises).
+    between chunks and stops early (the caller then raises). With `spill`, the
+    tensor lives in that file, memory-mapped (see the module docstring).
     """
-    out = torch.zeros((len(paths), size, size, 3), dtype=torch.uint8)
+    shape = (len(paths), size, size, 3)
+    if spill is None:
+        out = torch.zeros(shape, dtype=torch.uint8)
+    else:  # a new file reads as zeros, like torch.zeros: unreadable images stay black here too
+        out = torch.from_numpy(np.lib.format.open_memmap(spill, mode="w+", dtype=np.uint8, shape=shape))
     view = out.numpy()
     errors: list[tuple[int, str]] = []
 

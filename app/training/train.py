@@ -94,6 +94,9 @@ def run(
             devices.free_cache(device)
             raise TrainingError(devices.OUT_OF_MEMORY) from None
         raise
+    finally:
+        job.images = None  # let go of the memory map before its file goes
+        (Path(workdir) / data.SPILL_NAME).unlink(missing_ok=True)
 
 
 def _validate(items: list[Item], classes: list[str], config: TrainConfig) -> int:
@@ -192,16 +195,20 @@ class _Run:
     def _decode(self) -> None:
         t0 = time.perf_counter()
         paths = [it.path for it in self.items] + [p for _, p in self.unlabelled]
-        too_big = data.check_memory(len(paths), self.config.image_size)
-        if too_big:
-            raise TrainingError(too_big)
+        try:
+            spill = data.spill_file(len(paths), self.config.image_size, self.workdir)
+        except data.TooBig as exc:
+            raise TrainingError(str(exc)) from None
+        if spill is not None:
+            self.notes.append(f"the decoded images did not fit in memory and were read from {spill.name} on disk")
+            self.hooks.log(self.notes[-1])
         total = len(paths)
 
         def progress(done: int) -> None:
             self.hooks.progress(DECODE_SHARE * done / total, f"reading images: {done} of {total}")
 
         self.images, errors = data.decode_all(paths, self.config.image_size, progress=progress,
-                                              cancelled=self.hooks.cancelled)
+                                              cancelled=self.hooks.cancelled, spill=spill)
         if self.hooks.cancelled():
             raise Cancelled()
         n = len(self.items)

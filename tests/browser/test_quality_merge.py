@@ -5,9 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from app.db.engine import Database
 from tests.factories import labelled_snapshot
-from tests.quality.helpers import confident_probs, finish_job, snapshot_labels
+from tests.quality.helpers import confident_probs, finish_job_of_server, snapshot_labels
 
 pytestmark = pytest.mark.browser
 
@@ -20,11 +19,7 @@ def test_merge_from_the_quality_page_asks_first(live_server, page):
         ids = sorted(labels)
         # The model takes three images of class 0 for class 1: the most-confused pair is (0, 1).
         wrong = {i: 1 for i in [j for j in ids if labels[j] == 0][:3]}
-        db = Database(f"sqlite:///{data / 'loupe.db'}")
-        try:
-            finish_job(client, db, snap, confident_probs(labels, 3, wrong=wrong))
-        finally:
-            db.dispose()
+        finish_job_of_server(client, data, snap, confident_probs(labels, 3, wrong=wrong))
         version = client.get("/api/taxonomy").json()["version"]
 
         answers: list[str] = []

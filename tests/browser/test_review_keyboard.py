@@ -7,9 +7,8 @@ import sqlite3
 import httpx
 import pytest
 
-from app.db.engine import Database
 from tests.factories import labelled_snapshot
-from tests.quality.helpers import confident_probs, finish_job, snapshot_labels
+from tests.quality.helpers import confident_probs, finish_job_of_server, snapshot_labels
 
 pytestmark = pytest.mark.browser
 
@@ -32,11 +31,7 @@ def test_review_flags_by_keyboard(live_server, page):
         classes, labels = snapshot_labels(client, snap)
         ids = sorted(labels)
         wrong = {ids[i]: (labels[ids[i]] + 1) % 3 for i in (1, 6, 11, 16)}
-        db = Database(f"sqlite:///{data / 'loupe.db'}")
-        try:
-            finish_job(client, db, snap, confident_probs(labels, 3, wrong=wrong))
-        finally:
-            db.dispose()
+        finish_job_of_server(client, data, snap, confident_probs(labels, 3, wrong=wrong))
         flags = client.get("/api/flags", params={"kind": "mislabel"}).json()["items"]
     assert {f["image"] for f in flags} == set(wrong)
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from app.db.engine import Database
 from app.training import jobs
 from app.training.spec import Item, Result
 from app.training.worker import after_finish, prediction_rows
@@ -45,3 +48,12 @@ def finish_job(client, db, snap: dict, oof: dict[int, list[float]], *, run_hook:
     if run_hook:
         after_finish(db, job_id, "succeeded")
     return job_id
+
+
+def finish_job_of_server(client, data: Path, snap: dict, oof: dict[int, list[float]]) -> int:
+    """finish_job for a live server's SQLite data dir (browser tests), on a Database of its own."""
+    db = Database(f"sqlite:///{data / 'loupe.db'}")
+    try:
+        return finish_job(client, db, snap, oof)
+    finally:
+        db.dispose()

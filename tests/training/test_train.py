@@ -275,3 +275,24 @@ def test_changed_inputs_start_over(dataset, tmp_path):
     train.run(relabelled, CLASSES, config, second, tmp_path)
     assert second.stages()[0] == ("fold 1/3", 1)
     assert not any("earlier attempt" in m or "resuming" in m for m in second.logs)
+
+
+def test_images_that_do_not_fit_in_memory_train_from_a_file(dataset, finished, tmp_path, monkeypatch):
+    items, unlabelled = dataset
+    monkeypatch.setattr(data, "MAX_MEMORY_SHARE", 0.0)   # as if this machine's memory were too small for them
+    spilled = tmp_path / data.SPILL_NAME
+    seen: list[bool] = []
+    hooks = Recorder(lambda hooks: seen.append(spilled.exists()) and False)
+    result = train.run(items, CLASSES, CONFIG, hooks, tmp_path, unlabelled)
+    assert seen and all(seen)                               # read from the file the whole run
+    assert not spilled.exists()                             # and it is gone afterwards
+    assert any("did not fit in memory" in note for note in result.notes)
+    uninterrupted, _, _ = finished                          # the same numbers as from memory
+    for image_id, probs in uninterrupted.out_of_sample.items():
+        assert np.allclose(result.out_of_sample[image_id], probs, atol=1e-4)
+
+
+def test_images_that_fit_neither_in_memory_nor_on_disk_are_refused_clearly(tmp_path):
+    assert data.spill_file(1000, 28, tmp_path) is None      # small: in memory
+    with pytest.raises(data.TooBig, match="try a smaller image size"):
+        data.spill_file(10**9, 512, tmp_path)               # 786 TB
