@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         upgrade_head(settings.database_url)
+        db.start_checkpoints()
         stop_reaper = start_reaper(db, stale_after_s=settings.stale_after_s)
         yield
         stop_reaper()

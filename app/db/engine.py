@@ -135,8 +135,17 @@ class _Checkpointer:
         self._read, self._write, self._interval_s = read_engine, write_engine, interval_s
         self._done = threading.Event()
         self.runs = 0
-        self._thread = threading.Thread(target=self._loop, name="loupe-checkpoint", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        if not self.running:
+            self._done.clear()
+            self._thread = threading.Thread(target=self._loop, name="loupe-checkpoint", daemon=True)
+            self._thread.start()
 
     def checkpoint(self) -> tuple[int, int, int]:
         """(busy, WAL frames, frames copied back), as PRAGMA wal_checkpoint reports them."""
@@ -169,7 +178,9 @@ class _Checkpointer:
 
     def stop(self) -> None:
         self._done.set()
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
 
 
 @dataclass
@@ -177,7 +188,8 @@ class Database:
     """The read and write engines for one database file."""
 
     url: str
-    # SQLite: checkpoint the WAL from a thread instead of inside commits (the web app's choice).
+    # SQLite: checkpoint the WAL from a thread instead of inside commits (the web app's choice; its
+    # lifespan calls start_checkpoints, so an app object that is never started runs no thread).
     background_checkpoint: bool = False
 
     def __post_init__(self) -> None:
@@ -187,6 +199,11 @@ class Database:
         self._read = sessionmaker(self.read_engine, expire_on_commit=False)
         self._write = sessionmaker(self.write_engine, expire_on_commit=False)
         self.checkpointer = _Checkpointer(self.read_engine, self.write_engine, CHECKPOINT_S) if background else None
+
+    def start_checkpoints(self) -> None:
+        """Start the checkpoint thread (background_checkpoint on SQLite; otherwise nothing to do)."""
+        if self.checkpointer is not None:
+            self.checkpointer.start()
 
     @contextmanager
     def reading(self) -> Iterator[Session]:

@@ -35,22 +35,25 @@ def test_only_the_app_database_moves_checkpoints_out_of_commits(tmp_path):
     app_db = _db(tmp_path, background_checkpoint=True)
     try:
         assert app_db.checkpointer is not None and _autocheckpoint(app_db) == 0
+        assert not app_db.checkpointer.running   # until the app starts it (create_app's lifespan)
     finally:
         app_db.dispose()
 
 
 def test_the_app_uses_background_checkpoints(client):
     db = client.app.state.db
-    assert db.checkpointer is not None
+    assert db.checkpointer is not None and db.checkpointer.running   # started with the app
     assert _autocheckpoint(db) == 0
+    runs = db.checkpointer.runs
+    threading.Event().wait(engine_module.CHECKPOINT_S * 2.5)
+    assert db.checkpointer.runs > runs
 
 
 def test_wal_starts_over_although_a_writer_ran_during_the_checkpoint(tmp_path, monkeypatch):
     """SQLite starts the WAL over only when a write begins with every frame copied back. A writer that
     was busy while the PASSIVE checkpoint ran spoils that, every time under steady writes; run_once
     then finishes the checkpoint in a write transaction of its own."""
-    monkeypatch.setattr(engine_module, "CHECKPOINT_S", 3600.0)   # this test runs the checkpoints itself
-    monkeypatch.setattr(engine_module._Checkpointer, "FINISH_FRAMES", 50)
+    monkeypatch.setattr(engine_module._Checkpointer, "FINISH_FRAMES", 50)   # no thread: the test runs them
     db = _db(tmp_path, background_checkpoint=True)
 
     def write(pad="x" * 3000):
