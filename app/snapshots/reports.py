@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import CurrentLabel, LabelClass, Snapshot, SnapshotItem
+from app.db.models import LabelClass, Snapshot, SnapshotItem
 from app.errors import InvalidInput
 from app.images.catalog import library_counts
 from app.snapshots.health import report
@@ -27,10 +27,8 @@ def live_health(session: Session, *, folds: int = LIVE_FOLDS) -> dict:
     names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
     out = report(rows, names, folds=folds)
     counts = library_counts(session)
-    images, excluded = counts["images"], counts["excluded"]
-    labelled = session.scalar(select(func.count()).select_from(CurrentLabel).where(CurrentLabel.class_id.is_not(None)))
-    out["library"] = {"images": images, "labelled": labelled, "unlabelled": images - labelled,
-                      "excluded": int(excluded)}
+    out["library"] = {"images": counts["images"], "labelled": counts["labelled"],
+                      "unlabelled": counts["images"] - counts["labelled"], "excluded": counts["excluded"]}
     return out
 
 

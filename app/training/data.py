@@ -22,8 +22,8 @@ import math
 import os
 import shutil
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import torch

@@ -5,8 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.factories import labelled_snapshot
-from tests.quality.helpers import confident_probs, finish_job_of_server, snapshot_labels
+from tests.quality.helpers import planted_job_on_server
 
 pytestmark = pytest.mark.browser
 
@@ -14,12 +13,9 @@ pytestmark = pytest.mark.browser
 def test_merge_from_the_quality_page_asks_first(live_server, page):
     base, data = live_server
     with httpx.Client(base_url=base, timeout=60) as client:
-        snap = labelled_snapshot(client, 24, classes=3, folds=3)
-        classes, labels = snapshot_labels(client, snap)
-        ids = sorted(labels)
         # The model takes three images of class 0 for class 1: the most-confused pair is (0, 1).
-        wrong = {i: 1 for i in [j for j in ids if labels[j] == 0][:3]}
-        finish_job_of_server(client, data, snap, confident_probs(labels, 3, wrong=wrong))
+        planted_job_on_server(client, data, n=24, folds=3,
+                              wrong=lambda ids, labels: {i: 1 for i in [j for j in ids if labels[j] == 0][:3]})
         version = client.get("/api/taxonomy").json()["version"]
 
         answers: list[str] = []

@@ -7,8 +7,7 @@ import sqlite3
 import httpx
 import pytest
 
-from tests.factories import labelled_snapshot
-from tests.quality.helpers import confident_probs, finish_job_of_server, snapshot_labels
+from tests.quality.helpers import planted_job_on_server
 
 pytestmark = pytest.mark.browser
 
@@ -24,14 +23,16 @@ def _next(page, previous: str) -> str:
     return _flag_shown(page)
 
 
+def _planted(ids: list[int], labels: dict[int, int]) -> dict[int, int]:
+    """Four images the model takes for the next class."""
+    return {ids[i]: (labels[ids[i]] + 1) % 3 for i in (1, 6, 11, 16)}
+
+
 def test_review_flags_by_keyboard(live_server, page):
     base, data = live_server
     with httpx.Client(base_url=base, timeout=60) as client:
-        snap = labelled_snapshot(client, 24, classes=3, folds=2)
-        classes, labels = snapshot_labels(client, snap)
-        ids = sorted(labels)
-        wrong = {ids[i]: (labels[ids[i]] + 1) % 3 for i in (1, 6, 11, 16)}
-        finish_job_of_server(client, data, snap, confident_probs(labels, 3, wrong=wrong))
+        classes, labels = planted_job_on_server(client, data, n=24, folds=2, wrong=_planted)
+        wrong = _planted(sorted(labels), labels)
         flags = client.get("/api/flags", params={"kind": "mislabel"}).json()["items"]
     assert {f["image"] for f in flags} == set(wrong)
 

@@ -10,6 +10,7 @@ from app.db.engine import Database
 from app.training import jobs
 from app.training.spec import Item, Result
 from app.training.worker import after_finish, prediction_rows
+from tests.factories import labelled_snapshot
 
 
 def snapshot_labels(client, snap: dict) -> tuple[list[str], dict[int, int]]:
@@ -50,10 +51,14 @@ def finish_job(client, db, snap: dict, oof: dict[int, list[float]], *, run_hook:
     return job_id
 
 
-def finish_job_of_server(client, data: Path, snap: dict, oof: dict[int, list[float]]) -> int:
-    """finish_job for a live server's SQLite data dir (browser tests), on a Database of its own."""
+def planted_job_on_server(client, data: Path, *, n: int, folds: int, wrong) -> tuple[list[str], dict[int, int]]:
+    """For browser tests: a snapshot of n labelled images on a live server (SQLite data dir `data`) and a
+    finished job whose model believes `wrong(ids, labels)` ({image: class index}); returns (classes, labels)."""
+    snap = labelled_snapshot(client, n, classes=3, folds=folds)
+    classes, labels = snapshot_labels(client, snap)
     db = Database(f"sqlite:///{data / 'loupe.db'}")
     try:
-        return finish_job(client, db, snap, oof)
+        finish_job(client, db, snap, confident_probs(labels, 3, wrong=wrong(sorted(labels), labels)))
     finally:
         db.dispose()
+    return classes, labels
