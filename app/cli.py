@@ -127,6 +127,9 @@ def cmd_import(args: argparse.Namespace) -> int:
                                              labels=args.labels, on_progress=bar)
         else:
             report = import_paths(db, settings, [Path(p) for p in args.paths], source=args.source, on_progress=bar)
+        from app.training.jobs import predict_after_import
+
+        predict_job = predict_after_import(db, len(report.imported))
     except LoupeError as exc:
         print(f"loupe import: {exc.detail}", file=sys.stderr)
         return 2
@@ -134,6 +137,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         bar.close()
         db.dispose()
     print(summary(report))
+    if predict_job is not None:
+        print(f"queued predict job #{predict_job}: the latest model's suggestions for the new images")
     if labels is not None:
         from app.images.labelled import summary as label_summary
 

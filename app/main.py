@@ -24,6 +24,7 @@ from app.web.openapi import document_errors
 from app.web.timing import ServerTiming
 from app.web.routes import account, flags, images, jobs, labels, pages, quality, snapshots, taxonomy
 from app.web.templating import env
+from app.web.unhandled import Unhandled
 
 log = logging.getLogger("loupe")
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
@@ -48,6 +49,11 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "; ".join(parts) or "invalid request"
 
 
+async def _on_unexpected(request: Request, exc: Exception):
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error(request, 500, "internal error: the server log has the details")
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.ensure_dirs()
@@ -68,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_errors(app)
     app.state.leases = Leases()  # who is shown which queue image; lives as long as the process
 
+    # First added, innermost: a route's unexpected error is answered (and logged) once, inside the others.
+    app.add_middleware(Unhandled, handler=_on_unexpected)
     auth.install(app, settings)
     app.add_middleware(ServerTiming)
     app.add_middleware(SafeHeaders)
@@ -84,10 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def on_http_error(request: Request, exc: StarletteHTTPException):
         return _error(request, exc.status_code, str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def on_unexpected(request: Request, exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(request, 500, "internal error: the server log has the details")
+    # Only what a middleware itself raises still gets here (Starlette then also re-raises it to the server).
+    app.exception_handler(Exception)(_on_unexpected)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, LabelEvent, Prediction, Source
+from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent, Prediction, Source
 from app.errors import InvalidInput
 from app.images.catalog import library_counts
+from app.labelling.suggestions import model_family
 from app.taxonomy.queries import resolve_class
 
 STATUSES = ("unlabelled", "labelled", "flagged")
@@ -95,20 +96,21 @@ def _uncertain_first(session: Session, skip: Sequence[int], n: int) -> list[int]
     """Unlabelled images the latest model is least sure about (smallest top-1 minus top-2 margin) first,
     then the others in import order.
 
-    Walks the latest job's suggestions (the images unlabelled when it trained, at most max_suggestions)
-    in margin order on an index, not every unlabelled image: one labelled since is passed over, and one
-    unlabelled since (an undo) waits in import order.
+    Walks the latest model's suggestions (the images unlabelled when it trained, at most max_suggestions,
+    and those its later predict jobs saw: app.labelling.suggestions.model_family) in margin order on an
+    index, not every unlabelled image: one labelled since is passed over, and one unlabelled since (an
+    undo) waits in import order.
     """
-    job_id = session.scalar(
-        select(Job.id).where(Job.status == "succeeded", Job.kind == "train").order_by(Job.id.desc()).limit(1))
+    family = model_family(session)
     ids: list[int] = []
-    if job_id is not None:
+    if family:
         q = (select(Prediction.image_id).join(Image, Image.id == Prediction.image_id)
-             .where(Prediction.job_id == job_id, Prediction.role == "suggestion",
+             .where(Prediction.job_id.in_(family), Prediction.role == "suggestion",
                     Image.labelled == False, Image.excluded == False))  # noqa: E712
         if skip:
             q = q.where(Prediction.image_id.not_in(list(skip)))
-        ids = list(session.scalars(q.order_by(Prediction.margin, Prediction.image_id).limit(n)))
+        # dict: an image two predict jobs of one model both saw (two workers at once) comes once
+        ids = list(dict.fromkeys(session.scalars(q.order_by(Prediction.margin, Prediction.image_id).limit(n))))
     if len(ids) < n:
         ids += queue_ids(session, skip=[*skip, *ids], n=n - len(ids))
     return ids

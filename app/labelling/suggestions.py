@@ -3,6 +3,12 @@
 Reads predictions the worker wrote; no torch here. A prediction's class index
 maps to the class id frozen in the job's snapshot, followed through merges to
 the class in use today.
+
+A model's predictions live under its train job and under the "predict" jobs
+that ran that model later over images imported since (config {"model_job": N},
+same snapshot, so the same class indices): together its *family*. An image's
+prediction is the one from the latest model's family, else the newest one any
+finished job wrote.
 """
 
 from __future__ import annotations
@@ -22,6 +28,35 @@ def latest_job(session: Session) -> Job | None:
     ).first()
 
 
+def model_family(session: Session, model_job_id: int | None = None) -> list[int]:
+    """The train job `model_job_id` (default: the latest succeeded one) and the succeeded predict jobs that ran
+    its model; [] when there is no model."""
+    if model_job_id is None:
+        job = latest_job(session)
+        if job is None:
+            return []
+        model_job_id = job.id
+    # The model job is in the config (JSON): filtered here, as JSON paths differ between SQLite and PostgreSQL.
+    # Predict jobs are few (one per import at most), and only those after the model can be its.
+    later = session.execute(select(Job.id, Job.config).where(
+        Job.kind == "predict", Job.status == "succeeded", Job.id > model_job_id))
+    return [model_job_id, *(i for i, config in later if (config or {}).get("model_job") == model_job_id)]
+
+
+def newest_prediction(session: Session, image_id: int) -> tuple[Job, Prediction] | None:
+    """The image's prediction from the latest model (its train job or a later predict job), else the newest
+    one from any succeeded job; None when no model has seen it."""
+    pick = (select(Job, Prediction).join(Prediction, Prediction.job_id == Job.id)
+            .where(Prediction.image_id == image_id, Job.status == "succeeded").order_by(Job.id.desc()).limit(1))
+    family = model_family(session)
+    if family:
+        row = session.execute(pick.where(Job.id.in_(family))).first()
+        if row is not None:
+            return row[0], row[1]
+    row = session.execute(pick).first()
+    return (row[0], row[1]) if row is not None else None
+
+
 def _active(session: Session, class_id: int) -> LabelClass | None:
     cls, seen = session.get(LabelClass, class_id), set()
     while cls is not None and cls.retired_version_id is not None and cls.id not in seen:
@@ -31,13 +66,19 @@ def _active(session: Session, class_id: int) -> LabelClass | None:
 
 
 def suggestions(session: Session, image_id: int, job: Job | None = None) -> list[dict]:
-    """Up to three {"class_id", "name", "prob"} from the latest model, best first; [] when it has none."""
-    job = job or latest_job(session)
-    if job is None:
-        return []
-    pred = session.get(Prediction, (job.id, image_id))
+    """Up to three {"class_id", "name", "prob"} from `job`, or from the image's newest prediction
+    (newest_prediction), best first; [] when it has none."""
+    if job is not None:
+        pred = session.get(Prediction, (job.id, image_id))
+    else:
+        found = newest_prediction(session, image_id)
+        job, pred = found if found is not None else (None, None)
     if pred is None:
         return []
+    return _top(session, job, pred)
+
+
+def _top(session: Session, job: Job, pred: Prediction) -> list[dict]:
     frozen = session.get(Snapshot, job.snapshot_id).classes
     merged: dict[int, dict] = {}
     for k, p in enumerate(pred.probs):
@@ -46,3 +87,21 @@ def suggestions(session: Session, image_id: int, job: Job | None = None) -> list
             entry = merged.setdefault(cls.id, {"class_id": cls.id, "name": cls.name, "prob": 0.0})
             entry["prob"] += p
     return sorted(merged.values(), key=lambda e: -e["prob"])[:TOP]
+
+
+def latest_prediction(session: Session, image_id: int) -> dict | None:
+    """The latest model's guess for an image, also for one imported after it trained (a predict job):
+    {"job", "model_job", "class", "p", "top": [{"class", "p"}]}, or None when no model has seen it.
+
+    `job` wrote the prediction; `model_job` trained the model (the same job unless a predict job wrote it).
+    Classes are today's names, followed through merges."""
+    found = newest_prediction(session, image_id)
+    if found is None:
+        return None
+    job, pred = found
+    top = _top(session, job, pred)
+    if not top:  # every class it knew has been split or retired since
+        return None
+    model_job = (job.config or {}).get("model_job", job.id) if job.kind == "predict" else job.id
+    return {"job": job.id, "model_job": model_job, "class": top[0]["name"], "p": round(top[0]["prob"], 4),
+            "top": [{"class": t["name"], "p": round(t["prob"], 4)} for t in top]}

@@ -91,15 +91,66 @@ def check_config(session: Session, snapshot: Snapshot, config: dict) -> dict:
     return full
 
 
-def create_job(session: Session, *, snapshot_ref, config: dict | None = None, kind: str = "train") -> Job:
-    if kind != "train":
-        raise InvalidInput(f"unknown job kind '{kind}'; supported: train")
+KINDS = ("train", "predict")
+
+
+def create_job(session: Session, *, snapshot_ref=None, config: dict | None = None, kind: str = "train") -> Job:
+    """Queue a job: "train" on a snapshot, or "predict" (no snapshot: the model's own) with the latest model."""
+    if kind not in KINDS:
+        raise InvalidInput(f"unknown job kind '{kind}'; supported: {', '.join(KINDS)}")
+    if kind == "predict":
+        return create_predict_job(session, config or {})
+    if snapshot_ref is None:
+        raise InvalidInput("a train job needs a snapshot (id or name)")
     snapshot = get_snapshot(session, snapshot_ref)
     job = Job(kind=kind, snapshot_id=snapshot.id, config=check_config(session, snapshot, config or {}),
               status="queued", notes=[], artifacts={})
     session.add(job)
     session.commit()
     return job
+
+
+def latest_model_job(session: Session) -> Job | None:
+    """The newest succeeded train job that exported a model."""
+    for job in session.scalars(select(Job).where(Job.kind == "train", Job.status == "succeeded")
+                               .order_by(Job.id.desc()).limit(20)):
+        if (job.artifacts or {}).get("model"):
+            return job
+    return None
+
+
+def create_predict_job(session: Session, config: dict) -> Job:
+    """Queue predictions by a finished model (config {"model_job": N}, default the latest) for images it has not
+    seen. The job carries the model job's snapshot: its class list is the one the probabilities follow."""
+    if not isinstance(config, dict) or set(config) - {"model_job"}:
+        raise InvalidInput('a predict job takes only {"model_job": N} as its config')
+    ref = config.get("model_job")
+    if ref is None:
+        model = latest_model_job(session)
+        if model is None:
+            raise InvalidInput("no finished model to predict with yet: train one on a snapshot first")
+    else:
+        if isinstance(ref, bool) or not isinstance(ref, int):
+            raise InvalidInput(f"model_job must be a job id, not {ref!r}")
+        model = get_job(session, ref)
+        if model.kind != "train" or model.status != "succeeded" or not (model.artifacts or {}).get("model"):
+            raise InvalidInput(f"job {ref} is not a succeeded training job with a model")
+    job = Job(kind="predict", snapshot_id=model.snapshot_id, config={"model_job": model.id}, status="queued",
+              notes=[], artifacts={}, message="waiting for a worker")
+    session.add(job)
+    session.commit()
+    return job
+
+
+def queue_predictions(session: Session) -> Job | None:
+    """After an import: a predict job with the latest model, unless there is no model or one is already waiting
+    (it will see these images too: a job reads its images when it starts). None when none was queued."""
+    if latest_model_job(session) is None:
+        return None
+    waiting = session.scalar(select(Job.id).where(Job.kind == "predict", Job.status == "queued").limit(1))
+    if waiting is not None:
+        return None
+    return create_predict_job(session, {})
 
 
 def get_job(session: Session, job_id: int) -> Job:
@@ -155,8 +206,10 @@ def add_log(session: Session, job_id: int, message: str) -> None:
 
 
 def finish(session: Session, job_id: int, worker: str, *, status: str, error: str | None = None,
-           result=None, predictions: list[dict] | None = None) -> bool:
-    """Finish a job this worker owns, with its predictions, in one transaction; False if it lost the job."""
+           result=None, predictions: list[dict] | None = None, predicted=None) -> bool:
+    """Finish a job this worker owns, with its predictions, in one transaction; False if it lost the job.
+
+    `result`: a train job's spec.Result; `predicted`: a predict job's predict.Predicted."""
     job = session.get(Job, job_id)
     if job is None or job.worker != worker or job.status != "running":
         session.rollback()
@@ -167,6 +220,10 @@ def finish(session: Session, job_id: int, worker: str, *, status: str, error: st
         job.progress, job.metrics, job.final = 1.0, result.metrics, result.final
         job.device, job.notes = result.device, list(result.notes)
         job.artifacts = {"model": result.model_path, "classes": result.classes}
+    if predicted is not None:
+        job.progress, job.device, job.notes = 1.0, predicted.device, list(predicted.notes)
+        job.artifacts = {"classes": predicted.classes, "predicted": len(predicted.probs)}
+        job.message = f"done: {len(predicted.probs)} images predicted"
     if predictions:
         session.execute(Prediction.__table__.insert(), [{"job_id": job_id, **p} for p in predictions])
     session.commit()
@@ -236,3 +293,13 @@ def predictions(session: Session, job_id: int) -> dict:
         "items": [{"image": p.image_id, "probs": p.probs, "out_of_sample": p.out_of_sample, "role": p.role}
                   for p in rows],
     }
+
+
+def predict_after_import(db, imported: int) -> int | None:
+    """The id of the predict job queued after an import of `imported` new images (the upload route and
+    `loupe import` call this), or None: nothing new, no model yet, or a predict job is already waiting."""
+    if imported <= 0:
+        return None
+    with db.writing() as session:
+        job = queue_predictions(session)
+        return job.id if job is not None else None

@@ -141,52 +141,97 @@ def prediction_rows(result, items: list[Item], holdout: str | None) -> list[dict
     return rows
 
 
+def _train(db: Database, settings: Settings, job_id: int, worker: str, hooks: DbHooks):
+    """A train job: k-fold out-of-sample predictions, a final model, suggestions for unlabelled images."""
+    with db.reading() as s:
+        job = s.get(Job, job_id)
+        items, classes, unlabelled = load_inputs(s, settings, job)
+        config = {k: v for k, v in job.config.items() if k in {f.name for f in fields(TrainConfig)}}
+    items, unlabelled = local_originals(settings, items, unlabelled, hooks)
+    hooks.log(f"{worker} starts: {len(items)} images, {len(classes)} classes, config {config}")
+    train = _torch_module("train")
+    workdir = job_dir(settings, job_id)
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = train.run(items, classes, TrainConfig(**config), hooks, workdir, unlabelled)
+    publish_model(settings, job_id, result.model_path)
+    return {"result": result, "predictions": prediction_rows(result, items, config.get("holdout_source"))}
+
+
+def _predict(db: Database, settings: Settings, job_id: int, worker: str, hooks: DbHooks):
+    """A predict job: the model job's final model over the images it has no prediction for yet."""
+    from app.training import predict
+
+    with db.reading() as s:
+        job = s.get(Job, job_id)
+        model_job = jobs.get_job(s, job.config["model_job"])
+        classes = list((model_job.artifacts or {}).get("classes") or [])
+        images = predict.to_predict(s, settings, model_job)
+        model_path = predict.model_file(settings, model_job)
+        size = predict.image_size(model_job, model_path)
+        device = model_job.config.get("device", "auto")
+    _, images = local_originals(settings, [], images, hooks)
+    hooks.log(f"{worker} starts: the model of job {model_job.id} ({model_job.config.get('model')}, {size} px) "
+              f"predicts {len(images)} images it has not seen")
+    _torch_module("predict")
+    predicted = predict.run(model_path, size, classes, images, hooks, device)
+    rows = [{"image_id": i, "role": "suggestion", "out_of_sample": True, "probs": p, "margin": _margin(p)}
+            for i, p in predicted.probs.items()]
+    hooks.log(f"wrote {len(rows)} predictions" + "".join(f"; {n}" for n in predicted.notes))
+    return {"predicted": predicted, "predictions": rows}
+
+
+def _torch_module(name: str):
+    try:
+        import torch  # noqa: F401 - torch is imported here and nowhere in the web app
+    except ImportError as exc:
+        raise TrainingError(f"torch is not installed for this worker ({exc}); run scripts/setup.sh") from None
+    import importlib
+
+    return importlib.import_module(f"app.training.{name}")
+
+
+RUNNERS = {"train": _train, "predict": _predict}
+
+
 def run_job(db: Database, settings: Settings, job_id: int, worker: str) -> str:
-    """Train one claimed job to the end; returns its final status."""
+    """Run one claimed job (train or predict) to the end; returns its final status."""
     hooks = DbHooks(db, job_id, worker, settings)
     done = threading.Event()
     beating = threading.Thread(target=_heartbeat_loop, args=(hooks, done), daemon=True)
     beating.start()
+    outcome: dict = {}
+    kind = "train"
     try:
         with db.reading() as s:
-            job = s.get(Job, job_id)
-            items, classes, unlabelled = load_inputs(s, settings, job)
-            config = {k: v for k, v in job.config.items() if k in {f.name for f in fields(TrainConfig)}}
-        items, unlabelled = local_originals(settings, items, unlabelled, hooks)
-        hooks.log(f"{worker} starts: {len(items)} images, {len(classes)} classes, config {config}")
-        try:
-            from app.training import train  # torch is imported here and nowhere in the web app
-        except ImportError as exc:
-            raise TrainingError(f"torch is not installed for this worker ({exc}); run scripts/setup.sh") from None
-        workdir = job_dir(settings, job_id)
-        workdir.mkdir(parents=True, exist_ok=True)
-        result = train.run(items, classes, TrainConfig(**config), hooks, workdir, unlabelled)
-        publish_model(settings, job_id, result.model_path)
-        rows = prediction_rows(result, items, config.get("holdout_source"))
+            kind = s.get(Job, job_id).kind
+        if kind not in RUNNERS:
+            raise TrainingError(f"this worker cannot run jobs of kind '{kind}'")
+        outcome = RUNNERS[kind](db, settings, job_id, worker, hooks)
         status, error = "succeeded", None
     except Cancelled:
-        result, rows, status, error = None, None, "cancelled", None
+        outcome, status, error = {}, "cancelled", None
     except TrainingError as exc:
-        result, rows, status, error = None, None, "failed", str(exc)
+        outcome, status, error = {}, "failed", str(exc)
     except _Stop:
         done.set()
         _give_back(db, job_id, worker)
         raise
     except Exception as exc:  # one job's bug must not stop the queue
         hooks.log(traceback.format_exc())
-        result, rows, status, error = None, None, "failed", f"internal error: {type(exc).__name__}: {exc}"
+        outcome, status, error = {}, "failed", f"internal error: {type(exc).__name__}: {exc}"
     finally:
         done.set()
     with db.writing() as s:
-        if not jobs.finish(s, job_id, worker, status=status, error=error, result=result, predictions=rows):
+        if not jobs.finish(s, job_id, worker, status=status, error=error, **outcome):
             return "lost"
-    after_finish(db, job_id, status)
+    after_finish(db, job_id, status, kind)
     return status
 
 
-def after_finish(db: Database, job_id: int, status: str) -> None:
-    """Work that follows a finished job: label-quality flags (suspected mislabels, duplicate conflicts)."""
-    if status == "succeeded":
+def after_finish(db: Database, job_id: int, status: str, kind: str = "train") -> None:
+    """Work that follows a finished train job: label-quality flags (suspected mislabels, duplicate conflicts).
+    A predict job's guesses are not out of sample for any label, so they raise no flags."""
+    if status == "succeeded" and kind == "train":
         from app.quality.service import after_job
 
         after_job(db, job_id)

@@ -1,45 +1,117 @@
-"""Server-drawn SVG line charts: points in, polyline coordinates out (no chart library)."""
+"""Server-drawn SVG line charts: points in, coordinates out (no chart library, no script).
+
+`line_chart` plots series over steps 0..n-1; `epoch_charts` plots a job's
+loss and accuracy per epoch with one line per stage (each fold, then the final
+model), on labelled axes. The template partials/_charts.html draws the result.
+"""
 
 from __future__ import annotations
 
 import math
 
-PALETTE = ["#2f6fde", "#d9480f", "#2b8a3e", "#862e9c", "#e67700"]
+PALETTE = ["#2f6fde", "#d9480f", "#2b8a3e", "#862e9c", "#e67700", "#0c8599", "#c2255c", "#5c940d", "#364fc7",
+           "#a61e4d"]
+FINAL_COLOR = "#212529"
+MAX_DOTS = 60  # a series with more points is drawn as a line only: dots would hide it
+WIDTH, HEIGHT = 560, 220
+PAD_L, PAD_R, PAD_T, PAD_B = 56, 12, 10, 38  # room for the tick labels and the axis titles
 
 
-def line_chart(series: dict[str, list[float | None]], *, width: int = 560, height: int = 200,
-               y_min: float | None = None, y_max: float | None = None, marks: list[int] = ()) -> dict:
-    """Scale named series (one value per x step) into an SVG box; None values break a line."""
-    values = [v for vs in series.values() for v in vs if v is not None and math.isfinite(v)]
-    n = max((len(v) for v in series.values()), default=0)
-    if not values or n == 0:
-        return {"width": width, "height": height, "lines": [], "ticks": [], "marks": [], "empty": True}
+def _finite(v) -> bool:
+    return v is not None and isinstance(v, int | float) and math.isfinite(v)
+
+
+def _plot(lines: list[dict], *, x_lo: float, x_hi: float, y_min: float | None, y_max: float | None,
+          width: int, height: int, marks=(), x_ticks=None, x_label: str = "", y_label: str = "",
+          legend: list[dict] | None = None) -> dict:
+    """Scale `lines` ({"name", "xy": [(x, y)], "color", "dashed"}) into an SVG box."""
+    values = [y for line in lines for _, y in line["xy"]]
+    if not values:
+        return {"width": width, "height": height, "lines": [], "ticks": [], "x_ticks": [], "marks": [],
+                "empty": True}
     lo = min(values) if y_min is None else y_min
     hi = max(values) if y_max is None else y_max
     hi = hi if hi > lo else lo + 1
-    pad_l, pad_r, pad_t, pad_b = 40, 10, 10, 20
-    w, h = width - pad_l - pad_r, height - pad_t - pad_b
+    w, h = width - PAD_L - PAD_R, height - PAD_T - PAD_B
+    span = x_hi - x_lo
 
-    def x(i: int) -> float:
-        return pad_l + (w * i / (n - 1) if n > 1 else w / 2)
+    def x(v: float) -> float:
+        return PAD_L + (w * (v - x_lo) / span if span else w / 2)
 
     def y(v: float) -> float:
-        return pad_t + h * (1 - (v - lo) / (hi - lo))
+        return PAD_T + h * (1 - (v - lo) / (hi - lo))
 
-    lines = []
-    for k, (name, vs) in enumerate(series.items()):
-        points = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vs) if v is not None and math.isfinite(v))
-        lines.append({"name": name, "points": points, "color": PALETTE[k % len(PALETTE)]})
+    drawn = []
+    for line in lines:
+        pts = [(round(x(a), 1), round(y(b), 1), a, b) for a, b in line["xy"]]
+        drawn.append({
+            "name": line["name"], "color": line["color"], "dashed": line.get("dashed", False),
+            "points": " ".join(f"{px},{py}" for px, py, _, _ in pts),
+            "dots": [{"x": px, "y": py, "title": f"{line['name']}, {x_label or 'step'} {_num(a)}: {b:.3g}"}
+                     for px, py, a, b in pts] if len(pts) <= MAX_DOTS else [],
+        })
     ticks = [{"y": round(y(lo + (hi - lo) * t / 4), 1), "label": f"{lo + (hi - lo) * t / 4:.3g}"} for t in range(5)]
-    return {"width": width, "height": height, "lines": lines, "ticks": ticks, "empty": False,
-            "marks": [round(x(i), 1) for i in marks], "left": pad_l, "right": width - pad_r,
-            "top": pad_t, "bottom": height - pad_b}
+    return {
+        "width": width, "height": height, "lines": drawn, "ticks": ticks, "empty": False,
+        "x_ticks": [{"x": round(x(v), 1), "label": _num(v)} for v in (x_ticks or [])],
+        "marks": [round(x(v), 1) for v in marks], "left": PAD_L, "right": width - PAD_R, "top": PAD_T,
+        "bottom": height - PAD_B, "x_label": x_label, "y_label": y_label,
+        "legend": legend if legend is not None else [{"name": d["name"], "color": d["color"], "dashed": d["dashed"]}
+                                                      for d in drawn],
+    }
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:.3g}"
+
+
+def line_chart(series: dict[str, list[float | None]], *, width: int = WIDTH, height: int = 200,
+               y_min: float | None = None, y_max: float | None = None, marks: list[int] = (),
+               x_label: str = "", y_label: str = "") -> dict:
+    """Named series, one value per step 0..n-1 (None or NaN leaves a step out)."""
+    n = max((len(v) for v in series.values()), default=0)
+    lines = [{"name": name, "color": PALETTE[k % len(PALETTE)],
+              "xy": [(i, v) for i, v in enumerate(vs) if _finite(v)]} for k, (name, vs) in enumerate(series.items())]
+    return _plot([ln for ln in lines if ln["xy"]], x_lo=0,
+                 x_hi=max(n - 1, 0), y_min=y_min, y_max=y_max, width=width, height=height, marks=marks,
+                 x_label=x_label, y_label=y_label)
+
+
+def epoch_ticks(last: int, most: int = 10) -> list[int]:
+    """Whole epochs 1..last, thinned to at most about `most` labels."""
+    step = max(1, math.ceil(last / most))
+    ticks = list(range(1, last + 1, step))
+    return ticks if ticks[-1] == last or last - ticks[-1] < step / 2 else [*ticks, last]
 
 
 def epoch_charts(epochs: list[dict]) -> dict:
-    """Loss and accuracy curves over all stages (folds, then final), with a mark where each stage starts."""
-    marks = [i for i, e in enumerate(epochs) if i > 0 and e["stage"] != epochs[i - 1]["stage"]]
-    loss = line_chart({"train loss": [e.get("train_loss") for e in epochs],
-                       "val loss": [e.get("val_loss") for e in epochs]}, y_min=0, marks=marks)
-    acc = line_chart({"val accuracy": [e.get("val_accuracy") for e in epochs]}, y_min=0, y_max=1, marks=marks)
+    """Loss (train solid, validation dashed) and validation accuracy per epoch, one colour per stage.
+
+    Stages are the k folds, then "final". A fold reports its validation numbers only at its last epoch (it
+    never stops early), so those appear as single dots.
+    """
+    stages: dict[str, list[dict]] = {}
+    for e in epochs:
+        stages.setdefault(e["stage"], []).append(e)
+    colors = {name: FINAL_COLOR if name == "final" else PALETTE[k % len(PALETTE)] for k, name in enumerate(stages)}
+    last = max((e["epoch"] for e in epochs), default=1)
+    ticks = epoch_ticks(last)
+    legend = [{"name": name, "color": colors[name], "dashed": False} for name in stages]
+
+    def xy(rows: list[dict], key: str) -> list[tuple[int, float]]:
+        return [(r["epoch"], r[key]) for r in rows if _finite(r.get(key))]
+
+    loss_lines, acc_lines = [], []
+    for name, rows in stages.items():
+        loss_lines.append({"name": f"{name} train", "color": colors[name], "xy": xy(rows, "train_loss")})
+        loss_lines.append({"name": f"{name} validation", "color": colors[name], "dashed": True,
+                           "xy": xy(rows, "val_loss")})
+        acc_lines.append({"name": name, "color": colors[name], "xy": xy(rows, "val_accuracy")})
+    common = {"x_lo": 1, "x_hi": max(last, 2), "width": WIDTH, "height": HEIGHT, "x_ticks": ticks,
+              "x_label": "epoch"}
+    loss = _plot([ln for ln in loss_lines if ln["xy"]], y_min=0, y_max=None, y_label="loss",
+                 legend=[*legend, {"name": "train", "color": "#868e96", "dashed": False},
+                         {"name": "validation", "color": "#868e96", "dashed": True}], **common)
+    acc = _plot([ln for ln in acc_lines if ln["xy"]], y_min=0, y_max=1, y_label="accuracy", legend=legend,
+                **common)
     return {"loss": loss, "accuracy": acc}

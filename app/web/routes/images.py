@@ -16,8 +16,10 @@ from app.images.ingest import import_uploads
 from app.labelling.events import current_label, history
 from app.labelling.keys import CONFIDENCE_LEVELS
 from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, list_images
+from app.labelling.suggestions import latest_prediction
 from app.labelling.tags import active_tags
 from app.taxonomy.service import active_classes
+from app.training.jobs import predict_after_import
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep
 from app.web.files import blob_response
 from app.web.openapi import file_response
@@ -36,9 +38,10 @@ def upload_images(
     files: Annotated[list[UploadFile], File(description="images or zip files")],
     source: Annotated[str, Form(description="where these images come from")],
 ) -> dict:
-    """Import uploaded images (a zip counts as the files inside it)."""
+    """Import uploaded images (a zip counts as the files inside it). When a trained model exists, a predict job
+    is queued for the new images (`predict_job`: its id, or null)."""
     report = import_uploads(db, settings, [(f.filename or "upload", f.file) for f in files], source=source)
-    return report.as_dict()
+    return {**report.as_dict(), "predict_job": predict_after_import(db, len(report.imported))}
 
 
 def image_filter(
@@ -86,10 +89,12 @@ def read_images(
 
 @router.get("/api/images/{image_id}", tags=["images"])
 def read_image(session: ReadSession, image_id: Id) -> dict:
-    """One image: metadata, current label and full label history (oldest first)."""
+    """One image: metadata, current label, full label history (oldest first) and the latest model's
+    prediction (`prediction`: {"job", "class", "p", "top": [{"class", "p"}]} or null)."""
     meta = image_meta(get_image(session, image_id))
     hist = history(session, image_id)
-    return {**meta, "label": current_label(hist), "history": hist}
+    return {**meta, "label": current_label(hist), "history": hist,
+            "prediction": latest_prediction(session, image_id)}
 
 
 def _file(session, settings, image_id: int, which: str) -> Response:

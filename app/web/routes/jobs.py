@@ -26,14 +26,16 @@ router = APIRouter()
 
 
 class JobBody(BaseModel):
-    kind: str = "train"
-    snapshot: Id | str = Field(description="snapshot id or name")
-    config: dict[str, Any] = Field(default_factory=dict, description="model, epochs, image_size, folds, ...")
+    kind: str = Field("train", description='"train" (on a snapshot) or "predict" (the latest model\'s guesses '
+                                           'for images it has not seen; no snapshot)')
+    snapshot: Id | str | None = Field(None, description="snapshot id or name (train jobs)")
+    config: dict[str, Any] = Field(default_factory=dict, description='train: model, epochs, image_size, folds, '
+                                   '...; predict: {"model_job": N} (default: the latest succeeded train job)')
 
 
 @router.post("/api/jobs", status_code=201, tags=["jobs"])
 def create_job(session: WriteSession, body: JobBody) -> dict:
-    """Queue a training job on a snapshot; a worker picks it up."""
+    """Queue a training job on a snapshot, or a predict job; a worker picks it up."""
     job = jobs.create_job(session, snapshot_ref=body.snapshot, config=body.config, kind=body.kind)
     return {"id": job.id, "status": job.status}
 
@@ -87,6 +89,7 @@ def jobs_page(request: Request, session: ReadSession, error: str | None = None):
     return render(request, "pages/jobs.html", {
         "jobs": [jobs.job_view(j) for j in jobs.list_jobs(session)], "snapshots": list_snapshots(session),
         "models": MODELS, "defaults": TrainConfig(), "sources": source_names(session), "error": error,
+        "model_job": jobs.latest_model_job(session),
     }, block="queue")
 
 
@@ -117,6 +120,17 @@ def launch_from_page(
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
+@router.post("/jobs/predict", include_in_schema=False)
+def predict_from_page(request: Request, session: WriteSession):
+    """The jobs page's "Predict new images" button."""
+    try:
+        job = jobs.create_job(session, kind="predict")
+    except LoupeError as exc:
+        session.rollback()
+        return jobs_page(request, session, error=exc.detail)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
 @router.get("/jobs/{job_id}", include_in_schema=False)
 def job_page(request: Request, session: ReadSession, job_id: Id):
     """Live progress and curves while it runs; the evaluation when it is done."""
@@ -124,5 +138,5 @@ def job_page(request: Request, session: ReadSession, job_id: Id):
     epochs = jobs.epochs(session, job_id)
     return render(request, "pages/job.html", {
         "job": jobs.job_view(job), "epochs": epochs, "charts": epoch_charts(epochs), "log": jobs.logs(session, job_id),
-        "classes": (job.artifacts or {}).get("classes", []),
+        "classes": (job.artifacts or {}).get("classes", []), "predicted": (job.artifacts or {}).get("predicted"),
     }, block="live")

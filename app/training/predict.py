@@ -1,0 +1,116 @@
+"""Predict jobs: a finished model's opinion on images it has never seen, without retraining.
+
+After an import (and on demand) the worker runs the latest succeeded train
+job's exported model (model.pt, TorchScript with its normalisation inside) over
+the images that have no prediction from that model yet: the unlabelled ones and
+those imported after it trained. Rows are written under the predict job with
+role "suggestion"; the predict job carries the model job's snapshot, so its
+class indices read exactly like the model job's own (app.labelling.suggestions).
+
+torch is imported only inside `run`, as in the rest of the worker.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db.models import Image, Job, Prediction
+from app.labelling.suggestions import model_family
+from app.training.artifacts import artifact_path, job_dir, model_key
+from app.training.spec import Cancelled, Hooks, TrainingError
+
+CHUNK = 512  # images decoded and predicted at a time: memory stays flat however many there are
+
+
+@dataclass
+class Predicted:
+    classes: list[str]
+    probs: dict[int, list[float]]  # image id -> class probabilities
+    device: str
+    notes: list[str] = field(default_factory=list)
+
+
+def to_predict(session: Session, settings: Settings, model_job: Job) -> list[tuple[int, str]]:
+    """(image id, store key) of images with no prediction from `model_job`'s model yet, oldest first.
+
+    Unlabelled images, and labelled ones imported since the model trained (they
+    cannot be in its snapshot); excluded images are left out. At most
+    max_suggestions a job: the next predict job goes on where this one stopped.
+    """
+    family = model_family(session, model_job.id)
+    predicted = exists().where(Prediction.image_id == Image.id, Prediction.job_id.in_(family))
+    rows = session.execute(
+        select(Image.id, Image.stored_path)
+        .where(Image.excluded == False, ~predicted,  # noqa: E712
+               or_(Image.labelled == False, Image.imported_at >= model_job.created_at))  # noqa: E712
+        .order_by(Image.id).limit(settings.max_suggestions))
+    return [(image_id, key) for image_id, key in rows]
+
+
+def model_file(settings: Settings, model_job: Job) -> Path:
+    """model.pt of `model_job` on this machine: where it trained, or copied from a remote image store."""
+    path = artifact_path(settings, model_job, "model")
+    if path is not None:
+        return path
+    from app.images import blobs
+
+    store = blobs.for_settings(settings)
+    target = settings.cache_dir / "models" / f"job-{model_job.id}.pt"
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            store.fetch(model_key(model_job.id), target)
+        except FileNotFoundError:
+            raise TrainingError(f"the model of job {model_job.id} is gone: no {model_key(model_job.id)} "
+                                f"in {store.url} and no file in {job_dir(settings, model_job.id)}") from None
+    return target
+
+
+def image_size(model_job: Job, model_path: Path) -> int:
+    """The input size the model was exported for (model.json beside it), else the job's config."""
+    try:
+        return int(json.loads(model_path.with_name("model.json").read_text())["image_size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return int(model_job.config["image_size"])
+
+
+def run(model_path: Path, size: int, classes: list[str], images: list[tuple[int, str]], hooks: Hooks,
+        device_name: str = "auto") -> Predicted:
+    """Class probabilities for `images` (id, local path); unreadable images get none (noted)."""
+    import torch
+
+    from app.training import data
+    from app.training import device as devices
+
+    device = devices.choose(device_name)
+    try:
+        model = torch.jit.load(str(model_path), map_location=device).eval()
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: a clear failure, not a crash
+        raise TrainingError(f"cannot load the model {model_path.name}: {exc}") from None
+    probs: dict[int, list[float]] = {}
+    unreadable: list[str] = []
+    total = len(images)
+    for start in range(0, total, CHUNK):
+        chunk = images[start:start + CHUNK]
+        x, errors = data.decode_all([p for _, p in chunk], size, progress=lambda _done: None,
+                                    cancelled=hooks.cancelled)
+        if hooks.cancelled():
+            raise Cancelled()
+        bad = {i for i, _ in errors}
+        unreadable += [msg for _, msg in errors]
+        with torch.no_grad():
+            out = torch.softmax(model(x.to(device).float().div_(255)).float(), dim=1).cpu().numpy()
+        if out.shape[1] != len(classes):
+            raise TrainingError(f"the model gives {out.shape[1]} classes; its job lists {len(classes)}")
+        probs.update((image_id, out[i].tolist()) for i, (image_id, _) in enumerate(chunk) if i not in bad)
+        done = start + len(chunk)
+        hooks.progress(done / total, f"predicting: {done} of {total}")
+    notes = [f"{len(unreadable)} images could not be read and get no prediction, e.g. {unreadable[0]}"] \
+        if unreadable else []
+    return Predicted(classes=classes, probs=probs, device=device.type, notes=notes)
