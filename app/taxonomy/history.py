@@ -8,11 +8,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import ClassRevision, TaxonomyChange, TaxonomyVersion, VersionLabelCount
+from app.taxonomy.keys import describe_key
 from app.timeutil import iso
 
 
 def describe_change(op: str, d: dict) -> str:
-    """One line a person reads in the version log."""
+    """One line a person reads in the version log, key changes included."""
+    line = _describe(op, d)
+    keys = "; ".join(describe_key(k) for k in d.get("keys", []))
+    return f"{line}; {keys}" if keys else line
+
+
+def _describe(op: str, d: dict) -> str:
     if op == "add":
         return f"added '{d['name']}'"
     if op == "rename":
@@ -29,7 +36,10 @@ def describe_change(op: str, d: dict) -> str:
     if op == "retire":
         return f"retired '{d['name']}'; {d['flagged']} images to re-review"
     if op == "restore":
-        return "restored " + ", ".join(f"'{c['name']}'" for c in d["classes"])
+        return "restored " + ", ".join(f"'{c['name']}'" + (f" (key {c['shortcut']})" if c.get("shortcut") else "")
+                                       for c in d["classes"])
+    if op == "set-shortcut":
+        return f"changed the key of '{d['name']}'"
     if op in ("pin", "unpin"):
         what = "this" if d["kind"] == "this" else "not this"
         return f"{'pinned' if op == 'pin' else 'unpinned'} image {d['image_id']} as '{what}' for '{d['name']}'"
@@ -116,7 +126,7 @@ def state_at(changes: list[tuple[int, str, dict]], number: int) -> dict[int, tup
             state[d["class_id"]] = (name, d["to"], active)
         elif op == "merge":
             if d["created"]:
-                state[d["into"]["class_id"]] = (d["into"]["name"], "", True)
+                state[d["into"]["class_id"]] = (d["into"]["name"], d["into"].get("description", ""), True)
             for c in d["classes"]:
                 name, desc, _ = state[c["class_id"]]
                 state[c["class_id"]] = (name, desc, False)
@@ -124,7 +134,7 @@ def state_at(changes: list[tuple[int, str, dict]], number: int) -> dict[int, tup
             name, desc, _ = state[d["class_id"]]
             state[d["class_id"]] = (name, desc, False)
             for c in d["into"]:
-                state[c["class_id"]] = (c["name"], "", True)
+                state[c["class_id"]] = (c["name"], c.get("description", ""), True)
         elif op == "retire":
             name, desc, _ = state[d["class_id"]]
             state[d["class_id"]] = (name, desc, False)

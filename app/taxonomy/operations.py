@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from app.db.ids import as_id
 from app.db.models import ClassExample, ClassRevision, Image, LabelClass, TaxonomyVersion
 from app.errors import Conflict, InvalidInput, NotFound
-from app.labelling.shortcuts import check_key, free_shortcut, keys_in_use
+from app.labelling.shortcuts import check_key, keys_in_use
 from app.taxonomy import relabel
+from app.taxonomy.keys import fresh_key, key_change, previous_holder
 from app.taxonomy.queries import resolve_class
 
 MAX_NAME = 100
@@ -54,15 +55,22 @@ def _revise(ctx: Ctx, cls: LabelClass) -> None:
                                   description=cls.description))
 
 
-def _create(ctx: Ctx, name: str, description: str = "", shortcut: str | None = None) -> LabelClass:
+def _create(ctx: Ctx, name: str, description: str = "", shortcut: str | None = None) -> tuple[LabelClass, dict]:
+    """A new class and the "keys" entry that records the key it got (a chosen one, a fresh one, or none)."""
     s = ctx.session
     position = (s.scalar(select(func.max(LabelClass.position))) or 0) + 1
-    cls = LabelClass(name=name, description=description, shortcut=shortcut or free_shortcut(s), position=position,
+    was = previous_holder(s, shortcut) if shortcut else None
+    cls = LabelClass(name=name, description=description, shortcut=shortcut or fresh_key(s), position=position,
                      created_version_id=ctx.version.id)
     s.add(cls)
     s.flush()
     _revise(ctx, cls)
-    return cls
+    why = "chosen" if shortcut else ("fresh" if cls.shortcut else "none free")
+    return cls, key_change(cls, None, cls.shortcut, why=why, was=was.name if was else None)
+
+
+def _new_ref(cls: LabelClass) -> dict:
+    return {**_ref(cls), "shortcut": cls.shortcut, "description": cls.description}
 
 
 def _retire(ctx: Ctx, cls: LabelClass) -> None:
@@ -80,8 +88,8 @@ def op_add(ctx: Ctx, change: dict) -> dict:
     name = clean_name(ctx.session, change.get("name"))
     shortcut = change.get("shortcut")
     shortcut = check_key(ctx.session, shortcut) if shortcut else None
-    cls = _create(ctx, name, str(change.get("description") or "").strip(), shortcut)
-    return {**_ref(cls), "description": cls.description, "shortcut": cls.shortcut}
+    cls, key = _create(ctx, name, str(change.get("description") or "").strip(), shortcut)
+    return {**_ref(cls), "description": cls.description, "shortcut": cls.shortcut, "keys": [key]}
 
 
 def op_rename(ctx: Ctx, change: dict) -> dict:
@@ -121,13 +129,25 @@ def op_merge(ctx: Ctx, change: dict) -> dict:
         raise InvalidInput("merging a class into itself changes nothing; list at least one other class")
     for c in sources:
         _retire(ctx, c)
-    created = into is None
-    if created:  # the new class takes over the first merged class's key, so fingers need not relearn
-        into = _create(ctx, new_name, shortcut=sources[0].shortcut)
+    created, keys = into is None, []
+    if created:  # with a fresh key: the merged classes keep theirs, for an undo and for muscle memory
+        stub = f"Merged from {_names(sources)} in version {ctx.version.number}."
+        into, key = _create(ctx, new_name, _text(change.get("description")) or stub)
+        keys.append(key)
     for c in sources:
         c.replaced_by_id = into.id
     moved = relabel.move_labels(ctx.session, from_ids=[c.id for c in sources], to_id=into.id, version=ctx.version)
-    return {"classes": [_ref(c) for c in sources], "into": _ref(into), "created": created, "moved": moved}
+    return {"classes": [{**_ref(c), "shortcut": c.shortcut} for c in sources],
+            "into": _new_ref(into) if created else _ref(into), "created": created, "moved": moved, "keys": keys}
+
+
+def _names(classes: list[LabelClass]) -> str:
+    names = [c.name for c in classes]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
 
 
 def op_split(ctx: Ctx, change: dict) -> dict:
@@ -138,11 +158,16 @@ def op_split(ctx: Ctx, change: dict) -> dict:
     clean = [clean_name(ctx.session, n) for n in names]
     if len({n.lower() for n in clean}) != len(clean):
         raise InvalidInput("the new class names must differ from each other")
+    given = change.get("descriptions")
+    given = given if isinstance(given, list) else []
     _retire(ctx, cls)
-    new = [_create(ctx, n, shortcut=cls.shortcut if i == 0 else None) for i, n in enumerate(clean)]
+    stub = f"Split from {cls.name} in version {ctx.version.number}."
+    created = [_create(ctx, n, (_text(given[i]) if i < len(given) else "") or stub) for i, n in enumerate(clean)]
+    new = [c for c, _ in created]
     flagged = relabel.flag_for_rereview(ctx.session, class_id=cls.id, version=ctx.version,
                                         offered=[c.id for c in new], reason=f"'{cls.name}' was split")
-    return {**_ref(cls), "into": [_ref(c) for c in new], "flagged": flagged}
+    return {**_ref(cls), "shortcut": cls.shortcut, "into": [_new_ref(c) for c in new], "flagged": flagged,
+            "keys": [k for _, k in created]}
 
 
 def op_retire(ctx: Ctx, change: dict) -> dict:
@@ -153,15 +178,37 @@ def op_retire(ctx: Ctx, change: dict) -> dict:
     return {**_ref(cls), "flagged": flagged}
 
 
-def restore(ctx: Ctx, cls: LabelClass) -> dict:
-    """Bring a retired class back (the inverse of retire, merge and split)."""
+def restore(ctx: Ctx, cls: LabelClass) -> tuple[dict, list[dict]]:
+    """Bring a retired class back (the inverse of retire, merge and split) with the key it always had.
+
+    Only when someone explicitly gave that key to another class since does it
+    get a fresh one, and the returned "keys" entry says so.
+    """
     clean_name(ctx.session, cls.name)  # its name may have been taken since
-    if cls.shortcut and cls.shortcut in keys_in_use(ctx.session):
-        cls.shortcut = free_shortcut(ctx.session)
+    keys = []
+    if cls.shortcut and cls.shortcut in (used := keys_in_use(ctx.session)):
+        old, cls.shortcut = cls.shortcut, fresh_key(ctx.session)
+        keys.append(key_change(cls, old, cls.shortcut, why=f"key {old} is now used by {used[old]}"))
     cls.retired_version_id, cls.replaced_by_id = None, None
     ctx.session.flush()
     _revise(ctx, cls)
-    return _ref(cls)
+    return {**_ref(cls), "shortcut": cls.shortcut}, keys
+
+
+def op_set_shortcut(ctx: Ctx, change: dict) -> dict:
+    """Give a class another key (or none, with an empty or null shortcut): the one explicit way a key moves."""
+    cls = _active(ctx, change.get("class"))
+    raw = change.get("shortcut")
+    wanted = raw.strip().lower() if isinstance(raw, str) else raw
+    if (wanted or None) == cls.shortcut:
+        raise InvalidInput(f"class '{cls.name}' already has key {wanted}" if wanted else f"class '{cls.name}' has no key")
+    key = check_key(ctx.session, raw) if raw not in (None, "") else None
+    was = previous_holder(ctx.session, key, besides=cls.id) if key else None
+    old, cls.shortcut = cls.shortcut, key
+    ctx.session.flush()
+    entry = key_change(cls, old, key, why="chosen", was=was.name if was else None)
+    return {**_ref(cls), "from": old, "to": key, "keys": [entry]}
+
 
 
 def _example(ctx: Ctx, change: dict) -> tuple[LabelClass, int, str]:

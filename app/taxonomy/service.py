@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app.db.models import LabelClass, TaxonomyChange, TaxonomyVersion, VersionLabelCount
-from app.errors import Conflict, InvalidInput
+from app.errors import Conflict, InvalidInput, LoupeError
 from app.taxonomy import operations as ops
 from app.taxonomy.history import list_versions  # noqa: F401  (re-exported)
 from app.taxonomy.queries import (  # noqa: F401  (re-exported)
@@ -31,6 +31,7 @@ OPERATIONS = {
     "retire": ops.op_retire,
     "pin": ops.op_pin,
     "unpin": ops.op_unpin,
+    "set-shortcut": ops.op_set_shortcut,
     "undo": op_undo,
 }
 META_KEYS = ("base_version", "message", "author")
@@ -54,9 +55,34 @@ def _record_counts(session: Session, version: TaxonomyVersion) -> None:
                     for cid, n in class_counts(session).items())
 
 
-def _default_message(op: str, change: dict) -> str:
-    subject = change.get("name") or change.get("class") or change.get("into") or change.get("version") or ""
-    return f"{op} {subject}".strip()
+def _name(session: Session, ref) -> str:
+    """A class's name for a title; the reference as given when it names no class (the operation then says why)."""
+    try:
+        return resolve_class(session, ref, active_only=False).name
+    except LoupeError:
+        return str(ref)
+
+
+def _title(session: Session, op: str, change: dict) -> str:
+    """A version's default title, with class names where a form sends ids: "merge Sandal, Sneaker → Shoe"."""
+    c = change.get("class")
+    if op == "merge":
+        refs = change.get("classes") if isinstance(change.get("classes"), list) else []
+        return f"merge {', '.join(_name(session, r) for r in refs)} → {_name(session, change.get('into'))}"
+    if op == "split":
+        into = change.get("into") if isinstance(change.get("into"), list) else []
+        return f"split {_name(session, c)} → {', '.join(str(n) for n in into)}"
+    if op == "rename":
+        return f"rename {_name(session, c)} → {change.get('name')}"
+    if op == "add":
+        return f"add {change.get('name')}"
+    if op == "set-shortcut":
+        return f"key of {_name(session, c)} → {change.get('shortcut') or 'none'}"
+    if op in ("pin", "unpin"):
+        return f"{op} image {change.get('image')} for {_name(session, c)}"
+    if op == "undo":
+        return f"undo version {change.get('version')}"
+    return f"{op} {_name(session, c)}" if c is not None else op
 
 
 def apply_change(session: Session, *, change: dict, author: str = "") -> dict:
@@ -77,8 +103,8 @@ def apply_change(session: Session, *, change: dict, author: str = "") -> dict:
         raise Conflict(
             f"the taxonomy changed: your change was based on version {base}, the current version is {current_number}"
         )
-    message = str(change.get("message") or "").strip() or _default_message(op, change)
-    version = _new_version(session, message=message[:500], author=author or str(change.get("author") or ""))
+    message = str(change.get("message") or "").strip() or _title(session, op, change)
+    version = _new_version(session, message=message[:500], author=(author or str(change.get("author") or "")).strip())
     detail = OPERATIONS[op](ops.Ctx(session, version), change)
     request = {k: v for k, v in change.items() if k not in META_KEYS}
     session.add(TaxonomyChange(version_id=version.id, op=op, detail={**detail, "request": request}))

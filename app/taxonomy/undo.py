@@ -68,23 +68,39 @@ def _inverse(ctx: ops.Ctx, undone: TaxonomyVersion, ch: TaxonomyChange) -> list[
         other = "unpin" if ch.op == "pin" else "pin"
         fn = ops.op_unpin if ch.op == "pin" else ops.op_pin
         return [{"op": other, **fn(ctx, {"class": d["class_id"], "image": d["image_id"], "kind": d["kind"]})}]
+    if ch.op == "set-shortcut":
+        cls = _class(s, d["class_id"], active=True, undone=n)
+        if cls.shortcut != d["to"]:
+            raise Conflict(f"version {n} can no longer be undone: class '{cls.name}' has another key since")
+        return [{"op": "set-shortcut", **ops.op_set_shortcut(ctx, {"class": cls.id, "shortcut": d["from"]})}]
     if ch.op == "retire":
         cls = _class(s, d["class_id"], active=False, undone=n)
-        restored = ops.restore(ctx, cls)
-        return [{"op": "restore", "classes": [restored], "cancelled": rereview.cancel_from_version(s, undone.id)}]
+        restored, keys = ops.restore(ctx, cls)
+        return [{"op": "restore", "classes": [restored], "keys": keys,
+                 "cancelled": rereview.cancel_from_version(s, undone.id)}]
     if ch.op == "merge":
         into = _class(s, d["into"]["class_id"], active=True, undone=n)
-        restored = [ops.restore(ctx, _class(s, c["class_id"], active=False, undone=n)) for c in d["classes"]]
-        steps = [{"op": "restore", "classes": restored,
+        restored, keys = _restore_all(ctx, [_class(s, c["class_id"], active=False, undone=n) for c in d["classes"]])
+        steps = [{"op": "restore", "classes": restored, "keys": keys,
                   "moved_back": relabel.move_back(s, undone=undone, version=ctx.version)}]
-        if d["created"]:
+        if d["created"]:  # after the move back, so only labels given to it since go to re-review
             steps.append({"op": "retire", **ops.op_retire(ctx, {"class": into.id})})
         return steps
     if ch.op == "split":
         source = _class(s, d["class_id"], active=False, undone=n)
         parts = [_class(s, c["class_id"], active=True, undone=n) for c in d["into"]]
         cancelled = rereview.cancel_from_version(s, undone.id)
-        restored = ops.restore(ctx, source)
+        restored, keys = ops.restore(ctx, source)
         merged = ops.op_merge(ctx, {"classes": [c.id for c in parts], "into": source.id})
-        return [{"op": "restore", "classes": [restored], "cancelled": cancelled}, {"op": "merge", **merged}]
+        return [{"op": "restore", "classes": [restored], "keys": keys, "cancelled": cancelled},
+                {"op": "merge", **merged}]
     raise InvalidInput(f"a '{ch.op}' change cannot be undone")
+
+
+def _restore_all(ctx: ops.Ctx, classes: list[LabelClass]) -> tuple[list[dict], list[dict]]:
+    restored, keys = [], []
+    for cls in classes:
+        ref, changed = ops.restore(ctx, cls)
+        restored.append(ref)
+        keys.extend(changed)
+    return restored, keys

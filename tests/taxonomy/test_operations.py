@@ -171,7 +171,8 @@ def test_pin_examples_show_on_taxonomy_and_can_be_unpinned(client, labelled):
 def test_versions_list_diffs_and_counts(client, labelled):
     change(client, op="merge", classes=["shirt", "top"], into="upper")
     v = client.get("/api/taxonomy/versions").json()["items"][-1]
-    assert v["changes"][0]["summary"] == "merged 'shirt', 'top' into 'upper' (new); 4 labels moved"
+    assert v["changes"][0]["summary"] == "merged 'shirt', 'top' into 'upper' (new); 4 labels moved; 'upper' gets key 4"
+    assert v["message"] == "merge shirt, top → upper" and v["changes"][0]["into"]["shortcut"] == "4"
     assert v["label_counts"] == {"shoe": 1, "upper": 4}
     assert "merged &#39;shirt&#39;, &#39;top&#39; into &#39;upper&#39;" in client.get("/taxonomy").text
 
