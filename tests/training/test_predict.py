@@ -1,0 +1,168 @@
+"""Predictions for images imported after a model trained: a "predict" job runs the model, no retraining.
+
+The real worker process, a tiny real snapshot and a tiny config (seconds on CPU).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image as PILImage
+from sqlalchemy import select, update
+
+from app.db.models import Image, Job
+from app.labelling.queries import queue_ids
+from app.training import jobs, predict
+from app.training.spec import Result
+from app.training.worker import prediction_rows
+from tests import databases, fmnist
+from tests.factories import label, labelled_snapshot, upload
+from tests.workers import FAST, finished, start_worker, stop, wait_for
+
+LOUPE = Path(sys.executable).with_name("loupe")
+
+
+def fmnist_files(n: int, start: int) -> list[tuple[str, bytes]]:
+    images, _ = fmnist.load("train", start + n)
+    out = []
+    for i in range(start, start + n):
+        buf = io.BytesIO()
+        PILImage.fromarray(images[i]).save(buf, format="PNG")
+        out.append((f"new-{i:05d}.png", buf.getvalue()))
+    return out
+
+
+def loupe(*args) -> subprocess.CompletedProcess:
+    command = [str(LOUPE)] if LOUPE.exists() else [sys.executable, "-m", "app.cli"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")} | databases.data_env(args)
+    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_new_images_get_the_latest_models_guesses_without_retraining(client, settings, db, tmp_path):
+    snap = labelled_snapshot(client, 24, classes=3, folds=2)
+    names = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
+    r = client.post("/api/jobs", json={"kind": "predict"})
+    assert r.status_code == 422 and "train one" in r.json()["detail"]      # no model yet
+    assert upload(client, fmnist_files(1, 900), "early")["predict_job"] is None
+    train = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {**FAST, "epochs": 2}}).json()["id"]
+    worker = start_worker(settings.data_dir)
+    try:
+        assert wait_for(client, train, finished)["status"] == "succeeded"
+        early = client.get("/api/images", params={"source": "early"}).json()["items"][0]["id"]
+        assert client.get(f"/api/images/{early}").json()["prediction"]["job"] == train   # unlabelled at training
+
+        # A web import of 30 images queues one predict job, which the worker runs with the train job's model.
+        report = upload(client, fmnist_files(30, 1000), "new")
+        new = [x["id"] for x in report["imported"]]
+        assert len(new) == 30 and report["predict_job"] is not None
+        body = wait_for(client, report["predict_job"], finished, timeout=60)
+        assert body["status"] == "succeeded", body["error"]
+        assert body["kind"] == "predict" and body["config"] == {"model_job": train} and body["snapshot"] == snap["id"]
+        assert len(jobs_of(db, "train")) == 1                                       # nothing retrained
+        preds = client.get(f"/api/jobs/{body['id']}/predictions").json()
+        assert preds["classes"] == names
+        assert {p["image"] for p in preds["items"]} == set(new)    # the early one has the train job's already
+        assert all(p["role"] == "suggestion" and abs(sum(p["probs"]) - 1) < 1e-3 for p in preds["items"])
+
+        for image_id in new:
+            p = client.get(f"/api/images/{image_id}").json()["prediction"]
+            assert p["job"] == body["id"] and p["model_job"] == train and p["class"] in names
+            assert [t["class"] for t in p["top"]][0] == p["class"] and len(p["top"]) == 3
+            assert p["p"] == p["top"][0]["p"] >= p["top"][1]["p"] >= p["top"][2]["p"]
+            assert abs(sum(t["p"] for t in p["top"]) - 1) < 1e-3
+
+        # "Most uncertain first" now walks the new images too, smallest top-1 minus top-2 margin first.
+        margin = {p["image"]: sorted(p["probs"])[-1] - sorted(p["probs"])[-2] for p in preds["items"]}
+        margin[early] = None
+        with db.reading() as s:
+            order = queue_ids(s, order="uncertain", n=31)
+        assert set(order) == {*new, early}
+        ranked = [i for i in order if i in new]
+        assert [round(margin[i], 6) for i in ranked] == sorted(round(margin[i], 6) for i in ranked)
+        first = client.get("/label", params={"order": "uncertain"}).text
+        assert f'data-image-id="{order[0]}"' in first and 'class="guess' in first
+
+        # `loupe import` queues one too; so does the jobs page's button (nothing new left: 0 predicted).
+        folder = tmp_path / "more"
+        folder.mkdir()
+        for name, data in fmnist_files(5, 2000):
+            (folder / name).write_bytes(data)
+        done = loupe("import", folder, "--source", "cli", "--data", settings.data_dir)
+        assert done.returncode == 0, done.stderr
+        queued = int(done.stdout.split("queued predict job #")[1].split(":")[0])
+        assert wait_for(client, queued, finished, timeout=60)["status"] == "succeeded"
+        cli_ids = [i["id"] for i in client.get("/api/images", params={"source": "cli"}).json()["items"]]
+        assert all(client.get(f"/api/images/{i}").json()["prediction"]["job"] == queued for i in cli_ids)
+
+        page = client.get("/jobs", headers={"Accept": "text/html"}).text
+        assert 'action="/jobs/predict"' in page
+        r = client.post("/jobs/predict", follow_redirects=False)
+        assert r.status_code == 303
+        on_demand = int(r.headers["location"].rsplit("/", 1)[1])
+        body = wait_for(client, on_demand, finished, timeout=60)
+        assert body["status"] == "succeeded" and body["message"] == "done: 0 images predicted"
+        html = client.get(f"/jobs/{on_demand}", headers={"Accept": "text/html"}).text
+        assert f'href="/jobs/{train}"' in html and "images predicted" in html
+    finally:
+        stop(worker)
+
+
+def jobs_of(db, kind: str) -> list[int]:
+    with db.reading() as s:
+        return list(s.scalars(select(Job.id).where(Job.kind == kind)))
+
+
+def finished_model(client, db, snap, suggestions: dict[int, list[float]], model_path: str = "model.pt") -> int:
+    """A train job finished the way the worker finishes one, with a (pretend) model file."""
+    job_id = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {"epochs": 1}}).json()["id"]
+    classes = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
+    result = Result(classes=classes, out_of_sample={}, suggestions=suggestions, metrics={}, final={},
+                    model_path=model_path, device="cpu")
+    with db.writing() as s:
+        assert jobs.claim(s, "w").id == job_id
+    with db.writing() as s:
+        assert jobs.finish(s, job_id, "w", status="succeeded", result=result,
+                           predictions=prediction_rows(result, [], None))
+    return job_id
+
+
+def test_which_images_a_predict_job_takes(client, settings, db):
+    snap = labelled_snapshot(client, 12, classes=3, folds=2)
+    before = [x["id"] for x in upload(client, fmnist_files(3, 900), "before")["imported"]]
+    model = finished_model(client, db, snap, {before[0]: [0.5, 0.3, 0.2]})
+    after = [x["id"] for x in upload(client, fmnist_files(4, 1000), "after")["imported"]]
+    label(client, after[0], "t-shirt")      # labelled since: not in the model's snapshot, so still predicted
+    label(client, before[1], "t-shirt")     # labelled before any guess, and already in the past: skipped
+    with db.writing() as s:
+        s.execute(update(Image).where(Image.id == after[1]).values(excluded=True))
+        s.commit()
+    with db.reading() as s:
+        taken = [i for i, _ in predict.to_predict(s, settings, s.get(Job, model))]
+    assert taken == [before[2], after[0], after[2], after[3]]
+
+
+def test_predict_jobs_are_queued_once_and_checked(client, settings, db):
+    snap = labelled_snapshot(client, 12, classes=3, folds=2)
+    assert client.post("/api/jobs", json={"kind": "predict"}).status_code == 422
+    assert client.post("/api/jobs", json={"kind": "retrain"}).status_code == 422
+    assert client.post("/api/jobs", json={"kind": "train"}).status_code == 422              # needs a snapshot
+    no_model = finished_model(client, db, snap, {}, model_path=None)
+    r = client.post("/api/jobs", json={"kind": "predict", "config": {"model_job": no_model}})
+    assert r.status_code == 422 and "with a model" in r.json()["detail"]
+    assert upload(client, fmnist_files(1, 900), "x")["predict_job"] is None       # a model job without a model
+    model = finished_model(client, db, snap, {})
+    first = upload(client, fmnist_files(2, 1000), "y")["predict_job"]
+    assert first is not None
+    assert upload(client, fmnist_files(2, 1100), "y")["predict_job"] is None      # one is already waiting
+    assert upload(client, fmnist_files(2, 1000), "y")["predict_job"] is None      # duplicates: nothing new
+    with db.writing() as s:
+        assert jobs.claim(s, "w").id == first                                     # it starts: the next waits
+    assert upload(client, fmnist_files(1, 1200), "y")["predict_job"] == first + 1
+    r = client.post("/api/jobs", json={"kind": "predict", "config": {"model_job": model, "epochs": 3}})
+    assert r.status_code == 422 and "model_job" in r.json()["detail"]
+    r = client.post("/api/jobs", json={"kind": "predict", "config": {"model_job": model}})
+    assert r.status_code == 201 and r.json()["status"] == "queued"
