@@ -18,9 +18,47 @@ def _settings(data: str | None):
     return Settings(data=Path(data)) if data else Settings()
 
 
+PARENT_ENV = "LOUPE_PARENT_PID"
+
+
+def _die_with_parent(parent: int) -> None:
+    """In the worker child, before exec: SIGTERM it when serve dies, even by SIGKILL (Linux prctl)."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the worker's parent watch (app.training.worker) covers it
+        return
+    if os.getppid() != parent:  # serve died between fork and prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _start_worker(settings) -> subprocess.Popen:
-    """The local worker: a separate process, so the web app never imports torch."""
-    return subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--data", str(settings.data_dir)])
+    """The local worker: a separate process, so the web app never imports torch. It lives only as long as
+    serve: the kernel signals it when serve dies (prctl), and it watches its parent itself (LOUPE_PARENT_PID)."""
+    parent = os.getpid()
+    preexec = (lambda: _die_with_parent(parent)) if sys.platform.startswith("linux") else None
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--data", str(settings.data_dir)],
+                            env={**os.environ, PARENT_ENV: str(parent)}, preexec_fn=preexec)
+
+
+def _stop_worker(worker: subprocess.Popen) -> None:
+    worker.terminate()  # the worker gives its job back to the queue
+    try:
+        worker.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+
+
+class _Terminated(Exception):
+    """SIGTERM reached serve."""
+
+
+def _on_sigterm(signum, frame):
+    # uvicorn shuts down on SIGTERM, restores this handler and raises the signal again: with the default
+    # handler the process would die there, before `finally` stops the worker (issue 13: an orphaned worker).
+    raise _Terminated()
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -52,15 +90,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # What is loaded by now lives as long as the server: out of the collector's sight, a full collection
     # walks only what requests made (else a 95 ms pause every few hundred grid pages, measured).
     gc.freeze()
+    import signal
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    except _Terminated:
+        pass
     finally:
         if worker is not None:
-            worker.terminate()  # the worker gives its job back to the queue
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+            _stop_worker(worker)
     return 0
 
 

@@ -17,6 +17,7 @@ from app.db.engine import Database
 from app.db.migrate import upgrade_head
 from app.errors import LoupeError
 from app.labelling.leases import Leases
+from app.snapshots import looks
 from app.training.reaper import start_reaper
 from app.web import auth
 from app.web.headers import SafeHeaders
@@ -57,6 +58,7 @@ async def _on_unexpected(request: Request, exc: Exception):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     settings.ensure_dirs()
+    looks.register(settings)  # where near-duplicate checks read thumbnails for this database's images
     db = Database(settings.database_url, background_checkpoint=True)
 
     @asynccontextmanager

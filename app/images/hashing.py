@@ -60,3 +60,36 @@ def hamming(a: int, b: int) -> int:
         0 (identical) to 64; lower means more alike.
     """
     return ((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).bit_count()
+
+
+LOOK_SIZE = 16
+
+
+def look(image: Image.Image) -> np.ndarray:
+    """A second, independent fingerprint: the image as 16x16 grayscale pixels (uint8, 256 values).
+
+    pHash keeps only the signs of 64 low DCT frequencies against their median,
+    so look-alike shapes (two different sneakers, centred on black) collide.
+    The pixels keep intensities and where they are; `alike` compares them.
+    """
+    small = image.convert("L").resize((LOOK_SIZE, LOOK_SIZE), Image.Resampling.LANCZOS)
+    return np.asarray(small, dtype=np.uint8).ravel()
+
+
+def alike(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation between looks, row by row: 1.0 the same picture (brightness and contrast aside).
+
+    Parameters
+    ----------
+    a, b : ndarray of uint8, shape (N, 256) or (256,)
+
+    Returns
+    -------
+    ndarray of float, shape (N,) (or a 0-d array); a flat image correlates 0 with anything.
+    """
+    x = np.atleast_2d(a).astype(np.float64)
+    y = np.atleast_2d(b).astype(np.float64)
+    x -= x.mean(axis=1, keepdims=True)
+    y -= y.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1)
+    return np.divide((x * y).sum(axis=1), norm, out=np.zeros(len(x)), where=norm > 0)

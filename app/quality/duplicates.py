@@ -1,7 +1,7 @@
 """Near-duplicates whose labels disagree, and duplicates that cross sources or splits. Pure numpy.
 
 Groups come from `app.snapshots.neardup.groups` (perceptual hashes within a few
-bits, transitively). Image embeddings from a trained model are turned into
+bits, each pair confirmed by comparing the thumbnails, transitively). Image embeddings from a trained model are turned into
 64-bit SimHashes (signs of 64 seeded random projections: the share of differing
 bits estimates the angle between two vectors over pi), so the same fast grouping
 finds images the model sees as near-identical.
@@ -18,9 +18,10 @@ from app.snapshots import neardup
 UNLABELLED = -1
 
 
-def phash_groups(phashes, *, max_distance: int = neardup.MAX_DISTANCE) -> np.ndarray:
-    """Near-duplicate group per image from 64-bit perceptual hashes (see `app.snapshots.neardup.groups`)."""
-    return neardup.groups(np.asarray(phashes, dtype=np.int64), max_distance=max_distance)
+def phash_groups(phashes, *, max_distance: int = neardup.MAX_DISTANCE, confirm=None) -> np.ndarray:
+    """Near-duplicate group per image from 64-bit perceptual hashes, each candidate pair confirmed by
+    `confirm` when given (see `app.snapshots.neardup.groups` and `app.snapshots.looks`)."""
+    return neardup.groups(np.asarray(phashes, dtype=np.int64), max_distance=max_distance, confirm=confirm)
 
 
 def embedding_hashes(vectors, *, seed: int = 0) -> np.ndarray:

@@ -13,6 +13,7 @@ from app.images.catalog import library_counts
 from app.labelling.keys import confidence_name
 from app.labelling.suggestions import latest_job, suggestions
 from app.quality.flags import REVIEWED_KINDS, view
+from app.snapshots import looks
 from app.snapshots.neardup import MAX_DISTANCE
 from app.timeutil import iso
 
@@ -70,11 +71,17 @@ def _all_hashes(session: Session) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _neighbours(session: Session, image: Image, flag: Flag) -> list[dict]:
-    """Images within MAX_DISTANCE pHash bits (and a duplicate flag's group), nearest first, with their labels."""
+    """Images within MAX_DISTANCE pHash bits that the thumbnails confirm (and a duplicate flag's group), nearest first, with their labels."""
     ids, hashes = _all_hashes(session)
     dist = np.bitwise_count(hashes ^ np.array([image.phash], dtype=np.int64).view(np.uint64))
     close = np.flatnonzero((dist <= MAX_DISTANCE) & (ids != image.id))
-    close = close[np.argsort(dist[close], kind="stable")][:NEIGHBOURS]
+    close = close[np.argsort(dist[close], kind="stable")]
+    if len(close):  # the second check: a pHash look-alike that the thumbnails disagree with is not evidence
+        shas = dict(session.execute(select(Image.id, Image.sha256).where(Image.id.in_(ids[close].tolist()))).all())
+        candidates = [image.sha256] + [shas[int(i)] for i in ids[close]]
+        ok = looks.confirmer(session, candidates)(np.zeros(len(close), np.int64), np.arange(1, len(close) + 1))
+        close = close[ok]
+    close = close[:NEIGHBOURS]
     found: dict[int, int | None] = {int(ids[i]): int(dist[i]) for i in close}
     for other in (flag.details or {}).get("group", []):
         if other != image.id and other not in found and len(found) < NEIGHBOURS:

@@ -18,7 +18,7 @@ from app.errors import Conflict
 from app.quality import duplicates, mislabels
 from app.quality.audits import audit_stats
 from app.quality.flags import KINDS
-from app.quality.service import OUT_OF_SAMPLE_ROLES, job_probs, live_images
+from app.quality.service import OUT_OF_SAMPLE_ROLES, job_probs, live_images, near_groups
 from app.snapshots.reports import live_health
 
 CONFUSED_PAIRS = 6
@@ -131,7 +131,7 @@ def duplicate_report(session: Session) -> dict:
             splits[np.searchsorted(ids, image_ids[inside])] = split_codes[inside]
     rows = []
     for kind, distance in (("exact", 0), ("near", None)):
-        groups = duplicates.phash_groups(phashes, **({} if distance is None else {"max_distance": distance}))
+        groups = near_groups(session, live, **({} if distance is None else {"max_distance": distance}))
         sizes = np.bincount(groups, minlength=len(ids))[groups]
         in_group = sizes > 1
         conflicts = duplicates.label_conflicts(groups, classes)["conflict"]

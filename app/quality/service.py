@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, LabelEvent, Prediction, Snapshot, SnapshotItem
 from app.errors import Conflict, NotFound
 from app.quality import duplicates, mislabels
+from app.snapshots import looks, neardup
 from app.timeutil import utcnow
 
 log = logging.getLogger("loupe.quality")
@@ -223,16 +224,26 @@ def flag_mislabels(session: Session, *, job_id: int, use_confidence: bool = True
 
 def live_images(session: Session) -> dict[str, np.ndarray]:
     """Every image not excluded, in id order: "ids", "phashes", "classes" and "events" (current label; -1
-    when unlabelled) and "sources" (source id)."""
+    when unlabelled), "sources" (source id) and "shas" (a list of sha256)."""
     rows = session.connection().execute(
         select(Image.id, Image.phash, func.coalesce(CurrentLabel.class_id, -1),
-               func.coalesce(CurrentLabel.event_id, -1), Image.source_id)
+               func.coalesce(CurrentLabel.event_id, -1), Image.source_id, Image.sha256)
         .outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
         .where(Image.excluded.is_(False)).order_by(Image.id)
     ).all()
-    cols = list(zip(*rows)) or [()] * 5  # per column: numpy converts a tuple of ints far faster than rows
+    cols = list(zip(*rows)) or [()] * 6  # per column: numpy converts a tuple of ints far faster than rows
     names = ("ids", "phashes", "classes", "events", "sources")
-    return {name: np.array(col, dtype=np.int64) for name, col in zip(names, cols)}
+    out = {name: np.array(col, dtype=np.int64) for name, col in zip(names, cols)}
+    out["shas"] = list(cols[5])
+    return out
+
+
+def near_groups(session: Session, live: dict, *, max_distance: int = neardup.MAX_DISTANCE) -> np.ndarray:
+    """`live_images`' near-duplicate groups: pHash candidates confirmed by their thumbnails (`app.snapshots.looks`)."""
+    if not len(live["ids"]):
+        return np.empty(0, np.int64)
+    return duplicates.phash_groups(live["phashes"], max_distance=max_distance,
+                                   confirm=looks.confirmer(session, live["shas"]))
 
 
 def load_embeddings(job: Job | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -252,7 +263,7 @@ def duplicate_groups(session: Session, *, job: Job | None = None) -> dict:
     """Near-duplicate groups of the live images: by pHash, joined with model-embedding groups when there are some."""
     live = live_images(session)
     ids, phashes, classes, events = live["ids"], live["phashes"], live["classes"], live["events"]
-    group = duplicates.phash_groups(phashes) if len(ids) else np.empty(0, np.int64)
+    group = near_groups(session, live)
     via = np.where(np.bincount(group, minlength=len(ids))[group] > 1, "phash", "") if len(ids) else np.empty(0, str)
     embedded = load_embeddings(job)
     if embedded is not None and len(ids):

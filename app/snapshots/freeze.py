@@ -1,15 +1,22 @@
-"""Freeze a snapshot: filter the live labels, split, hash, and write it once."""
+"""Freeze a snapshot: filter the live labels, split, hash, and write it once.
+
+Splits are stable across snapshots (see `app.snapshots.splits`): an image that
+the latest earlier snapshot with the same seed, fractions and folds placed keeps
+its split and fold, and near-duplicates (pHash confirmed by thumbnails, see
+`app.snapshots.looks`) land together.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import LabelClass, Snapshot
+from app.db.models import LabelClass, Snapshot, SnapshotItem
 from app.errors import Conflict, InvalidInput
-from app.snapshots import splits
+from app.snapshots import looks, neardup, splits
 from app.snapshots.rows import live_rows
-from app.snapshots.spec import clean_name, parse_filter, parse_split
+from app.snapshots.spec import SplitSpec, clean_name, parse_filter, parse_split
 from app.taxonomy.service import current_version
 
 
@@ -33,10 +40,11 @@ def create_snapshot(session: Session, *, name: str, filter: dict | None = None, 
 
     class_ids = sorted({r.class_id for r in rows})
     names = dict(session.execute(select(LabelClass.id, LabelClass.name).where(LabelClass.id.in_(class_ids))).all())
-    placed = splits.assign(
-        [r.sha256 for r in rows], [(r.class_id, r.source) for r in rows],
-        val=spec.val, test=spec.test, seed=spec.seed, folds=spec.folds,
-    )
+    shas = [r.sha256 for r in rows]
+    near = neardup.groups(np.array([r.phash for r in rows], dtype=np.int64), confirm=looks.confirmer(session, shas))
+    before = previous_places(session, spec)
+    placed = splits.assign(shas, val=spec.val, test=spec.test, seed=spec.seed, folds=spec.folds, near=near,
+                           previous=[before.get(r.image_id) for r in rows])
     digest = splits.content_hash((r.sha256, names[r.class_id], *p) for r, p in zip(rows, placed))
     snapshot = Snapshot(
         name=name, taxonomy_version_id=version.id, filter=f.stored, split=spec.as_dict(), seed=spec.seed,
@@ -55,3 +63,15 @@ def create_snapshot(session: Session, *, name: str, filter: dict | None = None, 
     )
     session.commit()
     return snapshot
+
+
+def previous_places(session: Session, spec: SplitSpec) -> dict[int, tuple[str, int]]:
+    """image id -> (split, fold) in the latest snapshot frozen with the same seed, fractions and folds."""
+    wanted = spec.as_dict()
+    for snapshot_id, split in session.execute(
+            select(Snapshot.id, Snapshot.split).where(Snapshot.seed == spec.seed).order_by(Snapshot.id.desc())):
+        if {k: split.get(k) for k in wanted} == wanted:
+            rows = session.execute(select(SnapshotItem.image_id, SnapshotItem.split, SnapshotItem.fold)
+                                   .where(SnapshotItem.snapshot_id == snapshot_id))
+            return {i: (s, f) for i, s, f in rows}
+    return {}

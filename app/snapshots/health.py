@@ -4,7 +4,8 @@ Definitions (the page and the tests use the same ones):
 
 - *confident*: annotator confidence >= CONFIDENT (the "sure" level; imports default to 1.0);
 - *flagged*: the image has an open flag today (flags are not frozen with a snapshot);
-- *near-duplicates*: pHashes at most `neardup.MAX_DISTANCE` bits apart, grouped transitively;
+- *near-duplicates*: pHashes at most `neardup.MAX_DISTANCE` bits apart and confirmed by the thumbnails'
+  looks when the caller passes `confirm` (`app.snapshots.looks`), grouped transitively;
 - *effective size*: the number of near-duplicate groups among the confident, unflagged images,
   i.e. confident, unflagged images counting each near-duplicate group once;
 - *edge-case density*: the share of images whose label carries at least one difficulty tag;
@@ -63,12 +64,14 @@ def _tags(rows: Sequence[Row]) -> dict:
     }
 
 
-def _effective(rows: Sequence[Row], group: np.ndarray) -> tuple[dict, set[tuple[int, int]]]:
+def _effective(rows: Sequence[Row], group: np.ndarray, confirm=None) -> tuple[dict, set[tuple[int, int]]]:
     confident = np.array([r.confidence is not None and r.confidence >= CONFIDENT for r in rows], dtype=bool)
     unflagged = np.array([not r.flagged for r in rows], dtype=bool)
     usable = confident & unflagged
     phashes = np.array([r.phash for r in rows], dtype=np.int64)
-    usable_groups = neardup.groups(phashes[usable]) if usable.any() else np.empty(0, np.int64)
+    idx = np.flatnonzero(usable)
+    sub = (lambda a, b: confirm(idx[a], idx[b])) if confirm is not None else None
+    usable_groups = neardup.groups(phashes[usable], confirm=sub) if usable.any() else np.empty(0, np.int64)
     classes = np.array([r.class_id for r in rows], dtype=np.int64)[usable]
     per_class = set(zip(classes.tolist(), usable_groups.tolist()))
     return {
@@ -97,7 +100,7 @@ def _leakage(rows: Sequence[Row], group: np.ndarray) -> dict | None:
     }
 
 
-def report(rows: Sequence[Row], class_names: dict[int, str], *, folds: int) -> dict:
+def report(rows: Sequence[Row], class_names: dict[int, str], *, folds: int, confirm=None) -> dict:
     """All the health numbers for `rows`.
 
     Parameters
@@ -108,9 +111,12 @@ def report(rows: Sequence[Row], class_names: dict[int, str], *, folds: int) -> d
         Class id -> the name to show.
     folds : int
         Classes with fewer images than this get a warning.
+    confirm : callable, optional
+        The second near-duplicate check over indices into `rows` (see `neardup.groups`).
     """
-    group = neardup.groups(np.array([r.phash for r in rows], dtype=np.int64)) if rows else np.empty(0, np.int64)
-    effective, usable_pairs = _effective(rows, group) if rows else (
+    phashes = np.array([r.phash for r in rows], dtype=np.int64)
+    group = neardup.groups(phashes, confirm=confirm) if rows else np.empty(0, np.int64)
+    effective, usable_pairs = _effective(rows, group, confirm) if rows else (
         {"size": 0, "raw": 0, "confident": 0, "unflagged": 0, "non_duplicate": 0}, set())
     sources = sorted({r.source for r in rows})
     per_class: dict[int, dict] = {}

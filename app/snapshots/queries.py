@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db.ids import as_id
-from app.db.models import Snapshot, SnapshotItem, TaxonomyVersion
+from app.db.models import Flag, Image, Snapshot, SnapshotItem, TaxonomyVersion
 from app.errors import NotFound
 from app.snapshots.splits import SPLITS
 from app.timeutil import iso
@@ -63,9 +63,23 @@ def snapshot_view(snapshot: Snapshot, version: int, counts: dict[str, int]) -> d
     }
 
 
+REREVIEW_LINK = "/label?queue=rereview"
+
+
+def rereview_left_out(session: Session, snapshot: Snapshot) -> dict:
+    """Images waiting in re-review (after a split or retire) that are not in `snapshot`: they have no label a
+    snapshot could take, so they are left out; the answer says how many instead of dropping them silently."""
+    waiting = (select(Flag.image_id).join(Image, Image.id == Flag.image_id)
+               .where(Flag.kind == "rereview", Flag.status == "open", Image.excluded.is_(False)).distinct())
+    inside = select(SnapshotItem.image_id).where(SnapshotItem.snapshot_id == snapshot.id)
+    count = session.scalar(select(func.count()).select_from(waiting.where(Flag.image_id.not_in(inside)).subquery()))
+    return {"count": count, "link": REREVIEW_LINK}
+
+
 def describe(session: Session, snapshot: Snapshot) -> dict:
     version = session.get(TaxonomyVersion, snapshot.taxonomy_version_id)
-    return snapshot_view(snapshot, version.number, split_counts(session, [snapshot.id])[snapshot.id])
+    view = snapshot_view(snapshot, version.number, split_counts(session, [snapshot.id])[snapshot.id])
+    return {**view, "rereview_left_out": rereview_left_out(session, snapshot)}
 
 
 def list_snapshots(session: Session) -> list[dict]:

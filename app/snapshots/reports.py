@@ -9,6 +9,7 @@ from app.db.models import LabelClass, Snapshot, SnapshotItem
 from app.errors import InvalidInput
 from app.images.catalog import library_counts
 from app.snapshots.health import report
+from app.snapshots.looks import confirmer
 from app.snapshots.queries import class_names
 from app.snapshots.rows import live_rows, snapshot_rows
 from app.snapshots.spec import parse_filter
@@ -18,14 +19,16 @@ LIVE_FOLDS = 5
 
 def snapshot_health(session: Session, snapshot: Snapshot) -> dict:
     """The health report of a snapshot's frozen labels, with its splits and leakage check."""
-    return report(snapshot_rows(session, snapshot), class_names(snapshot), folds=snapshot.split["folds"])
+    rows = snapshot_rows(session, snapshot)
+    return report(rows, class_names(snapshot), folds=snapshot.split["folds"],
+                  confirm=confirmer(session, [r.sha256 for r in rows]))
 
 
 def live_health(session: Session, *, folds: int = LIVE_FOLDS) -> dict:
     """The health report of today's labels: what a snapshot with the default filter would hold."""
     rows = live_rows(session, parse_filter(session, {}))
     names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
-    out = report(rows, names, folds=folds)
+    out = report(rows, names, folds=folds, confirm=confirmer(session, [r.sha256 for r in rows]))
     counts = library_counts(session)
     out["library"] = {"images": counts["images"], "labelled": counts["labelled"],
                       "unlabelled": counts["images"] - counts["labelled"], "excluded": counts["excluded"]}

@@ -245,6 +245,20 @@ def _give_back(db: Database, job_id: int, worker: str) -> None:
             s.commit()
 
 
+PARENT_ENV = "LOUPE_PARENT_PID"  # set by `loupe serve` for the worker it starts
+PARENT_POLL_S = 0.5
+
+
+def _watch_parent(parent: int) -> None:
+    """Stop this worker (as SIGTERM would: the job goes back to the queue) once the serve that started it is
+    gone. Linux also sends SIGTERM through prctl(PR_SET_PDEATHSIG); this covers other systems and the moment
+    between fork and prctl."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    log.warning("worker: its parent (loupe serve, pid %s) is gone; stopping", parent)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_worker(settings: Settings, *, worker: str | None = None, once: bool = False) -> None:
     """Serve the queue until SIGTERM/SIGINT (or, with `once`, until it is empty)."""
     settings.ensure_dirs()
@@ -257,6 +271,8 @@ def run_worker(settings: Settings, *, worker: str | None = None, once: bool = Fa
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _on_signal)
+    if (parent := os.environ.get(PARENT_ENV, "")).isdigit():
+        threading.Thread(target=_watch_parent, args=(int(parent),), daemon=True, name="parent-watch").start()
     log.info("worker %s serving %s", worker, make_url(settings.database_url).render_as_string(hide_password=True))
     try:
         while True:
