@@ -3,8 +3,9 @@
 A hypothesis state machine applies operations (valid or not) and labels, and
 checks after every step: no label event is lost or changed; each image's
 current label is its latest event and is an active class unless the image
-waits in re-review; merges conserve label counts; and replaying the change log
-alone rebuilds every version's classes.
+waits in re-review; merges conserve label counts; replaying the change log
+alone rebuilds every version's classes and keys; and a class's shortcut key
+never changes, nor passes to another class, except by an explicit choice.
 """
 
 from __future__ import annotations
@@ -27,12 +28,18 @@ from app.images.ingest import import_paths
 from app.labelling import rereview
 from app.labelling.events import LabelInput, record_label, undo_label
 from app.taxonomy.history import state_at
+from app.taxonomy.keys import keys_at
 from app.taxonomy.queries import active_classes, class_counts
 from app.taxonomy.service import apply_change
 from tests import fmnist
 
 N_IMAGES = 8
 NAMES = st.sampled_from(["cat", "dog", "bird", "fish", "lion", "wolf", "owl", "eel", "ant", "bee"])
+KEYS = st.sampled_from(list("1234fhk"))  # few, so explicit choices often hit keys other classes hold or held
+
+
+def _key_entries(detail: dict) -> list[dict]:
+    return [*detail.get("keys", []), *(k for step in detail.get("steps", []) for k in _key_entries(step))]
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +69,12 @@ class TaxonomyMachine(RuleBasedStateMachine):
         self.db = Database(f"sqlite:///{self.dir / 'loupe.db'}")
         self.events: list[tuple] = []
         self.states: dict[int, dict] = {}
+        self.keys: dict[int, dict] = {}
+        self.holders: dict[str, set[int]] = {}  # key -> every class that ever held it
         self.images = self._read("SELECT id FROM images ORDER BY id")
-        self._record_state()
+        first = self._record_state()
+        for class_id, (key, _) in self.keys[first].items():
+            self.holders.setdefault(key, set()).add(class_id)
 
     def teardown(self):
         self.db.dispose()
@@ -80,8 +91,29 @@ class TaxonomyMachine(RuleBasedStateMachine):
     def _record_state(self):
         with self.db.reading() as s:
             v = s.scalar(select(TaxonomyVersion.number).order_by(TaxonomyVersion.number.desc()).limit(1))
-            self.states[v] = {c.id: (c.name, c.description, c.retired_version_id is None)
-                              for c in s.scalars(select(LabelClass))}
+            classes = list(s.scalars(select(LabelClass)))
+            self.states[v] = {c.id: (c.name, c.description, c.retired_version_id is None) for c in classes}
+            self.keys[v] = {c.id: (c.shortcut, c.retired_version_id is None) for c in classes}
+        return v
+
+    def _check_keys(self, before: dict, after: dict, change: dict) -> None:
+        """Keys move only where the person chose them; a restored class keeps its key unless it was taken."""
+        with self.db.reading() as s:
+            detail = s.scalars(select(TaxonomyChange).order_by(TaxonomyChange.id.desc())).first().detail
+        recorded = {k["class_id"]: k for k in _key_entries(detail)}
+        explicit = change["op"] == "set-shortcut" or (change["op"] == "add" and change.get("shortcut"))
+        for class_id, (key, active) in after.items():
+            old_key, was_active = before.get(class_id, (None, False))
+            if class_id in before and key != old_key:
+                assert class_id in recorded and recorded[class_id]["to"] == key, f"class {class_id} key moved silently"
+                assert explicit or not was_active, f"active class {class_id} lost key {old_key} without a key op"
+                if not explicit:  # an undo brought it back and its key was explicitly given away meanwhile
+                    assert any(after[o] == (old_key, True) for o in self.holders.get(old_key, ()) if o != class_id)
+            if key is not None and class_id not in self.holders.get(key, {class_id}):
+                assert explicit and recorded.get(class_id, {}).get("to") == key, (
+                    f"key {key} handed from {self.holders[key]} to class {class_id} silently")
+            if key is not None:
+                self.holders.setdefault(key, set()).add(class_id)
 
     def _change(self, change: dict) -> bool:
         versions = self._read("SELECT count(*) FROM taxonomy_versions")[0]
@@ -91,12 +123,19 @@ class TaxonomyMachine(RuleBasedStateMachine):
         except LoupeError:
             assert self._read("SELECT count(*) FROM taxonomy_versions")[0] == versions
             return False
-        self._record_state()
+        before = self.keys[max(self.keys)]
+        self._check_keys(before, self.keys[self._record_state()], change)
         return True
 
-    @rule(name=NAMES)
-    def add(self, name):
-        self._change({"op": "add", "name": name})
+    @rule(name=NAMES, key=st.none() | KEYS)
+    def add(self, name, key):
+        self._change({"op": "add", "name": name} if key is None else {"op": "add", "name": name, "shortcut": key})
+
+    @rule(data=st.data(), key=st.none() | KEYS)
+    def set_shortcut(self, data, key):
+        classes = self._active()
+        if classes:
+            self._change({"op": "set-shortcut", "class": data.draw(st.sampled_from(classes)).id, "shortcut": key})
 
     @rule(data=st.data(), name=NAMES)
     def rename(self, data, name):
@@ -199,6 +238,7 @@ class TaxonomyMachine(RuleBasedStateMachine):
         changes = [(v, op, json.loads(d)) for v, op, d in changes]
         for number, recorded in self.states.items():
             assert state_at(changes, number) == recorded, f"version {number}"
+            assert keys_at(changes, number) == {c: key for c, (key, _) in self.keys[number].items()}, f"v{number} keys"
 
 
 @pytest.mark.parametrize("run", [0])
