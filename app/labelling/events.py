@@ -120,6 +120,11 @@ def _set_current(session: Session, events: list[LabelEvent]) -> None:
         if isinstance(obj, CurrentLabel):
             session.expire(obj)
     rereview.settle(session, events)
+    from app.quality.flags import cancel_stale  # quality reads labelling; imported here to keep that one way
+
+    # Flags whose cause this label removed (see app.quality.flags); a review event's own flags are resolved by
+    # the review, which then cancels what is stale itself.
+    cancel_stale(session, [i for i, e in latest.items() if e.kind != "review"])
 
 
 def _chunks(items: list, size: int):

@@ -7,6 +7,21 @@ flag says so and snapshots can leave such images out) or **exclude** (the
 image's excluded flag is set). The same decision closes the image's other open
 mislabel, duplicate and audit flags. Re-review flags (after a split or retire)
 are closed by labelling the image, not here.
+
+Flags whose cause is gone close themselves (`cancel_stale`: status and
+resolution "cancelled", details["cancelled_because"] says why). It runs where
+the cause changes (every label write, a review decision, an exclusion) and when
+the review page loads. The rules, per kind:
+
+- any open (or pending audit) flag on an **excluded** image: an excluded image is out of the dataset;
+- **duplicate**: every labelled, not excluded member of the flag's group (details["group"]) carries one
+  class now: the conflict is gone;
+- **mislabel** and **audit**: the image's current label is not the one the flag judged
+  (details["label_event_id"]) and a person chose another class since (not a migration, an import or an
+  undo): relabelled to the suggested class, or to another class on purpose; a restatement of the same
+  class leaves the flag open (that is a "keep", decided in review);
+- **rereview**: the image's current class is one of the offered classes (labelling normally resolves these;
+  this catches any label written without that check).
 """
 
 from __future__ import annotations
@@ -133,6 +148,7 @@ def resolve(session: Session, *, flag_id: int, action: str, class_ref=None, anno
         session.get(Image, flag.image_id).excluded = True
     session.flush()
     closed = _close(session, flag, resolution, event, who)
+    cancel_stale(session, [flag.image_id])  # e.g. the re-review or duplicate flags an exclusion makes moot
     session.commit()
     if flag.kind == "duplicate" or any(f.kind == "duplicate" for f in closed):
         from app.quality.service import settle_duplicate_group  # a relabel may end the group's conflict
@@ -159,3 +175,84 @@ def _close(session: Session, flag: Flag, resolution: str, event: LabelEvent | No
         for f in session.scalars(select(Flag).where(Flag.image_id == flag.image_id, Flag.status == "pending")):
             f.status, f.resolution, f.resolved_at = "cancelled", "cancelled", now
     return list(siblings)
+
+
+PERSON_KINDS_EXCLUDED = ("migration", "import", "undo")  # label events that are no person's new decision
+
+
+def _why_stale(flag: Flag, current: tuple | None, excluded: bool, group_classes: dict[int, tuple]) -> str | None:
+    details = flag.details or {}
+    if excluded:
+        return "the image is excluded from the dataset"
+    event_id, class_id, kind, judged_class = current or (None, None, None, None)
+    if flag.kind == "duplicate":
+        labels = {c for c, x in (group_classes.get(int(i), (None, True)) for i in details.get("group", [])) if
+                  c is not None and not x}
+        if len(details.get("group", [])) > 1 and len(labels) <= 1:
+            return "the near-duplicates' labels agree now"
+    elif flag.kind in ("mislabel", "audit") and flag.status == "open":
+        judged = details.get("label_event_id")
+        if judged is None or event_id is None or event_id == judged or kind in PERSON_KINDS_EXCLUDED:
+            return None
+        if judged_class is not None and class_id == judged_class:
+            return None
+        if flag.suggested_class_id is not None and class_id == flag.suggested_class_id:
+            return f"relabelled to the suggested class by label event #{event_id}"
+        return f"relabelled by a person after the flag (label event #{event_id})"
+    elif flag.kind == "rereview":
+        offered = details.get("classes") or []  # None after a retire: any class, resolved by labelling
+        if class_id is not None and class_id in offered:
+            return f"labelled with an offered class (label event #{event_id})"
+    return None
+
+
+def cancel_stale(session: Session, image_ids) -> list[int]:
+    """Cancel the open flags of `image_ids` (and of their duplicate groups) whose cause is gone; flushes,
+    does not commit. Returns the cancelled flag ids."""
+    ids = {int(i) for i in image_ids}
+    if not ids:
+        return []
+    flags = session.scalars(select(Flag).where(
+        Flag.image_id.in_(list(ids)), (Flag.status == "open") | ((Flag.status == "pending") & (Flag.kind == "audit"))
+    )).all()
+    # A label change on one member can end the conflict flagged on the others.
+    group_ids = {int(i) for f in flags if f.kind == "duplicate" for i in (f.details or {}).get("group", [])}
+    others = session.scalars(select(Flag).where(Flag.image_id.in_(list(group_ids - ids)), Flag.kind == "duplicate",
+                                                Flag.status == "open")).all() if group_ids - ids else []
+    flags = list(flags) + list(others)
+    if not flags:
+        return []
+    every = {f.image_id for f in flags} | group_ids
+    judged = {int(e) for f in flags if (e := (f.details or {}).get("label_event_id"))}
+    judged_class = dict(session.execute(select(LabelEvent.id, LabelEvent.class_id)
+                                        .where(LabelEvent.id.in_(list(judged)))).all()) if judged else {}
+    rows = session.execute(
+        select(Image.id, Image.excluded, CurrentLabel.event_id, CurrentLabel.class_id, LabelEvent.kind)
+        .outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
+        .outerjoin(LabelEvent, LabelEvent.id == CurrentLabel.event_id)
+        .where(Image.id.in_(list(every)))).all()
+    state = {i: (x, e, c, k) for i, x, e, c, k in rows}
+    group_classes = {i: (c, x) for i, (x, e, c, k) in state.items()}
+    now, cancelled = utcnow(), []
+    for f in flags:
+        excluded, event, cls, kind = state.get(f.image_id, (False, None, None, None))
+        current = (event, cls, kind, judged_class.get((f.details or {}).get("label_event_id")))
+        why = _why_stale(f, current, excluded, group_classes)
+        if why is None:
+            continue
+        f.status, f.resolution, f.resolved_at = "cancelled", "cancelled", now
+        f.details = {**(f.details or {}), "cancelled_because": why}
+        cancelled.append(f.id)
+    session.flush()
+    return cancelled
+
+
+def cancel_stale_open(session: Session) -> list[int]:
+    """`cancel_stale` over every image with an open flag (the review page's safety net); commits when any closed."""
+    ids = sorted(set(session.scalars(select(Flag.image_id).where(Flag.status == "open"))))
+    cancelled = []
+    for start in range(0, len(ids), 5000):
+        cancelled += cancel_stale(session, ids[start:start + 5000])
+    if cancelled:
+        session.commit()
+    return cancelled

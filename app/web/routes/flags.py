@@ -9,7 +9,7 @@ from app.errors import InvalidInput
 from app.labelling.events import LabelInput, history
 from app.quality.audits import answer_audit
 from app.quality.evidence import evidence, next_flag, open_count
-from app.quality.flags import KINDS, get_flag, list_flags, resolve, view
+from app.quality.flags import KINDS, cancel_stale_open, get_flag, list_flags, resolve, view
 from app.taxonomy.queries import active_classes, examples
 from app.web.auth import signed
 from app.web.deps import ReadSession, WriteSession
@@ -86,9 +86,10 @@ def _stage(session, *, kind: str | None, skip: list[int], flag_id: int | None) -
 
 
 @router.get("/review", include_in_schema=False)
-def review_page(request: Request, session: ReadSession, kind: str | None = None, flag: Id | None = None):
+def review_page(request: Request, session: WriteSession, kind: str | None = None, flag: Id | None = None):
     """One flag at a time with the evidence side by side; keys keep, relabel, mark ambiguous or exclude."""
     kind = _kind(kind)
+    cancel_stale_open(session)  # the safety net: no flag whose cause is gone is shown for review
     return render(request, "pages/review.html", {
         **_stage(session, kind=kind, skip=[], flag_id=flag), "classes": active_classes(session),
         "examples": examples(session), "kinds": [k for k in KINDS if k != "rereview"],
