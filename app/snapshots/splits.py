@@ -21,10 +21,12 @@ would leak across versions, so they stay, and the health report's leakage
 warning names the group.
 
 The price is exact stratification: split sizes per class are binomial around
-the fractions instead of within one image of ideal (measured on Fashion-MNIST,
-10 classes x 1,000 images, val 0.2: per-class val share 0.182 to 0.216,
-i.e. within +-1.8 points; a class of 50 images is typically off by +-3 images).
-Folds likewise are balanced only on average.
+the fractions instead of within one image of ideal. Measured on the first
+10,000 Fashion-MNIST training images (10 classes of ~1,000), val 0.2, seeds
+0-2: per-class val share off by -2.5 to +3.7 points (binomial sd 1.3 points);
+a class of 50 images gets on average 2.4 images more or fewer than its 10 val
+images (90th percentile 5, worst of 200 seeds 7). Fold sizes differ by up to
+~8 % (5 folds of 10,000 images: 1,943 to 2,098).
 """
 
 from __future__ import annotations
