@@ -31,7 +31,8 @@ def test_add_classes_creates_versions_and_shortcuts(client):
         ({"op": "add", "name": "lynx", "shortcut": "1"}, 422, "already used"),
         ({"op": "add", "name": "lynx", "shortcut": "b"}, 422, "tag 'blurred'"),
         ({"op": "add", "name": "lynx", "shortcut": "!!"}, 422, "single letter"),
-        ({"op": "explode", "name": "lynx"}, 422, "unknown operation"),
+        ({"op": "explode", "name": "lynx"}, 422, "'explode' found using 'op' does not match any of the expected tags: 'add'"),
+        ({"name": "lynx"}, 422, "discriminator 'op'"),
         ({"op": "add", "name": "lynx", "base_version": 0}, 409, "current version is 1"),
     ],
 )

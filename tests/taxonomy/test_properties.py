@@ -101,7 +101,8 @@ class TaxonomyMachine(RuleBasedStateMachine):
         with self.db.reading() as s:
             detail = s.scalars(select(TaxonomyChange).order_by(TaxonomyChange.id.desc())).first().detail
         recorded = {k["class_id"]: k for k in _key_entries(detail)}
-        explicit = change["op"] == "set-shortcut" or (change["op"] == "add" and change.get("shortcut"))
+        explicit = (change["op"] == "set-shortcut" or (change["op"] == "add" and change.get("shortcut"))
+                    or any(step["op"] == "set-shortcut" for step in detail.get("steps", [])))  # undoing one
         for class_id, (key, active) in after.items():
             old_key, was_active = before.get(class_id, (None, False))
             if class_id in before and key != old_key:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Form, Request
 
@@ -11,11 +11,10 @@ from app.labelling.tags import active_tags, add_tag
 from app.taxonomy.service import apply_change, list_versions, taxonomy_view
 from app.web.auth import signed
 from app.web.deps import ReadSession, WriteSession
+from app.web.taxonomy_bodies import EXAMPLES, TaxonomyChangeBody, as_change
 from app.web.templating import render
 
 router = APIRouter()
-
-CHANGE_EXAMPLE = {"op": "add", "name": "sneaker", "description": "Low sports shoe", "base_version": 0}
 
 
 @router.get("/api/taxonomy", tags=["taxonomy"])
@@ -32,10 +31,15 @@ def read_taxonomy_versions(session: ReadSession) -> dict:
 
 @router.post("/api/taxonomy/changes", status_code=201, tags=["taxonomy"])
 def create_taxonomy_change(
-    request: Request, session: WriteSession, change: Annotated[dict[str, Any], Body(examples=[CHANGE_EXAMPLE])]
+    request: Request, session: WriteSession, change: Annotated[TaxonomyChangeBody, Body(openapi_examples=EXAMPLES)]
 ) -> dict:
-    """Apply one operation as a new version; a stale `base_version` gets 409."""
-    return apply_change(session, change=change, author=signed(request, ""))
+    """Apply one operation (chosen by `op`) as a new version; a stale `base_version` gets 409.
+
+    Every version lists its changes in `GET /api/taxonomy/versions`, each with
+    a readable `summary` and, under `keys`, every shortcut key it gave, moved
+    or took away: a class keeps its key for life unless someone changes it.
+    """
+    return apply_change(session, change=as_change(change), author=signed(request, ""))
 
 
 def _page(request: Request, session, *, error: str | None = None, notice: str | None = None):
