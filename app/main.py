@@ -29,6 +29,7 @@ from app.web.unhandled import Unhandled
 
 log = logging.getLogger("loupe")
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+SWAGGER_UI = "swagger-ui-5.35.0"  # static/vendor/<this>: swagger-ui-dist's bundle and CSS, pinned
 
 
 def _wants_json(request: Request) -> bool:
@@ -70,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stop_reaper()
         db.dispose()
 
-    app = FastAPI(title="Loupe", version="0.1.0", lifespan=lifespan)
+    # FastAPI's own /docs and /redoc load their files from a CDN (blank offline) and start them with an inline
+    # script (no CSP); Loupe serves Swagger UI from static/vendor instead, and no ReDoc.
+    app = FastAPI(title="Loupe", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.db = db
     document_errors(app)
@@ -100,6 +103,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
         return {"status": "ok"}
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        page = env.get_template("docs.html").render(swagger=SWAGGER_UI, openapi_url=app.openapi_url)
+        return HTMLResponse(page)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (account, images, labels, taxonomy, flags, quality, snapshots, jobs, pages):
