@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,13 +19,9 @@ def _settings(data: str | None):
     return Settings(data=Path(data)) if data else Settings()
 
 
-PARENT_ENV = "LOUPE_PARENT_PID"
-
-
 def _die_with_parent(parent: int) -> None:
     """In the worker child, before exec: SIGTERM it when serve dies, even by SIGKILL (Linux prctl)."""
     import ctypes
-    import signal
 
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
@@ -37,6 +34,8 @@ def _die_with_parent(parent: int) -> None:
 def _start_worker(settings) -> subprocess.Popen:
     """The local worker: a separate process, so the web app never imports torch. It lives only as long as
     serve: the kernel signals it when serve dies (prctl), and it watches its parent itself (LOUPE_PARENT_PID)."""
+    from app.training.worker import PARENT_ENV
+
     parent = os.getpid()
     preexec = (lambda: _die_with_parent(parent)) if sys.platform.startswith("linux") else None
     return subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--data", str(settings.data_dir)],
@@ -90,8 +89,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # What is loaded by now lives as long as the server: out of the collector's sight, a full collection
     # walks only what requests made (else a 95 ms pause every few hundred grid pages, measured).
     gc.freeze()
-    import signal
-
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

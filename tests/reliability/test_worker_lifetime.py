@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -95,3 +97,30 @@ def test_the_worker_stops_with_serve_and_gives_its_job_back(tmp_path, how):
         stop(server)
         for pid in _children(server.pid):  # never leave a stray worker behind a failed test
             os.kill(pid, signal.SIGKILL)
+
+
+def test_without_prctl_the_worker_notices_its_parent_is_gone(tmp_path):
+    """The portable fallback alone: a parent that sets LOUPE_PARENT_PID but no death signal, then dies."""
+    data = tmp_path / "data"
+    stop(start_server(data)[0])  # a migrated data dir
+    script = (
+        "import os, subprocess, sys, time\n"
+        f"w = subprocess.Popen([sys.executable, '-m', 'app.cli', 'worker', '--data', {str(data)!r}],\n"
+        "                     env={**os.environ, 'LOUPE_PARENT_PID': str(os.getpid())})\n"
+        "print(w.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(parent.stdout.readline())
+    try:
+        time.sleep(1.0)
+        assert _alive(worker)
+        parent.kill()
+        parent.wait()
+        killed = time.monotonic()
+        while _alive(worker) and time.monotonic() - killed < GONE_WITHIN_S:
+            time.sleep(0.05)
+        assert not _alive(worker), "the worker did not notice that its parent died"
+    finally:
+        if _alive(worker):
+            os.kill(worker, signal.SIGKILL)

@@ -60,7 +60,8 @@ class SnapshotBody(BaseModel):
 
 @router.post("/api/snapshots", status_code=201, tags=["snapshots"])
 def create_snapshot_api(session: WriteSession, body: SnapshotBody) -> dict:
-    """Freeze the images whose current labels pass the filter, with stratified splits and folds."""
+    """Freeze the images whose current labels pass the filter, with splits and folds stable across snapshots
+    (from each image's hash and the seed; near-duplicates together); says how many images wait in re-review."""
     snapshot = create_snapshot(session, name=body.name, filter=body.filter.model_dump(), split=body.split.model_dump())
     return describe(session, snapshot)
 
