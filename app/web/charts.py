@@ -32,6 +32,11 @@ def _plot(lines: list[dict], *, x_lo: float, x_hi: float, y_min: float | None, y
     lo = min(values) if y_min is None else y_min
     hi = max(values) if y_max is None else y_max
     hi = hi if hi > lo else lo + 1
+    step = _nice_step((hi - lo) / 4)
+    if y_min is None:
+        lo = math.floor(lo / step) * step
+    if y_max is None:  # round the top up to a tick, so the labels read 0, 0.5, 1, 1.5 rather than 0.344, 0.687
+        hi = lo + step * math.ceil((hi - lo) / step - 1e-9)
     w, h = width - PAD_L - PAD_R, height - PAD_T - PAD_B
     span = x_hi - x_lo
 
@@ -50,7 +55,11 @@ def _plot(lines: list[dict], *, x_lo: float, x_hi: float, y_min: float | None, y
             "dots": [{"x": px, "y": py, "title": f"{line['name']}, {x_label or 'step'} {_num(a)}: {b:.3g}"}
                      for px, py, a, b in pts] if len(pts) <= MAX_DOTS else [],
         })
-    ticks = [{"y": round(y(lo + (hi - lo) * t / 4), 1), "label": f"{lo + (hi - lo) * t / 4:.3g}"} for t in range(5)]
+    count = round((hi - lo) / step)
+    on_steps = abs(lo / step - round(lo / step)) < 1e-9 and abs(lo + count * step - hi) < 1e-9 * max(1.0, abs(hi))
+    even = count <= 10 and on_steps  # else (both ends given, off the steps) five evenly spaced ticks
+    values_at = [lo + step * t for t in range(count + 1)] if even else [lo + (hi - lo) * t / 4 for t in range(5)]
+    ticks = [{"y": round(y(v), 1), "label": f"{round(v, 10):.3g}"} for v in values_at]
     return {
         "width": width, "height": height, "lines": drawn, "ticks": ticks, "empty": False,
         "x_ticks": [{"x": round(x(v), 1), "label": _num(v)} for v in (x_ticks or [])],
@@ -59,6 +68,14 @@ def _plot(lines: list[dict], *, x_lo: float, x_hi: float, y_min: float | None, y
         "legend": legend if legend is not None else [{"name": d["name"], "color": d["color"], "dashed": d["dashed"]}
                                                       for d in drawn],
     }
+
+
+def _nice_step(raw: float) -> float:
+    """The smallest of 1, 2, 2.5 or 5 times a power of ten that is at least `raw`."""
+    if raw <= 0 or not math.isfinite(raw):
+        return 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw * (1 - 1e-9))
 
 
 def _num(v: float) -> str:
