@@ -16,13 +16,15 @@ CONFIDENCE_LEVELS: list[tuple[str, float, str]] = [
 ACTIONS: list[tuple[str, str]] = [
     ("Enter", "accept the model's top suggestion (when there is one)"),
     ("s / →", "skip this image"),
+    ("x", "in a re-review: none of the offered classes fits, choose any class"),
     ("u / ← / Backspace", "undo the last label and go back to it"),
     ("n", "write a note (Enter saves it, Esc leaves)"),
     ("g", "show class definitions"),
     ("?", "show or hide this cheat-sheet"),
 ]
 
-RESERVED_KEYS = frozenset({level[2] for level in CONFIDENCE_LEVELS} | set("sunzgx?"))
+# x: exclude on the review page, "none of these" in a re-review; a: accept the model's suggestion in review.
+RESERVED_KEYS = frozenset({level[2] for level in CONFIDENCE_LEVELS} | set("sunzgxa?"))
 # Offered in this order when a class is created without a shortcut.
 AUTO_SHORTCUTS = "1234567890" + "fhjklmprtvy"
 ALLOWED_KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")

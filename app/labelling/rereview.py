@@ -58,6 +58,25 @@ def offered_ids(session: Session, image_id: int) -> list[int] | None:
     return [c.id for c in offered_classes(session, flag)] if flag else None
 
 
+def open_to_any(session: Session, image_id: int, *, annotator: str = "") -> Flag | None:
+    """"None of these": the person found no offered class fits, so the re-review takes any active class.
+
+    The offer is widened on the open flag (what it offered stays in details["offered"]); the label that
+    follows resolves the flag as usual. Flushes, the label's commit keeps both or neither.
+    """
+    flag = open_flag(session, image_id)
+    if flag is None:
+        return None
+    details = dict(flag.details or {})
+    if details.get("classes"):
+        details["offered"] = details["classes"]
+    details["classes"] = None
+    details["none_of_these_by"] = " ".join((annotator or "").split()) or "anonymous"
+    flag.details = details
+    session.flush()
+    return flag
+
+
 def settle(session: Session, events: Sequence[LabelEvent]) -> None:
     """After new label events: resolve (or, for an undo, reopen) re-review flags; refuse classes not offered."""
     by_image = {e.image_id: e for e in events}

@@ -42,3 +42,9 @@ def check_key(session: Session, key: str) -> str:
 def free_shortcut(session: Session) -> str | None:
     used = keys_in_use(session)
     return next((k for k in AUTO_SHORTCUTS if k not in used and k not in RESERVED_KEYS), None)
+
+
+def key_map(classes) -> dict[int, dict]:
+    """Class id -> {"key", "name"} for the active classes: the labelling page compares it with the last
+    one a browser saw, to show what changed."""
+    return {c.id: {"key": c.shortcut, "name": c.name} for c in classes}

@@ -11,6 +11,9 @@
   const levels = [...root.querySelectorAll("[data-confidence]")];
   const tagButtons = [...root.querySelectorAll("[data-tag]")];
   const classButtons = [...root.querySelectorAll("[data-class]")];
+  const applied = document.getElementById("applied");
+  const notice = document.getElementById("keys-notice");
+  const noneOfThese = document.getElementById("none-of-these");
 
   const queue = root.dataset.queue || "unlabelled";
   const order = root.dataset.order || "import";
@@ -21,6 +24,15 @@
   let shownAt = performance.now();
   let hiddenSince = null;
   let hiddenMs = 0;
+  let paintedAt = null;   // when the current image was first painted; null until then
+  let generation = 0;     // bumps on every swap, so a late paint callback cannot arm a newer image
+
+  // A decision acts only on an image a person has seen: decoded, a frame drawn with it, and then on
+  // screen for DWELL_MS. 120 ms: a picture is taken in within ~100 ms of fixation, and no real labelling
+  // decision (seeing, judging, pressing) is faster than ~150 ms, so a press sooner than this after the
+  // swap was aimed at the previous image (a double press) and must not label this one.
+  const DWELL_MS = 120;
+  const remainingN = () => (remainingEl.dataset.n === "" ? NaN : Number(remainingEl.dataset.n));
 
   const { annotator, showAnnotator, askAnnotator } = window.loupe.annotatorDialog(dialog);
 
@@ -53,18 +65,73 @@
   }
 
   // A re-review offers only some classes (the split's new ones, or those left after a retire).
+  // "None of these" (x) opens every active class for this image; the label then resolves the re-review.
+  let anyClass = false;
   function applyAllowed() {
     const allowed = (figure()?.dataset.allowed || "").split(",").filter(Boolean);
-    classButtons.forEach((b) => { b.disabled = allowed.length > 0 && !allowed.includes(b.dataset.class); });
+    classButtons.forEach((b) => { b.disabled = !anyClass && allowed.length > 0 && !allowed.includes(b.dataset.class); });
+    if (noneOfThese) noneOfThese.hidden = !(allowed.length > 0 && !anyClass);
+  }
+
+  function openAllClasses() {
+    if (!(figure()?.dataset.allowed)) return false;
+    anyClass = true;
+    applyAllowed();
+    const note = figure().querySelector(".rereview-note");
+    if (note) note.textContent = "None of the offered classes: any class may be chosen now.";
+    return true;
   }
 
   function swap(html) {
     stage.innerHTML = html;
+    anyClass = false;
     applyAllowed();
     resetDecision();
     prefetch();
+    arm();
+  }
+
+  // Waits for the image to be decoded and a frame drawn with it (two animation frames: the first runs
+  // before that frame paints), then for DWELL_MS more; the time on an image counts from the paint.
+  function arm() {
+    const gen = ++generation;
+    paintedAt = null;
+    delete root.dataset.armed;
+    const id = currentId();
     const img = document.getElementById("current");
-    if (img && !img.complete) img.addEventListener("load", () => { shownAt = performance.now(); }, { once: true });
+    const painted = () => requestAnimationFrame(() => requestAnimationFrame(() => {
+      if (gen !== generation) return;
+      paintedAt = performance.now();
+      shownAt = paintedAt;
+      hiddenMs = 0;
+      setTimeout(() => { if (gen === generation) root.dataset.armed = id; }, DWELL_MS);
+    }));
+    // A broken image arms too (after its error): the person sees it is broken and can skip it.
+    if (!img) painted();
+    else if (img.decode) img.decode().then(painted, painted);
+    else if (img.complete) painted();
+    else { img.addEventListener("load", painted, { once: true }); img.addEventListener("error", painted, { once: true }); }
+  }
+
+  const seen = () => paintedAt !== null && performance.now() - paintedAt >= DWELL_MS;
+
+  // A press that is ignored (too soon, a held key, a request in flight) flashes the stage, not a toast.
+  function ignored() {
+    root.dataset.ignored = String(Number(root.dataset.ignored || 0) + 1);
+    stage.classList.remove("not-yet");
+    void stage.offsetWidth;  // restart the animation when presses come in a row
+    stage.classList.add("not-yet");
+  }
+
+  // "✓ Coat · sure" for a moment after a label; drawn from what was sent, so it costs no request and
+  // never waits for anything.
+  function confirmApplied(classId, conf) {
+    const button = classButtons.find((b) => b.dataset.class === String(classId));
+    const level = levels.find((b) => b.dataset.confidence === conf);
+    applied.textContent = `✓ ${button ? button.dataset.name : classId} · ${level ? level.dataset.name : conf}`;
+    applied.classList.remove("show");
+    void applied.offsetWidth;
+    applied.classList.add("show");
   }
 
   function setConfidence(button) {
@@ -76,9 +143,14 @@
     button.setAttribute("aria-pressed", String(button.getAttribute("aria-pressed") !== "true"));
   }
 
+  // The count lives in data-n as a plain integer ("1,506" would not parse); empty when the page showed
+  // a capped "1,000+", which is only counted on load.
   function bumpRemaining(delta) {
-    const n = Number(remainingEl.textContent);
-    if (Number.isFinite(n)) remainingEl.textContent = Math.max(0, n + delta);  // "10,000+" is only counted on load
+    const n = remainingN();
+    if (!Number.isFinite(n)) return;
+    const next = Math.max(0, n + delta);
+    remainingEl.dataset.n = String(next);
+    remainingEl.textContent = next.toLocaleString("en-US");
   }
 
   async function send(url, options) {
@@ -109,8 +181,11 @@
     form.append("skip", skipped.join(","));
     form.append("queue", queue);
     form.append("order", order);
+    if (anyClass) form.append("any_class", "1");
+    const conf = confidence();
     const response = await send(`/label/${id}`, { method: "POST", body: form });
     if (!response) return;
+    confirmApplied(classId, conf);
     swap(await response.text());
     history.push({ image: id, event: figure().dataset.lastEvent });
     bumpRemaining(-1);
@@ -161,15 +236,21 @@
       return;
     }
     if (e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement) return;
-    if (e.key === "Escape") { definitions.hidden = true; cheatsheet.classList.remove("open"); return; }
-    if (busy) { e.preventDefault(); return; }
+    if (e.key === "Escape") { definitions.hidden = true; cheatsheet.classList.remove("open"); notice.hidden = true; return; }
     const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
     let button;
+    const decision = byKey(classButtons, key) || key === "Enter" || key === "s" || key === "ArrowRight";
+    const going = decision || ["u", "z", "ArrowLeft", "Backspace", "x"].includes(key);
+    // A held key repeats: never a decision. Nor is a press while a save is in flight or before the
+    // image now showing has been seen (see DWELL_MS).
+    if (going && (e.repeat || busy || (decision && !seen()))) { e.preventDefault(); ignored(); return; }
+    if (busy) { e.preventDefault(); return; }
     if ((button = byKey(classButtons, key))) label(button.dataset.class);
     else if ((button = byKey(levels, key))) setConfidence(button);
     else if ((button = byKey(tagButtons, key))) toggleTag(button);
     else if (key === "Enter" && figure()?.dataset.topClass) label(figure().dataset.topClass);
     else if (key === "s" || key === "ArrowRight") skip();
+    else if (key === "x" && openAllClasses()) { /* the class keys now label with any class */ }
     else if (key === "u" || key === "z" || key === "ArrowLeft" || key === "Backspace") undo();
     else if (key === "n") note.focus();
     else if (key === "g") toggle(definitions);
@@ -178,17 +259,47 @@
     e.preventDefault();
   });
 
-  classButtons.forEach((b) => b.addEventListener("click", () => !busy && label(b.dataset.class)));
+  const clickable = () => { if (busy || !seen()) { ignored(); return false; } return true; };
+  classButtons.forEach((b) => b.addEventListener("click", () => clickable() && label(b.dataset.class)));
   levels.forEach((b) => b.addEventListener("click", () => setConfidence(b)));
   tagButtons.forEach((b) => b.addEventListener("click", () => toggleTag(b)));
-  document.getElementById("skip").addEventListener("click", () => !busy && skip());
+  document.getElementById("skip").addEventListener("click", () => clickable() && skip());
+  if (noneOfThese) noneOfThese.addEventListener("click", () => openAllClasses());
+  document.getElementById("keys-notice-close").addEventListener("click", () => { notice.hidden = true; });
   document.getElementById("undo").addEventListener("click", () => !busy && undo());
   document.getElementById("help-toggle").addEventListener("click", () => cheatsheet.classList.toggle("open"));
   definitions.addEventListener("click", () => { definitions.hidden = true; });
 
+  // Keys never move silently: the page carries the class -> key map; the last one this browser saw is
+  // kept, and the first visit after a taxonomy change lists what changed.
+  function keyChanges() {
+    const now = JSON.parse(root.dataset.keymap || "{}");
+    const store = "loupe.keymap";
+    let before = null;
+    try { before = JSON.parse(localStorage.getItem(store) || "null"); } catch (_) { before = null; }
+    localStorage.setItem(store, JSON.stringify(now));
+    if (!before) return;  // a first visit: nothing changed for this person
+    const lines = [];
+    const keyText = (k) => (k ? `key ${k}` : "no key");
+    for (const [id, was] of Object.entries(before)) {
+      const is = now[id];
+      if (!is) lines.push(`${was.name}: ${was.key || "no key"} → retired`);
+      else if (is.key !== was.key) lines.push(`${is.name}: ${was.key || "no key"} → ${is.key || "no key"}`);
+    }
+    for (const [id, is] of Object.entries(now)) {
+      if (!before[id]) lines.push(`${is.name}: new, ${keyText(is.key)}`);
+    }
+    if (!lines.length) return;
+    const list = notice.querySelector("ul");
+    list.replaceChildren(...lines.map((text) => { const li = document.createElement("li"); li.textContent = text; return li; }));
+    notice.hidden = false;
+  }
+
+  keyChanges();
   showAnnotator();
   applyAllowed();
   if (!annotator()) askAnnotator();
   resetDecision();
   prefetch();
+  arm();
 })();

@@ -47,7 +47,7 @@ def test_no_injected_script_runs_anywhere(live_server, page, tmp_path):
 
     # The labelling page: the annotator name is set by script; labelling swaps in the next image's stage.
     page.goto(f"{base}/label")
-    page.wait_for_selector(f'#stage [data-image-id="{more[0]["id"]}"]')
+    page.wait_for_selector(f'#labeller[data-armed="{more[0]["id"]}"]')  # seen long enough to be labelled
     assert page.inner_text("#annotator-name") == hostile("me")
     page.fill("#note", hostile("typed note"))
     page.locator(".class-btn").first.click()

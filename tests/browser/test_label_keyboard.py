@@ -24,7 +24,8 @@ def _setup(base: str, n: int) -> list[int]:
 
 
 def _showing(page, image_id: int) -> None:
-    page.wait_for_selector(f'#stage [data-image-id="{image_id}"]', timeout=5000)
+    """The image is on screen and has been seen long enough for a decision key to act on it."""
+    page.wait_for_selector(f'#labeller[data-armed="{image_id}"] #stage [data-image-id="{image_id}"]', timeout=5000)
 
 
 def test_keyboard_only_labelling_is_recorded(live_server, page):

@@ -42,7 +42,8 @@ def login_server(tmp_path):
 
 
 def _showing(page, image_id: int) -> None:
-    page.wait_for_selector(f'#stage [data-image-id="{image_id}"]', timeout=5000)
+    # data-armed: painted and on screen long enough for a decision key to act (see static/js/label.js)
+    page.wait_for_selector(f'#labeller[data-armed="{image_id}"]', timeout=5000)
 
 
 def test_log_in_then_label_by_keyboard_and_log_out(login_server, page):

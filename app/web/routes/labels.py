@@ -14,8 +14,9 @@ from app.labelling.events import LabelInput, current_label, history, record_labe
 from app.labelling.keys import ACTIONS, CONFIDENCE_LEVELS
 from app.labelling.leases import lease_image, next_images
 from app.labelling import rereview
+from app.labelling.shortcuts import key_map
 from app.labelling.suggestions import latest_job, suggestions
-from app.labelling.queries import ImageFilter, filtered_ids, queue_count, queue_ids, remaining_text
+from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, filtered_ids, queue_count, queue_ids
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
 from app.quality.audits import answer_audit
 from app.taxonomy.queries import active_classes, examples
@@ -170,11 +171,15 @@ def label_page(request: Request, session: ReadSession, image: Id | None = None, 
     if image:
         ids = [image] + [i for i in ids if i != image][:PREFETCH]
         lease_image(leases, holder=labeller, image_id=image)
+    remaining = queue_count(session, queue, cap=COUNT_CAP)
+    exact = queue == "unlabelled" or remaining <= COUNT_CAP  # "1,000+" is not counted down on the page
+    classes = active_classes(session)
     response = render(request, "pages/label.html", {
         **_stage_context(session, ids=ids, queue=queue, order=order),
         "has_model": latest_job(session) is not None,
-        "classes": active_classes(session), "tags": active_tags(session), "levels": CONFIDENCE_LEVELS,
-        "actions": ACTIONS, "remaining": remaining_text(session, queue),
+        "classes": classes, "tags": active_tags(session), "levels": CONFIDENCE_LEVELS,
+        "actions": ACTIONS, "remaining": count_text(remaining, exact=exact),
+        "remaining_n": remaining if exact else None, "keymap": key_map(classes),
         "rereview_waiting": queue_count(session, "rereview") if queue != "rereview" else 0,
         "audit_waiting": queue_count(session, "audit") if queue == "unlabelled" else 0,
         "examples": examples(session),
@@ -208,9 +213,15 @@ def label_and_next(
     skip: Annotated[str, Form()] = "",
     queue: Annotated[str, Form()] = "unlabelled",
     order: Annotated[str, Form()] = "import",
+    any_class: Annotated[bool, Form()] = False,
 ):
-    """Save a label from the labelling page and return the next image's stage."""
+    """Save a label from the labelling page and return the next image's stage.
+
+    The image labelled is the one in the path, the one the page showed; the next image is chosen only
+    after the save, so no lease or queue order can move the label to another image."""
     data = LabelInput(class_, confidence, tags, note, signed(request, annotator), ms)
+    if any_class:  # "none of these" in a re-review: the person chose from every active class
+        rereview.open_to_any(session, image_id, annotator=data.annotator)
     if queue == "audit":  # a blind second look: stored as an audit event, the label stays
         event = answer_audit(session, image_id=image_id, data=data)
     else:
