@@ -24,6 +24,16 @@ def active_classes(session: Session) -> list[LabelClass]:
     )
 
 
+def retired_keys(session: Session) -> list[tuple[str, str]]:
+    """(key, class name) held by retired classes: kept for them, never handed to another class silently."""
+    rows = session.execute(
+        select(LabelClass.shortcut, LabelClass.name)
+        .where(LabelClass.retired_version_id.is_not(None), LabelClass.shortcut.is_not(None))
+        .order_by(LabelClass.shortcut, LabelClass.id)
+    )
+    return [tuple(r) for r in rows]
+
+
 def class_counts(session: Session) -> dict[int, int]:
     """Current labels per class id."""
     rows = session.execute(

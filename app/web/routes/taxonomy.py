@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Form, Request
 
-from app.errors import InvalidInput, LoupeError
+from app.errors import Conflict, InvalidInput, LoupeError
 from app.labelling.tags import active_tags, add_tag
+from app.taxonomy.queries import retired_keys
 from app.taxonomy.service import apply_change, list_versions, taxonomy_view
 from app.web.auth import signed
 from app.web.deps import ReadSession, WriteSession
@@ -42,12 +43,14 @@ def create_taxonomy_change(
     return apply_change(session, change=as_change(change), author=signed(request, ""))
 
 
-def _page(request: Request, session, *, error: str | None = None, notice: str | None = None):
+def _page(request: Request, session, *, error: str | None = None, notice: str | None = None,
+          kept: dict | None = None):
+    """The editor; after a refused change, `kept` refills the form it came from so no typing is lost."""
     versions = list_versions(session)
     undone = {c["undoes"] for v in versions for c in v["changes"] if c["op"] == "undo"}
     return render(request, "pages/taxonomy.html", {
         "taxonomy": taxonomy_view(session), "tags": active_tags(session), "versions": versions,
-        "undone": undone, "error": error, "notice": notice,
+        "undone": undone, "error": error, "notice": notice, "kept": kept or {}, "retired_keys": retired_keys(session),
     }, block="editor")
 
 
@@ -97,8 +100,16 @@ def taxonomy_form_change(
         apply_change(session, change=change, author=signed(request, author.strip()))
     except LoupeError as exc:
         session.rollback()
-        return _page(request, session, error=exc.detail)
+        kept = {**change, "into": into.strip(), "description": description, "classes": change.get("classes", [])}
+        return _page(request, session, error=_refused(exc, op), kept=kept)
     return _page(request, session, notice=_notice(change))
+
+
+def _refused(exc: LoupeError, op: str) -> str:
+    if isinstance(exc, Conflict) and op != "undo":
+        return (f"Not saved: someone else changed the taxonomy first ({exc.detail}). "
+                "Your change is still in its form below: check the classes above, then submit it again.")
+    return exc.detail
 
 
 def _notice(change: dict) -> str:
