@@ -101,16 +101,16 @@ def _uncertain_first(session: Session, skip: Sequence[int], n: int) -> list[int]
     index, not every unlabelled image: one labelled since is passed over, and one unlabelled since (an
     undo) waits in import order.
     """
-    family = model_family(session)
-    ids: list[int] = []
-    if family:
-        q = (select(Prediction.image_id).join(Image, Image.id == Prediction.image_id)
-             .where(Prediction.job_id.in_(family), Prediction.role == "suggestion",
+    found: list[tuple[float, int]] = []
+    for job_id in model_family(session):  # one index walk per job, merged here (IN over jobs would sort them all)
+        q = (select(Prediction.margin, Prediction.image_id).join(Image, Image.id == Prediction.image_id)
+             .where(Prediction.job_id == job_id, Prediction.role == "suggestion",
                     Image.labelled == False, Image.excluded == False))  # noqa: E712
         if skip:
             q = q.where(Prediction.image_id.not_in(list(skip)))
-        # dict: an image two predict jobs of one model both saw (two workers at once) comes once
-        ids = list(dict.fromkeys(session.scalars(q.order_by(Prediction.margin, Prediction.image_id).limit(n))))
+        found += [(m, i) for m, i in session.execute(q.order_by(Prediction.margin, Prediction.image_id).limit(n))]
+    # dict: an image two predict jobs of one model both saw (two workers at once) comes once
+    ids = list(dict.fromkeys(image_id for _, image_id in sorted(found)))[:n]
     if len(ids) < n:
         ids += queue_ids(session, skip=[*skip, *ids], n=n - len(ids))
     return ids
