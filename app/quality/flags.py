@@ -158,6 +158,51 @@ def resolve(session: Session, *, flag_id: int, action: str, class_ref=None, anno
             "closed": [f.id for f in closed if f.id != flag.id]}
 
 
+UNDOABLE = ("keep", "relabel", "ambiguous", "exclude")
+
+
+def undo_decision(session: Session, *, flag_id: int, annotator: str = "") -> dict:
+    """Take back a review decision; commits. Returns {"flag": view, "event": the undo event id or None,
+    "reopened": [flag ids]}.
+
+    Nothing is deleted: a keep or relabel is reverted by a new "undo" label event restoring the label the
+    image had before (refused with 409 when someone labelled it since); an exclusion is lifted. The flag
+    and the flags the same decision closed are open again, each remembering the undone decision in
+    details["undone"].
+    """
+    flag = get_flag(session, flag_id)
+    if flag.kind not in REVIEWED_KINDS or flag.status != "resolved" or flag.resolution not in UNDOABLE:
+        raise Conflict(f"flag {flag.id} is {flag.status}"
+                       + (f" ({flag.resolution})" if flag.resolution else "") + "; there is no review decision to undo")
+    who = " ".join((annotator or "").split()) or "anonymous"
+    closed = [flag] + [f for f in session.scalars(select(Flag).where(
+        Flag.image_id == flag.image_id, Flag.status == "resolved", Flag.id != flag.id)) if
+        (f.details or {}).get("via_flag") == flag.id and f.resolved_at == flag.resolved_at]
+    decided_event, resolution = flag.resolution_event_id, flag.resolution
+    now = utcnow()
+    for f in closed:
+        undone = {"resolution": f.resolution, "by": f.resolved_by, "at": iso(f.resolved_at),
+                  "event": f.resolution_event_id, "undone_by": who, "undone_at": iso(now)}
+        details = {k: v for k, v in (f.details or {}).items() if k != "via_flag"}
+        details["undone"] = [*details.get("undone", []), undone]
+        f.details = details
+        f.status, f.resolution, f.resolved_at, f.resolved_by, f.resolution_event_id = "open", None, None, None, None
+    if resolution == "exclude":
+        session.get(Image, flag.image_id).excluded = False
+    session.flush()
+    event = None
+    if decided_event is not None:
+        from app.labelling.events import undo_label  # commits the undo event and the reopened flags together
+
+        event = undo_label(session, image_id=flag.image_id, event_id=decided_event, annotator=who)
+        # The flags now judge the restored label, so a later relabel by a person closes them as stale.
+        for f in closed:
+            f.details = {**f.details, "label_event_id": event.id}
+    session.commit()
+    return {"flag": view(session, flag), "event": event.id if event is not None else None,
+            "reopened": [f.id for f in closed]}
+
+
 def _close(session: Session, flag: Flag, resolution: str, event: LabelEvent | None, who: str) -> list[Flag]:
     """Resolve the flag and the image's other open reviewable flags with one decision."""
     current = session.get(CurrentLabel, flag.image_id)

@@ -10,8 +10,14 @@
   const actionButtons = [...root.querySelectorAll("[data-action]")];
   const kind = root.dataset.kind || "";
   const skipped = [];
+  const decided = [];  // flag ids decided here, newest last: what u takes back
   let busy = false;
   let shownAt = performance.now();
+  let paintedAt = null;
+  let generation = 0;
+  // As on the labelling page (static/js/label.js): a decision acts only on a flag whose image was painted
+  // and on screen for 120 ms, so a double press cannot decide the next flag unseen.
+  const DWELL_MS = 120;
 
   const { annotator, showAnnotator, askAnnotator } = window.loupe.annotatorDialog(dialog);
 
@@ -23,16 +29,42 @@
     classButtons.forEach((b) => b.classList.toggle("is-current", b.dataset.class === current));
   }
 
-  async function next() {
+  function arm() {
+    const gen = ++generation;
+    paintedAt = null;
+    delete root.dataset.armed;
+    const id = flagId();
+    const img = document.getElementById("current");
+    const painted = () => requestAnimationFrame(() => requestAnimationFrame(() => {
+      if (gen !== generation) return;
+      paintedAt = shownAt = performance.now();
+      setTimeout(() => { if (gen === generation) root.dataset.armed = id; }, DWELL_MS);
+    }));
+    if (!img) painted();
+    else if (img.decode) img.decode().then(painted, painted);
+    else painted();
+  }
+
+  const seen = () => paintedAt !== null && performance.now() - paintedAt >= DWELL_MS;
+
+  function ignored() {
+    root.dataset.ignored = String(Number(root.dataset.ignored || 0) + 1);
+    stage.classList.remove("not-yet");
+    void stage.offsetWidth;
+    stage.classList.add("not-yet");
+  }
+
+  async function next(flag) {
     busy = true;
     try {
       const query = new URLSearchParams({ kind, skip: skipped.join(",") });
+      if (flag) query.set("flag", flag);
       const response = await fetch(`/review/stage?${query}`);
       if (!response.ok) { window.loupe.toast(await window.loupe.errorText(response)); return; }
       stage.innerHTML = await response.text();
       if (skipped.includes(flagId())) skipped.length = 0;  // wrapped around to the skipped flags
       markCurrent();
-      shownAt = performance.now();
+      arm();
     } catch (err) {
       window.loupe.toast("the server did not answer");
     } finally {
@@ -60,9 +92,40 @@
       busy = false;
     }
     if (ok) {
+      decided.push(id);
       window.loupe.toast(`flag #${id}: ${action}`, "info");
       await next();
     }
+  }
+
+  async function undo() {
+    const id = decided.pop();
+    if (!id) { window.loupe.toast("nothing to undo", "info"); return; }
+    busy = true;
+    let ok = false;
+    try {
+      const response = await window.loupe.fetch(`/api/flags/${id}/undo`, {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ annotator: annotator() }),
+      });
+      if (!response.ok) window.loupe.toast(await window.loupe.errorText(response));
+      else ok = true;
+    } catch (err) {
+      window.loupe.toast("the server did not answer; nothing was undone");
+    } finally {
+      busy = false;
+    }
+    if (!ok) { decided.push(id); return; }
+    window.loupe.toast(`flag #${id}: decision undone`, "info");
+    await next(id);
+  }
+
+  // The model's suggestion: the flag's suggested class, else the model's top guess.
+  function accept() {
+    const id = evidence()?.dataset.suggestedId || "";
+    const button = classButtons.find((b) => b.dataset.class === id);
+    if (!button) { window.loupe.toast("no suggestion for this flag", "info"); return; }
+    relabel(button);
   }
 
   function relabel(button) {
@@ -83,10 +146,15 @@
     if (dialog.open || e.ctrlKey || e.metaKey || e.altKey) return;
     if (e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement) return;
     if (e.key === "Escape") { definitions.hidden = true; cheatsheet.classList.remove("open"); return; }
-    if (busy) { e.preventDefault(); return; }
     const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
+    const decision = ["Enter", "w", "x", "a", "s", "ArrowRight"].includes(key) || Boolean(byKey(key));
+    // A held key (repeat), a press while a request is in flight or before the flag was seen decides nothing.
+    if ((decision || key === "u") && (e.repeat || busy || (decision && !seen()))) { e.preventDefault(); ignored(); return; }
+    if (busy) { e.preventDefault(); return; }
     let button;
     if (key === "Enter") decide("keep");
+    else if (key === "a") accept();
+    else if (key === "u") undo();
     else if (key === "w") decide("ambiguous");
     else if (key === "x") decide("exclude");
     else if (key === "s" || key === "ArrowRight") skip();
@@ -97,12 +165,16 @@
     e.preventDefault();
   });
 
-  actionButtons.forEach((b) => b.addEventListener("click", () => !busy && decide(b.dataset.action)));
-  classButtons.forEach((b) => b.addEventListener("click", () => !busy && relabel(b)));
-  document.getElementById("skip").addEventListener("click", () => !busy && skip());
+  const clickable = () => { if (busy || !seen()) { ignored(); return false; } return true; };
+  actionButtons.forEach((b) => b.addEventListener("click", () => clickable() && decide(b.dataset.action)));
+  classButtons.forEach((b) => b.addEventListener("click", () => clickable() && relabel(b)));
+  document.getElementById("skip").addEventListener("click", () => clickable() && skip());
+  document.getElementById("accept").addEventListener("click", () => clickable() && accept());
+  document.getElementById("undo").addEventListener("click", () => !busy && undo());
   definitions.addEventListener("click", () => { definitions.hidden = true; });
 
   showAnnotator();
   markCurrent();
   if (!annotator()) askAnnotator();
+  arm();
 })();

@@ -57,7 +57,7 @@ def test_no_injected_script_runs_anywhere(live_server, page, tmp_path):
 
     # The review page: skipping fetches the stage again and swaps it in.
     page.goto(f"{base}/review")
-    page.wait_for_selector("#stage [data-flag-id]")
+    page.wait_for_selector('#reviewer[data-armed]:not([data-armed=""])')  # seen long enough to decide
     page.keyboard.press("s")
     page.wait_for_timeout(300)
     _not_pwned(page, "the review stage after a swap")

@@ -13,8 +13,11 @@ pytestmark = pytest.mark.browser
 
 
 def _flag_shown(page) -> str:
+    """The flag now shown, once its image was on screen long enough for a decision key to act."""
     page.wait_for_selector("#stage [data-flag-id]", timeout=5000)
-    return page.get_attribute("#stage [data-flag-id]", "data-flag-id")
+    flag = page.get_attribute("#stage [data-flag-id]", "data-flag-id")
+    page.wait_for_selector(f'#reviewer[data-armed="{flag}"]', timeout=5000)
+    return flag
 
 
 def _next(page, previous: str) -> str:
@@ -83,3 +86,46 @@ def test_review_flags_by_keyboard(live_server, page):
     assert by_id[fourth][5] is None and by_id[third][5] is None
     assert excluded == {by_id[third][1]}
     assert all(e[5] is not None for e in events)   # time on the flag, measured in the browser
+
+
+def test_review_accept_suggestion_undo_and_double_press(live_server, page):
+    base, data = live_server
+    with httpx.Client(base_url=base, timeout=60) as client:
+        classes, labels = planted_job_on_server(client, data, n=24, folds=2, wrong=_planted)
+        flags = {str(f["id"]): f for f in client.get("/api/flags", params={"kind": "mislabel"}).json()["items"]}
+
+    page.goto(f"{base}/review")
+    page.keyboard.type("uma")
+    page.keyboard.press("Enter")
+    first = _flag_shown(page)
+    assert "accept the model's suggestion" in page.text_content("#cheatsheet")
+    page.keyboard.press("a")              # accept: relabel as the model's suggestion
+    second = _next(page, first)
+    page.keyboard.press("u")              # take it back: the same flag comes back, open
+    page.wait_for_selector(f'#reviewer[data-armed="{first}"]', timeout=5000)
+    with httpx.Client(base_url=base) as client:
+        back = client.get(f"/api/flags/{first}").json()
+        image = client.get(f"/api/images/{flags[first]['image']}").json()
+    assert back["status"] == "open" and back["resolution"] is None
+    assert back["details"]["undone"][0]["resolution"] == "relabel" and back["details"]["undone"][0]["undone_by"] == "uma"
+    assert image["label"]["class"] == flags[first]["given"]      # the label before the decision, restored
+
+    # A double press 40 ms apart keeps this flag and does nothing to the next one, unseen.
+    page.keyboard.press("Enter")
+    page.wait_for_timeout(40)
+    page.keyboard.press("Enter")
+    nxt = _next(page, first)
+    page.wait_for_timeout(300)
+    assert page.get_attribute("#stage [data-flag-id]", "data-flag-id") == nxt
+
+    con = sqlite3.connect(data / "loupe.db")
+    rows = dict(con.execute("SELECT id, status FROM flags WHERE kind = 'mislabel'").fetchall())
+    events = con.execute("SELECT e.image_id, c.name, e.kind, e.reverts_event_id IS NOT NULL FROM label_events e "
+                         "LEFT JOIN classes c ON c.id = e.class_id WHERE e.kind IN ('review', 'undo') "
+                         "ORDER BY e.id").fetchall()
+    con.close()
+    img = flags[first]["image"]
+    assert events == [(img, flags[first]["suggested"], "review", 0), (img, flags[first]["given"], "undo", 1),
+                      (img, flags[first]["given"], "review", 0)]
+    assert rows[int(first)] == "resolved" and rows[int(nxt)] == "open"
+    assert second == nxt or rows[int(second)] == "open"

@@ -9,7 +9,7 @@ from app.errors import InvalidInput
 from app.labelling.events import LabelInput, history
 from app.quality.audits import answer_audit
 from app.quality.evidence import evidence, next_flag, open_count
-from app.quality.flags import KINDS, cancel_stale_open, get_flag, list_flags, resolve, view
+from app.quality.flags import KINDS, cancel_stale_open, get_flag, list_flags, resolve, undo_decision, view
 from app.taxonomy.queries import active_classes, examples
 from app.web.auth import signed
 from app.web.deps import ReadSession, WriteSession
@@ -57,6 +57,19 @@ def resolve_flag(request: Request, session: WriteSession, flag_id: Id, body: Res
     """Keep, relabel (a "review" label event), mark ambiguous or exclude; a flag is resolved once (else 409)."""
     return resolve(session, flag_id=flag_id, action=body.action, class_ref=body.class_,
                    annotator=signed(request, body.annotator), note=body.note, confidence=body.confidence, ms=body.ms)
+
+
+class UndoDecisionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    annotator: str = ""
+
+
+@router.post("/api/flags/{flag_id}/undo", tags=["flags"])
+def undo_flag_decision(request: Request, session: WriteSession, flag_id: Id, body: UndoDecisionBody) -> dict:
+    """Take back a review decision: an "undo" label event restores the earlier label (or the exclusion is
+    lifted) and the flag is open again; 409 when there is no decision to undo or the image was labelled since."""
+    return undo_decision(session, flag_id=flag_id, annotator=signed(request, body.annotator))
 
 
 @router.post("/api/images/{image_id}/audit", status_code=201, tags=["flags"])
