@@ -13,6 +13,7 @@ torch is imported only inside `run`, as in the rest of the worker.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,7 +91,9 @@ def run(model_path: Path, size: int, classes: list[str], images: list[tuple[int,
 
     device = devices.choose(device_name)
     try:
-        model = torch.jit.load(str(model_path), map_location=device).eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit is deprecated for torch.export, but model.pt is TorchScript
+            model = torch.jit.load(str(model_path), map_location=device).eval()
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: a clear failure, not a crash
         raise TrainingError(f"cannot load the model {model_path.name}: {exc}") from None
     probs: dict[int, list[float]] = {}

@@ -166,3 +166,39 @@ def test_predict_jobs_are_queued_once_and_checked(client, settings, db):
     assert r.status_code == 422 and "model_job" in r.json()["detail"]
     r = client.post("/api/jobs", json={"kind": "predict", "config": {"model_job": model}})
     assert r.status_code == 201 and r.json()["status"] == "queued"
+
+
+def test_the_exported_model_predicts_what_the_trained_one_did(tmp_path):
+    """predict.run reads model.pt as any user would: same probabilities as the model in memory; an unreadable
+    file gets none (and a note); a cancel stops it."""
+    import pytest
+    import torch
+
+    from app.training import data, nets
+    from app.training.spec import Cancelled
+    from tests.training.test_train import Recorder
+
+    torch.manual_seed(0)
+    model = nets.build("smallcnn", 3).model.eval()
+    mean, std = [0.3, 0.3, 0.3], [0.25, 0.25, 0.25]
+    path = nets.export(model, tmp_path, name="smallcnn", classes=["a", "b", "c"], size=28, mean=mean, std=std)
+    images = []
+    for name, png in fmnist_files(5, 0):
+        (tmp_path / name).write_bytes(png)
+        images.append((len(images) + 1, str(tmp_path / name)))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    images.append((99, str(tmp_path / "bad.png")))
+
+    hooks = Recorder()
+    out = predict.run(path, predict.image_size(None, path), ["a", "b", "c"], images, hooks, "cpu")
+    assert sorted(out.probs) == [1, 2, 3, 4, 5] and "could not be read" in out.notes[0]
+    x, _ = data.decode_all([p for _, p in images[:5]], 28, progress=lambda d: None, cancelled=lambda: False)
+    with torch.no_grad():
+        x = x.float() / 255
+        expected = torch.softmax(model((x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)),
+                                 dim=1)
+    got = torch.tensor([out.probs[i] for i in range(1, 6)])
+    assert torch.allclose(got, expected, atol=1e-4)
+    assert hooks.fractions[-1] == 1.0 and hooks.messages[-1] == "predicting: 6 of 6"
+    with pytest.raises(Cancelled):
+        predict.run(path, 28, ["a", "b", "c"], images, Recorder(stop=lambda h: True), "cpu")
