@@ -251,12 +251,20 @@ def _why_stale(flag: Flag, current: tuple | None, excluded: bool, group_classes:
     return None
 
 
+STALE_CHUNK = 5000  # images per round: under SQLite's and PostgreSQL's limits on bound parameters
+
+
 def cancel_stale(session: Session, image_ids) -> list[int]:
     """Cancel the open flags of `image_ids` (and of their duplicate groups) whose cause is gone; flushes,
     does not commit. Returns the cancelled flag ids."""
-    ids = {int(i) for i in image_ids}
-    if not ids:
-        return []
+    ids = sorted({int(i) for i in image_ids})
+    cancelled = []
+    for start in range(0, len(ids), STALE_CHUNK):
+        cancelled += _cancel_stale(session, set(ids[start:start + STALE_CHUNK]))
+    return cancelled
+
+
+def _cancel_stale(session: Session, ids: set[int]) -> list[int]:
     flags = session.scalars(select(Flag).where(
         Flag.image_id.in_(list(ids)), (Flag.status == "open") | ((Flag.status == "pending") & (Flag.kind == "audit"))
     )).all()
@@ -294,10 +302,7 @@ def cancel_stale(session: Session, image_ids) -> list[int]:
 
 def cancel_stale_open(session: Session) -> list[int]:
     """`cancel_stale` over every image with an open flag (the review page's safety net); commits when any closed."""
-    ids = sorted(set(session.scalars(select(Flag.image_id).where(Flag.status == "open"))))
-    cancelled = []
-    for start in range(0, len(ids), 5000):
-        cancelled += cancel_stale(session, ids[start:start + 5000])
+    cancelled = cancel_stale(session, set(session.scalars(select(Flag.image_id).where(Flag.status == "open"))))
     if cancelled:
         session.commit()
     return cancelled

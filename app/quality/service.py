@@ -321,7 +321,8 @@ def flag_duplicates(session: Session, *, job_id: int | None = None) -> dict:
                              current_event=int(events[i]), opened=opened, kept=kept, counts=counts)
     for image_id, flag in opened.items():
         if image_id not in flagged:
-            cancel(flag, "the near-duplicates' labels agree now")
+            cancel(flag, "no conflict any more: the near-duplicates' labels agree, or the images are not "
+                         "near-duplicates by today's check")
             counts["cancelled"] += 1
     session.commit()
     return {"groups": len(members), "images": len(flagged), **counts}

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from app.images.hashing import LOOK_SIZE, alike, look
@@ -53,18 +54,22 @@ def register(settings) -> None:
     """Say where the thumbnails of `settings.database_url`'s images are (the app and the worker call this)."""
     from app.images.blobs import for_settings
 
-    _stores[settings.database_url] = for_settings(settings)
+    _stores[_key(settings.database_url)] = for_settings(settings)
+
+
+def _key(url) -> str:
+    return make_url(str(url)).render_as_string(hide_password=False)
 
 
 def _store_for(session: Session):
-    url = session.get_bind().url.render_as_string(hide_password=False)
+    url = _key(session.get_bind().url)
     if url in _stores:
         return _stores[url]
     from app.config import Settings  # the CLI sets LOUPE_DATA and LOUPE_DATABASE_URL for serve and worker
 
     try:
         settings = Settings()
-        if settings.database_url == url:
+        if _key(settings.database_url) == url:
             register(settings)
             return _stores[url]
     except Exception:  # settings from a stray environment must not break grouping
