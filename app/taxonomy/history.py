@@ -14,8 +14,10 @@ from app.timeutil import iso
 
 def describe_change(op: str, d: dict) -> str:
     """One line a person reads in the version log, key changes included."""
-    line = _describe(op, d)
-    keys = "; ".join(describe_key(k) for k in d.get("keys", []))
+    line, entries = _describe(op, d), d.get("keys", [])
+    if op == "add" and d.get("shortcut") and not any(k.get("was") for k in entries):
+        line, entries = f"{line} with key {d['shortcut']}", []  # the plain case reads as one clause
+    keys = "; ".join(describe_key(k) for k in entries)
     return f"{line}; {keys}" if keys else line
 
 

@@ -1,4 +1,4 @@
-"""The body of `POST /api/taxonomy/changes`: one model per operation, told apart by "op".
+"""The body of `POST /api/taxonomy/changes`: one model per operation, told apart by "op"; and its answer.
 
 They type and document the wire format the domain has always read; they do
 not change it. Extra keys are kept (the change log stores the request as
@@ -163,6 +163,27 @@ EXAMPLES = {
               "value": {"op": "unpin", "class": "Bag", "image": 12, "kind": "this"}},
     "undo": {"summary": "Undo a version (here: the merge)", "value": {"op": "undo", "version": 8}},
 }
+
+
+class Example(BaseModel):
+    image: int
+    kind: Literal["this", "not_this"]
+
+
+class TaxonomyClass(BaseModel):
+    id: int
+    name: str
+    description: str
+    shortcut: str | None = Field(description="Its key on the labelling page, for life; null when it has none.")
+    count: int = Field(description="Images whose current label is this class.")
+    examples: list[Example] = []
+
+
+class TaxonomyView(BaseModel):
+    """The taxonomy after the change: the new version number and the active classes."""
+
+    version: int
+    classes: list[TaxonomyClass]
 
 
 def as_change(body: BaseModel) -> dict:

@@ -136,5 +136,6 @@ def test_when_every_automatic_key_is_spent_a_new_class_gets_none_and_says_so(cli
     for i in range(21):  # 1-9, 0 and the eleven letters that are not reserved on the labelling page
         add_class(client, f"class {chr(97 + i)}")
     assert None not in keys(client).values() and len(set(keys(client).values())) == 21
+    assert last_version(client)["changes"][0]["summary"] == "added 'class u' with key y"
     assert add_class(client, "one too many")["shortcut"] is None
     assert "'one too many' has no key" in last_version(client)["changes"][0]["summary"]

@@ -12,7 +12,8 @@ from app.taxonomy.queries import retired_keys
 from app.taxonomy.service import apply_change, list_versions, taxonomy_view
 from app.web.auth import signed
 from app.web.deps import ReadSession, WriteSession
-from app.web.taxonomy_bodies import EXAMPLES, TaxonomyChangeBody, as_change
+from app.web.openapi import ERROR
+from app.web.taxonomy_bodies import EXAMPLES, TaxonomyChangeBody, TaxonomyView, as_change
 from app.web.templating import render
 
 router = APIRouter()
@@ -30,7 +31,15 @@ def read_taxonomy_versions(session: ReadSession) -> dict:
     return {"items": list_versions(session)}
 
 
-@router.post("/api/taxonomy/changes", status_code=201, tags=["taxonomy"])
+def _error(description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": ERROR}}}
+
+
+@router.post("/api/taxonomy/changes", status_code=201, tags=["taxonomy"], response_model=TaxonomyView, responses={
+    404: _error("A class, image or version named in the change does not exist."),
+    409: _error("`base_version` is not the current version (someone changed the taxonomy first), or the version "
+                "to undo can no longer be undone."),
+})
 def create_taxonomy_change(
     request: Request, session: WriteSession, change: Annotated[TaxonomyChangeBody, Body(openapi_examples=EXAMPLES)]
 ) -> dict:
