@@ -41,11 +41,11 @@ from app.images.store import thumb_key
 
 log = logging.getLogger("loupe.neardup")
 MIN_CORRELATION = 0.99
-CACHE_SIZE = 200_000  # 256 bytes each: ~50 MB at most
+CACHE_SIZE = 100_000  # kept as bytes, ~300 bytes each with the dict's share: ~30 MB at most
 _UNKNOWN = np.zeros(0, np.uint8)
 
 _stores: dict[str, object] = {}
-_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+_cache: OrderedDict[str, bytes] = OrderedDict()
 _lock = threading.Lock()
 _warned: set[str] = set()
 
@@ -96,14 +96,16 @@ def looks(store, shas: Sequence[str]) -> list[np.ndarray]:
     out = []
     for sha in shas:
         with _lock:
-            got = _cache.get(sha)
-            if got is not None:
+            cached = _cache.get(sha)
+            if cached is not None:
                 _cache.move_to_end(sha)
-        if got is None:
+        if cached is not None:
+            got = np.frombuffer(cached, dtype=np.uint8)
+        else:
             got = _read(store, sha) if store is not None else _UNKNOWN
             if len(got):
                 with _lock:
-                    _cache[sha] = got
+                    _cache[sha] = got.tobytes()
                     while len(_cache) > CACHE_SIZE:
                         _cache.popitem(last=False)
         out.append(got)
