@@ -21,7 +21,7 @@ def test_label_page_shows_first_unlabelled_with_keys(client):
     html = client.get("/label").text
     assert stage_of(html) == {"image": str(ids[1]), "prefetch": ",".join(map(str, ids[2:5])), "last_event": ""}
     assert '<kbd>t</kbd> trouser' in html and "cheatsheet" in html
-    assert 'id="remaining">4<' in html
+    assert 'id="remaining" data-n="4">4<' in html   # the count as a number too, for the page to count down
 
 
 def test_save_and_next_records_everything_and_advances(client):
