@@ -9,7 +9,9 @@ Definitions (the page and the tests use the same ones):
 - *effective size*: the number of near-duplicate groups among the confident, unflagged images,
   i.e. confident, unflagged images counting each near-duplicate group once;
 - *edge-case density*: the share of images whose label carries at least one difficulty tag;
-- *leakage*: a near-duplicate group whose images fall into more than one split.
+- *leakage*: a near-duplicate group whose images fall into more than one split;
+- *no_train*: a class of a snapshot none of whose images is in train (splits hash each image, so a class
+  of a few images can land in val/test alone).
 """
 
 from __future__ import annotations
@@ -144,6 +146,12 @@ def report(rows: Sequence[Row], class_names: dict[int, str], *, folds: int, conf
                     f"fewer than the {folds} folds"}
         for c in classes if c["count"] < folds
     ]
+    if split_counts:  # splits by hash are not stratified: a small class can miss a split entirely
+        warnings += [
+            {"kind": "no_train", "class": c["name"], "count": c["count"],
+             "message": f"'{c['name']}' has no training images (its {c['count']} are all in val/test): "
+                        f"label more, or freeze with another seed"}
+            for c in classes if not c["splits"].get("train")]
     leakage = _leakage(rows, group)
     if leakage and leakage["groups"]:
         warnings.append({"kind": "leakage", **leakage,

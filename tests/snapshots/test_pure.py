@@ -14,6 +14,8 @@ from PIL import Image, ImageEnhance
 from app.images import hashing
 from app.images.decode import Limits, decode
 from app.snapshots import looks, neardup, splits
+from app.snapshots.health import report
+from app.snapshots.rows import Row
 from tests import fmnist
 
 
@@ -134,3 +136,12 @@ def test_content_hash_ignores_row_order():
     rows = [("b" * 64, "cat", "train", 0), ("a" * 64, "dog", "val", 1)]
     assert splits.content_hash(rows) == splits.content_hash(reversed(rows))
     assert splits.content_hash(rows) != splits.content_hash([rows[0], ("a" * 64, "dog", "train", 1)])
+
+
+def test_health_warns_when_a_class_has_no_training_images():
+    rows = [Row(i, _shas(1, str(i))[0], "s", 1 if i < 8 else 2, i, 1.0, (), None, i * 7919, split=split, fold=0)
+            for i, split in enumerate(["train"] * 6 + ["val"] * 2 + ["val", "test"])]
+    warnings = {w["kind"]: w for w in report(rows, {1: "shirt", 2: "hat"}, folds=2)["warnings"]}
+    assert warnings["no_train"]["class"] == "hat" and "no training images" in warnings["no_train"]["message"]
+    assert all(w["class"] != "shirt" for w in report(rows, {1: "shirt", 2: "hat"}, folds=2)["warnings"]
+               if w["kind"] == "no_train")
