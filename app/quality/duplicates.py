@@ -1,8 +1,8 @@
 """Near-duplicates whose labels disagree, and duplicates that cross sources or splits. Pure numpy.
 
 Groups come from `app.snapshots.neardup.groups` (perceptual hashes within a few
-bits, each pair confirmed by comparing the thumbnails, transitively). Image embeddings from a trained model are turned into
-64-bit SimHashes (signs of 64 seeded random projections: the share of differing
+bits, each pair confirmed by comparing the thumbnails, transitively). Image
+embeddings from a trained model are turned into 64-bit SimHashes (signs of 64 seeded random projections: the share of differing
 bits estimates the angle between two vectors over pi), so the same fast grouping
 finds images the model sees as near-identical.
 

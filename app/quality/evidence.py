@@ -71,7 +71,8 @@ def _all_hashes(session: Session) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _neighbours(session: Session, image: Image, flag: Flag) -> list[dict]:
-    """Images within MAX_DISTANCE pHash bits that the thumbnails confirm (and a duplicate flag's group), nearest first, with their labels."""
+    """Images within MAX_DISTANCE pHash bits that the thumbnails confirm (and a duplicate flag's group),
+    nearest first, with their labels."""
     ids, hashes = _all_hashes(session)
     dist = np.bitwise_count(hashes ^ np.array([image.phash], dtype=np.int64).view(np.uint64))
     close = np.flatnonzero((dist <= MAX_DISTANCE) & (ids != image.id))

@@ -58,7 +58,8 @@ def order_keys(seed: int, shas: Sequence[str]) -> np.ndarray:
 
 
 def _group_min(codes: np.ndarray, keys: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per group code: whether it has a member in `members` (bool mask) and the index of the one with the smallest key."""
+    """Per group code: whether it has a member in `members` (bool mask), and the index of the member with the
+    smallest key."""
     n_groups = int(codes.max()) + 1 if len(codes) else 0
     idx = np.flatnonzero(members)
     idx = idx[np.lexsort((keys[idx], codes[idx]))]  # by group, then key
