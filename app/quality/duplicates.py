@@ -2,9 +2,10 @@
 
 Groups come from `app.snapshots.neardup.groups` (perceptual hashes within a few
 bits, each pair confirmed by comparing the thumbnails, transitively). Image
-embeddings from a trained model are turned into 64-bit SimHashes (signs of 64 seeded random projections: the share of differing
-bits estimates the angle between two vectors over pi), so the same fast grouping
-finds images the model sees as near-identical.
+embeddings from a trained model are turned into 64-bit SimHashes (signs of 64
+seeded random projections: the share of differing bits estimates the angle
+between two vectors over pi), so the same fast grouping finds images the model
+sees as near-identical.
 
 Labels are class indices (or ids) with -1 for an unlabelled image.
 """
