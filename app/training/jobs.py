@@ -18,7 +18,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.db.models import Job, JobEpoch, JobLog, Prediction, Snapshot, SnapshotItem
+from app.db.models import Image, Job, JobEpoch, JobLog, Prediction, Snapshot, SnapshotItem
 from app.errors import Conflict, InvalidInput, NotFound
 from app.snapshots.queries import get_snapshot
 from app.timeutil import iso, utcnow
@@ -143,14 +143,26 @@ def create_predict_job(session: Session, config: dict) -> Job:
 
 
 def queue_predictions(session: Session) -> Job | None:
-    """After an import: a predict job with the latest model, unless there is no model or one is already waiting
-    (it will see these images too: a job reads its images when it starts). None when none was queued."""
-    if latest_model_job(session) is None:
+    """After an import: a predict job with the latest model, unless there is no model or one for that model is
+    already waiting (it will see these images too: a job reads its images when it starts). None when none was
+    queued."""
+    model = latest_model_job(session)
+    if model is None:
         return None
-    waiting = session.scalar(select(Job.id).where(Job.kind == "predict", Job.status == "queued").limit(1))
-    if waiting is not None:
+    waiting = session.scalars(select(Job.config).where(Job.kind == "predict", Job.status == "queued"))
+    if any((config or {}).get("model_job") == model.id for config in waiting):
         return None
-    return create_predict_job(session, {})
+    return create_predict_job(session, {"model_job": model.id})
+
+
+def queue_predictions_after_training(session: Session, job_id: int) -> Job | None:
+    """After a train job succeeded: a predict job for the images imported while it trained (it read its images
+    when it started), so that they too get the newest model's guesses. None when there were none."""
+    job = get_job(session, job_id)
+    since = job.claimed_at or job.created_at
+    imported = session.scalar(select(Image.id).where(Image.imported_at >= since, Image.excluded == False)  # noqa: E712
+                              .limit(1))
+    return queue_predictions(session) if imported is not None else None
 
 
 def get_job(session: Session, job_id: int) -> Job:

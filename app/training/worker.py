@@ -229,12 +229,18 @@ def run_job(db: Database, settings: Settings, job_id: int, worker: str) -> str:
 
 
 def after_finish(db: Database, job_id: int, status: str, kind: str = "train") -> None:
-    """Work that follows a finished train job: label-quality flags (suspected mislabels, duplicate conflicts).
-    A predict job's guesses are not out of sample for any label, so they raise no flags."""
+    """Work that follows a finished train job: label-quality flags (suspected mislabels, duplicate conflicts),
+    and the new model's guesses for images imported while it trained. A predict job's guesses are not out of
+    sample for any label, so they raise no flags."""
     if status == "succeeded" and kind == "train":
         from app.quality.service import after_job
 
         after_job(db, job_id)
+        try:
+            with db.writing() as s:
+                jobs.queue_predictions_after_training(s, job_id)
+        except Exception:  # a missed follow-up must not stop the queue: the next import queues one anyway
+            log.exception("job %s: could not queue predictions for images imported meanwhile", job_id)
 
 
 def _give_back(db: Database, job_id: int, worker: str) -> None:

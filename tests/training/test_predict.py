@@ -202,3 +202,29 @@ def test_the_exported_model_predicts_what_the_trained_one_did(tmp_path):
     assert hooks.fractions[-1] == 1.0 and hooks.messages[-1] == "predicting: 6 of 6"
     with pytest.raises(Cancelled):
         predict.run(path, 28, ["a", "b", "c"], images, Recorder(stop=lambda h: True), "cpu")
+
+
+def test_a_newer_model_gets_its_own_predict_job_for_images_imported_while_it_trained(client, db):
+    snap = labelled_snapshot(client, 12, classes=3, folds=2)
+    old = finished_model(client, db, snap, {})
+    training = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {"epochs": 1}}).json()["id"]
+    with db.writing() as s:
+        assert jobs.claim(s, "w").id == training      # it reads its images now
+    waiting = upload(client, fmnist_files(2, 1000), "meanwhile")["predict_job"]
+    with db.reading() as s:
+        assert s.get(Job, waiting).config == {"model_job": old}
+    result = Result(classes=["a", "b", "c"], out_of_sample={}, suggestions={}, metrics={}, final={},
+                    model_path="model.pt", device="cpu")
+    with db.writing() as s:
+        assert jobs.finish(s, training, "w", status="succeeded", result=result)
+    with db.writing() as s:
+        newer = jobs.queue_predictions_after_training(s, training)
+        assert newer is not None and newer.config == {"model_job": training} and newer.id != waiting
+    with db.writing() as s:
+        assert jobs.queue_predictions(s) is None       # one for the newest model waits already
+    # A train job with nothing imported while it ran queues nothing.
+    for job_id in (waiting, newer.id):
+        assert client.post(f"/api/jobs/{job_id}/cancel").status_code == 200
+    quiet = finished_model(client, db, snap, {})
+    with db.writing() as s:
+        assert jobs.queue_predictions_after_training(s, quiet) is None
