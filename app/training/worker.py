@@ -166,17 +166,17 @@ def _predict(db: Database, settings: Settings, job_id: int, worker: str, hooks: 
         model_job = jobs.get_job(s, job.config["model_job"])
         classes = list((model_job.artifacts or {}).get("classes") or [])
         images = predict.to_predict(s, settings, model_job)
-        model_path = predict.model_file(settings, model_job)
-        size = predict.image_size(model_job, model_path)
-        device = model_job.config.get("device", "auto")
+    model_path = predict.model_file(settings, model_job)  # outside the transaction: it may download
+    size = predict.image_size(model_job, model_path)
     _, images = local_originals(settings, [], images, hooks)
     hooks.log(f"{worker} starts: the model of job {model_job.id} ({model_job.config.get('model')}, {size} px) "
               f"predicts {len(images)} images it has not seen")
-    _torch_module("predict")
-    predicted = predict.run(model_path, size, classes, images, hooks, device)
+    _torch_module("predict")  # a clear failure when torch is missing
+    # Any device: guessing is light, and the device the model trained on may not be on this worker.
+    predicted = predict.run(model_path, size, classes, images, hooks, "auto")
     rows = [{"image_id": i, "role": "suggestion", "out_of_sample": True, "probs": p, "margin": _margin(p)}
             for i, p in predicted.probs.items()]
-    hooks.log(f"wrote {len(rows)} predictions" + "".join(f"; {n}" for n in predicted.notes))
+    hooks.log(f"predicted {len(rows)} images on {predicted.device}" + "".join(f"; {n}" for n in predicted.notes))
     return {"predicted": predicted, "predictions": rows}
 
 
