@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image as PILImage
 from sqlalchemy import select, update
 
@@ -42,6 +43,7 @@ def loupe(*args) -> subprocess.CompletedProcess:
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=120, env=env)
 
 
+@pytest.mark.slow  # a real worker trains, then runs three predict jobs: 10-25 s on two busy cores
 def test_new_images_get_the_latest_models_guesses_without_retraining(client, settings, db, tmp_path):
     snap = labelled_snapshot(client, 24, classes=3, folds=2)
     names = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
@@ -171,7 +173,6 @@ def test_predict_jobs_are_queued_once_and_checked(client, settings, db):
 def test_the_exported_model_predicts_what_the_trained_one_did(tmp_path):
     """predict.run reads model.pt as any user would: same probabilities as the model in memory; an unreadable
     file gets none (and a note); a cancel stops it."""
-    import pytest
     import torch
 
     from app.training import data, nets
