@@ -127,6 +127,7 @@ def test_key_changes_are_shown_once(live_server, page):
     _start(page, base)
     page.wait_for_selector("#labeller")
     assert page.is_hidden("#keys-notice")          # a first visit: nothing changed for this person
+    assert page.is_hidden("#none-of-these")        # offered in a re-review only
 
     r = httpx.post(f"{base}/api/taxonomy/changes", json={"op": "merge", "classes": ["sandal", "sneaker"],
                                                          "into": "shoe"})
