@@ -107,7 +107,8 @@ def test_review_accept_suggestion_undo_and_double_press(live_server, page):
         back = client.get(f"/api/flags/{first}").json()
         image = client.get(f"/api/images/{flags[first]['image']}").json()
     assert back["status"] == "open" and back["resolution"] is None
-    assert back["details"]["undone"][0]["resolution"] == "relabel" and back["details"]["undone"][0]["undone_by"] == "uma"
+    undone = back["details"]["undone"][0]
+    assert undone["resolution"] == "relabel" and undone["undone_by"] == "uma"
     assert image["label"]["class"] == flags[first]["given"]      # the label before the decision, restored
 
     # A double press 40 ms apart keeps this flag and does nothing to the next one, unseen.
