@@ -210,7 +210,6 @@ def op_set_shortcut(ctx: Ctx, change: dict) -> dict:
     return {**_ref(cls), "from": old, "to": key, "keys": [entry]}
 
 
-
 def _example(ctx: Ctx, change: dict) -> tuple[LabelClass, int, str]:
     cls = _active(ctx, change.get("class"))
     kind = change.get("kind", "this")
