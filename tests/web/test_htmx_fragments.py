@@ -11,6 +11,7 @@ are queued, running and finished.
 
 from __future__ import annotations
 
+import ast
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -170,12 +171,34 @@ def test_other_pages_with_blocks_answer_htmx_with_their_fragment(client, world):
         assert f'id="{wrapper}"' not in fragment.text and "<nav" not in fragment.text and fragment.text.strip()
 
 
-def test_every_htmx_page_template_is_covered_here():
-    """A new page template that polls or swaps must be added to the tests above."""
-    covered = {"job.html", "jobs.html", "browse.html", "snapshot.html", "taxonomy.html", "quality.html"}
-    htmx = {p.name for p in (Path(TEMPLATES_DIR) / "pages").glob("*.html")
-            if re.search(r"\bhx-(get|post|trigger|select)=", p.read_text())}
-    assert htmx <= covered, f"htmx templates without a fragment test: {sorted(htmx - covered)}"
+def test_stage_fragments_of_the_keyboard_pages(client, world):
+    """/label and /review swap the inside of #stage with what app.js fetches from their /stage URLs."""
+    for page_url, stage_url, marker in (("/label", "/label/stage", "data-image-id"),
+                                        ("/review", "/review/stage", None)):
+        page = client.get(page_url, headers=HTML)
+        stage = client.get(stage_url, headers=HTML)
+        assert page.status_code == stage.status_code == 200, (stage_url, stage.text[:300])
+        assert 'id="stage"' in page.text and 'id="stage"' not in stage.text and "<nav" not in stage.text
+        assert stage.text.strip() and (marker is None or marker in stage.text)
+
+
+def test_every_polling_or_block_rendering_page_is_covered_here():
+    """A page template that polls, or that a route renders one block of, must be added to the tests above."""
+    covered = {"job.html", "jobs.html", "browse.html", "snapshot.html", "taxonomy.html", "quality.html",
+               "label.html", "review.html"}
+    polling = {p.name for p in (Path(TEMPLATES_DIR) / "pages").glob("*.html") if 'hx-trigger="every' in p.read_text()}
+    routes = Path(TEMPLATES_DIR).parent / "app" / "web" / "routes"
+    blocks = set()
+    for py in routes.glob("*.py"):   # render(request, "pages/x.html", ..., block=...) and render_block(...)
+        for call in ast.walk(ast.parse(py.read_text())):
+            name = getattr(getattr(call, "func", None), "id", None)
+            if not isinstance(call, ast.Call) or name not in ("render", "render_block"):
+                continue
+            pages = [a.value for a in call.args if isinstance(a, ast.Constant) and str(a.value).startswith("pages/")]
+            if pages and (name == "render_block" or any(k.arg == "block" for k in call.keywords)):
+                blocks.add(pages[0].removeprefix("pages/"))
+    assert {"job.html", "jobs.html"} <= polling and {"job.html", "browse.html"} <= blocks   # the scans work
+    assert polling | blocks <= covered, f"pages without a fragment test: {sorted((polling | blocks) - covered)}"
 
 
 def test_job_page_reads_for_people(client, world):
