@@ -48,8 +48,8 @@ def _agree(client, db) -> dict[str, tuple[int, int, int, int]]:
     for name, n in truth.items():
         assert client.get("/api/images", params={"source": name, "status": "labelled"}).json()["total"] == n[1]
     page = client.get("/label").text
-    if "<span id=\"remaining\">" in page:   # not on the page that asks for classes first
-        left = re.search(r'<span id="remaining">([\d,]+)</span>', page).group(1)
+    if "<span id=\"remaining\"" in page:   # not on the page that asks for classes first
+        left = re.search(r'<span id="remaining"[^>]*>([\d,]+)</span>', page).group(1)
         assert int(left.replace(",", "")) == sum(n[3] for n in truth.values())
         checked_label_page.append(True)
     return truth
