@@ -395,3 +395,50 @@ class LoginAttempt(Base):
     username: Mapped[str] = mapped_column(String(100))  # as typed, lower-cased: unknown names count too
     ip: Mapped[str] = mapped_column(String(45))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class BulkAction(Base):
+    """One decision applied to a selection (label, exclude, include), or the undo of one. Append-only: an
+    action is undone by a later row naming it in `undoes_id`, never by changing it."""
+
+    __tablename__ = "bulk_actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action: Mapped[str] = mapped_column(String(20))  # label | exclude | include
+    undoes_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id"), index=True)
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    annotator: Mapped[str] = mapped_column(String(100), default="")
+    # How the images were chosen: {"images": n} or {"filter": {...}}, as the request gave it.
+    selection: Mapped[dict] = mapped_column(JSON, default=dict)
+    count: Mapped[int] = mapped_column(Integer)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)  # an undo's images changed since the action
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class BulkLabelItem(Base):
+    """A label event a bulk action wrote, and the event it replaced (what an undo restores). Append-only."""
+
+    __tablename__ = "bulk_label_items"
+    __table_args__ = {"sqlite_with_rowid": False}
+
+    action_id: Mapped[int] = mapped_column(ForeignKey("bulk_actions.id"), primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True, index=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("label_events.id"))
+    before_event_id: Mapped[int | None] = mapped_column(ForeignKey("label_events.id"))
+
+
+class ExclusionEvent(Base):
+    """An image taken out of the dataset or put back. Append-only; images.excluded is the latest one's state."""
+
+    __tablename__ = "exclusion_events"
+    __table_args__ = (Index("ix_exclusion_events_image_id_id", "image_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"))
+    excluded: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    annotator: Mapped[str] = mapped_column(String(100), default="")
+    bulk_action_id: Mapped[int | None] = mapped_column(ForeignKey("bulk_actions.id"), index=True)
+    flag_id: Mapped[int | None] = mapped_column(ForeignKey("flags.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
