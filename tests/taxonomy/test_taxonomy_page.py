@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 from tests.factories import add_class
@@ -19,7 +20,8 @@ def test_form_changes_are_titled_with_names_and_signed(client):
     ids = _ids(client)
     r = client.post("/taxonomy/changes", headers=HTMX, data={
         "op": "merge", "classes": [ids["Sandal"], ids["Sneaker"]], "into": "Shoe", "author": "ana", "base_version": "3"})
-    assert "Saved as a new version." in r.text
+    notice = html.unescape(re.search(r'class="notice"[^>]*>(.*?)</p>', r.text).group(1))
+    assert notice == "Saved as a new version (v4): merged 'Sandal', 'Sneaker' into 'Shoe' (new); 0 labels moved; 'Shoe' gets key 4."
     assert "merge Sandal, Sneaker → Shoe" in r.text and "by ana" in r.text
     assert "Merged from Sandal and Sneaker in version 4." in r.text
     assert re.search(r"Keys kept by retired classes.*<kbd>1</kbd> Sandal, <kbd>2</kbd> Sneaker", r.text, re.S)

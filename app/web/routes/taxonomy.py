@@ -111,7 +111,7 @@ def taxonomy_form_change(
         session.rollback()
         kept = {**change, "into": into.strip(), "description": description, "classes": change.get("classes", [])}
         return _page(request, session, error=_refused(exc, op), kept=kept)
-    return _page(request, session, notice=_notice(change))
+    return _page(request, session, notice=_notice(change, list_versions(session)[-1]))
 
 
 def _refused(exc: LoupeError, op: str) -> str:
@@ -121,8 +121,11 @@ def _refused(exc: LoupeError, op: str) -> str:
     return exc.detail
 
 
-def _notice(change: dict) -> str:
-    return "Undone." if change.get("op") == "undo" else "Saved as a new version."
+def _notice(change: dict, version: dict) -> str:
+    """What just happened, key changes included, where the person is looking."""
+    done = "; ".join(c["summary"] for c in version["changes"])
+    head = "Undone" if change.get("op") == "undo" else "Saved as a new version"
+    return f"{head} (v{version['version']}): {done}."
 
 
 @router.post("/taxonomy/tags", include_in_schema=False)
