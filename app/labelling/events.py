@@ -18,7 +18,7 @@ from app.taxonomy.queries import current_version, resolve_class
 from app.taxonomy.history import NamesByVersion, names_by_version
 from app.timeutil import iso
 
-KINDS = ("manual", "import", "migration", "review", "audit", "undo")
+KINDS = ("manual", "import", "migration", "review", "audit", "undo", "bulk")
 MAX_NOTE = 2000
 MAX_ANNOTATOR = 100
 MAX_MS = 24 * 3600 * 1000
@@ -156,6 +156,13 @@ def record_labels(session: Session, *, image_ids: Sequence[int], data: LabelInpu
     _set_current(session, events)
     session.commit()
     return len(events)
+
+
+def append_events(session: Session, events: Sequence[LabelEvent]) -> None:
+    """Add events a caller built itself (a bulk undo restores each image's earlier label, class or none) and
+    make them the images' current labels; the caller commits."""
+    session.add_all(events)
+    _set_current(session, list(events))
 
 
 def append_label_events(session: Session, items: Sequence[tuple[int, LabelInput]]) -> list[LabelEvent]:

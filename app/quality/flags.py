@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent
 from app.errors import Conflict, InvalidInput, NotFound
+from app.images.exclusion import set_excluded
 from app.labelling.events import LabelInput, append_label_events
 from app.taxonomy.queries import resolve_class
 from app.timeutil import iso, utcnow
@@ -145,7 +146,8 @@ def resolve(session: Session, *, flag_id: int, action: str, class_ref=None, anno
         event = append_label_events(session, [(flag.image_id, LabelInput(
             cls.id, confidence, tags, text, who, ms, kind="review"))])[0]
     elif action == "exclude":
-        session.get(Image, flag.image_id).excluded = True
+        set_excluded(session, [flag.image_id], excluded=True, annotator=who, flag_id=flag.id, settle=False,
+                     reason=note.strip() or f"review of flag #{flag.id} ({flag.kind}): exclude")
     session.flush()
     closed = _close(session, flag, resolution, event, who)
     cancel_stale(session, [flag.image_id])  # e.g. the re-review or duplicate flags an exclusion makes moot
@@ -188,7 +190,8 @@ def undo_decision(session: Session, *, flag_id: int, annotator: str = "") -> dic
         f.details = details
         f.status, f.resolution, f.resolved_at, f.resolved_by, f.resolution_event_id = "open", None, None, None, None
     if resolution == "exclude":
-        session.get(Image, flag.image_id).excluded = False
+        set_excluded(session, [flag.image_id], excluded=False, annotator=who, flag_id=flag.id,
+                     reason=f"undo of the review of flag #{flag.id}")
     session.flush()
     event = None
     if decided_event is not None:

@@ -37,6 +37,8 @@ POLICY: tuple[tuple[str, str], ...] = (
     ("/logout", "labeller"),
     ("/api/images/*/labels", "labeller"),  # and .../labels/undo
     ("/api/images/*/audit", "labeller"),  # blind audits re-show a labeller's own earlier images
+    ("/api/images/*/exclude", "reviewer"),  # as a review's exclude; bulk ones are checked by their route
+    ("/api/images/*/include", "reviewer"),
     ("/label", "labeller"),  # the labelling page's save-and-next (audit answers too)
     ("/api/labels", "labeller"),  # bulk labels from the browse page
     ("/api/tags/*/retire", "admin"),  # takes a key away from everyone's keyboard

@@ -8,11 +8,15 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import InvalidInput
-from app.images import blobs, store
+from app.images import blobs, exclusion, store
 from app.images.catalog import get_image, image_meta, source_names
+from app.images.exclusion import exclusion_history
 from app.images.ingest import import_uploads
+from app.images.standing import open_flags, snapshots_of
+from app.labelling.bulk import actions_for_image
 from app.labelling.events import current_label, history
 from app.labelling.keys import CONFIDENCE_LEVELS
 from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, list_images
@@ -20,7 +24,8 @@ from app.labelling.suggestions import latest_prediction
 from app.labelling.tags import active_tags
 from app.taxonomy.service import active_classes
 from app.training.jobs import predict_after_import
-from app.web.deps import DatabaseDep, ReadSession, SettingsDep
+from app.web.auth import signed
+from app.web.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
 from app.web.files import blob_response
 from app.web.openapi import file_response
 from app.web.params import Count, Id
@@ -89,12 +94,14 @@ def read_images(
 
 @router.get("/api/images/{image_id}", tags=["images"])
 def read_image(session: ReadSession, image_id: Id) -> dict:
-    """One image: metadata, current label, full label history (oldest first) and the latest model's
-    prediction (`prediction`: {"job", "class", "p", "top": [{"class", "p"}]} or null)."""
+    """One image: metadata, current label, full label history (oldest first; each event's `kind`: manual,
+    bulk, undo, review, ...), its exclusions (`exclusions`, oldest first) and the latest model's prediction
+    (`prediction`: {"job", "class", "p", "top": [{"class", "p"}]} or null)."""
     meta = image_meta(get_image(session, image_id))
     hist = history(session, image_id)
     return {**meta, "label": current_label(hist), "history": hist,
-            "prediction": latest_prediction(session, image_id)}
+            "prediction": latest_prediction(session, image_id),
+            "exclusions": exclusion_history(session, image_id)}
 
 
 def _file(session, settings, image_id: int, which: str) -> Response:
@@ -143,10 +150,35 @@ def browse_page(request: Request, session: ReadSession, f: FilterDep, page: Coun
 
 @router.get("/images/{image_id}", include_in_schema=False)
 def image_page(request: Request, session: ReadSession, image_id: Id):
-    """One image with its metadata and label history."""
+    """One image: metadata, label history (with kinds and bulk actions), exclusions, open flags, snapshots."""
     image = get_image(session, image_id)
     hist = history(session, image_id)
     return render(request, "pages/image.html", {
         "image": image, "meta": image_meta(image), "history": hist, "label": current_label(hist),
-        "classes": active_classes(session),
+        "classes": active_classes(session), "exclusions": exclusion_history(session, image_id),
+        "bulk_of": actions_for_image(session, image_id), "flags": open_flags(session, image_id),
+        "snapshots": snapshots_of(session, image_id), "prediction": latest_prediction(session, image_id),
     })
+
+
+class ExclusionBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field("", description="why (required to exclude)")
+    annotator: str = ""
+
+
+@router.post("/api/images/{image_id}/exclude", status_code=201, tags=["images"])
+def exclude_image(request: Request, session: WriteSession, image_id: Id, body: ExclusionBody) -> dict:
+    """Take the image out of the dataset (snapshots leave it out, queues skip it): an exclusion event with a
+    reason; its open flags close themselves. 409 when it is excluded already."""
+    event = exclusion.exclude(session, image_id, reason=body.reason, annotator=signed(request, body.annotator))
+    return exclusion.event_view(event)
+
+
+@router.post("/api/images/{image_id}/include", status_code=201, tags=["images"])
+def include_image(request: Request, session: WriteSession, image_id: Id, body: ExclusionBody) -> dict:
+    """Put an excluded image back (an include event; the exclusion stays in its history). 409 when it is not
+    excluded."""
+    event = exclusion.include(session, image_id, reason=body.reason, annotator=signed(request, body.annotator))
+    return exclusion.event_view(event)
