@@ -141,6 +141,8 @@ def create_labels_bulk(request: Request, session: WriteSession, body: BulkBody):
                                        "role"}, status_code=403)
     if body.action == "label" and body.class_ is None:
         raise InvalidInput("choose the class to label these images as")
+    if body.action != "label" and body.class_ is not None:
+        raise InvalidInput(f"an {body.action} takes no class")
     if body.dry_run:
         return JSONResponse(bulk.preview(session, body.selection(), action=body.action, class_ref=body.class_))
     return bulk.apply(session, body.selection(), action=body.action, data=body.label_input(), reason=body.reason,
