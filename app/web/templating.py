@@ -79,6 +79,8 @@ def render(
         html = _block_html(tpl, block, ctx)
     else:
         html = tpl.render(ctx)
+    if block:  # one URL, two bodies: a cache must not hand the fragment to a page load, or the page to htmx
+        headers = {**(headers or {}), "Vary": "HX-Request"}
     return HTMLResponse(html, status_code=status_code, headers=headers)
 
 

@@ -75,6 +75,7 @@ def check_fragments(client, url: str, path: str | None = None) -> tuple[str, str
     fragment = client.get(url, headers=HX)
     assert fragment.status_code == 200, (url, fragment.text[:500])
     assert "<html" not in fragment.text and "<nav" not in fragment.text, f"{url}: a whole page, not a fragment"
+    assert all("HX-Request" in r.headers.get("vary", "") for r in (page, fragment))   # caches keep them apart
     full, part = parse(page.text), parse(fragment.text)
     own = [s for s in full.swaps if (s.get("hx-get") or s.get("hx-post")).split("?")[0] == path]
     assert own, f"{url}: no htmx request back to {path} on the page"
