@@ -105,8 +105,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
-        page = env.get_template("docs.html").render(swagger=SWAGGER_UI, openapi_url=app.openapi_url)
+    def docs(request: Request) -> HTMLResponse:
+        page = env.get_template("docs.html").render(swagger=SWAGGER_UI, openapi_url=app.openapi_url,
+                                                    csrf=auth.csrf_token(request))
         return HTMLResponse(page)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

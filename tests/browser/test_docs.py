@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
+
+from tests.browser.test_login import login_server  # noqa: F401  (a fixture)
+from tests.logins import PASSWORD
 
 pytestmark = pytest.mark.browser
 
@@ -39,3 +43,24 @@ def test_docs_render_every_operation_offline(live_server, page):
     examples.select_option(label="Merge two classes into a new one")
     assert '"into": "Shoe"' in block.locator(".body-param__example, .microlight").first.inner_text()
     assert not elsewhere, f"/docs reached outside the server: {elsewhere}"
+
+
+def test_try_it_out_as_the_signed_in_user(login_server, page):
+    """With logins required, a change sent from /docs carries the session's CSRF token and is signed by the user."""
+    base, _, _ = login_server
+    page.goto(f"{base}/login?next=%2Fdocs")
+    page.fill('input[name="name"]', "root")
+    page.fill('input[name="password"]', PASSWORD)
+    page.press('input[name="password"]', "Enter")
+    page.wait_for_url(f"{base}/docs")
+    block = page.locator(".opblock-post", has=page.locator('[data-path="/api/taxonomy/changes"]'))
+    block.locator(".opblock-summary").click()
+    block.locator(".try-out__btn").click()
+    block.locator(".examples-select select").first.select_option(label="Add a class")
+    block.locator(".execute").click()
+    status = block.locator(".live-responses-table tbody .response-col_status")
+    status.first.wait_for()
+    assert status.first.inner_text().strip() == "201"
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    versions = httpx.get(f"{base}/api/taxonomy/versions", cookies=cookies).json()["items"]
+    assert [(v["message"], v["author"]) for v in versions] == [("add Sneaker", "root")]
