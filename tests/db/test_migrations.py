@@ -60,3 +60,31 @@ def test_append_only_tables_refuse_rewrites(blank_url):
     engine.dispose()
     for sql in ("UPDATE taxonomy_versions SET number = 2", "DELETE FROM taxonomy_versions"):
         assert "taxonomy_versions is append-only" in databases.refused(blank_url, sql)
+
+
+def test_0009_tables_are_append_only_and_earlier_exclusions_become_events(blank_url):
+    """0009 adds bulk actions and exclusion events; an image excluded before it gets one event, so
+    images.excluded is always its latest exclusion event's state."""
+    command.upgrade(alembic_config(blank_url), "0008")
+    engine = create_engine(blank_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO sources (name, description, created_at) VALUES ('s', '', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO import_batches (source_id, origin, created_at) VALUES (1, 'cli', CURRENT_TIMESTAMP)"))
+        for i, excluded in ((1, True), (2, False)):
+            conn.execute(text(
+                "INSERT INTO images (sha256, stored_path, original_filename, source_id, batch_id, width, height, "
+                "format, mode, byte_size, phash, imported_at, excluded, labelled) VALUES (:sha, 'p', 'f', 1, 1, "
+                "1, 1, 'PNG', 'L', 1, 0, CURRENT_TIMESTAMP, :excluded, :no)"), {"sha": str(i) * 64,
+                                                                                "excluded": excluded, "no": False})
+    engine.dispose()
+    upgrade_head(blank_url)
+    engine = create_engine(blank_url)
+    with engine.begin() as conn:
+        rows = conn.execute(text("SELECT image_id, excluded FROM exclusion_events")).all()
+        assert [(i, bool(e)) for i, e in rows] == [(1, True)]
+        conn.execute(text("INSERT INTO bulk_actions (action, reason, annotator, selection, count, skipped, "
+                          "created_at) VALUES ('exclude', 'r', 'a', '{}', 1, 0, CURRENT_TIMESTAMP)"))
+    engine.dispose()
+    for table, column in (("bulk_actions", "count"), ("exclusion_events", "reason")):
+        for sql in (f"UPDATE {table} SET {column} = {column}", f"DELETE FROM {table}"):
+            assert f"{table} is append-only" in databases.refused(blank_url, sql)
