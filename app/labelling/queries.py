@@ -102,9 +102,14 @@ def _uncertain_first(session: Session, skip: Sequence[int], n: int) -> list[int]
     undo) waits in import order.
     """
     found: list[tuple[float, int]] = []
-    for job_id in model_family(session):  # one index walk per job, merged here (IN over jobs would sort them all)
+    family = model_family(session)
+    # The train job's suggestions (up to max_suggestions) on one index walk; its predict jobs' (each about an
+    # import's worth) in one more query; merged here. One IN over all would sort every suggestion each time.
+    for group in (family[:1], family[1:]):
+        if not group:
+            continue
         q = (select(Prediction.margin, Prediction.image_id).join(Image, Image.id == Prediction.image_id)
-             .where(Prediction.job_id == job_id, Prediction.role == "suggestion",
+             .where(Prediction.job_id.in_(group), Prediction.role == "suggestion",
                     Image.labelled == False, Image.excluded == False))  # noqa: E712
         if skip:
             q = q.where(Prediction.image_id.not_in(list(skip)))
