@@ -1,20 +1,41 @@
 // Browse grid selection: click toggles, shift-click selects a range, or every image matching the filter.
+// A bulk action is previewed first (the server states the change), applied only on confirmation with the
+// previewed count, and can be undone as one.
 (() => {
   const grid = document.getElementById("grid");
   const bulk = document.getElementById("bulk");
   if (!grid || !bulk) return;
   const count = document.getElementById("selection-count");
+  const apply = bulk.querySelector("button[type=submit]");
+  const confirmBox = document.getElementById("bulk-confirm");
+  const doneBox = document.getElementById("bulk-done");
+  const undoButton = document.getElementById("bulk-undo");
   let selected = new Set();
   let allMatching = false;
   let anchor = null;
+  let pending = null;  // the previewed request, applied on confirmation
+  // Not bulk.action: a control named "action" and the form's own action property would be one name.
+  const field = (name) => bulk.elements.namedItem(name);
 
   const tiles = () => [...grid.querySelectorAll(".tile")];
   const meta = () => grid.querySelector(".grid-meta");
+  const number = (n) => n.toLocaleString("en-US");
 
   function paint() {
     tiles().forEach((t) => t.classList.toggle("selected", allMatching || selected.has(t.dataset.id)));
-    count.textContent = allMatching ? `all ${meta().dataset.total} matching selected` : `${selected.size} selected`;
+    count.textContent = allMatching ? `all ${meta().dataset.total} matching selected` : `${number(selected.size)} selected`;
   }
+
+  // No class is preselected: a bulk relabel must name its class on purpose.
+  function updateForm() {
+    const labelling = field("action").value === "label";
+    bulk.querySelectorAll(".bulk-label").forEach((el) => { el.hidden = !labelling; });
+    bulk.querySelector(".bulk-reason").hidden = labelling;
+    apply.disabled = labelling ? !field("class").value : false;
+    hide(confirmBox);
+  }
+
+  function hide(el) { el.hidden = true; }
 
   grid.addEventListener("click", (e) => {
     const tile = e.target.closest(".tile");
@@ -30,27 +51,55 @@
       selected.add(tile.dataset.id);
     }
     anchor = tile;
+    hide(confirmBox);
     paint();
   });
 
   document.getElementById("select-page").addEventListener("click", () => {
     allMatching = false;
     tiles().forEach((t) => selected.add(t.dataset.id));
+    hide(confirmBox);
     paint();
   });
-  document.getElementById("select-all").addEventListener("click", () => { allMatching = true; paint(); });
+  document.getElementById("select-all").addEventListener("click", () => { allMatching = true; hide(confirmBox); paint(); });
   document.getElementById("select-none").addEventListener("click", () => {
-    allMatching = false; selected.clear(); anchor = null; paint();
+    allMatching = false; selected.clear(); anchor = null; hide(confirmBox); paint();
   });
+  bulk.addEventListener("change", updateForm);
   // A new filter or page is a new set of images: keep explicit picks, drop "all matching".
   document.body.addEventListener("htmx:afterSwap", () => { allMatching = false; paint(); });
 
+  function annotatorName() {
+    const name = window.loupe.user || localStorage.getItem("loupe.annotator") || prompt("Your name, stored with these changes") || "";
+    if (name.trim()) localStorage.setItem("loupe.annotator", name.trim());
+    return name.trim();
+  }
+
+  async function post(url, body) {
+    const response = await window.loupe.fetch(url, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    if (!response.ok) { window.loupe.toast(await window.loupe.errorText(response)); return null; }
+    return response.json();
+  }
+
+  function refresh() {
+    htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#grid" });
+  }
+
   bulk.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const annotator = window.loupe.user || localStorage.getItem("loupe.annotator") || prompt("Your name, stored with these labels") || "";
-    if (!annotator.trim()) return;
-    localStorage.setItem("loupe.annotator", annotator.trim());
-    const body = { class: bulk.class.value, confidence: Number(bulk.confidence.value), annotator };
+    const annotator = annotatorName();
+    if (!annotator) return;
+    const action = field("action").value;
+    const body = { action, annotator };
+    if (action === "label") {
+      if (!field("class").value) { window.loupe.toast("choose a class first", "info"); return; }
+      body.class = field("class").value;
+      body.confidence = Number(field("confidence").value);
+    } else {
+      body.reason = field("reason").value;
+    }
     if (allMatching) {
       const f = JSON.parse(meta().dataset.filter);
       body.filter = Object.fromEntries(Object.entries(f).filter(([, v]) => v !== null && v !== ""));
@@ -58,14 +107,47 @@
       if (!selected.size) { window.loupe.toast("select some images first", "info"); return; }
       body.images = [...selected].map(Number);
     }
-    const response = await window.loupe.fetch("/api/labels/bulk", {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
-    if (!response.ok) { window.loupe.toast(await window.loupe.errorText(response)); return; }
-    const r = await response.json();
-    window.loupe.toast(`labelled ${r.labelled} image${r.labelled === 1 ? "" : "s"}`, "info");
-    selected.clear(); allMatching = false;
-    htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#grid" });
+    const plan = await post("/api/labels/bulk", { ...body, dry_run: true });
+    if (!plan) return;
+    hide(doneBox);
+    document.getElementById("bulk-confirm-text").textContent = plan.text;
+    const yes = document.getElementById("bulk-confirm-yes");
+    yes.disabled = plan.count === 0;
+    pending = { ...body, expect: plan.count };
+    confirmBox.hidden = false;
+    (plan.count ? yes : document.getElementById("bulk-confirm-no")).focus();
   });
+
+  document.getElementById("bulk-confirm-no").addEventListener("click", () => { pending = null; hide(confirmBox); });
+  document.getElementById("bulk-confirm-yes").addEventListener("click", async () => {
+    if (!pending) return;
+    const body = pending;
+    pending = null;
+    hide(confirmBox);
+    const done = await post("/api/labels/bulk", body);
+    if (!done) return;
+    document.getElementById("bulk-done-text").textContent = `${done.text}: done.`;
+    undoButton.dataset.action = done.id;
+    undoButton.disabled = false;
+    doneBox.hidden = false;
+    selected.clear(); allMatching = false;
+    refresh();
+  });
+
+  async function undo(actionId, button) {
+    const annotator = annotatorName();
+    if (!annotator) return;
+    button.disabled = true;
+    const r = await post(`/api/labels/bulk/${actionId}/undo`, { annotator });
+    if (!r) { button.disabled = false; return; }
+    document.getElementById("bulk-done-text").textContent = `${r.text}.`;
+    doneBox.hidden = false;
+    undoButton.disabled = true;
+    refresh();
+  }
+  undoButton.addEventListener("click", () => undo(undoButton.dataset.action, undoButton));
+  document.querySelectorAll(".bulk-undo-old").forEach((b) => b.addEventListener("click", () => undo(b.dataset.action, b)));
+
+  updateForm();
   paint();
 })();

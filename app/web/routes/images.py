@@ -16,7 +16,7 @@ from app.images.catalog import get_image, image_meta, source_names
 from app.images.exclusion import exclusion_history
 from app.images.ingest import import_uploads
 from app.images.standing import open_flags, snapshots_of
-from app.labelling.bulk import actions_for_image
+from app.labelling.bulk import actions_for_image, recent_actions
 from app.labelling.events import current_label, history
 from app.labelling.keys import CONFIDENCE_LEVELS
 from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, list_images
@@ -137,9 +137,14 @@ def browse_page(request: Request, session: ReadSession, f: FilterDep, page: Coun
     """Thumbnail grid with filters and multi-select labelling; pages by keyset (`after` / `before` an id)."""
     offset = (max(page, 1) - 1) * PAGE_SIZE if after is None and before is None else 0  # `page`: old bookmarks
     result = list_images(session, f, limit=PAGE_SIZE, offset=offset, after=after, before=before, count_cap=COUNT_CAP)
+    # Keyset links carry the page number along; the first page is the one with nothing before it.
+    page_no = max(page, 2) if result.prev_before is not None else 1
+    pages = max(1, math.ceil(result.total / PAGE_SIZE))
+    pages_text = f"{pages:,}" if result.exact else f"{max(page_no, math.ceil(COUNT_CAP / PAGE_SIZE)):,}+"
     return render(request, "pages/browse.html", {
         "items": result.items, "total": result.total, "total_text": count_text(result.total, exact=result.exact),
-        "f": f,
+        "f": f, "filtered": not f.is_empty(), "page_no": page_no, "pages_text": pages_text,
+        "recent": recent_actions(session, 5),
         "next_after": result.next_after, "prev_before": result.prev_before,
         "classes": active_classes(session), "tags": active_tags(session), "sources": source_names(session),
         "levels": CONFIDENCE_LEVELS,
