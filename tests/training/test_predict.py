@@ -229,3 +229,28 @@ def test_a_newer_model_gets_its_own_predict_job_for_images_imported_while_it_tra
     quiet = finished_model(client, db, snap, {})
     with db.writing() as s:
         assert jobs.queue_predictions_after_training(s, quiet) is None
+
+
+def test_uncertain_first_passes_over_predicted_images_labelled_since(client, db):
+    """The predict jobs' guesses are read predictions first, then their images: labelled ones are passed
+    over however many come first (the read goes on in bigger batches)."""
+    snap = labelled_snapshot(client, 12, classes=3, folds=2)
+    finished_model(client, db, snap, {})
+    report = upload(client, fmnist_files(12, 1000), "new")
+    new, predict_job = [x["id"] for x in report["imported"]], report["predict_job"]
+    with db.writing() as s:
+        assert jobs.claim(s, "w").id == predict_job
+    # Image k is the k-th least sure (margins 0.00, 0.05, 0.10, ...).
+    probs = {image: [0.4 + k * 0.025, 0.4 - k * 0.025, 0.2] for k, image in enumerate(new)}
+    rows = [{"image_id": i, "role": "suggestion", "out_of_sample": True, "probs": p, "margin": p[0] - p[1]}
+            for i, p in probs.items()]
+    with db.writing() as s:
+        assert jobs.finish(s, predict_job, "w", status="succeeded", predictions=rows,
+                           predicted=predict.Predicted(classes=["a", "b", "c"], probs=probs, device="cpu"))
+    with db.reading() as s:
+        assert queue_ids(s, order="uncertain", n=3) == new[:3]
+    for image in new[:9]:   # more than the first batch (4 x n)
+        label(client, image, "t-shirt")
+    with db.reading() as s:
+        assert queue_ids(s, order="uncertain", n=2) == new[9:11]
+        assert queue_ids(s, order="uncertain", n=2, skip=[new[9]]) == new[10:12]
