@@ -16,6 +16,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.timeutil import iso
 
 MAX_REASON = 2000
+MAX_ANNOTATOR = 100  # as label events' annotator column
 CHUNK = 5000  # ids per IN list: SQLite's bound-parameter limit is far above, PostgreSQL's plans stay small
 
 
@@ -29,8 +30,11 @@ def clean_reason(reason: str | None, *, excluded: bool) -> str:
     return text
 
 
-def _who(annotator: str) -> str:
-    return " ".join((annotator or "").split()) or "anonymous"
+def clean_annotator(annotator: str | None) -> str:
+    who = " ".join((annotator or "").split()) or "anonymous"
+    if len(who) > MAX_ANNOTATOR:
+        raise InvalidInput(f"annotator names are at most {MAX_ANNOTATOR} characters")
+    return who
 
 
 def changing(session: Session, image_ids: Sequence[int], *, excluded: bool) -> list[int]:
@@ -49,9 +53,9 @@ def set_excluded(session: Session, image_ids: Sequence[int], *, excluded: bool, 
     """Exclude (or include) the images whose state changes: one event each, images.excluded set; flushes,
     the caller commits. Images already in that state get no event (an undo must not touch them).
     `settle`: cancel the flags an exclusion makes moot (a review resolves its own flag first, then settles)."""
-    reason = clean_reason(reason, excluded=excluded)
+    reason, who = clean_reason(reason, excluded=excluded), clean_annotator(annotator)
     ids = changing(session, image_ids, excluded=excluded)
-    events = [ExclusionEvent(image_id=i, excluded=excluded, reason=reason, annotator=_who(annotator),
+    events = [ExclusionEvent(image_id=i, excluded=excluded, reason=reason, annotator=who,
                              bulk_action_id=bulk_action_id, flag_id=flag_id) for i in ids]
     session.add_all(events)
     for start in range(0, len(ids), CHUNK):

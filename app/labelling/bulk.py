@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import BulkAction, BulkLabelItem, CurrentLabel, ExclusionEvent, Image, LabelClass, LabelEvent
 from app.errors import Conflict, InvalidInput, NotFound
-from app.images.exclusion import CHUNK, changing, clean_reason, latest_events, set_excluded
+from app.images.exclusion import CHUNK, changing, clean_annotator, clean_reason, latest_events, set_excluded
 from app.labelling.events import LabelInput, append_events, append_label_events
 from app.labelling.queries import ImageFilter, filtered_ids
 from app.taxonomy.queries import current_version, resolve_class
@@ -129,7 +129,7 @@ def apply(session: Session, selection: Selection, *, action: str = "label", data
                        f"{_n(expect)}); nothing changed, confirm again")
     if not ids:
         raise Conflict(plan["text"] + "; nothing changed")
-    who = " ".join(((data.annotator if data is not None else "") or annotator or "").split()) or "anonymous"
+    who = clean_annotator((data.annotator if data is not None else "") or annotator)
     if action != "label":
         reason = clean_reason(reason, excluded=action == "exclude")
     row = BulkAction(action=action, class_id=plan.get("class_id"), reason=reason if action != "label" else "",
@@ -158,7 +158,7 @@ def undo(session: Session, action_id: int, *, annotator: str = "") -> dict:
     if done is not None:
         raise Conflict(f"bulk action {row.id} was undone already (action {done.id} by {done.annotator}, "
                        f"{iso(done.created_at)}); nothing changed")
-    who = " ".join((annotator or "").split()) or "anonymous"
+    who = clean_annotator(annotator)
     if row.action == "label":
         redo, skipped = _label_undo_plan(session, row)
     else:

@@ -106,3 +106,13 @@ def test_exclusion_events_are_append_only(setup, settings):
     sqls = ["UPDATE exclusion_events SET excluded = excluded", "DELETE FROM exclusion_events"]
     for sql in sqls + (["TRUNCATE exclusion_events CASCADE"] if ON_POSTGRES else []):
         assert "append-only" in refused(settings.database_url, sql)
+
+
+def test_a_long_annotator_name_is_refused_not_stored(setup, db):
+    client, ids = setup
+    r = client.post(f"/api/images/{ids[1]}/exclude", json={"reason": "x", "annotator": "a" * 101})
+    assert r.status_code == 422 and "at most 100" in r.json()["detail"]
+    bulk = client.post("/api/labels/bulk", json={"images": ids[:2], "action": "exclude", "reason": "x",
+                                                 "annotator": "a" * 101})
+    assert bulk.status_code == 422
+    assert _counts(db) == (6, 1, 0, 5)
