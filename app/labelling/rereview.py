@@ -99,9 +99,7 @@ def settle(session: Session, events: Sequence[LabelEvent]) -> None:
         flag.status, flag.resolution = "resolved", "relabel"
         flag.resolution_event_id, flag.resolved_at = event.id, utcnow()
         flag.resolved_by = event.annotator
-    for event in events:
-        if event.kind == "undo" and event.reverts_event_id:
-            _reopen(session, event.reverts_event_id)
+    _reopen_all(session, [e.reverts_event_id for e in events if e.kind == "undo" and e.reverts_event_id])
 
 
 def resolved_by(session: Session, event_id: int) -> Flag | None:
@@ -109,12 +107,18 @@ def resolved_by(session: Session, event_id: int) -> Flag | None:
     return session.scalars(select(Flag).where(Flag.resolution_event_id == event_id, Flag.kind == KIND)).first()
 
 
-def _reopen(session: Session, resolving_event_id: int) -> None:
-    """Undoing the label that closed a re-review puts the image back in re-review (as a new flag)."""
-    closed = resolved_by(session, resolving_event_id)
-    if closed is not None:
-        session.add(Flag(image_id=closed.image_id, kind=KIND, status="open", details=dict(closed.details),
-                         created_version_id=closed.created_version_id))
+def _reopen_all(session: Session, resolving_event_ids: list[int]) -> None:
+    """Undoing the label that closed a re-review puts the image back in re-review (as a new flag); one query
+    per 5,000 undone events, as a bulk undo reverts thousands at once."""
+    for start in range(0, len(resolving_event_ids), 5000):
+        chunk = resolving_event_ids[start:start + 5000]
+        first: dict[int, Flag] = {}
+        for flag in session.scalars(select(Flag).where(Flag.resolution_event_id.in_(chunk), Flag.kind == KIND)
+                                    .order_by(Flag.id)):
+            first.setdefault(flag.resolution_event_id, flag)
+        for closed in first.values():
+            session.add(Flag(image_id=closed.image_id, kind=KIND, status="open", details=dict(closed.details),
+                             created_version_id=closed.created_version_id))
 
 
 def cancel_from_version(session: Session, version_id: int) -> int:
