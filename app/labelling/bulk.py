@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from app.db.models import BulkAction, BulkLabelItem, CurrentLabel, ExclusionEvent, Image, LabelClass, LabelEvent
+from app.db.models import BulkAction, BulkLabelItem, CurrentLabel, ExclusionEvent, Flag, Image, LabelClass, LabelEvent
 from app.errors import Conflict, InvalidInput, NotFound
 from app.images.exclusion import CHUNK, changing, clean_annotator, clean_reason, latest_events, set_excluded
+from app.labelling import rereview
 from app.labelling.events import LabelInput, append_events, append_label_events
 from app.labelling.queries import ImageFilter, filtered_ids
 from app.taxonomy.queries import current_version, resolve_class
@@ -204,14 +205,26 @@ def _label_undo_plan(session: Session, row: BulkAction):
     skipped = {i.image_id for i in items} - {i.image_id for i in untouched}
     befores = {e.id: e for e in _events(session, [i.before_event_id for i in untouched if i.before_event_id])}
     retired = {c.id for c in session.scalars(select(LabelClass).where(LabelClass.retired_version_id.is_not(None)))}
+    settled = _settled_rereviews(session, [i.event_id for i in untouched])
     redo = []
     for item in untouched:
         before = befores.get(item.before_event_id)
-        if before is not None and before.class_id in retired:  # that class is gone: label the image anew
+        # A retired class comes back only where the undo reopens the re-review it left (as undo_label does);
+        # elsewhere that class is gone: the image is labelled anew instead.
+        if before is not None and before.class_id in retired and item.event_id not in settled:
             skipped.add(item.image_id)
         else:
             redo.append((item, before))
     return redo, skipped
+
+
+def _settled_rereviews(session: Session, event_ids: list[int]) -> set[int]:
+    """The label events among `event_ids` that resolved a re-review flag."""
+    found: set[int] = set()
+    for start in range(0, len(event_ids), CHUNK):
+        found.update(session.scalars(select(Flag.resolution_event_id).where(
+            Flag.resolution_event_id.in_(event_ids[start:start + CHUNK]), Flag.kind == rereview.KIND)))
+    return found
 
 
 def _events(session: Session, ids: list[int]) -> list[LabelEvent]:

@@ -122,3 +122,31 @@ def test_an_undo_cannot_be_undone_and_bulk_rows_are_append_only(setup, settings)
                 else f"UPDATE {table} SET count = 0", f"DELETE FROM {table}"]
         for sql in sqls + ([f"TRUNCATE {table} CASCADE"] if ON_POSTGRES else []):
             assert "append-only" in refused(settings.database_url, sql)
+
+
+def test_a_bulk_relabel_that_breaks_a_re_review_is_refused_whole(setup):
+    client, ids = setup
+    r = client.post("/api/taxonomy/changes", json={"op": "split", "class": "coat", "into": ["parka", "blazer"]})
+    assert r.status_code == 201, r.text  # ids[0] and ids[1] now wait in re-review: parka or blazer only
+    before = [_image(client, i)["history"] for i in ids[:4]]
+    r = client.post("/api/labels/bulk", json={"images": ids[:4], "class": "shirt"})
+    assert r.status_code == 422 and "re-review" in r.json()["detail"]
+    assert [_image(client, i)["history"] for i in ids[:4]] == before  # all or nothing
+    assert client.get("/api/labels/bulk").json()["items"] == []
+    ok = client.post("/api/labels/bulk", json={"images": ids[:2], "class": "parka"})
+    assert ok.status_code == 201
+    assert client.get("/api/flags", params={"status": "open", "kind": "rereview"}).json()["total"] == 0
+    undo = client.post(f"/api/labels/bulk/{ok.json()['id']}/undo", json={})
+    assert undo.status_code == 201 and undo.json()["undone"] == 2
+    # Undoing the labels that settled the re-review puts both images back in it.
+    assert client.get("/api/flags", params={"status": "open", "kind": "rereview"}).json()["total"] == 2
+
+
+def test_undo_skips_images_whose_earlier_class_was_retired_since(setup):
+    client, ids = setup
+    action = client.post("/api/labels/bulk", json={"images": ids[1:4], "class": "shirt"}).json()
+    assert client.post("/api/taxonomy/changes", json={"op": "retire", "class": "coat"}).status_code == 201
+    u = client.post(f"/api/labels/bulk/{action['id']}/undo", json={})
+    assert u.status_code == 201, u.text
+    assert (u.json()["undone"], u.json()["skipped_images"]) == (2, [ids[1]])  # coat is gone: shirt stays
+    assert [_image(client, i)["label"] and _image(client, i)["label"]["class"] for i in ids[1:4]] == ["shirt", "bag", None]
