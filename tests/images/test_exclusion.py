@@ -116,3 +116,27 @@ def test_a_long_annotator_name_is_refused_not_stored(setup, db):
                                                  "annotator": "a" * 101})
     assert bulk.status_code == 422
     assert _counts(db) == (6, 1, 0, 5)
+
+
+def test_excluding_is_a_reviewers_decision_also_in_bulk(settings, db):
+    from app.main import create_app
+    from tests.logins import user_client
+
+    settings.login = "required"
+    app = create_app(settings)
+    clients = {}
+    for name, role in (("root", "admin"), ("lou", "labeller"), ("rita", "reviewer")):
+        client, headers = user_client(app, db, name, role)
+        client.headers.update(headers)
+        clients[name] = client
+    ids = upload_fmnist(clients["root"], 3)
+    lou, rita = clients["lou"], clients["rita"]
+    r = lou.post(f"/api/images/{ids[0]}/exclude", json={"reason": "x"})
+    assert r.status_code == 403 and "reviewer" in r.json()["detail"]
+    r = lou.post("/api/labels/bulk", json={"images": ids, "action": "exclude", "reason": "x"})
+    assert r.status_code == 403 and "reviewer" in r.json()["detail"]
+    assert _counts(db)[2] == 0
+    r = rita.post("/api/labels/bulk", json={"images": ids[:2], "action": "exclude", "reason": "scans"})
+    assert r.status_code == 201 and r.json()["annotator"] == "rita"
+    assert rita.post(f"/api/images/{ids[2]}/exclude", json={"reason": "x", "annotator": "not me"}).json()["annotator"] == "rita"
+    assert _counts(db)[2] == 3
