@@ -82,9 +82,25 @@ def _label_plan(session: Session, ids: list[int], class_ref) -> dict:
     before[None] += sum(1 for i in ids if i not in current)
     changes = sorted(((name, n) for name, n in before.items() if n), key=lambda x: (-x[1], x[0] or ""))
     parts = ", ".join(f"{n:,} {name or 'unlabelled'}" for name, n in changes)
+    blocked = _rereview_blocked(session, ids, cls.id)
+    text = f"Relabel {_n(len(ids))}: {parts} → {cls.name}"
+    if blocked:
+        text += (f". {len(blocked):,} of them wait{'s' if len(blocked) == 1 else ''} in re-review for other "
+                 f"classes than {cls.name} (e.g. #{blocked[0]}): leave {'it' if len(blocked) == 1 else 'them'} out")
     return {"action": "label", "count": len(ids), "selected": len(ids), "class": cls.name, "class_id": cls.id,
-            "from": [{"class": name, "count": n} for name, n in changes],
-            "text": f"Relabel {_n(len(ids))}: {parts} → {cls.name}"}
+            "from": [{"class": name, "count": n} for name, n in changes], "blocked": blocked[:SKIPPED_SHOWN],
+            "text": text}
+
+
+def _rereview_blocked(session: Session, ids: list[int], class_id: int) -> list[int]:
+    """Images of the selection waiting in a re-review that does not offer the class (the apply is refused)."""
+    blocked = set()
+    for start in range(0, len(ids), CHUNK):
+        flags = session.scalars(select(Flag).where(Flag.image_id.in_(ids[start:start + CHUNK]),
+                                                   Flag.kind == rereview.KIND, Flag.status == "open"))
+        blocked.update(f.image_id for f in flags
+                       if class_id not in {c.id for c in rereview.offered_classes(session, f)})
+    return sorted(blocked)
 
 
 def _exclusion_plan(ids: list[int], change: list[int], excluded: bool) -> dict:

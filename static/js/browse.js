@@ -112,10 +112,10 @@
     hide(doneBox);
     document.getElementById("bulk-confirm-text").textContent = plan.text;
     const yes = document.getElementById("bulk-confirm-yes");
-    yes.disabled = plan.count === 0;
+    yes.disabled = plan.count === 0 || (plan.blocked || []).length > 0;  // the server would refuse it
     pending = { ...body, expect: plan.count };
     confirmBox.hidden = false;
-    (plan.count ? yes : document.getElementById("bulk-confirm-no")).focus();
+    (yes.disabled ? document.getElementById("bulk-confirm-no") : yes).focus();
   });
 
   document.getElementById("bulk-confirm-no").addEventListener("click", () => { pending = null; hide(confirmBox); });

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.factories import add_class, label, upload_fmnist
 
@@ -46,8 +47,7 @@ def test_bulk_relabel_confirms_counts_and_undoes(live_server, page):
     page.click("#bulk-confirm-yes")
     page.wait_for_selector("#bulk-done:not([hidden])")
     assert "Relabel 12 images" in page.inner_text("#bulk-done-text")
-    page.wait_for_function("document.querySelectorAll('.tile-label').length === 12 && "
-                           "[...document.querySelectorAll('.tile-label')].every(t => t.textContent.includes('shirt'))")
+    expect(page.locator(".tile-label", has_text="shirt")).to_have_count(12)  # the grid refreshed itself
     with httpx.Client(base_url=base, timeout=60) as client:
         assert _classes(client, ids) == ["shirt"] * 12
         history = client.get(f"/api/images/{ids[0]}").json()["history"]

@@ -32,7 +32,7 @@ def test_dry_run_states_the_change_and_writes_nothing(setup):
     body = r.json()
     assert body["count"] == 6 and body["class"] == "shirt"
     assert body["from"] == [{"class": None, "count": 3}, {"class": "coat", "count": 2}, {"class": "bag", "count": 1}]
-    assert body["text"] == "Relabel 6 images: 3 unlabelled, 2 coat, 1 bag → shirt"
+    assert body["text"] == "Relabel 6 images: 3 unlabelled, 2 coat, 1 bag → shirt" and body["blocked"] == []
     assert [_image(client, i)["history"] for i in ids] == before
     assert client.get("/api/labels/bulk").json()["items"] == []
 
@@ -129,6 +129,10 @@ def test_a_bulk_relabel_that_breaks_a_re_review_is_refused_whole(setup):
     r = client.post("/api/taxonomy/changes", json={"op": "split", "class": "coat", "into": ["parka", "blazer"]})
     assert r.status_code == 201, r.text  # ids[0] and ids[1] now wait in re-review: parka or blazer only
     before = [_image(client, i)["history"] for i in ids[:4]]
+    preview = client.post("/api/labels/bulk", json={"images": ids[:4], "class": "shirt", "dry_run": True}).json()
+    assert preview["blocked"] == ids[:2]
+    assert preview["text"].endswith(f". 2 of them wait in re-review for other classes than shirt (e.g. #{ids[0]}): "
+                                    "leave them out")
     r = client.post("/api/labels/bulk", json={"images": ids[:4], "class": "shirt"})
     assert r.status_code == 422 and "re-review" in r.json()["detail"]
     assert [_image(client, i)["history"] for i in ids[:4]] == before  # all or nothing
