@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.db.models import BulkAction, BulkLabelItem, CurrentLabel, ExclusionEvent, Flag, Image, LabelClass, LabelEvent
 from app.errors import Conflict, InvalidInput, NotFound
@@ -282,7 +282,11 @@ def recent_actions(session: Session, limit: int = 20) -> list[dict]:
     return [action_view(session, r) for r in rows]
 
 
-def actions_for_image(session: Session, image_id: int) -> dict[int, int]:
-    """Label event id -> the bulk action that wrote it, for one image's history."""
-    return dict(session.execute(select(BulkLabelItem.event_id, BulkLabelItem.action_id)
-                                .where(BulkLabelItem.image_id == image_id)).all())
+def actions_for_image(session: Session, image_id: int) -> dict[int, dict]:
+    """Label event id -> {"id", "undone_by"} of the bulk action that wrote it, for one image's history."""
+    undo = aliased(BulkAction)
+    rows = session.execute(
+        select(BulkLabelItem.event_id, BulkLabelItem.action_id, undo.id)
+        .outerjoin(undo, undo.undoes_id == BulkLabelItem.action_id)
+        .where(BulkLabelItem.image_id == image_id)).all()
+    return {event: {"id": action, "undone_by": undone} for event, action, undone in rows}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from app.db.models import Flag
-from tests.factories import add_class, label, labelled_snapshot, upload_fmnist
+from tests.factories import add_class, labelled_snapshot, upload_fmnist
 
 HTML = {"Accept": "text/html"}
 
@@ -48,5 +48,6 @@ def test_image_page_shows_flags_snapshots_exclusions_and_the_bulk_action(client,
     assert f"bulk action #{action['id']}" in page and f'data-action="{action["id"]}"' in page
     assert "a blurred duplicate" in page and "Include again" in page
     assert "No open flags." in page  # the exclusion closed the flag
-    label(client, image, other)
-    assert client.get(f"/images/{image}", headers=HTML).status_code == 200
+    undo = client.post(f"/api/labels/bulk/{action['id']}/undo", json={}).json()
+    page = client.get(f"/images/{image}", headers=HTML).text
+    assert f"(undone by #{undo['id']})" in page and 'class="bulk-undo-old"' not in page
