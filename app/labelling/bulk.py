@@ -110,7 +110,9 @@ def _exclusion_plan(ids: list[int], change: list[int], excluded: bool) -> dict:
         text = f"Nothing to {verb.lower()}: {'the' if len(ids) == 1 else 'all'} {_n(len(ids))} selected " \
                f"{'is' if len(ids) == 1 else 'are'} {state} already"
     else:
-        text = f"{verb} {_n(len(change))}" + (f" ({same:,} of the {len(ids):,} selected {state} already)" if same else "")
+        text = f"{verb} {_n(len(change))}"
+        if same:
+            text += f" ({same:,} of the {len(ids):,} selected {state} already)"
     return {"action": "exclude" if excluded else "include", "count": len(change), "selected": len(ids),
             "unchanged": same, "text": text}
 

@@ -69,7 +69,8 @@ def test_0009_tables_are_append_only_and_earlier_exclusions_become_events(blank_
     engine = create_engine(blank_url)
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO sources (name, description, created_at) VALUES ('s', '', CURRENT_TIMESTAMP)"))
-        conn.execute(text("INSERT INTO import_batches (source_id, origin, created_at) VALUES (1, 'cli', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO import_batches (source_id, origin, created_at) "
+                          "VALUES (1, 'cli', CURRENT_TIMESTAMP)"))
         for i, excluded in ((1, True), (2, False)):
             conn.execute(text(
                 "INSERT INTO images (sha256, stored_path, original_filename, source_id, batch_id, width, height, "

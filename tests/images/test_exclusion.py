@@ -75,10 +75,12 @@ def test_bulk_exclude_previews_applies_and_undoes(setup, db):
     assert (undo.json()["undone"], undo.json()["skipped"]) == (3, 1)
     assert _counts(db) == (6, 1, 1, 4)  # ids[5] was excluded before the bulk action and stays so
     hist = client.get(f"/api/images/{ids[3]}").json()["exclusions"]
-    assert [(e["excluded"], e["bulk_action"]) for e in hist] == [(True, applied.json()["id"]), (False, undo.json()["id"])]
+    assert [(e["excluded"], e["bulk_action"]) for e in hist] == [(True, applied.json()["id"]),
+                                                                 (False, undo.json()["id"])]
     nothing = client.post("/api/labels/bulk", json={"images": [ids[5]], "action": "exclude", "reason": "x"})
     assert nothing.status_code == 409 and "excluded already" in nothing.json()["detail"]
-    assert client.post("/api/labels/bulk", json={"images": [ids[1]], "action": "include", "class": "coat"}).status_code == 422
+    with_class = {"images": [ids[1]], "action": "include", "class": "coat"}
+    assert client.post("/api/labels/bulk", json=with_class).status_code == 422
 
 
 def test_excluding_closes_open_flags_and_a_review_exclude_is_an_event(setup, db):
@@ -138,5 +140,6 @@ def test_excluding_is_a_reviewers_decision_also_in_bulk(settings, db):
     assert _counts(db)[2] == 0
     r = rita.post("/api/labels/bulk", json={"images": ids[:2], "action": "exclude", "reason": "scans"})
     assert r.status_code == 201 and r.json()["annotator"] == "rita"
-    assert rita.post(f"/api/images/{ids[2]}/exclude", json={"reason": "x", "annotator": "not me"}).json()["annotator"] == "rita"
+    r = rita.post(f"/api/images/{ids[2]}/exclude", json={"reason": "x", "annotator": "not me"})
+    assert r.json()["annotator"] == "rita"
     assert _counts(db)[2] == 3

@@ -66,7 +66,8 @@ def test_apply_writes_bulk_events_and_undo_restores_exactly(setup):
         if was is None:
             assert now is None
         else:
-            assert {k: now[k] for k in ("class", "confidence", "tags")} == {k: was[k] for k in ("class", "confidence", "tags")}
+            keys = ("class", "confidence", "tags")
+            assert {k: now[k] for k in keys} == {k: was[k] for k in keys}
     assert _image(client, ids[0])["history"][-1]["note"] == "collar"
 
     again = client.post(f"/api/labels/bulk/{action['id']}/undo", json={})
@@ -153,4 +154,5 @@ def test_undo_skips_images_whose_earlier_class_was_retired_since(setup):
     u = client.post(f"/api/labels/bulk/{action['id']}/undo", json={})
     assert u.status_code == 201, u.text
     assert (u.json()["undone"], u.json()["skipped_images"]) == (2, [ids[1]])  # coat is gone: shirt stays
-    assert [_image(client, i)["label"] and _image(client, i)["label"]["class"] for i in ids[1:4]] == ["shirt", "bag", None]
+    labels = [_image(client, i)["label"] for i in ids[1:4]]
+    assert [lab and lab["class"] for lab in labels] == ["shirt", "bag", None]
