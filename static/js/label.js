@@ -154,7 +154,6 @@
   }
 
   async function send(url, options) {
-    busy = true;
     try {
       const response = await window.loupe.fetch(url, options);
       if (!response.ok) { window.loupe.toast(await window.loupe.errorText(response)); return null; }
@@ -162,6 +161,16 @@
     } catch (err) {
       window.loupe.toast("the server did not answer; nothing was saved");
       return null;
+    }
+  }
+
+  // One decision at a time, from the key press until the next image is on the stage: a press that lands
+  // while the answer is still being read would otherwise act on the image that is about to go.
+  async function exclusive(action) {
+    if (busy) return;
+    busy = true;
+    try {
+      await action();
     } finally {
       busy = false;
     }
@@ -245,13 +254,13 @@
     // image now showing has been seen (see DWELL_MS).
     if (going && (e.repeat || busy || (decision && !seen()))) { e.preventDefault(); ignored(); return; }
     if (busy) { e.preventDefault(); return; }
-    if ((button = byKey(classButtons, key))) label(button.dataset.class);
+    if ((button = byKey(classButtons, key))) exclusive(() => label(button.dataset.class));
     else if ((button = byKey(levels, key))) setConfidence(button);
     else if ((button = byKey(tagButtons, key))) toggleTag(button);
-    else if (key === "Enter" && figure()?.dataset.topClass) label(figure().dataset.topClass);
-    else if (key === "s" || key === "ArrowRight") skip();
+    else if (key === "Enter" && figure()?.dataset.topClass) exclusive(() => label(figure().dataset.topClass));
+    else if (key === "s" || key === "ArrowRight") exclusive(skip);
     else if (key === "x" && openAllClasses()) { /* the class keys now label with any class */ }
-    else if (key === "u" || key === "z" || key === "ArrowLeft" || key === "Backspace") undo();
+    else if (key === "u" || key === "z" || key === "ArrowLeft" || key === "Backspace") exclusive(undo);
     else if (key === "n") note.focus();
     else if (key === "g") toggle(definitions);
     else if (key === "?") cheatsheet.classList.toggle("open");
@@ -260,13 +269,13 @@
   });
 
   const clickable = () => { if (busy || !seen()) { ignored(); return false; } return true; };
-  classButtons.forEach((b) => b.addEventListener("click", () => clickable() && label(b.dataset.class)));
+  classButtons.forEach((b) => b.addEventListener("click", () => clickable() && exclusive(() => label(b.dataset.class))));
   levels.forEach((b) => b.addEventListener("click", () => setConfidence(b)));
   tagButtons.forEach((b) => b.addEventListener("click", () => toggleTag(b)));
-  document.getElementById("skip").addEventListener("click", () => clickable() && skip());
+  document.getElementById("skip").addEventListener("click", () => clickable() && exclusive(skip));
   if (noneOfThese) noneOfThese.addEventListener("click", () => openAllClasses());
   document.getElementById("keys-notice-close").addEventListener("click", () => { notice.hidden = true; });
-  document.getElementById("undo").addEventListener("click", () => !busy && undo());
+  document.getElementById("undo").addEventListener("click", () => exclusive(undo));
   document.getElementById("help-toggle").addEventListener("click", () => cheatsheet.classList.toggle("open"));
   definitions.addEventListener("click", () => { definitions.hidden = true; });
 

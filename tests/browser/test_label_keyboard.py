@@ -107,6 +107,9 @@ def test_browse_shift_click_labels_a_range(live_server, page):
     assert page.text_content("#selection-count") == "3 selected"
     page.select_option('#bulk select[name="class"]', label="bag")
     page.click('#bulk button[type="submit"]')
+    page.wait_for_selector("#bulk-confirm:not([hidden])")
+    assert page.inner_text("#bulk-confirm-text") == "Relabel 3 images: 3 unlabelled → bag"
+    page.click("#bulk-confirm-yes")
     page.wait_for_selector(".tile-label:has-text('bag')")
     got = httpx.get(f"{base}/api/images", params={"class": "bag"}).json()
     assert sorted(i["id"] for i in got["items"]) == ids[1:4]
