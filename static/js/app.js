@@ -50,6 +50,47 @@ window.loupe = {
     document.getElementById("change-annotator").addEventListener("click", askAnnotator);
     return { annotator, showAnnotator, askAnnotator };
   },
+  // The name a change is signed with, asked for once when the page has no dialog of its own.
+  signer(question) {
+    const name = window.loupe.user || localStorage.getItem("loupe.annotator") || prompt(question) || "";
+    if (name.trim()) localStorage.setItem("loupe.annotator", name.trim());
+    return name.trim();
+  },
+  // POST a JSON body; the answer's JSON, or null after a toast that says what went wrong.
+  async postJson(url, body) {
+    const response = await window.loupe.fetch(url, {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+    });
+    if (!response.ok) { window.loupe.toast(await window.loupe.errorText(response)); return null; }
+    return response.json();
+  },
+  // A decision key acts only on what was seen: `arm()` waits until the image is decoded and drawn (two
+  // animation frames: the first runs before that frame paints), then `dwellMs` more, and marks `root`
+  // data-armed with the item's id; `seen()` says whether that time has passed for the item now shown.
+  armer(root, currentId, dwellMs, onPainted = () => {}) {
+    let generation = 0;
+    let paintedAt = null;
+    function arm() {
+      const gen = ++generation;
+      paintedAt = null;
+      delete root.dataset.armed;
+      const id = currentId();
+      const img = document.getElementById("current");
+      const painted = () => requestAnimationFrame(() => requestAnimationFrame(() => {
+        if (gen !== generation) return;
+        paintedAt = performance.now();
+        onPainted(paintedAt);
+        setTimeout(() => { if (gen === generation) root.dataset.armed = id; }, dwellMs);
+      }));
+      // A broken image arms too (after its error): the person sees it is broken and can skip it.
+      if (!img) painted();
+      else if (img.decode) img.decode().then(painted, painted);
+      else if (img.complete) painted();
+      else { img.addEventListener("load", painted, { once: true }); img.addEventListener("error", painted, { once: true }); }
+    }
+    const seen = () => paintedAt !== null && performance.now() - paintedAt >= dwellMs;
+    return { arm, seen };
+  },
   async errorText(response) {
     try {
       const body = await response.json();

@@ -69,19 +69,8 @@
   // A new filter or page is a new set of images: keep explicit picks, drop "all matching".
   document.body.addEventListener("htmx:afterSwap", () => { allMatching = false; paint(); });
 
-  function annotatorName() {
-    const name = window.loupe.user || localStorage.getItem("loupe.annotator") || prompt("Your name, stored with these changes") || "";
-    if (name.trim()) localStorage.setItem("loupe.annotator", name.trim());
-    return name.trim();
-  }
-
-  async function post(url, body) {
-    const response = await window.loupe.fetch(url, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
-    if (!response.ok) { window.loupe.toast(await window.loupe.errorText(response)); return null; }
-    return response.json();
-  }
+  const annotatorName = () => window.loupe.signer("Your name, stored with these changes");
+  const post = window.loupe.postJson;
 
   function refresh() {
     htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#grid" });

@@ -1,17 +1,7 @@
 // The image page: exclude / include with a reason, and undo of the bulk action that labelled it.
 (() => {
-  const annotator = () => {
-    const name = window.loupe.user || localStorage.getItem("loupe.annotator") || prompt("Your name, stored with this change") || "";
-    if (name.trim()) localStorage.setItem("loupe.annotator", name.trim());
-    return name.trim();
-  };
-  async function post(url, body) {
-    const response = await window.loupe.fetch(url, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
-    });
-    if (!response.ok) { window.loupe.toast(await window.loupe.errorText(response)); return null; }
-    return response.json();
-  }
+  const annotator = () => window.loupe.signer("Your name, stored with this change");
+  const post = window.loupe.postJson;
 
   const form = document.getElementById("exclusion");
   if (form) {

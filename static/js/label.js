@@ -24,8 +24,6 @@
   let shownAt = performance.now();
   let hiddenSince = null;
   let hiddenMs = 0;
-  let paintedAt = null;   // when the current image was first painted; null until then
-  let generation = 0;     // bumps on every swap, so a late paint callback cannot arm a newer image
 
   // A decision acts only on an image a person has seen: decoded, a frame drawn with it, and then on
   // screen for DWELL_MS. 120 ms: a picture is taken in within ~100 ms of fixation, and no real labelling
@@ -91,29 +89,9 @@
     arm();
   }
 
-  // Waits for the image to be decoded and a frame drawn with it (two animation frames: the first runs
-  // before that frame paints), then for DWELL_MS more; the time on an image counts from the paint.
-  function arm() {
-    const gen = ++generation;
-    paintedAt = null;
-    delete root.dataset.armed;
-    const id = currentId();
-    const img = document.getElementById("current");
-    const painted = () => requestAnimationFrame(() => requestAnimationFrame(() => {
-      if (gen !== generation) return;
-      paintedAt = performance.now();
-      shownAt = paintedAt;
-      hiddenMs = 0;
-      setTimeout(() => { if (gen === generation) root.dataset.armed = id; }, DWELL_MS);
-    }));
-    // A broken image arms too (after its error): the person sees it is broken and can skip it.
-    if (!img) painted();
-    else if (img.decode) img.decode().then(painted, painted);
-    else if (img.complete) painted();
-    else { img.addEventListener("load", painted, { once: true }); img.addEventListener("error", painted, { once: true }); }
-  }
-
-  const seen = () => paintedAt !== null && performance.now() - paintedAt >= DWELL_MS;
+  // Decision keys wait until the image is painted and seen (app.js armer); the time on an image counts
+  // from the paint.
+  const { arm, seen } = window.loupe.armer(root, () => currentId(), DWELL_MS, (at) => { shownAt = at; hiddenMs = 0; });
 
   // A press that is ignored (too soon, a held key, a request in flight) flashes the stage, not a toast.
   function ignored() {
@@ -169,10 +147,13 @@
   async function exclusive(action) {
     if (busy) return;
     busy = true;
+    const armed = root.dataset.armed;
+    delete root.dataset.armed;  // "a decision would act now": not while one is in flight
     try {
       await action();
     } finally {
       busy = false;
+      if (armed && armed === currentId() && seen()) root.dataset.armed = armed;  // still here (e.g. it failed)
     }
   }
 

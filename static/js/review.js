@@ -13,8 +13,6 @@
   const decided = [];  // flag ids decided here, newest last: what u takes back
   let busy = false;
   let shownAt = performance.now();
-  let paintedAt = null;
-  let generation = 0;
   // As on the labelling page (static/js/label.js): a decision acts only on a flag whose image was painted
   // and on screen for 120 ms, so a double press cannot decide the next flag unseen.
   const DWELL_MS = 120;
@@ -29,23 +27,7 @@
     classButtons.forEach((b) => b.classList.toggle("is-current", b.dataset.class === current));
   }
 
-  function arm() {
-    const gen = ++generation;
-    paintedAt = null;
-    delete root.dataset.armed;
-    const id = flagId();
-    const img = document.getElementById("current");
-    const painted = () => requestAnimationFrame(() => requestAnimationFrame(() => {
-      if (gen !== generation) return;
-      paintedAt = shownAt = performance.now();
-      setTimeout(() => { if (gen === generation) root.dataset.armed = id; }, DWELL_MS);
-    }));
-    if (!img) painted();
-    else if (img.decode) img.decode().then(painted, painted);
-    else painted();
-  }
-
-  const seen = () => paintedAt !== null && performance.now() - paintedAt >= DWELL_MS;
+  const { arm, seen } = window.loupe.armer(root, () => flagId(), DWELL_MS, (at) => { shownAt = at; });
 
   function ignored() {
     root.dataset.ignored = String(Number(root.dataset.ignored || 0) + 1);

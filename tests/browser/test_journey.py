@@ -122,6 +122,7 @@ def test_first_hour(serve_with_worker, page, tmp_path):
     page.keyboard.press(keys[truth[first]])
     page.wait_for_timeout(40)
     page.keyboard.press(keys[truth[first]])          # a double press: the next image was not seen yet
+    page.wait_for_selector(f'#stage [data-image-id]:not([data-image-id="{first}"])')
     done = 1
     while done < total:
         shown = _shown(page)
