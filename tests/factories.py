@@ -92,3 +92,16 @@ def labelled_snapshot(client, n: int, *, classes: int = 3, folds: int = 3, name:
     r = client.post("/api/snapshots", json={"name": name, "split": {"val": 0.2, "seed": 0, "folds": folds}})
     assert r.status_code == 201, r.text
     return r.json()
+
+
+def classes_and_images(base: str, n: int, classes=("shirt", "shoe", "bag")) -> list[int]:
+    """On a live server: these classes (keys 1, 2, 3, ...) and n small distinct images; the images' ids."""
+    import httpx
+
+    for name in classes:
+        r = httpx.post(f"{base}/api/taxonomy/changes", json={"op": "add", "name": name})
+        assert r.status_code == 201, r.text
+    files = [("files", (f"img{i}.png", png_bytes(i), "image/png")) for i in range(n)]
+    r = httpx.post(f"{base}/api/images", data={"source": "fmnist"}, files=files, timeout=60)
+    assert r.status_code == 200 and not r.json()["rejected"], r.text
+    return [x["id"] for x in r.json()["imported"]]

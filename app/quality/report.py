@@ -116,7 +116,7 @@ def _examples(groups: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[in
 def duplicate_report(session: Session) -> dict:
     """Exact (identical pHash) and near duplicates that cross sources or the latest snapshot's splits."""
     live = live_images(session)
-    ids, phashes, classes, sources = live["ids"], live["phashes"], live["classes"], live["sources"]
+    ids, classes, sources = live["ids"], live["classes"], live["sources"]
     if not len(ids):
         return {"images": 0, "rows": []}
     snapshot = session.scalars(select(Snapshot).order_by(Snapshot.id.desc()).limit(1)).first()

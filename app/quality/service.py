@@ -262,7 +262,7 @@ def load_embeddings(job: Job | None) -> tuple[np.ndarray, np.ndarray] | None:
 def duplicate_groups(session: Session, *, job: Job | None = None) -> dict:
     """Near-duplicate groups of the live images: by pHash, joined with model-embedding groups when there are some."""
     live = live_images(session)
-    ids, phashes, classes, events = live["ids"], live["phashes"], live["classes"], live["events"]
+    ids, classes, events = live["ids"], live["classes"], live["events"]
     group = near_groups(session, live)
     via = np.where(np.bincount(group, minlength=len(ids))[group] > 1, "phash", "") if len(ids) else np.empty(0, str)
     embedded = load_embeddings(job)

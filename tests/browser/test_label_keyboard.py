@@ -8,19 +8,13 @@ import sqlite3
 import httpx
 import pytest
 
-from tests.factories import png_bytes
+from tests.factories import classes_and_images
 
 pytestmark = pytest.mark.browser
 
 
-def _setup(base: str, n: int) -> list[int]:
-    for name in ("shirt", "shoe", "bag"):
-        r = httpx.post(f"{base}/api/taxonomy/changes", json={"op": "add", "name": name})
-        assert r.status_code == 201, r.text
-    files = [("files", (f"img{i}.png", png_bytes(i), "image/png")) for i in range(n)]
-    r = httpx.post(f"{base}/api/images", data={"source": "fmnist"}, files=files, timeout=60)
-    assert r.status_code == 200 and not r.json()["rejected"], r.text
-    return [x["id"] for x in r.json()["imported"]]
+def _setup(base: str, n: int, classes=("shirt", "shoe", "bag")) -> list[int]:
+    return classes_and_images(base, n, classes)
 
 
 def _showing(page, image_id: int) -> None:

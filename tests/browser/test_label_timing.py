@@ -12,19 +12,13 @@ import pytest
 from PIL import Image
 
 from tests import fmnist
-from tests.factories import png_bytes
+from tests.factories import classes_and_images
 
 pytestmark = pytest.mark.browser
 
 
 def _setup(base: str, n: int, classes=("shirt", "shoe", "bag")) -> list[int]:
-    for name in classes:
-        r = httpx.post(f"{base}/api/taxonomy/changes", json={"op": "add", "name": name})
-        assert r.status_code == 201, r.text
-    files = [("files", (f"img{i}.png", png_bytes(i), "image/png")) for i in range(n)]
-    r = httpx.post(f"{base}/api/images", data={"source": "fmnist"}, files=files, timeout=60)
-    assert r.status_code == 200 and not r.json()["rejected"], r.text
-    return [x["id"] for x in r.json()["imported"]]
+    return classes_and_images(base, n, classes)
 
 
 def _start(page, base: str, query: str = "") -> None:
@@ -158,16 +152,16 @@ def test_rereview_none_of_these_takes_any_class(live_server, page):
 
     _start(page, base, "?queue=rereview")
     _armed(page, ids[0])
-    assert page.is_disabled(f'.class-btn[data-name="trousers"]')
+    assert page.is_disabled('.class-btn[data-name="trousers"]')
     assert page.is_visible("#none-of-these")
     page.keyboard.press(keys["trousers"])          # not offered: nothing happens
     page.wait_for_timeout(150)
     assert page.get_attribute("#stage [data-image-id]", "data-image-id") == str(ids[0])
     page.keyboard.press("x")                       # none of these: every class opens
-    assert page.is_enabled(f'.class-btn[data-name="trousers"]')
+    assert page.is_enabled('.class-btn[data-name="trousers"]')
     page.keyboard.press(keys["trousers"])
     _armed(page, ids[1])
-    assert page.is_disabled(f'.class-btn[data-name="trousers"]')   # the next re-review offers the split's again
+    assert page.is_disabled('.class-btn[data-name="trousers"]')   # the next re-review offers the split's again
     page.keyboard.press(keys["tote"])
     _armed(page, "")
 
