@@ -32,7 +32,12 @@ def artifact_path(settings: Settings, job, key: str) -> Path | None:
 
 def model_key(job_id: int) -> str:
     """The image store key of a job's final model (a path under the data dir for a local store)."""
-    return f"jobs/job-{job_id}/model.pt"
+    return file_key(job_id, "model.pt")
+
+
+def file_key(job_id: int, name: str) -> str:
+    """The image store key of a file in a job's folder (a path under the data dir for a local store)."""
+    return f"jobs/job-{job_id}/{name}"
 
 
 def publish_model(settings: Settings, job_id: int, model_path: str | None) -> None:
@@ -40,15 +45,27 @@ def publish_model(settings: Settings, job_id: int, model_path: str | None) -> No
 
     A local store needs nothing: the model is already at its key under the data dir.
     """
+    _publish(settings, model_key(job_id), model_path)
+
+
+def publish_embeddings(settings: Settings, job_id: int, embeddings: dict | None) -> None:
+    """Put a job's embedding files in a remote image store, as the model: the app may be on another machine."""
+    for key in ("embeddings", "embedding_ids"):
+        path = (embeddings or {}).get(key)
+        if path:
+            _publish(settings, file_key(job_id, Path(path).name), path)
+
+
+def _publish(settings: Settings, key: str, path: str | None) -> None:
     from app.images import blobs
 
     store = blobs.for_settings(settings)
-    if not model_path or store.local_path(model_key(job_id)) is not None:
+    if not path or store.local_path(key) is not None:
         return
-    temp = settings.tmp_dir / f"model-{job_id}.pt.tmp"
+    temp = settings.tmp_dir / f"{key.replace('/', '-')}.tmp"
     temp.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_path, temp)
+    shutil.copyfile(path, temp)
     try:
-        store.put(temp, model_key(job_id))
+        store.put(temp, key)
     finally:
         temp.unlink(missing_ok=True)

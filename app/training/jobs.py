@@ -231,10 +231,11 @@ def finish(session: Session, job_id: int, worker: str, *, status: str, error: st
     if result is not None:
         job.progress, job.metrics, job.final = 1.0, result.metrics, result.final
         job.device, job.notes = result.device, list(result.notes)
-        job.artifacts = {"model": result.model_path, "classes": result.classes}
+        job.artifacts = {"model": result.model_path, "classes": result.classes, **(result.embeddings or {})}
     if predicted is not None:
         job.progress, job.device, job.notes = 1.0, predicted.device, list(predicted.notes)
-        job.artifacts = {"classes": predicted.classes, "predicted": len(predicted.probs)}
+        job.artifacts = {"classes": predicted.classes, "predicted": len(predicted.probs),
+                         **(predicted.embeddings or {})}
         job.message = f"done: {len(predicted.probs)} images predicted"
     if predictions:
         session.execute(Prediction.__table__.insert(), [{"job_id": job_id, **p} for p in predictions])

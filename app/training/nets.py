@@ -72,14 +72,19 @@ class Exported(nn.Module):
     Normalisation is inside, so a user of model.pt only resizes and scales to [0, 1].
     """
 
-    def __init__(self, model: nn.Module, mean: list[float], std: list[float]):
+    def __init__(self, model: nn.Module, mean: list[float], std: list[float], arch: str = "smallcnn"):
         super().__init__()
         self.model = model
+        self.arch = arch  # a plain string: read while tracing, not stored in the TorchScript file
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model((x - self.mean) / self.std)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The penultimate layer (what the classifier head reads): the image's embedding."""
+        return penultimate(self.model, self.arch, (x - self.mean) / self.std)
 
 
 BACKBONES = ("resnet18", "mobilenet_v3", "efficientnet_b0")  # mobilenet_v3 is MobileNetV3-Large
@@ -105,6 +110,31 @@ def build(name: str, num_classes: int, *, imagenet: dict | None = None) -> Built
     return Built(model, list(head.parameters()), pretrained=imagenet is not None)
 
 
+def head(model: nn.Module, name: str) -> nn.Linear:
+    """The classifier's last layer: logits = head(penultimate(model, name, x))."""
+    if name == "smallcnn":
+        return model.classifier[-1]
+    return model.fc if name == "resnet18" else model.classifier[-1]
+
+
+def penultimate(model: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
+    """The input of the classifier head, (N, D): the model's embedding of normalised images `x`.
+
+    Spelled out per architecture with the model's own layers (no copy, no hook), so a traced
+    model.pt gets it as a second method over the same weights, and a prediction pass gets logits
+    and embeddings from one forward (`head(...)` of this is exactly `model(x)`).
+    """
+    if name == "smallcnn":
+        return model.classifier[:-1](model.features(x))
+    if name == "resnet18":
+        m = model
+        x = m.maxpool(m.relu(m.bn1(m.conv1(x))))
+        x = m.layer4(m.layer3(m.layer2(m.layer1(x))))
+        return torch.flatten(m.avgpool(x), 1)
+    # mobilenet_v3_large and efficientnet_b0: features, avgpool, flatten, classifier
+    return model.classifier[:-1](torch.flatten(model.avgpool(model.features(x)), 1))
+
+
 def imagenet_weights(name: str) -> tuple[dict | None, str]:
     """(state dict, "") for a backbone's ImageNet weights, or (None, a note saying why not)."""
     state, why = _imagenet_state(_factory(name)[1].DEFAULT)
@@ -125,12 +155,16 @@ def _factory(name: str):
 
 def export(model: nn.Module, workdir: Path, *, name: str, classes: list[str], size: int, mean: list[float],
            std: list[float]) -> Path:
-    """workdir/model.pt: TorchScript (traced on CPU) with normalisation inside; model.json describes its input."""
-    exported = Exported(copy.deepcopy(model).float().cpu().eval(), mean, std).eval()
+    """workdir/model.pt: TorchScript (traced on CPU) with normalisation inside; model.json describes its input.
+
+    Two methods over one set of weights: forward (logits) and embed (the penultimate layer), so a predict job
+    writes embeddings for new images in the same space as the train job's."""
+    exported = Exported(copy.deepcopy(model).float().cpu().eval(), mean, std, name).eval()
     path, tmp = workdir / "model.pt", workdir / "model.pt.tmp"
+    example = torch.rand(2, 3, size, size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.jit is deprecated in favour of torch.export, but loads everywhere
-        torch.jit.trace(exported, torch.rand(2, 3, size, size)).save(str(tmp))
+        torch.jit.trace_module(exported, {"forward": example, "embed": example}).save(str(tmp))
     os.replace(tmp, path)
     info = {
         "format": "TorchScript (torch.jit.load)",
@@ -140,6 +174,7 @@ def export(model: nn.Module, workdir: Path, *, name: str, classes: list[str], si
         "input": f"float32 RGB in [0, 1], shape (N, 3, {size}, {size}): EXIF-rotated and resized to "
                  f"{size}x{size} ignoring aspect ratio (Pillow bilinear)",
         "output": "logits (N, classes); softmax gives probabilities",
+        "embed": "model.embed(x): the penultimate layer (N, D), the embedding the similar-image search uses",
         "mean": mean,
         "std": std,
         "normalisation": "(x - mean) / std is applied inside the model",

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db.models import Image, Job, Prediction
+from app.embeddings import files as embedding_files
 from app.labelling.suggestions import model_family
 from app.training.artifacts import artifact_path, job_dir, model_key
 from app.training.spec import Cancelled, Hooks, TrainingError
@@ -35,6 +36,7 @@ class Predicted:
     probs: dict[int, list[float]]  # image id -> class probabilities
     device: str
     notes: list[str] = field(default_factory=list)
+    embeddings: dict | None = None  # as spec.Result.embeddings: the new images' vectors, in the model job's space
 
 
 def to_predict(session: Session, settings: Settings, model_job: Job) -> list[tuple[int, str]]:
@@ -82,8 +84,12 @@ def image_size(model_job: Job, model_path: Path) -> int:
 
 
 def run(model_path: Path, size: int, classes: list[str], images: list[tuple[int, str]], hooks: Hooks,
-        device_name: str = "auto") -> Predicted:
-    """Class probabilities for `images` (id, local path); unreadable images get none (noted)."""
+        device_name: str = "auto", workdir: Path | None = None) -> Predicted:
+    """Class probabilities for `images` (id, local path); unreadable images get none (noted).
+
+    With `workdir`, also their embeddings (model.embed: the penultimate layer), written there chunk by chunk,
+    so that images imported after training can be searched for similar ones. A model.pt exported before
+    embeddings existed has no embed method: it still predicts, with a note."""
     import torch
 
     from app.training import data
@@ -98,22 +104,40 @@ def run(model_path: Path, size: int, classes: list[str], images: list[tuple[int,
         raise TrainingError(f"cannot load the model {model_path.name}: {exc}") from None
     probs: dict[int, list[float]] = {}
     unreadable: list[str] = []
+    notes: list[str] = []
+    embed = workdir is not None and hasattr(model, "embed")
+    if workdir is not None and not embed:
+        notes.append(f"{model_path.name} predates embeddings (no embed method): these images get none")
+    writer = None
     total = len(images)
-    for start in range(0, total, CHUNK):
-        chunk = images[start:start + CHUNK]
-        x, errors = data.decode_all([p for _, p in chunk], size, progress=lambda _done: None,
-                                    cancelled=hooks.cancelled)
-        if hooks.cancelled():
-            raise Cancelled()
-        bad = {i for i, _ in errors}
-        unreadable += [msg for _, msg in errors]
-        with torch.no_grad():
-            out = torch.softmax(model(x.to(device).float().div_(255)).float(), dim=1).cpu().numpy()
-        if out.shape[1] != len(classes):
-            raise TrainingError(f"the model gives {out.shape[1]} classes; its job lists {len(classes)}")
-        probs.update((image_id, out[i].tolist()) for i, (image_id, _) in enumerate(chunk) if i not in bad)
-        done = start + len(chunk)
-        hooks.progress(done / total, f"predicting: {done} of {total}")
-    notes = [f"{len(unreadable)} images could not be read and get no prediction, e.g. {unreadable[0]}"] \
+    try:
+        for start in range(0, total, CHUNK):
+            chunk = images[start:start + CHUNK]
+            x, errors = data.decode_all([p for _, p in chunk], size, progress=lambda _done: None,
+                                        cancelled=hooks.cancelled)
+            if hooks.cancelled():
+                raise Cancelled()
+            bad = {i for i, _ in errors}
+            unreadable += [msg for _, msg in errors]
+            with torch.no_grad():
+                x = x.to(device).float().div_(255)
+                out = torch.softmax(model(x).float(), dim=1).cpu().numpy()
+                feats = model.embed(x).float().cpu().numpy() if embed else None
+            if out.shape[1] != len(classes):
+                raise TrainingError(f"the model gives {out.shape[1]} classes; its job lists {len(classes)}")
+            probs.update((image_id, out[i].tolist()) for i, (image_id, _) in enumerate(chunk) if i not in bad)
+            if feats is not None:
+                if writer is None:  # the dimension is known once the model has run
+                    writer = embedding_files.Writer(workdir, [i for i, _ in images], feats.shape[1])
+                good = [i for i in range(len(chunk)) if i not in bad]
+                writer.write([chunk[i][0] for i in good], feats[good])
+            done = start + len(chunk)
+            hooks.progress(done / total, f"predicting: {done} of {total}")
+    except BaseException:  # cancelled or failed: no half-written embeddings file stays behind
+        if writer is not None:
+            writer.abort()
+        raise
+    notes += [f"{len(unreadable)} images could not be read and get no prediction, e.g. {unreadable[0]}"] \
         if unreadable else []
-    return Predicted(classes=classes, probs=probs, device=device.type, notes=notes)
+    embeddings = writer.finish() if writer is not None else None
+    return Predicted(classes=classes, probs=probs, device=device.type, notes=notes, embeddings=embeddings)

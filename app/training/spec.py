@@ -72,3 +72,5 @@ class Result:
     device: str
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # seconds: "decode", "fold 1/5", ..., "final", "total"
+    # {"embeddings": path, "embedding_ids": path, "embedding_dim": D, "embedded": N} (app.embeddings.files)
+    embeddings: dict | None = None

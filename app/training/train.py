@@ -41,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from app.embeddings import files as embedding_files
 from app.training import data, nets
 from app.training import device as devices
 from app.training.evaluate import evaluate
@@ -51,7 +52,7 @@ FINISH_SHARE = 0.02
 CHECK_EVERY_S = 1.0  # how often to ask hooks.cancelled() and report progress inside an epoch
 BACKBONE_LR_FACTOR = 0.1  # pretrained layers learn at a tenth of the head's rate
 MIN_DELTA = 1e-4  # validation loss must improve by this much to count
-WORKDIR_FORMAT = 1  # bump when checkpoints change shape: older workdirs then start over
+WORKDIR_FORMAT = 2  # bump when checkpoints change shape: older workdirs then start over
 CHANNELS_LAST = ("cpu", "cuda")  # oneDNN and cuDNN convolutions are faster on NHWC (1.6x on CPU here)
 
 
@@ -187,7 +188,8 @@ class _Run:
         except (OSError, ValueError):
             same = False
         if not same:
-            for pattern in ("ckpt-*.pt", "oof-fold*.npz", "model.pt", "model.json", "*.tmp"):
+            for pattern in ("ckpt-*.pt", "oof-fold*.npz", "emb-fold*.npy", "model.pt", "model.json", "*.tmp",
+                            embedding_files.VECTORS, embedding_files.IDS):
                 for path in self.workdir.glob(pattern):
                     path.unlink()
             _write_atomic(marker, json.dumps({"fingerprint": fingerprint}).encode())
@@ -223,6 +225,8 @@ class _Run:
         self.stats = data.channel_stats(self.images[:n])
         self.device_labels = self.labels.to(self.device)
         self.suggest = [(j, image_id) for j, (image_id, _) in enumerate(self.unlabelled) if j not in skipped]
+        # Image id of each decoded row (labelled items, then unlabelled images): what an embedding row is keyed by.
+        self.row_ids = np.array([it.image_id for it in self.items] + [i for i, _ in self.unlabelled], dtype=np.int64)
         if self.device.type == "cuda" and self.images.numel() < torch.cuda.mem_get_info(self.device)[0] // 4:
             self.images = self.images.to(self.device)  # small enough: batches are then gathered on the GPU
         self.timings["decode"] = time.perf_counter() - t0
@@ -264,7 +268,20 @@ class _Run:
             self.hooks.progress(stage.end, f"{stage.name}: done earlier")
             return dict(zip(saved["image_ids"].tolist(), saved["probs"]))
         model = self._fit(stage)
-        probs = self._predict(model, self.images, stage.predict, stage.name)
+        # The fold's embeddings go to disk as they come (written before the .npz that marks the fold done).
+        emb_path = self.workdir / f"emb-{stage.key}.npy"
+        dim = nets.head(model, self.config.model).in_features
+        emb = np.lib.format.open_memmap(emb_path.with_suffix(".tmp"), mode="w+", dtype=embedding_files.DTYPE,
+                                        shape=(len(stage.predict), dim))
+        row = {int(i): r for r, i in enumerate(stage.predict)}
+
+        def sink(index: np.ndarray, feats: np.ndarray, emb=emb) -> None:
+            emb[[row[int(i)] for i in index]] = feats
+
+        probs = self._predict(model, self.images, stage.predict, stage.name, sink=sink)
+        emb.flush()
+        del emb, sink  # the memory map closes before its file is renamed
+        os.replace(emb_path.with_suffix(".tmp"), emb_path)
         ids = np.array([self.items[i].image_id for i in stage.predict], dtype=np.int64)
         with open(path.with_suffix(".tmp"), "wb") as f:
             np.savez(f, image_ids=ids, probs=probs)
@@ -408,8 +425,11 @@ class _Run:
         return x.contiguous(memory_format=torch.channels_last) if x.device.type in CHANNELS_LAST else x
 
     @torch.no_grad()
-    def _predict(self, model, images: torch.Tensor, index: np.ndarray, what: str) -> np.ndarray:
-        """Softmax probabilities (len(index), K), float32."""
+    def _predict(self, model, images: torch.Tensor, index: np.ndarray, what: str, sink=None) -> np.ndarray:
+        """Softmax probabilities (len(index), K), float32.
+
+        With `sink`, also the penultimate layer of the same forward pass, chunk by chunk:
+        sink(rows of `images`, float32 (n, D)) so that no caller holds every embedding at once."""
         was_training = model.training
         model.eval()
         out = []
@@ -418,7 +438,13 @@ class _Run:
             self._check(None, 0, 0, 1)
             x = self._normalise(data.to_device(images, idx, self.device))
             with devices.autocast(self.device):
-                logits = model(x)
+                if sink is None:
+                    logits = model(x)
+                else:
+                    feats = nets.penultimate(model, self.config.model, x)
+                    logits = nets.head(model, self.config.model)(feats)
+            if sink is not None:
+                sink(idx.numpy(), feats.float().cpu().numpy())
             out.append(torch.softmax(logits.float(), dim=1).cpu())
         model.train(was_training)
         probs = torch.cat(out).numpy() if out else np.zeros((0, len(self.classes)), np.float32)
@@ -457,20 +483,13 @@ class _Run:
         parts = {name: np.array([i for i in free if items[i].split == name], dtype=np.int64)
                  for name in ("val", "test")}
         parts["holdout"] = final.predict
-        report: dict[str, dict | None] = {}
-        for name, index in parts.items():
-            if len(index) == 0:
-                report[name] = None
-                continue
-            probs = self._predict(model, self.images, index, name)
-            report[name] = self._evaluate(index, probs)
-            if name == "holdout":
-                oos.update(zip((items[i].image_id for i in index), probs))
-        n = len(items)
-        suggestions = {}
-        if self.suggest:
-            probs = self._predict(model, self.images, np.array([n + j for j, _ in self.suggest]), "suggestions")
-            suggestions = {image_id: p.tolist() for (_, image_id), p in zip(self.suggest, probs)}
+        writer = self._embedding_writer(model, final)
+        try:
+            report, suggestions = self._final_predictions(model, final, oos, parts, writer)
+            embeddings = writer.finish()
+        except BaseException:
+            writer.abort()
+            raise
         model_path = nets.export(model, self.workdir, name=self.config.model, classes=self.classes,
                                  size=self.config.image_size, mean=self.mean, std=self.std)
         position = {it.image_id: i for i, it in enumerate(items)}
@@ -479,7 +498,55 @@ class _Run:
                    if order else {})
         return Result(classes=self.classes, out_of_sample={i: oos[i].tolist() for i in order},
                       suggestions=suggestions, metrics=metrics, final=report, model_path=str(model_path),
-                      device=self.device.type, notes=self.notes, timings=self.timings)
+                      device=self.device.type, notes=self.notes, timings=self.timings, embeddings=embeddings)
+
+    def _embedding_writer(self, model, final: Stage) -> embedding_files.Writer:
+        """A writer for every image this job predicts, filled first from the folds' files.
+
+        A labelled image's embedding comes from the fold model that did not train on it (as its
+        out-of-sample probabilities do); a held-out source's, an unlabelled image's, and a labelled
+        image's that no fold predicted (one fold only) come from the final model."""
+        ids = [self.row_ids[: len(self.items)], np.array([i for _, i in self.suggest], dtype=np.int64)]
+        dim = nets.head(model, self.config.model).in_features
+        writer = embedding_files.Writer(self.workdir, np.concatenate(ids), dim)
+        done = np.zeros(len(self.items), dtype=bool)
+        position = {it.image_id: i for i, it in enumerate(self.items)}
+        for path in sorted(self.workdir.glob("oof-fold*.npz")):
+            fold_ids = np.load(path)["image_ids"]
+            rows = np.load(self.workdir / f"emb-{path.stem[4:]}.npy", mmap_mode="r")
+            for start in range(0, len(fold_ids), embedding_files.COPY_ROWS):
+                writer.write(fold_ids[start:start + embedding_files.COPY_ROWS],
+                             rows[start:start + embedding_files.COPY_ROWS])
+            done[[position[int(i)] for i in fold_ids]] = True
+        done[final.predict] = False  # a held-out source: the final model's, like its probabilities
+        self._unembedded = np.flatnonzero(~done)
+        return writer
+
+    def _final_predictions(self, model, final: Stage, oos: dict, parts: dict, writer) -> tuple[dict, dict]:
+        items = self.items
+
+        def sink(index: np.ndarray, feats: np.ndarray) -> None:
+            writer.write(self.row_ids[index], feats)
+
+        report: dict[str, dict | None] = {}
+        rest = np.setdiff1d(self._unembedded, final.predict)
+        if len(rest):  # labelled images no fold predicted: embeddings only
+            self._predict(model, self.images, rest, "embeddings", sink=sink)
+        for name, index in parts.items():
+            if len(index) == 0:
+                report[name] = None
+                continue
+            probs = self._predict(model, self.images, index, name, sink=sink if name == "holdout" else None)
+            report[name] = self._evaluate(index, probs)
+            if name == "holdout":
+                oos.update(zip((items[i].image_id for i in index), probs))
+        n = len(items)
+        suggestions = {}
+        if self.suggest:
+            probs = self._predict(model, self.images, np.array([n + j for j, _ in self.suggest]), "suggestions",
+                                  sink=sink)
+            suggestions = {image_id: p.tolist() for (_, image_id), p in zip(self.suggest, probs)}
+        return report, suggestions
 
     def _evaluate(self, index: np.ndarray, probs: np.ndarray) -> dict:
         chosen = [self.items[i] for i in index]

@@ -27,7 +27,7 @@ from app.db.models import Image, Job, LabelEvent, Snapshot, SnapshotItem, Source
 from app.errors import LoupeError
 from app.images import blobs
 from app.training import jobs
-from app.training.artifacts import job_dir, publish_model
+from app.training.artifacts import job_dir, publish_embeddings, publish_model
 from app.training.spec import Cancelled, Item, TrainConfig, TrainingError
 
 log = logging.getLogger("loupe.worker")
@@ -154,6 +154,7 @@ def _train(db: Database, settings: Settings, job_id: int, worker: str, hooks: Db
     workdir.mkdir(parents=True, exist_ok=True)
     result = train.run(items, classes, TrainConfig(**config), hooks, workdir, unlabelled)
     publish_model(settings, job_id, result.model_path)
+    publish_embeddings(settings, job_id, result.embeddings)
     return {"result": result, "predictions": prediction_rows(result, items, config.get("holdout_source"))}
 
 
@@ -173,7 +174,8 @@ def _predict(db: Database, settings: Settings, job_id: int, worker: str, hooks: 
               f"predicts {len(images)} images it has not seen")
     _torch_module("predict")  # a clear failure when torch is missing
     # Any device: guessing is light, and the device the model trained on may not be on this worker.
-    predicted = predict.run(model_path, size, classes, images, hooks, "auto")
+    predicted = predict.run(model_path, size, classes, images, hooks, "auto", workdir=job_dir(settings, job_id))
+    publish_embeddings(settings, job_id, predicted.embeddings)
     rows = [{"image_id": i, "role": "suggestion", "out_of_sample": True, "probs": p, "margin": _margin(p)}
             for i, p in predicted.probs.items()]
     hooks.log(f"predicted {len(rows)} images on {predicted.device}" + "".join(f"; {n}" for n in predicted.notes))

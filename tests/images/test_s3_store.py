@@ -163,6 +163,10 @@ def test_worker_trains_on_originals_from_the_bucket(s3_settings, client_on_s3, s
     shutil.rmtree(s3_settings.jobs_dir)
     served = client.get(f"/api/jobs/{job_id}/model")
     assert served.status_code == 200 and served.content == model and len(model) > 1000
+    # So do its embeddings: similar images are found from the bucket's copy.
+    first = client.get(f"/api/snapshots/{snap['id']}/items").json()["items"][0]["image"]
+    near = client.get(f"/api/images/{first}/similar", params={"k": 5})
+    assert near.status_code == 200 and near.json()["job"] == job_id and len(near.json()["items"]) == 5
 
 
 @pytest.fixture

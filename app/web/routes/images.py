@@ -10,7 +10,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.errors import InvalidInput
+from app.embeddings.similar import similar
+from app.errors import InvalidInput, LoupeError
 from app.images import blobs, exclusion, store
 from app.images.catalog import get_image, image_meta, source_names
 from app.images.exclusion import exclusion_history
@@ -131,6 +132,17 @@ def read_image_preview(session: ReadSession, settings: SettingsDep, image_id: Id
     return _file(session, settings, image_id, "preview")
 
 
+@router.get("/api/images/{image_id}/similar", tags=["images"])
+def read_similar(session: ReadSession, settings: SettingsDep, image_id: Id,
+                 k: Annotated[int, Query(ge=1, le=200, description="how many neighbours")] = 20,
+                 job: Annotated[Id | None, Query(description="a train job (or one of its predict jobs); default: "
+                                                 "the latest whose embeddings cover the image")] = None) -> dict:
+    """The k images nearest this one by cosine distance between model embeddings, nearest first, itself excluded:
+    `{"job", "items": [{"image", "distance", "class"}]}` (`class`: the current label, or null). 404 when the
+    image is unknown or no embeddings cover it yet."""
+    return similar(session, settings, image_id, k=k, job=job)
+
+
 @router.get("/browse", include_in_schema=False)
 def browse_page(request: Request, session: ReadSession, f: FilterDep, page: Count = 1, after: Count | None = None,
                 before: Count | None = None):
@@ -153,16 +165,25 @@ def browse_page(request: Request, session: ReadSession, f: FilterDep, page: Coun
     }, block="grid")
 
 
+SIMILAR_ON_PAGE = 12
+
+
 @router.get("/images/{image_id}", include_in_schema=False)
-def image_page(request: Request, session: ReadSession, image_id: Id):
-    """One image: metadata, label history (with kinds and bulk actions), exclusions, open flags, snapshots."""
+def image_page(request: Request, session: ReadSession, settings: SettingsDep, image_id: Id):
+    """One image: metadata, label history (with kinds and bulk actions), exclusions, open flags, snapshots,
+    and the images most like it (when a model's embeddings cover it)."""
     image = get_image(session, image_id)
     hist = history(session, image_id)
+    try:
+        near = similar(session, settings, image_id, k=SIMILAR_ON_PAGE)
+    except LoupeError as exc:  # no embeddings yet (or their files are gone): the page says why, and still shows
+        near = {"job": None, "items": [], "why": exc.detail}
     return render(request, "pages/image.html", {
         "image": image, "meta": image_meta(image), "history": hist, "label": current_label(hist),
         "classes": active_classes(session), "exclusions": exclusion_history(session, image_id),
         "bulk_of": actions_for_image(session, image_id), "flags": open_flags(session, image_id),
         "snapshots": snapshots_of(session, image_id), "prediction": latest_prediction(session, image_id),
+        "similar": near,
     })
 
 

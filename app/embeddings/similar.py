@@ -1,0 +1,192 @@
+"""Similar images: exact nearest neighbours by cosine distance over a model's stored embeddings.
+
+A model's embedding space is its train job's files plus those of the predict
+jobs that later ran its model (images imported since), so "the job" of a
+search is always a train job. The matrix is loaded once per process and kept,
+L2-normalised in float32, in a small cache keyed by the data dir, the train
+job and the exact set of member jobs: a new predict job changes the key (and
+replaces the model's older entry), so the next search sees its images without
+anyone invalidating anything by hand. Job files never change once written.
+
+Exact search is one matrix-vector product: bench/similar.py measures where it
+stops being fast enough.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.db.models import CurrentLabel, Image, Job, LabelClass
+from app.embeddings import files
+from app.errors import InvalidInput, NotFound
+from app.labelling.suggestions import model_family
+from app.training.artifacts import artifact_path, file_key
+
+CACHE_SIZE = 2  # matrices kept: the latest model's, and one more (a search against an older job)
+CHUNK = 65_536  # rows normalised at a time while loading
+MAX_K = 200
+LATEST_TRIED = 3  # train jobs looked at for an image when no job is named
+
+
+@dataclass(frozen=True)
+class Index:
+    job: int  # the train job whose model made the embeddings
+    ids: np.ndarray  # int64, sorted
+    vectors: np.ndarray  # float32 (n, D), rows of unit length
+
+
+_cache: OrderedDict[tuple, Index] = OrderedDict()
+_lock = threading.Lock()
+
+
+def nearest(vectors: np.ndarray, query: np.ndarray, k: int,
+            exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cosine distances) of the k rows nearest `query`, nearest first; `exclude` (a row) is skipped.
+
+    `vectors` are unit rows and `query` a unit vector, so cosine distance is 1 - dot. Ties go to the lower row.
+    """
+    dist = 1.0 - vectors @ query.astype(np.float32)
+    if exclude is not None:
+        dist[exclude] = np.inf
+    k = min(k, len(dist) - (exclude is not None))
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    part = np.argpartition(dist, k - 1)[:k] if k < len(dist) else np.arange(len(dist))
+    order = part[np.lexsort((part, dist[part]))]
+    return order, np.clip(dist[order], 0.0, 2.0)
+
+
+def normalise(rows: np.ndarray) -> np.ndarray:
+    """float32 unit rows (a zero row stays zero), converted CHUNK rows at a time from a memory map."""
+    out = np.empty(rows.shape, dtype=np.float32)
+    for start in range(0, len(rows), CHUNK):
+        block = np.asarray(rows[start:start + CHUNK], dtype=np.float32)
+        norm = np.linalg.norm(block, axis=1, keepdims=True)
+        out[start:start + CHUNK] = block / np.where(norm > 0, norm, 1.0)
+    return out
+
+
+def _members(session: Session, model_job_id: int) -> list[Job]:
+    """The train job and its later predict jobs that stored embeddings, newest first."""
+    jobs = session.scalars(select(Job).where(Job.id.in_(model_family(session, model_job_id)))).all()
+    return sorted((j for j in jobs if (j.artifacts or {}).get("embeddings")), key=lambda j: -j.id)
+
+
+def _local_files(settings: Settings, job: Job) -> tuple[Path, Path]:
+    """The job's two embedding files on this machine: where it ran, or copied from a remote image store."""
+    found = [artifact_path(settings, job, key) for key in ("embeddings", "embedding_ids")]
+    if all(p is not None for p in found):
+        return found[0], found[1]
+    from app.images import blobs
+
+    store = blobs.for_settings(settings)
+    out = []
+    for key in ("embeddings", "embedding_ids"):
+        name = Path(job.artifacts[key]).name
+        target = settings.cache_dir / "embeddings" / f"job-{job.id}" / name
+        if not target.is_file():
+            try:
+                store.fetch(file_key(job.id, name), target)
+            except FileNotFoundError:
+                raise NotFound(f"the embeddings of job {job.id} are gone: no {name} in {store.url}") from None
+        out.append(target)
+    return out[0], out[1]
+
+
+def load_index(session: Session, settings: Settings, model_job_id: int) -> Index | None:
+    """The model's embeddings (its train job's and later predict jobs'), from the cache when unchanged."""
+    members = _members(session, model_job_id)
+    if not members:
+        return None
+    # The data dir and store are in the key: one process may serve several (tests do), each with its own job 1.
+    # finished_at too: a database restored over this data dir may reuse job ids for other files.
+    key = (str(settings.data_dir), settings.store_url, model_job_id,
+           tuple((j.id, str(j.finished_at)) for j in members))
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    parts = [files.load(*_local_files(settings, job)) for job in members]
+    ids = np.concatenate([p[0] for p in parts])
+    # An image embedded twice (a later predict job) keeps the newest row: np.unique keeps first occurrences.
+    ids, first = np.unique(ids, return_index=True)
+    if len(parts) == 1:
+        vectors = parts[0][1]  # one file, sorted and unique already: normalised straight from the memory map
+    else:
+        vectors = np.concatenate([p[1] for p in parts])[first]
+    index = Index(job=model_job_id, ids=ids, vectors=normalise(vectors))
+    with _lock:
+        for stale in [k for k in _cache if k[:3] == key[:3]]:
+            del _cache[stale]  # an older member set of this model: superseded
+        _cache[key] = index
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return index
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def _row(index: Index, image_id: int) -> int | None:
+    at = int(np.searchsorted(index.ids, image_id))
+    return at if at < len(index.ids) and index.ids[at] == image_id else None
+
+
+def _model_job(session: Session, job_id: int) -> int:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    if job.kind == "predict":  # its vectors are in its model's space: search that whole space
+        return int((job.config or {}).get("model_job") or 0)
+    if job.kind != "train":
+        raise InvalidInput(f"job {job_id} is a {job.kind} job; similar images need a train or predict job")
+    return job.id
+
+
+def similar(session: Session, settings: Settings, image_id: int, *, k: int = 20, job: int | None = None) -> dict:
+    """{"job", "items": [{"image", "distance", "class"}]}: the k images nearest `image_id`, itself excluded.
+
+    `job` defaults to the latest succeeded train job whose embeddings (with its predict jobs') cover the image.
+    """
+    if not 1 <= k <= MAX_K:
+        raise InvalidInput(f"k must be from 1 to {MAX_K}, not {k}")
+    if session.get(Image, image_id) is None:
+        raise NotFound(f"no image {image_id}")
+    if job is not None:
+        index = load_index(session, settings, _model_job(session, job))
+        if index is None:
+            raise NotFound(f"job {job} has no embeddings (it did not succeed, or it predates them)")
+        row = _row(index, image_id)
+        if row is None:
+            raise NotFound(f"job {job} has no embedding for image {image_id}: its model has not seen it")
+    else:
+        index, row = _latest_covering(session, settings, image_id)
+    rows, dist = nearest(index.vectors, index.vectors[row], k, exclude=row)
+    ids = index.ids[rows].tolist()
+    names = dict(session.execute(
+        select(CurrentLabel.image_id, LabelClass.name).join(LabelClass, LabelClass.id == CurrentLabel.class_id)
+        .where(CurrentLabel.image_id.in_(ids))).all()) if ids else {}
+    return {"job": index.job, "items": [{"image": i, "distance": round(float(d), 6), "class": names.get(i)}
+                                        for i, d in zip(ids, dist.tolist())]}
+
+
+def _latest_covering(session: Session, settings: Settings, image_id: int) -> tuple[Index, int]:
+    # The few latest models only: each one tried is a matrix loaded, and older ones are rarely what is wanted.
+    trains = session.scalars(select(Job.id).where(Job.kind == "train", Job.status == "succeeded")
+                             .order_by(Job.id.desc()).limit(LATEST_TRIED)).all()
+    for job_id in trains:
+        index = load_index(session, settings, job_id)
+        if index is not None and (row := _row(index, image_id)) is not None:
+            return index, row
+    raise NotFound(f"no embeddings cover image {image_id} yet: train a model (or let a predict job run "
+                   "after its import) first")
