@@ -50,7 +50,7 @@ def publish_model(settings: Settings, job_id: int, model_path: str | None) -> No
 
 def publish_embeddings(settings: Settings, job_id: int, embeddings: dict | None) -> None:
     """Put a job's embedding files in a remote image store, as the model: the app may be on another machine."""
-    for key in ("embeddings", "embedding_ids"):
+    for key in ("embeddings", "embedding_ids", "oof_embeddings", "oof_embedding_ids"):
         path = (embeddings or {}).get(key)
         if path:
             _publish(settings, file_key(job_id, Path(path).name), path)

@@ -189,7 +189,7 @@ class _Run:
             same = False
         if not same:
             for pattern in ("ckpt-*.pt", "oof-fold*.npz", "emb-fold*.npy", "model.pt", "model.json", "*.tmp",
-                            embedding_files.VECTORS, embedding_files.IDS):
+                            embedding_files.VECTORS, embedding_files.IDS, f"{embedding_files.OOF}*.npy"):
                 for path in self.workdir.glob(pattern):
                     path.unlink()
             _write_atomic(marker, json.dumps({"fingerprint": fingerprint}).encode())
@@ -483,12 +483,13 @@ class _Run:
         parts = {name: np.array([i for i in free if items[i].split == name], dtype=np.int64)
                  for name in ("val", "test")}
         parts["holdout"] = final.predict
-        writer = self._embedding_writer(model, final)
+        writers = self._embedding_writers(model)
         try:
-            report, suggestions = self._final_predictions(model, final, oos, parts, writer)
-            embeddings = writer.finish()
+            report, suggestions = self._final_predictions(model, final, oos, parts, writers)
+            embeddings = {**writers[0].finish(), **writers[1].finish()}
         except BaseException:
-            writer.abort()
+            for writer in writers:
+                writer.abort()
             raise
         model_path = nets.export(model, self.workdir, name=self.config.model, classes=self.classes,
                                  size=self.config.image_size, mean=self.mean, std=self.std)
@@ -500,43 +501,48 @@ class _Run:
                       suggestions=suggestions, metrics=metrics, final=report, model_path=str(model_path),
                       device=self.device.type, notes=self.notes, timings=self.timings, embeddings=embeddings)
 
-    def _embedding_writer(self, model, final: Stage) -> embedding_files.Writer:
-        """A writer for every image this job predicts, filled first from the folds' files.
+    def _embedding_writers(self, model) -> tuple[embedding_files.Writer, embedding_files.Writer]:
+        """(search, out-of-sample) writers; the second is filled first from the folds' files.
 
-        A labelled image's embedding comes from the fold model that did not train on it (as its
-        out-of-sample probabilities do); a held-out source's, an unlabelled image's, and a labelled
-        image's that no fold predicted (one fold only) come from the final model."""
-        ids = [self.row_ids[: len(self.items)], np.array([i for _, i in self.suggest], dtype=np.int64)]
+        Search (embeddings.npy): every labelled and unlabelled image through the final model, one space.
+        Out-of-sample (oof-embeddings.npy): each labelled image through the fold model that did not train
+        on it; a held-out source's, and those no fold predicted (one fold only), through the final model.
+        """
         dim = nets.head(model, self.config.model).in_features
-        writer = embedding_files.Writer(self.workdir, np.concatenate(ids), dim)
+        labelled = self.row_ids[: len(self.items)]
+        search = embedding_files.Writer(
+            self.workdir, np.concatenate([labelled, np.array([i for _, i in self.suggest], dtype=np.int64)]), dim)
+        oof = embedding_files.Writer(self.workdir, labelled, dim, prefix=embedding_files.OOF)
         done = np.zeros(len(self.items), dtype=bool)
         position = {it.image_id: i for i, it in enumerate(self.items)}
         for path in sorted(self.workdir.glob("oof-fold*.npz")):
             fold_ids = np.load(path)["image_ids"]
             rows = np.load(self.workdir / f"emb-{path.stem[4:]}.npy", mmap_mode="r")
             for start in range(0, len(fold_ids), embedding_files.COPY_ROWS):
-                writer.write(fold_ids[start:start + embedding_files.COPY_ROWS],
-                             rows[start:start + embedding_files.COPY_ROWS])
+                stop = start + embedding_files.COPY_ROWS
+                oof.write(fold_ids[start:stop], rows[start:stop])
             done[[position[int(i)] for i in fold_ids]] = True
-        done[final.predict] = False  # a held-out source: the final model's, like its probabilities
-        self._unembedded = np.flatnonzero(~done)
-        return writer
+        self._by_fold = done  # False: the final model's embedding goes to the out-of-sample file too
+        return search, oof
 
-    def _final_predictions(self, model, final: Stage, oos: dict, parts: dict, writer) -> tuple[dict, dict]:
-        items = self.items
+    def _final_predictions(self, model, final: Stage, oos: dict, parts: dict, writers) -> tuple[dict, dict]:
+        items, (search, oof) = self.items, writers
 
         def sink(index: np.ndarray, feats: np.ndarray) -> None:
-            writer.write(self.row_ids[index], feats)
+            search.write(self.row_ids[index], feats)
+            missing = index[index < len(items)]
+            missing = missing[~self._by_fold[missing]]
+            if len(missing):
+                oof.write(self.row_ids[missing], feats[np.isin(index, missing)])
 
+        # Embeddings of every labelled image through the final model (one more forward pass, no training).
+        self._predict(model, self.images, np.arange(len(items)), "embeddings", sink=sink)
         report: dict[str, dict | None] = {}
-        rest = np.setdiff1d(self._unembedded, final.predict)
-        if len(rest):  # labelled images no fold predicted: embeddings only
-            self._predict(model, self.images, rest, "embeddings", sink=sink)
         for name, index in parts.items():
             if len(index) == 0:
                 report[name] = None
                 continue
-            probs = self._predict(model, self.images, index, name, sink=sink if name == "holdout" else None)
+            probs = self._predict(model, self.images, index, name)
             report[name] = self._evaluate(index, probs)
             if name == "holdout":
                 oos.update(zip((items[i].image_id for i in index), probs))

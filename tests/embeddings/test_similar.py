@@ -76,10 +76,20 @@ def test_a_train_job_stores_embeddings_and_similar_images_share_the_class(client
         assert art["embedded"] == len(ids) == 430 and art["embedding_dim"] == 256
         assert ids.tolist() == sorted([*truth, *unlabelled]) and rows.dtype == np.float16
         assert np.isfinite(rows.astype(np.float32)).all() and (np.abs(rows).sum(axis=1) > 0).all()
+        # The out-of-sample pair: every labelled image, from the fold model that did not train on it.
+        oof_ids, oof_rows = files.load(*(settings.jobs_dir / f"job-{train}" / f"{files.OOF}{n}"
+                                         for n in (files.VECTORS, files.IDS)))
+        assert oof_ids.tolist() == sorted(truth) and art["oof_embedded"] == 400
+        labelled = np.searchsorted(ids, oof_ids)
+        assert not np.allclose(oof_rows.astype(np.float32), rows[labelled].astype(np.float32))
 
         share = same_class_share(client, sorted(truth), truth, 10)
         print(f"mean share of same-class neighbours at k=10: {share:.3f} (chance 0.1)")
-        assert share >= 0.5
+        assert share >= 0.6
+
+        # One space: an unlabelled image's neighbours are found among the labelled ones too (and the reverse).
+        body = client.get(f"/api/images/{unlabelled[0]}/similar", params={"k": 10}).json()
+        assert sum(it["class"] is not None for it in body["items"]) >= 5
 
         body = client.get(f"/api/images/{unlabelled[0]}/similar", params={"k": 5}).json()
         assert body["job"] == train and len(body["items"]) == 5
