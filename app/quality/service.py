@@ -247,9 +247,15 @@ def near_groups(session: Session, live: dict, *, max_distance: int = neardup.MAX
 
 
 def load_embeddings(job: Job | None) -> tuple[np.ndarray, np.ndarray] | None:
-    """(image ids, vectors) a job saved as artifacts["embeddings"] (an .npz with "image_ids" and "vectors")."""
+    """(image ids, vectors) a job saved as artifacts["embeddings"] (an .npz with "image_ids" and "vectors").
+
+    Only that .npz proposes duplicate groups. The worker's own search embeddings (embeddings.npy, see
+    app.embeddings.files) do not: a trained model puts look-alikes of one class close together by design,
+    so proposing from them would flag ordinary same-class neighbours as copies (issue 14 will use them to
+    confirm pHash pairs instead).
+    """
     path = (job.artifacts or {}).get("embeddings") if job is not None else None
-    if not path:
+    if not path or not str(path).endswith(".npz"):
         return None
     try:
         with np.load(path) as npz:
