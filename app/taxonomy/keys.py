@@ -20,11 +20,18 @@ from app.labelling.shortcuts import keys_in_use
 
 
 def keys_ever_held(session: Session) -> set[str]:
-    """Every key a class holds or held: retired classes' keys, and keys moved away by `set-shortcut`."""
+    """Every key a class holds or held: the keys in the class rows, and every key the change log ever moved.
+
+    The log is read whole (every change records its key moves in detail["keys"]): a key given away by
+    `set-shortcut` and then freed by an undo is in no class row any more, yet it was someone's key.
+    """
     held = {k for k in session.scalars(select(LabelClass.shortcut).where(LabelClass.shortcut.is_not(None)))}
-    for detail in session.scalars(select(TaxonomyChange.detail).where(TaxonomyChange.op == "set-shortcut")):
-        if detail.get("from"):
-            held.add(detail["from"])
+    for op, detail in session.execute(select(TaxonomyChange.op, TaxonomyChange.detail)):
+        if not isinstance(detail, dict):
+            continue
+        moves = [*(detail.get("keys") or []), *([detail] if op == "set-shortcut" else [])]
+        held.update(m[side] for m in moves for side in ("from", "to")
+                    if isinstance(m, dict) and isinstance(m.get(side), str) and m.get(side))
     return held
 
 
