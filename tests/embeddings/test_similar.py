@@ -8,7 +8,7 @@ import pytest
 from app.db.models import Job
 from app.embeddings import files, similar
 from tests.factories import labelled_snapshot, upload, upload_fmnist
-from tests.training.test_predict import fmnist_files
+from tests.training.test_predict import exported_model_and_images, fmnist_files
 from tests.workers import FAST, finished, start_worker, stop, wait_for
 
 
@@ -127,16 +127,7 @@ def test_a_predict_run_writes_the_models_penultimate_layer(tmp_path):
     from app.training import data, nets, predict
     from tests.training.test_train import Recorder
 
-    torch.manual_seed(0)
-    model = nets.build("smallcnn", 3).model.eval()
-    mean, std = [0.3, 0.3, 0.3], [0.25, 0.25, 0.25]
-    path = nets.export(model, tmp_path, name="smallcnn", classes=["a", "b", "c"], size=28, mean=mean, std=std)
-    images = []
-    for name, png in fmnist_files(4, 0):
-        (tmp_path / name).write_bytes(png)
-        images.append((len(images) + 1, str(tmp_path / name)))
-    (tmp_path / "bad.png").write_bytes(b"not an image")
-    images.append((99, str(tmp_path / "bad.png")))
+    model, mean, std, path, images = exported_model_and_images(tmp_path, 4)
     out = predict.run(path, 28, ["a", "b", "c"], images, Recorder(), "cpu", workdir=tmp_path / "job")
     assert out.embeddings["embedded"] == 4 and out.embeddings["embedding_dim"] == 256
     ids, rows = files.load(tmp_path / "job" / files.VECTORS, tmp_path / "job" / files.IDS)

@@ -170,25 +170,36 @@ def test_predict_jobs_are_queued_once_and_checked(client, settings, db):
     assert r.status_code == 201 and r.json()["status"] == "queued"
 
 
-def test_the_exported_model_predicts_what_the_trained_one_did(tmp_path):
-    """predict.run reads model.pt as any user would: same probabilities as the model in memory; an unreadable
-    file gets none (and a note); a cancel stops it."""
+def exported_model_and_images(tmp_path, n: int):
+    """A seeded small CNN exported as model.pt, and (id, path) of n Fashion-MNIST files plus an unreadable one
+    (id 99); returns (model, mean, std, model path, images)."""
     import torch
 
-    from app.training import data, nets
-    from app.training.spec import Cancelled
-    from tests.training.test_train import Recorder
+    from app.training import nets
 
     torch.manual_seed(0)
     model = nets.build("smallcnn", 3).model.eval()
     mean, std = [0.3, 0.3, 0.3], [0.25, 0.25, 0.25]
     path = nets.export(model, tmp_path, name="smallcnn", classes=["a", "b", "c"], size=28, mean=mean, std=std)
     images = []
-    for name, png in fmnist_files(5, 0):
+    for name, png in fmnist_files(n, 0):
         (tmp_path / name).write_bytes(png)
         images.append((len(images) + 1, str(tmp_path / name)))
     (tmp_path / "bad.png").write_bytes(b"not an image")
     images.append((99, str(tmp_path / "bad.png")))
+    return model, mean, std, path, images
+
+
+def test_the_exported_model_predicts_what_the_trained_one_did(tmp_path):
+    """predict.run reads model.pt as any user would: same probabilities as the model in memory; an unreadable
+    file gets none (and a note); a cancel stops it."""
+    import torch
+
+    from app.training import data
+    from app.training.spec import Cancelled
+    from tests.training.test_train import Recorder
+
+    model, mean, std, path, images = exported_model_and_images(tmp_path, 5)
 
     hooks = Recorder()
     out = predict.run(path, predict.image_size(None, path), ["a", "b", "c"], images, hooks, "cpu")
