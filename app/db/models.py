@@ -278,7 +278,7 @@ class Job(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(20), default="train")
-    snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"))
+    snapshot_id: Mapped[int | None] = mapped_column(ForeignKey("snapshots.id"))  # None: an embed job, an analysis
     config: Mapped[dict] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="queued")
     worker: Mapped[str | None] = mapped_column(String(100))

@@ -89,3 +89,29 @@ def test_0009_tables_are_append_only_and_earlier_exclusions_become_events(blank_
     for table, column in (("bulk_actions", "count"), ("exclusion_events", "reason")):
         for sql in (f"UPDATE {table} SET {column} = {column}", f"DELETE FROM {table}"):
             assert f"{table} is append-only" in databases.refused(blank_url, sql)
+
+
+def test_0010_keeps_jobs_and_their_children_and_lets_a_job_go_without_a_snapshot(blank_url):
+    """0010 copies the jobs table (SQLite) to drop NOT NULL from snapshot_id: rows that point at a job
+    (predictions, logs) must still point at it afterwards."""
+    command.upgrade(alembic_config(blank_url), "0009")
+    engine = create_engine(blank_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO taxonomy_versions (number, message, author, created_at) "
+                          "VALUES (1, '', '', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO snapshots (name, taxonomy_version_id, filter, split, seed, classes, hash, "
+                          "count, created_at) VALUES ('s', 1, '{}', '{}', 0, '[]', 'h', 0, CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO jobs (kind, snapshot_id, config, status, attempts, cancel_requested, "
+                          "progress, message, notes, artifacts, created_at) VALUES ('train', 1, '{}', 'succeeded', "
+                          "1, false, 1.0, '', '[]', '{}', CURRENT_TIMESTAMP)"))
+        conn.execute(text("INSERT INTO job_logs (job_id, message, created_at) VALUES (1, 'kept', CURRENT_TIMESTAMP)"))
+    engine.dispose()
+    upgrade_head(blank_url)
+    engine = create_engine(blank_url)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT kind, snapshot_id FROM jobs")).all() == [("train", 1)]
+        assert conn.execute(text("SELECT job_id, message FROM job_logs")).all() == [(1, "kept")]
+        conn.execute(text("INSERT INTO jobs (kind, snapshot_id, config, status, attempts, cancel_requested, "
+                          "progress, message, notes, artifacts, created_at) VALUES ('embed', NULL, '{}', 'queued', "
+                          "0, false, 0.0, '', '[]', '{}', CURRENT_TIMESTAMP)"))
+    engine.dispose()
