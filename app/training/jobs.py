@@ -91,15 +91,21 @@ def check_config(session: Session, snapshot: Snapshot, config: dict) -> dict:
     return full
 
 
-KINDS = ("train", "predict")
+KINDS = ("train", "predict", "embed", "analyse")
+EMBED_KEYS = {"backbone", "weights", "image_size", "batch_size", "device"}
 
 
 def create_job(session: Session, *, snapshot_ref=None, config: dict | None = None, kind: str = "train") -> Job:
-    """Queue a job: "train" on a snapshot, or "predict" (no snapshot: the model's own) with the latest model."""
+    """Queue a job: "train" on a snapshot; "predict" (no snapshot: the model's own) with the latest model;
+    "embed" (every image through a pretrained backbone); "analyse" (map, neighbours, outliers of a space)."""
     if kind not in KINDS:
         raise InvalidInput(f"unknown job kind '{kind}'; supported: {', '.join(KINDS)}")
     if kind == "predict":
         return create_predict_job(session, config or {})
+    if kind == "embed":
+        return create_embed_job(session, config or {})
+    if kind == "analyse":
+        return create_analyse_job(session, config or {})
     if snapshot_ref is None:
         raise InvalidInput("a train job needs a snapshot (id or name)")
     snapshot = get_snapshot(session, snapshot_ref)
@@ -140,6 +146,52 @@ def create_predict_job(session: Session, config: dict) -> Job:
     session.add(job)
     session.commit()
     return job
+
+
+def create_embed_job(session: Session, config: dict) -> Job:
+    """Queue embeddings of every image by a pretrained backbone (no snapshot: labels play no part).
+    The worker checks that the weights are there (app.training.embed) and says so in one sentence if not."""
+    if not isinstance(config, dict) or set(config) - EMBED_KEYS:
+        raise InvalidInput(f"an embed job's config takes only {', '.join(sorted(EMBED_KEYS))}")
+    job = Job(kind="embed", snapshot_id=None, config=dict(config), status="queued", notes=[], artifacts={},
+              message="waiting for a worker")
+    session.add(job)
+    session.commit()
+    return job
+
+
+def create_analyse_job(session: Session, config: dict) -> Job:
+    """Queue the analyses of one embedding space (config {"space": N}, default the newest): the map,
+    nearest neighbours, outlier scores, neighbour agreement, the diverse labelling order."""
+    from app.embeddings.spaces import latest_space
+
+    if not isinstance(config, dict) or set(config) - {"space"}:
+        raise InvalidInput('an analyse job takes only {"space": N} (a train or embed job) as its config')
+    ref = config.get("space")
+    if ref is None:
+        space = latest_space(session)
+        if space is None:
+            raise InvalidInput("no embeddings to analyse yet: train a model or run an embed job first")
+    else:
+        if isinstance(ref, bool) or not isinstance(ref, int):
+            raise InvalidInput(f"space must be a job id, not {ref!r}")
+        space = get_job(session, ref)
+        if space.kind not in ("train", "embed") or space.status != "succeeded" \
+                or not (space.artifacts or {}).get("embeddings"):
+            raise InvalidInput(f"job {ref} is not a succeeded train or embed job with embeddings")
+    job = Job(kind="analyse", snapshot_id=space.snapshot_id, config={"space": space.id}, status="queued", notes=[],
+              artifacts={}, message="waiting for a worker")
+    session.add(job)
+    session.commit()
+    return job
+
+
+def queue_analysis(session: Session, space_job_id: int) -> Job | None:
+    """After a train or embed job succeeded: its analyses, unless one for it is already waiting."""
+    waiting = session.scalars(select(Job.config).where(Job.kind == "analyse", Job.status == "queued"))
+    if any((config or {}).get("space") == space_job_id for config in waiting):
+        return None
+    return create_analyse_job(session, {"space": space_job_id})
 
 
 def queue_predictions(session: Session) -> Job | None:
@@ -218,10 +270,13 @@ def add_log(session: Session, job_id: int, message: str) -> None:
 
 
 def finish(session: Session, job_id: int, worker: str, *, status: str, error: str | None = None,
-           result=None, predictions: list[dict] | None = None, predicted=None) -> bool:
+           result=None, predictions: list[dict] | None = None, predicted=None,
+           artifacts: dict | None = None, metrics: dict | None = None, notes: list | None = None,
+           message: str | None = None, device: str | None = None) -> bool:
     """Finish a job this worker owns, with its predictions, in one transaction; False if it lost the job.
 
-    `result`: a train job's spec.Result; `predicted`: a predict job's predict.Predicted."""
+    `result`: a train job's spec.Result; `predicted`: a predict job's predict.Predicted; the rest (embed and
+    analyse jobs) as they are to be stored."""
     job = session.get(Job, job_id)
     if job is None or job.worker != worker or job.status != "running":
         session.rollback()
@@ -237,6 +292,16 @@ def finish(session: Session, job_id: int, worker: str, *, status: str, error: st
         job.artifacts = {"classes": predicted.classes, "predicted": len(predicted.probs),
                          **(predicted.embeddings or {})}
         job.message = f"done: {len(predicted.probs)} images predicted"
+    if artifacts is not None:
+        job.progress, job.artifacts = 1.0, artifacts
+    if metrics is not None:
+        job.metrics = metrics
+    if notes is not None:
+        job.notes = list(notes)
+    if device is not None:
+        job.device = device
+    if message is not None and status == "succeeded":
+        job.message = message
     if predictions:
         session.execute(Prediction.__table__.insert(), [{"job_id": job_id, **p} for p in predictions])
     session.commit()

@@ -192,7 +192,21 @@ def _torch_module(name: str):
     return importlib.import_module(f"app.training.{name}")
 
 
-RUNNERS = {"train": _train, "predict": _predict}
+def _embed(db: Database, settings: Settings, job_id: int, worker: str, hooks: DbHooks):
+    """An embed job: every image through a pretrained backbone (app.training.embed)."""
+    embed = _torch_module("embed")
+    return embed.run_job(db, settings, job_id, worker, hooks)
+
+
+def _analyse(db: Database, settings: Settings, job_id: int, worker: str, hooks: DbHooks):
+    """An analyse job: map, neighbours, outliers over one embedding space (app.embeddings.analyse; no torch)."""
+    from app.embeddings import analyse
+
+    return analyse.run_job(db, settings, job_id, worker, hooks)
+
+
+# Each returns the keyword arguments of jobs.finish for its job.
+RUNNERS = {"train": _train, "predict": _predict, "embed": _embed, "analyse": _analyse}
 
 
 def run_job(db: Database, settings: Settings, job_id: int, worker: str) -> str:
@@ -243,6 +257,16 @@ def after_finish(db: Database, job_id: int, status: str, kind: str = "train") ->
                 jobs.queue_predictions_after_training(s, job_id)
         except Exception:  # a missed follow-up must not stop the queue: the next import queues one anyway
             log.exception("job %s: could not queue predictions for images imported meanwhile", job_id)
+    if status == "succeeded" and kind in ("train", "embed"):
+        try:
+            with db.writing() as s:
+                jobs.queue_analysis(s, job_id)
+        except Exception:  # the map and outliers can be asked for again from the jobs page
+            log.exception("job %s: could not queue the analysis of its embeddings", job_id)
+    if status == "succeeded" and kind == "analyse":
+        from app.embeddings.analyse import after_analysis
+
+        after_analysis(db, job_id)
 
 
 def _give_back(db: Database, job_id: int, worker: str) -> None:
