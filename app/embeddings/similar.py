@@ -7,6 +7,7 @@ L2-normalised in float32, in a small cache keyed by the data dir, the train
 job and the exact set of member jobs: a new predict job changes the key (and
 replaces the model's older entry), so the next search sees its images without
 anyone invalidating anything by hand. Job files never change once written.
+An embed job (a pretrained backbone) is a space of its own, with no predict jobs.
 
 Exact search is one matrix-vector product: bench/similar.py measures where it
 stops being fast enough.
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.db.models import CurrentLabel, Image, Job, LabelClass
 from app.embeddings import files
+from app.embeddings.spaces import SPACE_KINDS
 from app.errors import InvalidInput, NotFound
 from app.labelling.suggestions import model_family
 from app.training.artifacts import artifact_path, file_key
@@ -148,15 +150,15 @@ def _model_job(session: Session, job_id: int) -> int:
         raise NotFound(f"no job {job_id}")
     if job.kind == "predict":  # its vectors are in its model's space: search that whole space
         return int((job.config or {}).get("model_job") or 0)
-    if job.kind != "train":
-        raise InvalidInput(f"job {job_id} is a {job.kind} job; similar images need a train or predict job")
+    if job.kind not in SPACE_KINDS:
+        raise InvalidInput(f"job {job_id} is a {job.kind} job; similar images need a train, embed or predict job")
     return job.id
 
 
 def similar(session: Session, settings: Settings, image_id: int, *, k: int = 20, job: int | None = None) -> dict:
     """{"job", "items": [{"image", "distance", "class"}]}: the k images nearest `image_id`, itself excluded.
 
-    `job` defaults to the latest succeeded train job whose embeddings (with its predict jobs') cover the image.
+    `job` defaults to the latest succeeded train or embed job whose embeddings (with its predict jobs') cover the image.
     """
     if not 1 <= k <= MAX_K:
         raise InvalidInput(f"k must be from 1 to {MAX_K}, not {k}")
@@ -181,8 +183,8 @@ def similar(session: Session, settings: Settings, image_id: int, *, k: int = 20,
 
 
 def _latest_covering(session: Session, settings: Settings, image_id: int) -> tuple[Index, int]:
-    # The few latest models only: each one tried is a matrix loaded, and older ones are rarely what is wanted.
-    trains = session.scalars(select(Job.id).where(Job.kind == "train", Job.status == "succeeded")
+    # The few latest spaces only: each one tried is a matrix loaded, and older ones are rarely what is wanted.
+    trains = session.scalars(select(Job.id).where(Job.kind.in_(SPACE_KINDS), Job.status == "succeeded")
                              .order_by(Job.id.desc()).limit(LATEST_TRIED)).all()
     for job_id in trains:
         index = load_index(session, settings, job_id)
