@@ -161,6 +161,31 @@ def test_jobs_list_fragment_keeps_the_queue_and_stops_polling_when_idle(client, 
     assert parse(fragment).roots[0].get("id") == "queue" and f"/jobs/{world['done']}" in fragment
 
 
+def test_embed_and_analyse_jobs_render_queued_running_and_finished(client, db):
+    """Jobs without a snapshot or accuracy (embed, analyse) on the job page and in the queue: no 500 for a
+    missing snapshot or a metrics dict of another shape."""
+    with db.writing() as s:
+        embed = jobs.create_embed_job(s, {"backbone": "resnet18"}).id
+    check_fragments(client, f"/jobs/{embed}")
+    with db.writing() as s:
+        assert jobs.claim(s, "w").id == embed
+    check_fragments(client, f"/jobs/{embed}")
+    with db.writing() as s:
+        assert jobs.finish(s, embed, "w", status="succeeded", artifacts={"embeddings": "e.npy", "embedded": 3},
+                           metrics={"embedded": 3, "seconds": 1.5}, message="done: 3 images embedded")
+        analyse = jobs.create_analyse_job(s, {}).id
+    page, fragment = check_fragments(client, "/jobs")
+    assert f"analyse <a href=\"/jobs/{embed}\">#{embed}</a>" in fragment and "embed resnet18" in fragment
+    with db.writing() as s:
+        assert jobs.claim(s, "w").id == analyse
+        assert jobs.finish(s, analyse, "w", status="succeeded", artifacts={"space": embed, "files": {}},
+                           metrics={"outliers_flagged": 2, "seconds": {"knn": 0.1}})
+    text = client.get(f"/jobs/{embed}", headers=HTML).text
+    assert "pretrained resnet18" in text and "embedded" in text and "out-of-sample accuracy" not in text
+    text = client.get(f"/jobs/{analyse}", headers=HX).text
+    assert f"/map?job={analyse}" in text and "outliers flagged" in text
+
+
 def test_other_pages_with_blocks_answer_htmx_with_their_fragment(client, world):
     check_fragments(client, "/browse?status=unlabelled", "/browse")
     snap = world["snap"]["id"]
