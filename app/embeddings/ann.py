@@ -1,0 +1,135 @@
+"""Approximate nearest neighbours: a saved HNSW index per embedding space, and kNN graphs over a whole space.
+
+Exact search (app.embeddings.similar.nearest) is one matrix-vector product
+per query; it is kept up to EXACT_MAX rows. Above that an analyse job builds
+an HNSW graph (faiss IndexHNSWFlat, inner product over unit rows = cosine)
+and saves it with the analysis; similar-image search loads it and re-ranks
+the candidates it returns by their exact distance.
+
+PROVISIONAL parameters until bench/similar.py has measured them (see below).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+EXACT_MAX = 200_000  # rows searched exactly; above, through the space's ANN index
+GRAPH_EXACT_MAX = 50_000  # rows for which graph() computes the kNN exactly (blocked matrix products)
+M = 32  # HNSW links per node
+EF_CONSTRUCTION = 80
+EF_SEARCH = 96
+BLOCK = 4096  # query rows per matrix product in the exact graph
+INDEX_FILE = "ann-hnsw.faiss"
+IDS_FILE = "ann-ids.npy"
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    """float32 unit rows, C-contiguous (faiss wants them so); zero rows stay zero."""
+    out = np.ascontiguousarray(vectors, dtype=np.float32)
+    if out is vectors:
+        out = out.copy()
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    out /= np.where(norm > 0, norm, 1.0)
+    return out
+
+
+def build(vectors: np.ndarray):
+    """An HNSW index over the unit rows of `vectors` (row i of the index is row i of vectors)."""
+    import faiss
+
+    unit = _unit(vectors)
+    index = faiss.IndexHNSWFlat(unit.shape[1], M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = EF_CONSTRUCTION
+    index.add(unit)
+    index.hnsw.efSearch = EF_SEARCH
+    return index
+
+
+def search(index, queries: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows int64 (q, k), cosine distances float32 (q, k)) of each query's k nearest indexed rows; -1 pads."""
+    index.hnsw.efSearch = max(ef or EF_SEARCH, k)
+    sims, rows = index.search(_unit(np.atleast_2d(queries)), k)
+    return rows, np.clip(1.0 - sims, 0.0, 2.0).astype(np.float32)
+
+
+def _exact_graph(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    n = len(unit)
+    rows = np.empty((n, k), dtype=np.int32)
+    dist = np.empty((n, k), dtype=np.float16)
+    for start in range(0, n, BLOCK):
+        stop = min(n, start + BLOCK)
+        d = 1.0 - unit[start:stop] @ unit.T
+        d[np.arange(stop - start), np.arange(start, stop)] = np.inf  # itself excluded
+        part = np.argpartition(d, k - 1, axis=1)[:, :k]
+        pd = np.take_along_axis(d, part, axis=1)
+        order = np.argsort(pd, axis=1, kind="stable")
+        rows[start:stop] = np.take_along_axis(part, order, axis=1)
+        dist[start:stop] = np.clip(np.take_along_axis(pd, order, axis=1), 0.0, 2.0)
+    return rows, dist
+
+
+def graph(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows int32 (n, k), cosine distances float16 (n, k)): every row's k nearest other rows, nearest first.
+
+    Exact up to GRAPH_EXACT_MAX rows, through an HNSW index above. k is cut to n - 1.
+    """
+    n = len(vectors)
+    k = min(k, n - 1)
+    if k <= 0:
+        return np.zeros((n, 0), dtype=np.int32), np.zeros((n, 0), dtype=np.float16)
+    unit = _unit(vectors)
+    if n <= GRAPH_EXACT_MAX:
+        return _exact_graph(unit, k)
+    index = build(unit)
+    rows = np.empty((n, k), dtype=np.int32)
+    dist = np.empty((n, k), dtype=np.float16)
+    for start in range(0, n, 65_536):
+        stop = min(n, start + 65_536)
+        found, d = search(index, unit[start:stop], k + 1, ef=max(EF_SEARCH, 2 * k))
+        for i in range(stop - start):  # drop the row itself (or, when a copy hid it, the farthest)
+            keep = found[i] != start + i
+            if keep.all():
+                keep[-1] = False
+            rows[start + i] = found[i][keep][:k]
+            dist[start + i] = d[i][keep][:k]
+    return rows, dist
+
+
+def _atomic(path: Path, write) -> str:
+    temp = path.with_name(f".{path.name}.part")
+    write(str(temp))
+    os.replace(temp, path)
+    return str(path)
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would add ".npy" to a name that lacks it
+        np.save(f, array)
+
+
+def build_for_analysis(ids: np.ndarray, vectors: np.ndarray, folder: Path) -> dict[str, str]:
+    """Build and save this space's similar-image index into `folder`: {name: path}, {} when exact search will do.
+
+    Names: "ann_index" (the faiss index; its row i is ids[i]) and "ann_ids" (those ids, int64).
+    """
+    if len(ids) <= EXACT_MAX:
+        return {}
+    import faiss
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    index = build(vectors)
+    ids = np.asarray(ids, dtype=np.int64)
+    out = {"ann_ids": _atomic(folder / IDS_FILE, lambda p: _save_npy(p, ids))}
+    out["ann_index"] = _atomic(folder / INDEX_FILE, lambda p: faiss.write_index(index, p))
+    return out
+
+
+def load(index_path: str | Path, ids_path: str | Path) -> tuple[object, np.ndarray]:
+    """(faiss index, its ids) as saved by build_for_analysis."""
+    import faiss
+
+    return faiss.read_index(str(index_path)), np.load(ids_path)
