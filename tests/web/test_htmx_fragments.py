@@ -184,6 +184,10 @@ def test_embed_and_analyse_jobs_render_queued_running_and_finished(client, db):
     assert "pretrained resnet18" in text and "embedded" in text and "out-of-sample accuracy" not in text
     text = client.get(f"/jobs/{analyse}", headers=HX).text
     assert f"/map?job={analyse}" in text and "outliers flagged" in text
+    # The jobs page's buttons queue the same kinds; an unknown one is a 404, not a job.
+    r = client.post("/jobs/analyse", headers=HTML, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/jobs/{analyse + 1}"
+    assert client.post("/jobs/nonsense", headers=HTML).status_code == 404
 
 
 def test_other_pages_with_blocks_answer_htmx_with_their_fragment(client, world):

@@ -26,11 +26,15 @@ router = APIRouter()
 
 
 class JobBody(BaseModel):
-    kind: str = Field("train", description='"train" (on a snapshot) or "predict" (the latest model\'s guesses '
-                                           'for images it has not seen; no snapshot)')
+    kind: str = Field("train", description='"train" (on a snapshot); "predict" (the latest model\'s guesses '
+                                           'for images it has not seen; no snapshot); "embed" (every image '
+                                           'through a pretrained backbone; no snapshot); "analyse" (map, '
+                                           'neighbours, outliers and the diverse order of an embedding space)')
     snapshot: Id | str | None = Field(None, description="snapshot id or name (train jobs)")
     config: dict[str, Any] = Field(default_factory=dict, description='train: model, epochs, image_size, folds, '
-                                   '...; predict: {"model_job": N} (default: the latest succeeded train job)')
+                                   '...; predict: {"model_job": N} (default: the latest succeeded train job); '
+                                   'embed: {"backbone", "image_size", "batch_size", "device", "weights"}; '
+                                   'analyse: {"space": N} (a train or embed job; default the newest)')
 
 
 @router.post("/api/jobs", status_code=201, tags=["jobs"])
@@ -120,11 +124,13 @@ def launch_from_page(
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
-@router.post("/jobs/predict", include_in_schema=False)
-def predict_from_page(request: Request, session: WriteSession):
-    """The jobs page's "Predict new images" button."""
+@router.post("/jobs/{kind}", include_in_schema=False)
+def follow_up_from_page(request: Request, session: WriteSession, kind: str):
+    """The jobs page's one-click jobs: "Predict new images", "Embed with a pretrained backbone", "Analyse"."""
+    if kind not in ("predict", "embed", "analyse"):
+        raise NotFound(f"no page action {kind!r}")
     try:
-        job = jobs.create_job(session, kind="predict")
+        job = jobs.create_job(session, kind=kind)
     except LoupeError as exc:
         session.rollback()
         return jobs_page(request, session, error=exc.detail)
