@@ -56,6 +56,12 @@ def publish_embeddings(settings: Settings, job_id: int, embeddings: dict | None)
             _publish(settings, file_key(job_id, Path(path).name), path)
 
 
+def publish_file(settings: Settings, job_id: int, path: str | None) -> None:
+    """Put one file of a job's folder (e.g. an analysis' arrays) in a remote image store, under file_key."""
+    if path:
+        _publish(settings, file_key(job_id, Path(path).name), path)
+
+
 def _publish(settings: Settings, key: str, path: str | None) -> None:
     from app.images import blobs
 
