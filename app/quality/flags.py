@@ -5,7 +5,9 @@ event restating it puts the decision in the image's history), **relabel** (a
 "review" label event with the new class), **ambiguous** (no label change; the
 flag says so and snapshots can leave such images out) or **exclude** (the
 image's excluded flag is set). The same decision closes the image's other open
-mislabel, duplicate and audit flags. Re-review flags (after a split or retire)
+mislabel, duplicate, audit and outlier flags. Keeping an unlabelled outlier (an
+analysis found it far from everything; the reviewer says it belongs) writes no
+label event. Re-review flags (after a split or retire)
 are closed by labelling the image, not here.
 
 Flags whose cause is gone close themselves (`cancel_stale`: status and
@@ -36,11 +38,11 @@ from app.labelling.events import LabelInput, append_label_events
 from app.taxonomy.queries import resolve_class
 from app.timeutil import iso, utcnow
 
-KINDS = ("mislabel", "duplicate", "audit", "rereview")
+KINDS = ("mislabel", "duplicate", "audit", "rereview", "outlier")
 # "pending": an audit waiting for its blind answer (not yet something to review).
 STATUSES = ("open", "resolved", "cancelled", "pending")
 ACTIONS = ("keep", "relabel", "ambiguous", "exclude")
-REVIEWED_KINDS = ("mislabel", "duplicate", "audit")
+REVIEWED_KINDS = ("mislabel", "duplicate", "audit", "outlier")
 
 
 def list_flags(
@@ -132,19 +134,22 @@ def resolve(session: Session, *, flag_id: int, action: str, class_ref=None, anno
             if class_ref in (None, ""):
                 raise InvalidInput("relabel needs a class")
             cls = resolve_class(session, class_ref)
+        elif flag.kind == "outlier" and (current is None or current.class_id is None):
+            cls = None  # "it belongs in the dataset" needs no label: nothing to restate
         else:
             if current is None or current.class_id is None:
                 raise Conflict(f"image {flag.image_id} has no label to keep; relabel it instead")
             cls = session.get(LabelClass, current.class_id)
             if cls.retired_version_id is not None:
                 raise Conflict(f"class '{cls.name}' is retired; relabel the image instead")
-        if current is not None and current.class_id == cls.id:
-            resolution = "keep"
-        before = session.get(LabelEvent, current.event_id) if current is not None else None
-        tags = list(before.tags) if before is not None else []
-        text = note.strip() or f"review of flag #{flag.id} ({flag.kind}): {resolution}"
-        event = append_label_events(session, [(flag.image_id, LabelInput(
-            cls.id, confidence, tags, text, who, ms, kind="review"))])[0]
+        if cls is not None:
+            if current is not None and current.class_id == cls.id:
+                resolution = "keep"
+            before = session.get(LabelEvent, current.event_id) if current is not None else None
+            tags = list(before.tags) if before is not None else []
+            text = note.strip() or f"review of flag #{flag.id} ({flag.kind}): {resolution}"
+            event = append_label_events(session, [(flag.image_id, LabelInput(
+                cls.id, confidence, tags, text, who, ms, kind="review"))])[0]
     elif action == "exclude":
         set_excluded(session, [flag.image_id], excluded=True, annotator=who, flag_id=flag.id, settle=False,
                      reason=note.strip() or f"review of flag #{flag.id} ({flag.kind}): exclude")
