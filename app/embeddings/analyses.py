@@ -12,9 +12,12 @@ The names (not every analysis has every file; a reader asks `has`):
   xy                float32 (n, 2)  the map: a 2-D projection (app.embeddings.projection)
   knn               int32 (n, K)    rows of each image's K nearest neighbours, nearest first
   knn_distance      float16 (n, K)  their cosine distances
-  outlier           float32 (n,)    outlier score (higher = stranger), normalised per class
+  outlier           float32 (n,)    outlier score (higher = stranger), normalised per class: a robust z-score
+  outlier_class     int64 (n,)      the class id each outlier score was measured against (-1: every image)
+  outlier_usual     float32 (n,)    that class's median distance to the K nearest (the "usual" distance)
   neighbour_share   float32 (n,)    share of the K out-of-sample neighbours that carry the image's label;
                                     NaN for an image without a label then
+  share_neighbours  int64 (n, K)    the image ids those out-of-sample neighbours are, -1 padded
   diverse           int64 (m,)      unlabelled image ids in the "diverse" labelling order
 """
 
@@ -34,7 +37,9 @@ from app.training.artifacts import file_key, job_dir
 
 KIND = "analyse"
 FILES = {"ids": "analysis-ids.npy", "xy": "map.npy", "knn": "knn.npy", "knn_distance": "knn-distance.npy",
-         "outlier": "outlier.npy", "neighbour_share": "neighbour-share.npy", "diverse": "diverse.npy"}
+         "outlier": "outlier.npy",
+         "outlier_class": "outlier-class.npy", "outlier_usual": "outlier-usual.npy",
+         "share_neighbours": "share-neighbours.npy", "neighbour_share": "neighbour-share.npy", "diverse": "diverse.npy"}
 
 
 def save(folder: Path, name: str, array: np.ndarray) -> str:

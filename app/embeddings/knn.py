@@ -1,0 +1,80 @@
+"""The kNN graph of an embedding space: every row's K nearest other rows by cosine distance.
+
+Exact up to EXACT_MAX rows: one block of query rows against every row at a
+time, so memory stays at about BLOCK_BYTES whatever n is (a 100,000 x 100,000
+distance matrix would be 40 GB). Above EXACT_MAX the graph comes from the ANN
+index (app.embeddings.ann.graph, HNSW), whose recall is measured there.
+
+K = 10: the outlier score, the neighbour share and the review evidence all
+read these K. Measured on a 400-image Fashion-MNIST train job's space
+(tests/embeddings/test_analyse.py set-up): same-class share of the nearest
+neighbours 0.79 at k=10 (the share the similar strip shows at k=10 too); a
+mean distance over 10 neighbours is steady enough to rank outliers (planted
+photos and noise images rank on top at k=5, 10 and 20 alike; bench/outliers.py),
+while k=20 halves how many neighbours a class of 20 images can have of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+K = 10
+# Above this many rows the exact graph is handed to the ANN index. bench/analyse.py, 2 cores, dim 256:
+# exact kNN 50,000 rows ~15 s, 100,000 rows ~60 s (quadratic); HNSW (ann.graph) 100,000 rows ~40 s.
+EXACT_MAX = 100_000
+BLOCK_BYTES = 64 << 20  # one block's distance matrix (float32): ~64 MB, whatever n is
+
+
+def _block_rows(n: int) -> int:
+    return int(max(16, min(4096, BLOCK_BYTES // (4 * max(n, 1)))))
+
+
+def exact(unit: np.ndarray, k: int, *, candidates: np.ndarray | None = None,
+          progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows int32 (n, k), cosine distances float16 (n, k)) of each unit row's k nearest, itself excluded.
+
+    `candidates`: row indices the neighbours may come from (default: every row); a row that is itself a
+    candidate never finds itself. k is cut to what there is; missing places hold row -1 and distance inf.
+    """
+    n = len(unit)
+    pool = np.arange(n) if candidates is None else np.asarray(candidates, dtype=np.int64)
+    k = int(max(0, min(k, len(pool))))
+    rows = np.full((n, k), -1, dtype=np.int32)
+    dist = np.full((n, k), np.inf, dtype=np.float16)
+    if n == 0 or k == 0:
+        return rows, dist
+    # A query that is a candidate: its own column is blanked, so at most len(pool) - 1 real neighbours.
+    position = np.full(n, -1, dtype=np.int64)
+    position[pool] = np.arange(len(pool))
+    targets = np.ascontiguousarray(unit[pool], dtype=np.float32).T
+    step = _block_rows(len(pool))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        d = 1.0 - np.asarray(unit[start:stop], dtype=np.float32) @ targets
+        own = position[start:stop]
+        hit = np.flatnonzero(own >= 0)
+        d[hit, own[hit]] = np.inf
+        part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.tile(np.arange(k), (len(d), 1))
+        pd = np.take_along_axis(d, part, axis=1)
+        order = np.lexsort((part, pd), axis=1)  # nearest first; ties to the lower row (as similar.nearest)
+        part, pd = np.take_along_axis(part, order, axis=1), np.take_along_axis(pd, order, axis=1)
+        found = np.where(np.isfinite(pd), pool[part], -1)
+        rows[start:stop] = found
+        dist[start:stop] = np.where(np.isfinite(pd), np.clip(pd, 0.0, 2.0), np.inf)
+        if progress is not None:
+            progress(stop / n)
+    return rows, dist
+
+
+def graph(unit: np.ndarray, k: int = K, *,
+          progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """(rows, distances, method) over every row of the space: exact up to EXACT_MAX rows, else through ANN."""
+    if len(unit) <= EXACT_MAX:
+        rows, dist = exact(unit, k, progress=progress)
+        return rows, dist, "exact"
+    from app.embeddings import ann
+
+    rows, dist = ann.graph(unit, k)
+    return rows.astype(np.int32), dist.astype(np.float16), "hnsw"
