@@ -1,4 +1,6 @@
-"""What the review page shows beside one flag: the label and who made it, the model's view, near-duplicates."""
+"""What the review page shows beside one flag: the label and who made it, the model's view, near-duplicates,
+the images most like it in embedding space, how many of its out-of-sample neighbours share its label, and for
+an outlier flag how far it lies from its class."""
 
 from __future__ import annotations
 
@@ -8,7 +10,11 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, LabelEvent, Prediction, TaxonomyVersion
+from app.embeddings import neighbours as neighbour_labels
+from app.embeddings.similar import similar
+from app.errors import LoupeError
 from app.images.catalog import library_counts
 from app.labelling.keys import confidence_name
 from app.labelling.suggestions import latest_job, suggestions
@@ -18,6 +24,9 @@ from app.snapshots.neardup import MAX_DISTANCE
 from app.timeutil import iso
 
 NEIGHBOURS = 12
+# Similar images in the strip: one row of thumbnails beside the evidence (8 at 96 px fit the stage at 1300 px),
+# the same number an outlier flag stores (its neighbours, app.embeddings.analyse.FLAG_NEIGHBOURS).
+SIMILAR = 8
 
 
 def next_flag(session: Session, *, kind: str | None = None, skip: Sequence[int] = ()) -> Flag | None:
@@ -96,7 +105,81 @@ def _neighbours(session: Session, image: Image, flag: Flag) -> list[dict]:
     return [{"image": i, "distance": d, "class": labels.get(i), "excluded": i in excluded} for i, d in found.items()]
 
 
-def evidence(session: Session, flag: Flag) -> dict:
+def _strip_items(session: Session, found: list[tuple[int, float | None]]) -> list[dict]:
+    """[{"image", "distance", "class", "excluded"}] in the given order, with today's labels."""
+    ids = [i for i, _ in found]
+    if not ids:
+        return []
+    names = dict(session.execute(
+        select(CurrentLabel.image_id, LabelClass.name).join(LabelClass, LabelClass.id == CurrentLabel.class_id)
+        .where(CurrentLabel.image_id.in_(ids))).all())
+    excluded = set(session.scalars(select(Image.id).where(Image.id.in_(ids), Image.excluded)))
+    return [{"image": i, "distance": d, "class": names.get(i), "excluded": i in excluded} for i, d in found]
+
+
+def _similar(session: Session, settings: Settings, flag: Flag) -> dict:
+    """The strip: {"job", "items", "why", "stored"}. An outlier flag shows the neighbours its analysis found
+    (what the score was computed from); any other flag the nearest images in the latest space covering it."""
+    details = flag.details or {}
+    if flag.kind == "outlier" and details.get("neighbours"):
+        dist = list(details.get("distances") or [])
+        found = [(int(i), dist[n] if n < len(dist) else None) for n, i in enumerate(details["neighbours"])]
+        return {"job": details.get("space"), "analysis": details.get("analysis"), "stored": True, "why": None,
+                "items": _strip_items(session, found[:SIMILAR])}
+    try:
+        near = similar(session, settings, flag.image_id, k=SIMILAR)
+    except LoupeError as exc:  # no embeddings cover the image yet (or their files are gone): say why in one line
+        return {"job": None, "analysis": None, "stored": False, "why": exc.detail, "items": []}
+    found = [(it["image"], it["distance"]) for it in near["items"]]
+    return {"job": near["job"], "analysis": None, "stored": False, "why": None,
+            "items": _strip_items(session, found)}
+
+
+def _outlier(flag: Flag) -> dict | None:
+    """An outlier flag in words: {"text", "ratio", "distance", "usual", "class", "compared_with"}."""
+    details = flag.details or {}
+    if flag.kind != "outlier":
+        return None
+    cls, against = details.get("class"), details.get("compared_with")
+    if cls and against == "prediction":
+        whom = f"every {cls} (the class the model predicts for it)"
+    elif cls:
+        whom = f"every {cls}"
+    else:
+        whom = "every image"
+    distance, usual = details.get("distance"), details.get("usual")
+    ratio = distance / usual if distance is not None and usual else None
+    if ratio is not None:
+        text = f"far from {whom}: {ratio:.1f} times the usual distance"
+    elif flag.score is not None:
+        text = f"far from {whom} (outlier score {flag.score:.1f})"
+    else:
+        text = f"far from {whom}"
+    return {"text": text, "ratio": ratio, "distance": distance, "usual": usual, "class": cls,
+            "compared_with": against}
+
+
+def agreement_text(agreement: dict | None, label: str | None) -> str | None:
+    """"7 of 10 nearest neighbours (out of sample) are labelled Shirt; 3 T-shirt/top"."""
+    if not agreement or not label:
+        return None
+    others = [f"{n} {name}" for name, n in agreement["classes"].items() if name != label]
+    unlabelled = agreement["k"] - sum(agreement["classes"].values())
+    if unlabelled > 0:
+        others.append(f"{unlabelled} unlabelled now")
+    head = (f"{agreement['agree']} of {agreement['k']} nearest neighbours (out of sample) "
+            f"{'is' if agreement['agree'] == 1 else 'are'} labelled {label}")
+    return head + (f"; {', '.join(others)}" if others else "")
+
+
+def _agreement(session: Session, settings: Settings, image_id: int) -> dict | None:
+    try:
+        return neighbour_labels.evidence(session, settings, image_id)
+    except (LoupeError, OSError):  # the analysis' files are gone from here and from the store: no line, no 500
+        return None
+
+
+def evidence(session: Session, settings: Settings, flag: Flag) -> dict:
     """Everything the review page shows for one flag."""
     image = session.get(Image, flag.image_id)
     details = flag.details or {}
@@ -105,7 +188,12 @@ def evidence(session: Session, flag: Flag) -> dict:
         cls = session.get(LabelClass, details["audit_class_id"])
         audit = {"class": cls.name if cls else None, "confidence": details.get("audit_confidence"),
                  "labelled_at": details.get("labelled_at"), "answered_at": details.get("answered_at")}
+    label = _label(session, image.id)
+    agreement = _agreement(session, settings, image.id)
     return {
-        "flag": view(session, flag), "image": image, "label": _label(session, image.id),
+        "flag": view(session, flag), "image": image, "label": label,
         "model": _model(session, flag), "neighbours": _neighbours(session, image, flag), "audit": audit,
+        "similar": _similar(session, settings, flag),
+        "agreement": agreement, "agreement_text": agreement_text(agreement, label["class"] if label else None),
+        "outlier": _outlier(flag),
     }

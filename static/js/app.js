@@ -91,6 +91,54 @@ window.loupe = {
     const seen = () => paintedAt !== null && performance.now() - paintedAt >= dwellMs;
     return { arm, seen };
   },
+  // A bulk change (POST /api/labels/bulk) in the steps Browse and the similar-image strips share: `preview(body)`
+  // asks for a dry run and shows the server's sentence in `confirm`, Confirm applies it with the previewed count
+  // (the server refuses with 409 when the selection changed since), and `undo` takes the whole action back.
+  // els: {confirm, confirmText, yes, no, done, doneText, undo}; onDone(result) / onUndone(result) refresh the page.
+  bulkSteps(els, { onDone = () => {}, onUndone = () => {} } = {}) {
+    const post = window.loupe.postJson;
+    const annotator = () => window.loupe.signer("Your name, stored with these changes");
+    let pending = null;
+    const hide = () => { els.confirm.hidden = true; };
+    async function preview(body) {
+      const plan = await post("/api/labels/bulk", { ...body, dry_run: true });
+      if (!plan) return null;
+      els.done.hidden = true;
+      els.confirmText.textContent = plan.text;
+      els.yes.disabled = plan.count === 0 || (plan.blocked || []).length > 0;  // the server would refuse it
+      pending = { ...body, expect: plan.count };
+      els.confirm.hidden = false;
+      (els.yes.disabled ? els.no : els.yes).focus();
+      return plan;
+    }
+    async function undo(actionId, button) {
+      const who = annotator();
+      if (!who) return;
+      button.disabled = true;
+      const r = await post(`/api/labels/bulk/${actionId}/undo`, { annotator: who });
+      if (!r) { button.disabled = false; return; }
+      els.doneText.textContent = `${r.text}.`;
+      els.done.hidden = false;
+      els.undo.disabled = true;
+      onUndone(r);
+    }
+    els.no.addEventListener("click", () => { pending = null; hide(); });
+    els.yes.addEventListener("click", async () => {
+      if (!pending) return;
+      const body = pending;
+      pending = null;
+      hide();
+      const done = await post("/api/labels/bulk", body);
+      if (!done) return;
+      els.doneText.textContent = `${done.text}: done.`;
+      els.undo.dataset.action = done.id;
+      els.undo.disabled = false;
+      els.done.hidden = false;
+      onDone(done);
+    });
+    els.undo.addEventListener("click", () => undo(els.undo.dataset.action, els.undo));
+    return { preview, undo, hide, annotator };
+  },
   async errorText(response) {
     try {
       const body = await response.json();

@@ -8,12 +8,9 @@
   const count = document.getElementById("selection-count");
   const apply = bulk.querySelector("button[type=submit]");
   const confirmBox = document.getElementById("bulk-confirm");
-  const doneBox = document.getElementById("bulk-done");
-  const undoButton = document.getElementById("bulk-undo");
   let selected = new Set();
   let allMatching = false;
   let anchor = null;
-  let pending = null;  // the previewed request, applied on confirmation
   // Not bulk.action: a control named "action" and the form's own action property would be one name.
   const field = (name) => bulk.elements.namedItem(name);
 
@@ -69,16 +66,23 @@
   // A new filter or page is a new set of images: keep explicit picks, drop "all matching".
   document.body.addEventListener("htmx:afterSwap", () => { allMatching = false; paint(); });
 
-  const annotatorName = () => window.loupe.signer("Your name, stored with these changes");
-  const post = window.loupe.postJson;
-
   function refresh() {
     htmx.ajax("GET", window.location.pathname + window.location.search, { target: "#grid" });
   }
 
+  const steps = window.loupe.bulkSteps({
+    confirm: confirmBox, confirmText: document.getElementById("bulk-confirm-text"),
+    yes: document.getElementById("bulk-confirm-yes"), no: document.getElementById("bulk-confirm-no"),
+    done: document.getElementById("bulk-done"), doneText: document.getElementById("bulk-done-text"),
+    undo: document.getElementById("bulk-undo"),
+  }, {
+    onDone() { selected.clear(); allMatching = false; refresh(); },
+    onUndone: refresh,
+  });
+
   bulk.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const annotator = annotatorName();
+    const annotator = steps.annotator();
     if (!annotator) return;
     const action = field("action").value;
     const body = { action, annotator };
@@ -96,46 +100,10 @@
       if (!selected.size) { window.loupe.toast("select some images first", "info"); return; }
       body.images = [...selected].map(Number);
     }
-    const plan = await post("/api/labels/bulk", { ...body, dry_run: true });
-    if (!plan) return;
-    hide(doneBox);
-    document.getElementById("bulk-confirm-text").textContent = plan.text;
-    const yes = document.getElementById("bulk-confirm-yes");
-    yes.disabled = plan.count === 0 || (plan.blocked || []).length > 0;  // the server would refuse it
-    pending = { ...body, expect: plan.count };
-    confirmBox.hidden = false;
-    (yes.disabled ? document.getElementById("bulk-confirm-no") : yes).focus();
+    await steps.preview(body);
   });
 
-  document.getElementById("bulk-confirm-no").addEventListener("click", () => { pending = null; hide(confirmBox); });
-  document.getElementById("bulk-confirm-yes").addEventListener("click", async () => {
-    if (!pending) return;
-    const body = pending;
-    pending = null;
-    hide(confirmBox);
-    const done = await post("/api/labels/bulk", body);
-    if (!done) return;
-    document.getElementById("bulk-done-text").textContent = `${done.text}: done.`;
-    undoButton.dataset.action = done.id;
-    undoButton.disabled = false;
-    doneBox.hidden = false;
-    selected.clear(); allMatching = false;
-    refresh();
-  });
-
-  async function undo(actionId, button) {
-    const annotator = annotatorName();
-    if (!annotator) return;
-    button.disabled = true;
-    const r = await post(`/api/labels/bulk/${actionId}/undo`, { annotator });
-    if (!r) { button.disabled = false; return; }
-    document.getElementById("bulk-done-text").textContent = `${r.text}.`;
-    doneBox.hidden = false;
-    undoButton.disabled = true;
-    refresh();
-  }
-  undoButton.addEventListener("click", () => undo(undoButton.dataset.action, undoButton));
-  document.querySelectorAll(".bulk-undo-old").forEach((b) => b.addEventListener("click", () => undo(b.dataset.action, b)));
+  document.querySelectorAll(".bulk-undo-old").forEach((b) => b.addEventListener("click", () => steps.undo(b.dataset.action, b)));
 
   updateForm();
   paint();

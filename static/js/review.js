@@ -126,7 +126,11 @@
 
   document.addEventListener("keydown", (e) => {
     if (dialog.open || e.ctrlKey || e.metaKey || e.altKey) return;
-    if (e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement) return;
+    if (e.target instanceof HTMLTextAreaElement || e.target instanceof HTMLSelectElement) return;
+    // A similar image's checkbox keeps the decision keys (Space toggles it); text fields take their own keys.
+    if (e.target instanceof HTMLInputElement && e.target.type !== "checkbox") return;
+    // The strip's label form, confirmation and undo take their own keys: Enter there is not "keep".
+    if (e.target instanceof Element && e.target.closest(".strip-bulk, .strip-confirm, .strip-done")) return;
     if (e.key === "Escape") { definitions.hidden = true; cheatsheet.classList.remove("open"); return; }
     const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
     const decision = ["Enter", "w", "x", "a", "s", "ArrowRight"].includes(key) || Boolean(byKey(key));

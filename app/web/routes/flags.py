@@ -12,7 +12,7 @@ from app.quality.evidence import evidence, next_flag, open_count
 from app.quality.flags import KINDS, cancel_stale_open, get_flag, list_flags, resolve, undo_decision, view
 from app.taxonomy.queries import active_classes, examples
 from app.web.auth import signed
-from app.web.deps import ReadSession, WriteSession
+from app.web.deps import ReadSession, SettingsDep, WriteSession
 from app.web.params import Count, Id, parse_ids
 from app.web.routes.labels import LabelBody
 from app.web.templating import render, render_block
@@ -90,29 +90,30 @@ def _skip(skip: str) -> list[int]:
     return parse_ids(skip, "skip (flag ids)")
 
 
-def _stage(session, *, kind: str | None, skip: list[int], flag_id: int | None) -> dict:
+def _stage(session, settings, *, kind: str | None, skip: list[int], flag_id: int | None) -> dict:
     flag = get_flag(session, flag_id) if flag_id else next_flag(session, kind=kind, skip=skip)
     if flag is None and skip:  # only skipped flags are left: start over with them
         flag = next_flag(session, kind=kind)
-    return {"ev": evidence(session, flag) if flag else None, "kind": kind, "remaining": open_count(session, kind),
-            "history": history(session, flag.image_id)[-6:] if flag else []}
+    return {"ev": evidence(session, settings, flag) if flag else None, "kind": kind,
+            "remaining": open_count(session, kind), "history": history(session, flag.image_id)[-6:] if flag else []}
 
 
 @router.get("/review", include_in_schema=False)
-def review_page(request: Request, session: WriteSession, kind: str | None = None, flag: Id | None = None):
+def review_page(request: Request, session: WriteSession, settings: SettingsDep, kind: str | None = None,
+                flag: Id | None = None):
     """One flag at a time with the evidence side by side; keys keep, relabel, mark ambiguous or exclude."""
     kind = _kind(kind)
     cancel_stale_open(session)  # the safety net: no flag whose cause is gone is shown for review
     return render(request, "pages/review.html", {
-        **_stage(session, kind=kind, skip=[], flag_id=flag), "classes": active_classes(session),
+        **_stage(session, settings, kind=kind, skip=[], flag_id=flag), "classes": active_classes(session),
         "examples": examples(session), "kinds": [k for k in KINDS if k != "rereview"],
         "rereview": open_count(session, "rereview"),
     })
 
 
 @router.get("/review/stage", include_in_schema=False)
-def review_stage(request: Request, session: ReadSession, kind: str | None = None, skip: str = "",
-                 flag: Id | None = None):
+def review_stage(request: Request, session: ReadSession, settings: SettingsDep, kind: str | None = None,
+                 skip: str = "", flag: Id | None = None):
     """The next flag's evidence (the stage block)."""
-    ctx = _stage(session, kind=_kind(kind), skip=_skip(skip), flag_id=flag)
+    ctx = _stage(session, settings, kind=_kind(kind), skip=_skip(skip), flag_id=flag)
     return render_block(request, "pages/review.html", "stage", {**ctx, "classes": active_classes(session)})
