@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     heartbeat_s: float = 2.0
     stale_after_s: float = 30.0
     poll_s: float = 1.0
+    # A pretrained backbone's state_dict (.pth) for embed jobs, e.g. resnet18's ImageNet weights. Unset: the file
+    # torchvision would download into its cache (torch.hub, checkpoints/), which is only looked for: nothing is
+    # ever downloaded. Without either, embed jobs fail in one sentence and search uses the train jobs' embeddings.
+    embed_weights: Path | None = None
     # Unlabelled images the final model predicts per job (labelling suggestions).
     max_suggestions: int = 20_000
     # Share of labels older than a day that come back blind for an audit (quality page).

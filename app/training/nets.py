@@ -185,10 +185,20 @@ def export(model: nn.Module, workdir: Path, *, name: str, classes: list[str], si
     return path
 
 
+def hub_file(name: str) -> Path:
+    """Where torchvision keeps a backbone's ImageNet weights once downloaded: torch.hub's checkpoints folder
+    ($TORCH_HOME/hub, default ~/.cache/torch/hub), under the file name of the weights enum's URL."""
+    return _hub_file(_factory(name)[1].DEFAULT)
+
+
+def _hub_file(weights) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+
 def _imagenet_state(weights) -> tuple[dict | None, str]:
     """The weights' state dict from the hub cache, or downloaded with short timeouts; else (None, why)."""
-    filename = os.path.basename(urlparse(weights.url).path)
-    cached = os.path.join(torch.hub.get_dir(), "checkpoints", filename)
+    cached = str(_hub_file(weights))
+    filename = os.path.basename(cached)
     if not os.path.exists(cached):
         host = urlparse(weights.url).hostname
         if not _reachable(host, 443):
