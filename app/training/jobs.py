@@ -91,8 +91,9 @@ def check_config(session: Session, snapshot: Snapshot, config: dict) -> dict:
     return full
 
 
-KINDS = ("train", "predict", "embed", "analyse")
+KINDS = ("train", "predict", "embed", "analyse", "search")
 EMBED_KEYS = {"backbone", "weights", "image_size", "batch_size", "device"}
+BACKBONES = ("resnet18", "mobilenet_v3", "efficientnet_b0")  # nets.BACKBONES (that module imports torch)
 
 
 def create_job(session: Session, *, snapshot_ref=None, config: dict | None = None, kind: str = "train") -> Job:
@@ -106,6 +107,8 @@ def create_job(session: Session, *, snapshot_ref=None, config: dict | None = Non
         return create_embed_job(session, config or {})
     if kind == "analyse":
         return create_analyse_job(session, config or {})
+    if kind == "search":
+        raise InvalidInput("a search job is made by POST /api/similar with the image to search for")
     if snapshot_ref is None:
         raise InvalidInput("a train job needs a snapshot (id or name)")
     snapshot = get_snapshot(session, snapshot_ref)
@@ -153,7 +156,19 @@ def create_embed_job(session: Session, config: dict) -> Job:
     The worker checks that the weights are there (app.training.embed) and says so in one sentence if not."""
     if not isinstance(config, dict) or set(config) - EMBED_KEYS:
         raise InvalidInput(f"an embed job's config takes only {', '.join(sorted(EMBED_KEYS))}")
-    job = Job(kind="embed", snapshot_id=None, config=dict(config), status="queued", notes=[], artifacts={},
+    backbone = config.get("backbone", "resnet18")
+    if backbone not in BACKBONES:
+        raise InvalidInput(f"backbone must be one of {', '.join(BACKBONES)}, not {backbone!r}")
+    weights = config.get("weights")
+    if weights is not None and (not isinstance(weights, str) or not weights.strip()):
+        raise InvalidInput("weights must be the path of a state_dict file on the worker's machine")
+    if config.get("device", "auto") not in DEVICES:
+        raise InvalidInput(f"device must be one of {', '.join(DEVICES)}, not {config.get('device')!r}")
+    full = {"backbone": backbone, "device": config.get("device", "auto"),
+            "batch_size": _int(config, "batch_size", 64),
+            **({"image_size": _int(config, "image_size", 64)} if "image_size" in config else {}),
+            **({"weights": weights.strip()} if weights else {})}
+    job = Job(kind="embed", snapshot_id=None, config=full, status="queued", notes=[], artifacts={},
               message="waiting for a worker")
     session.add(job)
     session.commit()
@@ -225,8 +240,9 @@ def get_job(session: Session, job_id: int) -> Job:
 
 
 def claim(session: Session, worker: str) -> Job | None:
-    """Move the oldest queued job to running for `worker`; None when the queue is empty."""
-    pick = select(Job.id).where(Job.status == "queued").order_by(Job.id).limit(1)
+    """Move the oldest queued job (searches first) to running for `worker`; None when the queue is empty."""
+    # A search (one uploaded image, someone waiting on the page) goes before the queue's long jobs.
+    pick = select(Job.id).where(Job.status == "queued").order_by(Job.kind != "search", Job.id).limit(1)
     if session.get_bind().dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     job_id = session.scalar(pick)

@@ -205,8 +205,13 @@ def _analyse(db: Database, settings: Settings, job_id: int, worker: str, hooks: 
     return analyse.run_job(db, settings, job_id, worker, hooks)
 
 
+def _search(db: Database, settings: Settings, job_id: int, worker: str, hooks: DbHooks):
+    """A search job: one uploaded image embedded in a space, its nearest images (app.training.search)."""
+    return _torch_module("search").run_job(db, settings, job_id, worker, hooks)
+
+
 # Each returns the keyword arguments of jobs.finish for its job.
-RUNNERS = {"train": _train, "predict": _predict, "embed": _embed, "analyse": _analyse}
+RUNNERS = {"train": _train, "predict": _predict, "embed": _embed, "analyse": _analyse, "search": _search}
 
 
 def run_job(db: Database, settings: Settings, job_id: int, worker: str) -> str:
