@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.labelling.queries import queue_ids
 
 LEASE_S = 60.0
@@ -65,7 +66,7 @@ class Leases:
 
 def next_images(
     session: Session, leases: Leases, *, holder: str | None, after: int | None = None, skip: Sequence[int] = (),
-    n: int = 4, queue: str = "unlabelled", order: str = "import",
+    n: int = 4, queue: str = "unlabelled", order: str = "import", settings: Settings | None = None,
 ) -> list[int]:
     """Like `queue_ids`, but passing over images other labellers hold; the result is leased to `holder`.
 
@@ -81,7 +82,8 @@ def next_images(
     with leases.lock:
         for shown_only in (False, True):
             held = leases.held_by_others(holder, shown_only=shown_only)
-            ids = queue_ids(session, after=after, skip=[*skip, *held], n=n, queue=queue, order=order)
+            ids = queue_ids(session, after=after, skip=[*skip, *held], n=n, queue=queue, order=order,
+                            settings=settings)
             if ids:
                 break
         if holder is not None and ids:

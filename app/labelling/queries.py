@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import Select, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent, Prediction, Source
+from app.config import Settings
+from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent, Source
 from app.errors import InvalidInput
 from app.images.catalog import library_counts
-from app.labelling.suggestions import model_family
+from app.labelling import orders
 from app.taxonomy.queries import resolve_class
 
 STATUSES = ("unlabelled", "labelled", "flagged")
@@ -92,74 +93,26 @@ def unlabelled_count(session: Session) -> int:
     return queue_count(session, "unlabelled")
 
 
-def _predicted_since(session: Session, job_ids: list[int], skip: Sequence[int], n: int) -> list[tuple[float, int]]:
-    """(margin, image) of the `n` least sure suggestions of these predict jobs on still unlabelled images.
-
-    Predictions first, then the images they name: joined in one query, the planner started from every
-    unlabelled image instead (1.6 s at 140k unlabelled). A predict job's images are mostly still waiting, so
-    one batch nearly always does.
-    """
-    out: list[tuple[float, int]] = []
-    batch, offset = 4 * n, 0
-    while len(out) < n:
-        q = (select(Prediction.margin, Prediction.image_id)
-             .where(Prediction.job_id.in_(job_ids), Prediction.role == "suggestion"))
-        if skip:
-            q = q.where(Prediction.image_id.not_in(list(skip)))
-        rows = session.execute(q.order_by(Prediction.margin, Prediction.image_id).offset(offset).limit(batch)).all()
-        waiting = set(session.scalars(select(Image.id).where(
-            Image.id.in_([i for _, i in rows]), Image.labelled == False, Image.excluded == False)))  # noqa: E712
-        out += [(m, i) for m, i in rows if i in waiting]
-        if len(rows) < batch:
-            break
-        offset, batch = offset + batch, min(batch * 4, 5_000)  # an IN list stays well under the bound-parameter limit
-    return out[:n]
-
-
-def _uncertain_first(session: Session, skip: Sequence[int], n: int) -> list[int]:
-    """Unlabelled images the latest model is least sure about (smallest top-1 minus top-2 margin) first,
-    then the others in import order.
-
-    Walks the latest model's suggestions (the images unlabelled when it trained, at most max_suggestions,
-    and those its later predict jobs saw: app.labelling.suggestions.model_family) in margin order on an
-    index, not every unlabelled image: one labelled since is passed over, and one unlabelled since (an
-    undo) waits in import order.
-    """
-    found: list[tuple[float, int]] = []
-    family = model_family(session)
-    if family:  # the train job's suggestions (up to max_suggestions), on one index walk
-        q = (select(Prediction.margin, Prediction.image_id).join(Image, Image.id == Prediction.image_id)
-             .where(Prediction.job_id == family[0], Prediction.role == "suggestion",
-                    Image.labelled == False, Image.excluded == False))  # noqa: E712
-        if skip:
-            q = q.where(Prediction.image_id.not_in(list(skip)))
-        found += [(m, i) for m, i in session.execute(q.order_by(Prediction.margin, Prediction.image_id).limit(n))]
-    if len(family) > 1:
-        found += _predicted_since(session, family[1:], skip, n)
-    # dict: an image two predict jobs of one model both saw (two workers at once) comes once
-    ids = list(dict.fromkeys(image_id for _, image_id in sorted(found)))[:n]
-    if len(ids) < n:
-        ids += queue_ids(session, skip=[*skip, *ids], n=n - len(ids))
-    return ids
-
-
-ORDERS = ("import", "uncertain")
-
-
 def queue_ids(
     session: Session, *, after: int | None = None, skip: Sequence[int] = (), n: int = 4, queue: str = "unlabelled",
-    order: str = "import",
+    order: str = "import", settings: Settings | None = None,
 ) -> list[int]:
     """The next `n` images of a queue after `after` in import order, wrapping to the start.
 
     Queues: "unlabelled" (not yet labelled, not excluded) and "rereview" (waiting
-    after a split or retire). Order "uncertain" (unlabelled queue only) puts the
-    images the latest model is least sure about first, for active learning.
+    after a split or retire). The unlabelled queue also comes in the orders of
+    app.labelling.orders (ORDERS): "uncertain" (the latest model's least sure
+    first, for active learning), "diverse" (the newest analysis's order that
+    covers the embedding space; needs `settings` to find it) and
+    "weakest-source" (the source with the lowest out-of-sample accuracy first).
     """
-    if order not in ORDERS:
-        raise InvalidInput(f"order must be one of {', '.join(ORDERS)}, not '{order}'")
-    if order == "uncertain" and queue == "unlabelled":
-        return _uncertain_first(session, skip, n)
+    orders.check(order)
+    if queue == "unlabelled" and order != "import":
+        if order == "uncertain":
+            return orders.uncertain_first(session, skip=skip, n=n)
+        if order == "diverse":
+            return orders.diverse(session, settings, after=after, skip=skip, n=n)
+        return orders.weakest_source_first(session, skip=skip, n=n)
     base, column = _queue(queue)
     if skip:
         base = base.where(column.not_in(list(skip)))

@@ -16,7 +16,7 @@ from app.labelling.bulk import Selection
 from app.labelling.events import LabelInput, current_label, history, record_label, undo_label
 from app.labelling.keys import ACTIONS, CONFIDENCE_LEVELS
 from app.labelling.leases import lease_image, next_images
-from app.labelling import rereview
+from app.labelling import orders, rereview
 from app.labelling.shortcuts import key_map
 from app.labelling.suggestions import latest_job, suggestions
 from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, queue_count, queue_ids
@@ -25,7 +25,7 @@ from app.quality.audits import answer_audit
 from app.taxonomy.queries import active_classes, examples
 from app.accounts.users import role_at_least
 from app.web.auth import current_user, signed
-from app.web.deps import ReadSession, WriteSession
+from app.web.deps import ReadSession, SettingsDep, WriteSession
 from app.web.params import Id, parse_ids
 from app.web.templating import render, render_block
 
@@ -186,8 +186,9 @@ def _parse_skip(skip: str) -> list[int]:
     return parse_ids(skip, "skip (image ids)")
 
 
-def _stage_context(session, *, ids: list[int], queue: str, order: str, last_event=None) -> dict:
-    """What the stage block needs: the image now, the ones to prefetch, the classes it may take, the model's guess."""
+def _stage_context(session, *, ids: list[int], queue: str, order: str, settings, last_event=None) -> dict:
+    """What the stage block needs: the image now, the ones to prefetch, the classes it may take, the model's guess,
+    and what to say about the order (a fallback, or which source it draws from)."""
     image = get_image(session, ids[0]) if ids else None
     flag = rereview.open_flag(session, image.id) if image else None
     allowed = [c.id for c in rereview.offered_classes(session, flag)] if flag else None
@@ -197,6 +198,7 @@ def _stage_context(session, *, ids: list[int], queue: str, order: str, last_even
     return {
         "image": image, "prefetch": ids[1:], "last_event": last_event, "queue": queue, "order": order,
         "allowed": allowed, "reason": flag.details.get("reason") if flag else None, "suggestions": guesses,
+        "order_note": orders.note(session, settings, order, image) if queue == "unlabelled" else None,
     }
 
 
@@ -204,14 +206,15 @@ def _stage(request: Request, session, *, after: int | None, skip: list[int], que
            image_id: int | None = None, last_event=None):
     """The stage block: the image to label now (leased to this labeller), and the next ones to prefetch."""
     leases, labeller = request.app.state.leases, request.cookies.get(LABELLER_COOKIE)
+    settings = request.app.state.settings
     if image_id is not None:
         ids = [get_image(session, image_id).id] + queue_ids(
-            session, after=image_id, skip=skip + [image_id], n=PREFETCH, queue=queue, order=order)
+            session, after=image_id, skip=skip + [image_id], n=PREFETCH, queue=queue, order=order, settings=settings)
         lease_image(leases, holder=labeller, image_id=image_id)
     else:
         ids = next_images(session, leases, holder=labeller, after=after, skip=skip, n=PREFETCH + 1, queue=queue,
-                          order=order)
-    ctx = _stage_context(session, ids=ids, queue=queue, order=order, last_event=last_event)
+                          order=order, settings=settings)
+    ctx = _stage_context(session, ids=ids, queue=queue, order=order, settings=settings, last_event=last_event)
     return render_block(request, "pages/label.html", "stage", ctx)
 
 
@@ -220,8 +223,8 @@ def label_page(request: Request, session: ReadSession, image: Id | None = None, 
                order: str = "import"):
     """The labelling page: one large image, keys for everything."""
     labeller = request.cookies.get(LABELLER_COOKIE) or secrets.token_urlsafe(12)
-    leases = request.app.state.leases
-    ids = next_images(session, leases, holder=labeller, n=PREFETCH + 1, queue=queue, order=order)
+    leases, settings = request.app.state.leases, request.app.state.settings
+    ids = next_images(session, leases, holder=labeller, n=PREFETCH + 1, queue=queue, order=order, settings=settings)
     if image:
         ids = [image] + [i for i in ids if i != image][:PREFETCH]
         lease_image(leases, holder=labeller, image_id=image)
@@ -229,8 +232,8 @@ def label_page(request: Request, session: ReadSession, image: Id | None = None, 
     exact = queue == "unlabelled" or remaining <= COUNT_CAP  # "1,000+" is not counted down on the page
     classes = active_classes(session)
     response = render(request, "pages/label.html", {
-        **_stage_context(session, ids=ids, queue=queue, order=order),
-        "has_model": latest_job(session) is not None,
+        **_stage_context(session, ids=ids, queue=queue, order=order, settings=settings),
+        "has_model": latest_job(session) is not None, "orders": orders.NAMES,
         "classes": classes, "tags": active_tags(session), "levels": CONFIDENCE_LEVELS,
         "actions": ACTIONS, "remaining": count_text(remaining, exact=exact),
         "remaining_n": remaining if exact else None, "keymap": key_map(classes),
@@ -250,6 +253,29 @@ def label_stage(
 ):
     """The next image to label (after a skip, or a specific one after an undo)."""
     return _stage(request, session, after=after, skip=_parse_skip(skip), image_id=image, queue=queue, order=order)
+
+
+@router.get("/api/queue", tags=["labels"])
+def read_queue(
+    session: ReadSession, settings: SettingsDep,
+    queue: Annotated[str, Query(description="unlabelled, rereview or audit")] = "unlabelled",
+    order: Annotated[str, Query(description="unlabelled queue: " + ", ".join(orders.ORDERS))] = "import",
+    n: Annotated[int, Query(ge=1, le=100, description="how many image ids")] = 10,
+    after: Annotated[Id | None, Query(description="the image just done: the queue goes on after it")] = None,
+    skip: Annotated[str, Query(description="image ids to pass over, comma-separated")] = "",
+) -> dict:
+    """The next `n` images of a labelling queue in an order, without leasing them:
+    `{"queue", "order", "in_force", "note", "images": [id, ...]}`. `in_force` is the order followed: a
+    fallback when what `order` needs is missing (diverse: an analysis; weakest-source: per-source accuracy);
+    `note` says so in one sentence, or names the source weakest-source draws the first image from. 422 for an
+    unknown queue or order."""
+    orders.check(order)
+    ids = queue_ids(session, after=after, skip=_parse_skip(skip), n=n, queue=queue, order=order, settings=settings)
+    unlabelled = queue == "unlabelled"
+    first = get_image(session, ids[0]) if ids and unlabelled else None
+    return {"queue": queue, "order": order, "images": ids,
+            "in_force": orders.in_force(session, settings, order) if unlabelled else "import",
+            "note": orders.note(session, settings, order, first) if unlabelled else None}
 
 
 @router.post("/label/{image_id}", include_in_schema=False)
