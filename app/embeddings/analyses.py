@@ -79,6 +79,10 @@ class Analysis:
         at = int(np.searchsorted(ids, image_id))
         return at if at < len(ids) and ids[at] == image_id else None
 
+    def path(self, name: str) -> Path:
+        """The named result's file on this machine (fetched once from a remote store when not here)."""
+        return self._local(name)
+
     def _local(self, name: str) -> Path:
         recorded = Path(self.files[name])
         for path in (recorded, job_dir(self.settings, self.job) / recorded.name):
