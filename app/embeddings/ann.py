@@ -21,7 +21,6 @@ GRAPH_EXACT_MAX = 50_000  # rows for which graph() computes the kNN exactly (blo
 M = 32  # HNSW links per node
 EF_CONSTRUCTION = 80
 EF_SEARCH = 96
-BLOCK = 4096  # query rows per matrix product in the exact graph
 INDEX_FILE = "ann-hnsw.faiss"
 IDS_FILE = "ann-ids.npy"
 
@@ -36,11 +35,19 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
+def _is_unit(vectors: np.ndarray) -> bool:
+    """Already float32, C-ordered unit rows (what similar.load_index holds): used as they are, not copied."""
+    if vectors.dtype != np.float32 or not vectors.flags.c_contiguous or not len(vectors):
+        return False
+    norms = np.linalg.norm(vectors[:: max(1, len(vectors) // 256)], axis=1)
+    return bool(np.all((np.abs(norms - 1) < 1e-3) | (norms == 0)))
+
+
 def build(vectors: np.ndarray):
     """An HNSW index over the unit rows of `vectors` (row i of the index is row i of vectors)."""
     import faiss
 
-    unit = _unit(vectors)
+    unit = vectors if _is_unit(vectors) else _unit(vectors)
     index = faiss.IndexHNSWFlat(unit.shape[1], M, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = EF_CONSTRUCTION
     index.add(unit)
@@ -49,26 +56,30 @@ def build(vectors: np.ndarray):
 
 
 def search(index, queries: np.ndarray, k: int, ef: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(rows int64 (q, k), cosine distances float32 (q, k)) of each query's k nearest indexed rows; -1 pads."""
-    index.hnsw.efSearch = max(ef or EF_SEARCH, k)
-    sims, rows = index.search(_unit(np.atleast_2d(queries)), k)
+    """(rows int64 (q, k), cosine distances float32 (q, k)) of each query's k nearest indexed rows; -1 pads.
+
+    efSearch goes with the call, not into the index: the web app searches one index from several threads.
+    """
+    import faiss
+
+    params = faiss.SearchParametersHNSW(efSearch=max(ef or EF_SEARCH, k))
+    sims, rows = index.search(_unit(np.atleast_2d(queries)), k, params=params)
     return rows, np.clip(1.0 - sims, 0.0, 2.0).astype(np.float32)
 
 
-def _exact_graph(unit: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    n = len(unit)
-    rows = np.empty((n, k), dtype=np.int32)
-    dist = np.empty((n, k), dtype=np.float16)
-    for start in range(0, n, BLOCK):
-        stop = min(n, start + BLOCK)
-        d = 1.0 - unit[start:stop] @ unit.T
-        d[np.arange(stop - start), np.arange(start, stop)] = np.inf  # itself excluded
-        part = np.argpartition(d, k - 1, axis=1)[:, :k]
-        pd = np.take_along_axis(d, part, axis=1)
-        order = np.argsort(pd, axis=1, kind="stable")
-        rows[start:stop] = np.take_along_axis(part, order, axis=1)
-        dist[start:stop] = np.clip(np.take_along_axis(pd, order, axis=1), 0.0, 2.0)
-    return rows, dist
+# The index graph() built last, with the matrix it was built from: the analyse job asks for the graph and
+# then for the saved index of the same rows, and at a million rows one build is minutes of the job.
+_last: tuple[np.ndarray, object] | None = None
+
+
+def _index_for(unit: np.ndarray):
+    global _last
+    if _last is not None and _last[0] is unit:
+        return _last[1]
+    _last = None  # never two at once: each holds a copy of the vectors
+    index = build(unit)
+    _last = (unit, index)
+    return index
 
 
 def graph(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -80,21 +91,22 @@ def graph(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     k = min(k, n - 1)
     if k <= 0:
         return np.zeros((n, 0), dtype=np.int32), np.zeros((n, 0), dtype=np.float16)
-    unit = _unit(vectors)
+    unit = vectors if _is_unit(vectors) else _unit(vectors)
     if n <= GRAPH_EXACT_MAX:
-        return _exact_graph(unit, k)
-    index = build(unit)
+        from app.embeddings import knn
+
+        return knn.exact(unit, k)
+    index = _index_for(unit)
     rows = np.empty((n, k), dtype=np.int32)
     dist = np.empty((n, k), dtype=np.float16)
     for start in range(0, n, 65_536):
         stop = min(n, start + 65_536)
         found, d = search(index, unit[start:stop], k + 1, ef=max(EF_SEARCH, 2 * k))
-        for i in range(stop - start):  # drop the row itself (or, when a copy hid it, the farthest)
-            keep = found[i] != start + i
-            if keep.all():
-                keep[-1] = False
-            rows[start + i] = found[i][keep][:k]
-            dist[start + i] = d[i][keep][:k]
+        # Drop the row itself; where a copy of it (distance 0 too) pushed it out, drop the farthest instead.
+        drop = found == np.arange(start, stop)[:, None]
+        drop[~drop.any(axis=1), -1] = True
+        rows[start:stop] = found[~drop].reshape(stop - start, k)
+        dist[start:stop] = d[~drop].reshape(stop - start, k)
     return rows, dist
 
 
@@ -115,13 +127,17 @@ def build_for_analysis(ids: np.ndarray, vectors: np.ndarray, folder: Path) -> di
 
     Names: "ann_index" (the faiss index; its row i is ids[i]) and "ann_ids" (those ids, int64).
     """
+    global _last
     if len(ids) <= EXACT_MAX:
+        _last = None
         return {}
     import faiss
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    index = build(vectors)
+    unit = vectors if _is_unit(vectors) else _unit(vectors)
+    index = _index_for(unit)
+    _last = None  # the job is done with it
     ids = np.asarray(ids, dtype=np.int64)
     out = {"ann_ids": _atomic(folder / IDS_FILE, lambda p: _save_npy(p, ids))}
     out["ann_index"] = _atomic(folder / INDEX_FILE, lambda p: faiss.write_index(index, p))
