@@ -1,0 +1,140 @@
+"""Queue orders "diverse" and "weakest-source" on real images in the database, through the page and the API."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from app.db.models import Job
+from app.embeddings import analyses
+from app.labelling.queries import queue_ids
+from app.training import jobs
+from app.training.artifacts import job_dir
+from app.training.spec import Result
+from app.training.worker import prediction_rows
+from tests.factories import add_class, label, labelled_snapshot, upload_fmnist
+
+
+def write_analysis(db, settings, *, diverse: list[int], analysed: list[int]) -> int:
+    """A succeeded analyse job whose result files hold this diverse order, as the worker records one."""
+    with db.writing() as s:
+        job = Job(kind="analyse", snapshot_id=None, config={"space": 0}, status="succeeded", notes=[], artifacts={})
+        s.add(job)
+        s.flush()
+        folder = job_dir(settings, job.id)
+        files = {"ids": analyses.save(folder, "ids", np.array(sorted(analysed), dtype=np.int64)),
+                 "diverse": analyses.save(folder, "diverse", np.array(diverse, dtype=np.int64))}
+        job.artifacts = {"space": 0, "files": files}
+        s.commit()
+        return job.id
+
+
+def finish_train(client, db, snap: dict, *, per_source: dict[str, float], suggestions: dict[int, list[float]]) -> int:
+    """A train job finished the way the worker finishes one, with chosen per-source accuracy and suggestions."""
+    job_id = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {"epochs": 1}}).json()["id"]
+    classes = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
+    result = Result(classes=classes, out_of_sample={}, suggestions=suggestions,
+                    metrics={"accuracy": 0.8, "per_source": per_source}, final={}, model_path=None, device="cpu")
+    with db.writing() as s:
+        assert jobs.claim(s, "w").id == job_id
+    with db.writing() as s:
+        assert jobs.finish(s, job_id, "w", status="succeeded", result=result,
+                           predictions=prediction_rows(result, [], None))
+    return job_id
+
+
+def stage_image(html: str) -> int:
+    return int(re.search(r'data-image-id="(\d+)"', html).group(1))
+
+
+def note_of(html: str) -> str | None:
+    found = re.search(r'<p class="order-note">([^<]*)</p>', html)
+    return found.group(1) if found else None
+
+
+def test_diverse_order_follows_the_analysis_and_passes_over_images_labelled_since(client, db, settings):
+    add_class(client, "top")
+    ids = upload_fmnist(client, 10)
+
+    def diverse(**kw):
+        with db.reading() as s:
+            return queue_ids(s, order="diverse", settings=settings, **kw)
+
+    # No analysis yet: import order (no model either), and the page and the API say so.
+    assert diverse(n=3) == ids[:3]
+    r = client.get("/api/queue", params={"order": "diverse", "n": 3}).json()
+    assert r["images"] == ids[:3] and r["in_force"] == "import"
+    assert r["note"] == "No analysis of the embeddings yet, so this is import order."
+    assert note_of(client.get("/label", params={"order": "diverse"}).text) == r["note"]
+
+    order = [ids[7], ids[2], ids[9], ids[0], ids[5]]
+    write_analysis(db, settings, diverse=order, analysed=ids)
+    assert diverse(n=4) == order[:4]
+    label(client, ids[2], "top")                                          # labelled since the analysis
+    assert client.post(f"/api/images/{ids[9]}/exclude", json={"reason": "blurred"}).status_code == 201
+    assert diverse(n=3) == [ids[7], ids[0], ids[5]]
+    # Then the rest, in import order.
+    assert diverse(n=6) == [ids[7], ids[0], ids[5], ids[1], ids[3], ids[4]]
+    assert diverse(n=2, skip=[ids[7]]) == [ids[0], ids[5]]
+    # After an image of the order, it goes on from there, and wraps round to what was passed.
+    assert diverse(n=3, after=ids[0]) == [ids[5], ids[7], ids[0]]
+
+    r = client.get("/api/queue", params={"order": "diverse", "n": 2}).json()
+    assert r == {"queue": "unlabelled", "order": "diverse", "in_force": "diverse", "note": None,
+                 "images": [ids[7], ids[0]]}
+    html = client.get("/label", params={"order": "diverse"}).text
+    assert stage_image(html) == ids[7] and note_of(html) is None
+    assert '<b aria-current="true">diverse</b>' in html
+    top = client.get("/api/taxonomy").json()["classes"][0]["id"]
+    r = client.post(f"/label/{ids[7]}", data={"class": str(top), "order": "diverse"})
+    assert stage_image(r.text) == ids[0]                                  # the label page goes on in the order
+    label(client, ids[0], "top")
+    assert diverse(n=2) == [ids[5], ids[1]]                               # the labelled stretch is passed over
+
+
+def test_weakest_source_first_draws_from_the_source_the_model_does_worst_on(client, db, settings):
+    snap = labelled_snapshot(client, 12, classes=3, folds=2, source="stock")
+    stock = upload_fmnist(client, 2, start=2000, source="stock")
+    web = upload_fmnist(client, 3, start=3000, source="web")
+    new = upload_fmnist(client, 2, start=4000, source="new")
+
+    def weakest(**kw):
+        with db.reading() as s:
+            return queue_ids(s, order="weakest-source", settings=settings, **kw)
+
+    assert weakest(n=3) == stock[:2] + web[:1]                            # nothing measured: import order
+    assert client.get("/api/queue", params={"order": "weakest-source"}).json()["note"] == (
+        "No out-of-sample accuracy per source yet, so this is import order.")
+
+    job = finish_train(client, db, snap, per_source={"stock": 0.94, "web": 0.61},
+                       suggestions={web[2]: [0.4, 0.35, 0.25], web[0]: [0.9, 0.05, 0.05], stock[1]: [0.5, 0.3, 0.2]})
+    # web (61 %) before stock (94 %), most uncertain first within each, then the source never measured.
+    assert weakest(n=7) == [web[2], web[0], web[1], stock[1], stock[0], new[0], new[1]]
+    assert weakest(n=2, skip=[web[2]]) == [web[0], web[1]]
+    html = client.get("/label", params={"order": "weakest-source"}).text
+    assert stage_image(html) == web[2]
+    assert note_of(html) == f"From web: 61% out-of-sample accuracy (job #{job}), the weakest source."
+
+    top = client.get("/api/taxonomy").json()["classes"][0]["id"]
+    for image in web:
+        label(client, image, top)
+    r = client.post(f"/label/{stock[1]}", data={"class": str(top), "order": "weakest-source"})
+    assert stage_image(r.text) == stock[0]
+    assert note_of(r.text) == f"From stock: 94% out-of-sample accuracy (job #{job}), weakest source no. 2."
+    label(client, stock[0], top)
+    r = client.get("/api/queue", params={"order": "weakest-source"}).json()
+    assert r["images"] == new and r["in_force"] == "weakest-source"
+    assert r["note"] == "From new: no out-of-sample accuracy measured for it yet (the measured sources are done)."
+
+
+def test_unknown_orders_and_queues_are_refused_with_the_list(client):
+    for path in ("/label", "/api/queue", "/label/stage"):
+        r = client.get(path, params={"order": "sideways"})
+        assert r.status_code == 422, path
+        assert "import, uncertain, diverse, weakest-source" in r.text
+    assert client.get("/api/queue", params={"queue": "nowhere"}).status_code == 422
+    assert client.get("/api/queue", params={"n": 0}).status_code == 422
+    # The other queues take any known order and keep to theirs.
+    r = client.get("/api/queue", params={"queue": "rereview", "order": "diverse"})
+    assert r.status_code == 200 and r.json()["images"] == [] and r.json()["in_force"] == "import"
