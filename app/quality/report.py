@@ -19,6 +19,7 @@ from app.quality import duplicates, mislabels
 from app.quality.audits import audit_stats
 from app.quality.flags import KINDS
 from app.quality.service import OUT_OF_SAMPLE_ROLES, job_probs, live_images, near_groups
+from app.quality.sources import source_trend
 from app.snapshots.reports import live_health
 
 CONFUSED_PAIRS = 6
@@ -159,4 +160,5 @@ def quality_report(session: Session) -> dict:
                        "unsure": sum(b["count"] for b in health["confidence"]["bins"][:-1]),
                        "confident_at": health["definitions"]["confident_at"]},
         "library": health["library"],
+        "source_trend": source_trend(session),
     }

@@ -84,14 +84,17 @@ def _num(v: float) -> str:
 
 def line_chart(series: dict[str, list[float | None]], *, width: int = WIDTH, height: int = 200,
                y_min: float | None = None, y_max: float | None = None, marks: list[int] = (),
-               x_label: str = "", y_label: str = "") -> dict:
-    """Named series, one value per step 0..n-1 (None or NaN leaves a step out)."""
+               x_label: str = "", y_label: str = "", numbered: bool = False) -> dict:
+    """Named series, one value per step 0..n-1 (None or NaN leaves a step out); `numbered`: steps 1..n,
+    each labelled on the x axis (thinned past about ten)."""
     n = max((len(v) for v in series.values()), default=0)
+    first = 1 if numbered else 0
     lines = [{"name": name, "color": PALETTE[k % len(PALETTE)],
-              "xy": [(i, v) for i, v in enumerate(vs) if _finite(v)]} for k, (name, vs) in enumerate(series.items())]
-    return _plot([ln for ln in lines if ln["xy"]], x_lo=0,
-                 x_hi=max(n - 1, 0), y_min=y_min, y_max=y_max, width=width, height=height, marks=marks,
-                 x_label=x_label, y_label=y_label)
+              "xy": [(first + i, v) for i, v in enumerate(vs) if _finite(v)]}
+             for k, (name, vs) in enumerate(series.items())]
+    return _plot([ln for ln in lines if ln["xy"]], x_lo=first,
+                 x_hi=max(first + n - 1, first), y_min=y_min, y_max=y_max, width=width, height=height, marks=marks,
+                 x_label=x_label, y_label=y_label, x_ticks=epoch_ticks(n) if numbered and n else None)
 
 
 def epoch_ticks(last: int, most: int = 10) -> list[int]:

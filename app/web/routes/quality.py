@@ -11,6 +11,7 @@ from app.errors import LoupeError
 from app.quality.audits import audit_stats, pick_audits
 from app.quality.report import duplicate_report, quality_report
 from app.quality.service import check_job, flag_duplicates, flag_mislabels
+from app.quality.sources import source_trend
 from app.taxonomy.queries import current_version
 from app.web.charts import line_chart
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
@@ -36,6 +37,14 @@ class AuditPickBody(BaseModel):
 def read_quality(session: ReadSession) -> dict:
     """Estimated noise per class and source, flags by kind and status, audit agreement, duplicates, size."""
     return quality_report(session)
+
+
+@router.get("/api/quality/sources", tags=["quality"])
+def read_source_trend(session: ReadSession) -> dict:
+    """Out-of-sample accuracy per source for each snapshot (its newest succeeded train job), oldest first:
+    `{"sources", "points": [{"snapshot", "snapshot_name", "images", "job", "finished_at", "accuracy": {source:
+    0..1}, "gap"}]}`; `gap` is the best source's accuracy minus the worst's."""
+    return source_trend(session)
 
 
 @router.post("/api/quality/mislabels", tags=["quality"])
@@ -74,9 +83,12 @@ def _page(request: Request, session, *, notice: str | None = None, error: str | 
     weeks = report["audits"]["weeks"]
     chart = line_chart({"agreement": [w["agreement"] for w in weeks], "kappa": [w["kappa"] for w in weeks]},
                        y_min=min([0.0] + [w["kappa"] for w in weeks if w["kappa"] == w["kappa"]]), y_max=1)
+    trend = report["source_trend"]
+    source_chart = line_chart({s: [p["accuracy"].get(s) for p in trend["points"]] for s in trend["sources"]},
+                              y_min=0, y_max=1, numbered=True, x_label="snapshot", y_label="accuracy")
     version = current_version(session)
     return render(request, "pages/quality.html", {
-        "r": report, "audit_chart": chart, "notice": notice, "error": error,
+        "r": report, "audit_chart": chart, "source_chart": source_chart, "notice": notice, "error": error,
         "version": version.number if version else 0,
     }, block="report")
 
