@@ -11,8 +11,7 @@ the embedder (backbones.embedder). Without weights the job fails in one
 sentence (backbones.weights_file) and the similar-image search goes on using
 the train jobs' spaces (spaces.latest_space only sees succeeded jobs).
 
-Input size, DEFAULT_SIZE: measured by bench/embed.py (resnet18, 2,000
-Fashion-MNIST images, 2 CPU cores shared with other work).
+Input size, DEFAULT_SIZE: measured by bench/embed.py (numbers below).
 """
 
 from __future__ import annotations
@@ -33,9 +32,13 @@ from app.training import device as devices
 from app.training.artifacts import job_dir, publish_embeddings
 from app.training.spec import Cancelled, Hooks, TrainingError
 
-# 28 px Fashion-MNIST upscaled, resnet18 with random weights, 2,000 images (bench/embed.py; see the report):
-# 32 px share@10 0.652 / 64 px 0.684 / 112 px 0.676, at 2.9 / 9.7 / 30 s per 1,000 images on 2 busy cores.
-# ImageNet nets downsample 32x, so 64 px leaves a 2 x 2 map to pool; 112 gains nothing here for 3x the time.
+# bench/embed.py, resnet18 with RANDOM weights (no pretrained file on the machine that measured), 1,000
+# Fashion-MNIST images each, share of same-class neighbours at k=10 / seconds per 1,000 images (decode + embed,
+# 2 CPU cores shared with other work, so times are loose):
+#   test[0:1000]:        32 px 0.635 / 9.0 s    64 px 0.657 / 11.6 s   112 px 0.634 / 38.9 s
+#   train[10000:11000]:  32 px 0.670 / 23.8 s   64 px 0.682 / 25.6 s   112 px 0.659 / 110.9 s
+# 64 px is best on both and 112 costs 3-4x more: ImageNet nets downsample 32x, so 64 px leaves a 2 x 2 map
+# to pool where 32 px leaves one pixel, and a 28 px image has no more detail to give at 112.
 DEFAULT_SIZE = 64
 DEFAULT_BACKBONE = "resnet18"
 DEFAULT_BATCH = 64
