@@ -5,7 +5,8 @@ Runs in the worker (no torch), after every train or embed job (config
 the hooks (progress, cancel):
 
   knn        every image's K nearest (app.embeddings.knn): exact in bounded blocks, ANN above
-  outliers   mean distance to those K, as a robust z-score within the image's class (app.embeddings.outliers)
+  outliers   mean distance to the K nearest labelled images, a robust z-score within the image's class
+             (app.embeddings.outliers)
   evidence   out-of-sample neighbour share per labelled image (app.embeddings.neighbours)
   diverse    k-center greedy order of the unlabelled images, mixed with uncertainty (app.embeddings.diversity)
   map        2-D projection of every image (app.embeddings.projection)
@@ -43,8 +44,8 @@ KEPT = ("keep", "ambiguous")  # a reviewer's decision that the image stays as it
 class _Progress:
     """Stage fractions of the whole job, for the job page's bar."""
 
-    SHARE: ClassVar[dict[str, float]] = {"load": 0.05, "knn": 0.45, "outliers": 0.02, "evidence": 0.13, "diverse": 0.15, "map": 0.15,
-                                         "index": 0.05}
+    SHARE: ClassVar[dict[str, float]] = {"load": 0.05, "knn": 0.3, "outliers": 0.2, "evidence": 0.1,
+                                         "diverse": 0.15, "map": 0.15, "index": 0.05}
 
     def __init__(self, hooks):
         self.hooks, self.done, self.seconds = hooks, 0.0, {}
@@ -202,7 +203,14 @@ def run_job(db, settings: Settings, job_id: int, worker: str, hooks) -> dict:
                                                                                               dist)
 
     stages.stage("outliers")
-    distance = outliers.mean_distance(dist)
+    reference = np.flatnonzero(state["labelled"] & ~state["excluded"])
+    if len(reference) > knn.K:  # the labelled images (outliers.py says why); else every image
+        ref_rows, ref_dist = knn.to_reference(unit, reference, knn.K, progress=stages.within)
+    else:
+        ref_rows, ref_dist = rows, dist
+    saved["outlier_knn"] = analyses.save(folder, "outlier_knn", ref_rows)
+    saved["outlier_knn_distance"] = analyses.save(folder, "outlier_knn_distance", ref_dist)
+    distance = outliers.mean_distance(ref_dist)
     group = np.where(state["labelled"], state["class"], predicted)
     z, usual = outliers.robust_z(distance, group, reference=~state["excluded"])
     saved["outlier"] = analyses.save(folder, "outlier", z)
@@ -269,7 +277,7 @@ def _flag_outliers(db, job_id: int) -> dict:
         space = int((job.artifacts or {}).get("space") or 0)
         ids, z = np.asarray(_load(job, "ids")), np.asarray(_load(job, "outlier"))
         over = np.flatnonzero(np.isfinite(z) & (z >= outliers.Z_CUT))
-        knn_rows, knn_dist = _load(job, "knn"), _load(job, "knn_distance")
+        knn_rows, knn_dist = _load(job, "outlier_knn"), _load(job, "outlier_knn_distance")
         group, usual = _load(job, "outlier_class"), _load(job, "outlier_usual")
     counts = {"analysis": job_id, "over_cut": len(over), "created": 0, "updated": 0, "kept": 0,
               "cancelled": 0}

@@ -13,6 +13,8 @@ The names (not every analysis has every file; a reader asks `has`):
   knn               int32 (n, K)    rows of each image's K nearest neighbours, nearest first
   knn_distance      float16 (n, K)  their cosine distances
   outlier           float32 (n,)    outlier score (higher = stranger), normalised per class: a robust z-score
+  outlier_knn       int32 (n, K)    rows of the K nearest labelled images the outlier score measured (else any)
+  outlier_knn_distance float16 (n, K) their cosine distances
   outlier_class     int64 (n,)      the class id each outlier score was measured against (-1: every image)
   outlier_usual     float32 (n,)    that class's median distance to the K nearest (the "usual" distance)
   neighbour_share   float32 (n,)    share of the K out-of-sample neighbours that carry the image's label;
@@ -38,6 +40,7 @@ from app.training.artifacts import file_key, job_dir
 KIND = "analyse"
 FILES = {"ids": "analysis-ids.npy", "xy": "map.npy", "knn": "knn.npy", "knn_distance": "knn-distance.npy",
          "outlier": "outlier.npy",
+         "outlier_knn": "outlier-knn.npy", "outlier_knn_distance": "outlier-knn-distance.npy",
          "outlier_class": "outlier-class.npy", "outlier_usual": "outlier-usual.npy",
          "share_neighbours": "share-neighbours.npy", "neighbour_share": "neighbour-share.npy", "diverse": "diverse.npy"}
 

@@ -68,6 +68,33 @@ def exact(unit: np.ndarray, k: int, *, candidates: np.ndarray | None = None,
     return rows, dist
 
 
+def to_reference(unit: np.ndarray, reference: np.ndarray, k: int = K, *,
+                 progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(rows int32 (n, k), distances float16 (n, k)): each row's k nearest among the `reference` rows (itself
+    excluded), exact up to EXACT_MAX rows, through an HNSW index over the reference rows above."""
+    reference = np.asarray(reference, dtype=np.int64)
+    if len(unit) <= EXACT_MAX or len(reference) <= k + 1:
+        return exact(unit, k, candidates=reference, progress=progress)
+    from app.embeddings import ann
+
+    k = min(k, len(reference) - 1)
+    index = ann.build(unit[reference])
+    rows = np.full((len(unit), k), -1, dtype=np.int32)
+    dist = np.full((len(unit), k), np.inf, dtype=np.float16)
+    step = 65_536
+    for start in range(0, len(unit), step):
+        stop = min(len(unit), start + step)
+        found, d = ann.search(index, unit[start:stop], k + 1)
+        found = np.where(found >= 0, reference[np.maximum(found, 0)], -1)
+        own = found == np.arange(start, stop)[:, None]  # a reference row finds itself: dropped
+        drop = np.where(own.any(axis=1)[:, None], own, np.arange(k + 1)[None, :] == k)
+        rows[start:stop] = found[~drop].reshape(-1, k)
+        dist[start:stop] = np.where(found[~drop].reshape(-1, k) >= 0, d[~drop].reshape(-1, k), np.inf)
+        if progress is not None:
+            progress(stop / len(unit))
+    return rows, dist
+
+
 def graph(unit: np.ndarray, k: int = K, *,
           progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """(rows, distances, method) over every row of the space: exact up to EXACT_MAX rows, else through ANN."""

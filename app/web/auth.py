@@ -41,6 +41,7 @@ POLICY: tuple[tuple[str, str], ...] = (
     ("/api/images/*/include", "reviewer"),
     ("/label", "labeller"),  # the labelling page's save-and-next (audit answers too)
     ("/api/labels", "labeller"),  # bulk labels from the browse page
+    ("/api/similar", "labeller"),  # search by an uploaded image: a small job, nothing imported
     ("/api/tags/*/retire", "admin"),  # takes a key away from everyone's keyboard
     ("/api/tags", "labeller"),
     ("/taxonomy/tags", "labeller"),
