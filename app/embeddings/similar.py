@@ -9,12 +9,17 @@ replaces the model's older entry), so the next search sees its images without
 anyone invalidating anything by hand. Job files never change once written.
 An embed job (a pretrained backbone) is a space of its own, with no predict jobs.
 
-Exact search is one matrix-vector product: bench/similar.py measures where it
-stops being fast enough.
+Exact search is one matrix-vector product, kept up to ann.EXACT_MAX rows
+(bench/similar.py measures where it stops being fast enough). A larger space
+is searched through the HNSW index its latest analysis saved (app.embeddings.ann):
+the index proposes candidates, which are re-ranked by their exact distance
+here; images embedded after that analysis (later predict jobs) are searched
+exactly beside it. A space with no index yet is searched exactly: slower, never wrong.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -26,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.db.models import CurrentLabel, Image, Job, LabelClass
-from app.embeddings import files
+from app.embeddings import analyses, ann, files
 from app.embeddings.spaces import SPACE_KINDS
 from app.errors import InvalidInput, NotFound
 from app.labelling.suggestions import model_family
@@ -45,8 +50,21 @@ class Index:
     vectors: np.ndarray  # float32 (n, D), rows of unit length
 
 
+@dataclass(frozen=True)
+class Approx:
+    """A space's saved ANN index, lined up with the Index it serves."""
+    analysis: int  # the analyse job that built it
+    index: object  # the faiss index; its row i is ann_ids[i]
+    rows: np.ndarray  # int64: the Index row of each ANN row (-1: an image the space no longer holds)
+    rest: np.ndarray  # int64: Index rows the ANN lacks (embedded since), searched exactly
+    rest_vectors: np.ndarray  # their unit rows, copied once
+
+
 _cache: OrderedDict[tuple, Index] = OrderedDict()
+# id(Index) -> (that Index, the analysis read, its ANN or None when that could not be read)
+_approx: OrderedDict[int, tuple[Index, int, Approx | None]] = OrderedDict()
 _lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def nearest(vectors: np.ndarray, query: np.ndarray, k: int,
@@ -137,6 +155,65 @@ def load_index(session: Session, settings: Settings, model_job_id: int) -> Index
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+        _approx.clear()
+
+
+def load_approx(session: Session, settings: Settings, index: Index) -> Approx | None:
+    """The ANN index for `index` from its space's latest analysis; None when exact search is what to do.
+
+    None below ann.EXACT_MAX rows, before any analysis has saved an index, and when the saved one cannot be
+    read (logged): exact search is slower there, but right.
+    """
+    if len(index.ids) <= ann.EXACT_MAX:
+        return None
+    analysis = analyses.latest(session, settings, space=index.job)
+    if analysis is None or not (analysis.has("ann_index") and analysis.has("ann_ids")):
+        return None
+    with _lock:
+        held = _approx.get(id(index))
+        if held is not None and held[0] is index and held[1] == analysis.job:
+            _approx.move_to_end(id(index))
+            return held[2]
+    try:
+        faiss_index, ann_ids = ann.load(analysis.path("ann_index"), analysis.path("ann_ids"))
+    except (OSError, RuntimeError, NotFound) as exc:  # a file gone, or not a faiss index: faiss raises RuntimeError
+        log.warning("similar images: the ANN index of analysis %s cannot be read (%s); searching exactly",
+                    analysis.job, exc)
+        approx = None
+    else:
+        at = np.minimum(np.searchsorted(index.ids, ann_ids), len(index.ids) - 1)
+        rows = np.where(index.ids[at] == ann_ids, at, -1).astype(np.int64)
+        covered = np.zeros(len(index.ids), dtype=bool)
+        covered[rows[rows >= 0]] = True
+        rest = np.flatnonzero(~covered)
+        approx = Approx(analysis=analysis.job, index=faiss_index, rows=rows, rest=rest,
+                        rest_vectors=index.vectors[rest])
+    with _lock:
+        _approx[id(index)] = (index, analysis.job, approx)
+        while len(_approx) > CACHE_SIZE:
+            _approx.popitem(last=False)
+    return approx
+
+
+def search(index: Index, approx: Approx | None, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Index rows, cosine distances) of the k rows nearest row `row`, itself excluded, nearest first.
+
+    Exact without `approx`; with it, the ANN's candidates (and the rows it lacks) re-ranked exactly.
+    """
+    query = index.vectors[row]
+    if approx is None:
+        return nearest(index.vectors, query, k, exclude=row)
+    # 2k + 1: a few candidates may be images the space no longer holds, and more cost next to nothing.
+    found, _ = ann.search(approx.index, query, 2 * k + 1)
+    found = found[0][found[0] >= 0]
+    candidates = approx.rows[found]
+    if len(approx.rest):
+        extra, _ = nearest(approx.rest_vectors, query, k + 1)
+        candidates = np.concatenate([candidates, approx.rest[extra]])
+    candidates = np.unique(candidates[(candidates >= 0) & (candidates != row)])
+    dist = 1.0 - index.vectors[candidates] @ query
+    order = np.lexsort((candidates, dist))[:k]  # nearest first; ties to the lower row, as nearest() does
+    return candidates[order], np.clip(dist[order], 0.0, 2.0)
 
 
 def _row(index: Index, image_id: int) -> int | None:
@@ -173,7 +250,7 @@ def similar(session: Session, settings: Settings, image_id: int, *, k: int = 20,
             raise NotFound(f"job {job} has no embedding for image {image_id}: its model has not seen it")
     else:
         index, row = _latest_covering(session, settings, image_id)
-    rows, dist = nearest(index.vectors, index.vectors[row], k, exclude=row)
+    rows, dist = search(index, load_approx(session, settings, index), row, k)
     ids = index.ids[rows].tolist()
     names = dict(session.execute(
         select(CurrentLabel.image_id, LabelClass.name).join(LabelClass, LabelClass.id == CurrentLabel.class_id)
