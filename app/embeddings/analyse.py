@@ -5,7 +5,7 @@ Runs in the worker (no torch), after every train or embed job (config
 the hooks (progress, cancel):
 
   knn        every image's K nearest (app.embeddings.knn): exact in bounded blocks, ANN above
-  outliers   mean distance to the K nearest labelled images, a robust z-score within the image's class
+  outliers   distance to the K-th nearest labelled image, a robust z-score within the image's class
              (app.embeddings.outliers)
   evidence   out-of-sample neighbour share per labelled image (app.embeddings.neighbours)
   diverse    k-center greedy order of the unlabelled images, mixed with uncertainty (app.embeddings.diversity)
@@ -210,7 +210,7 @@ def run_job(db, settings: Settings, job_id: int, worker: str, hooks) -> dict:
         ref_rows, ref_dist = rows, dist
     saved["outlier_knn"] = analyses.save(folder, "outlier_knn", ref_rows)
     saved["outlier_knn_distance"] = analyses.save(folder, "outlier_knn_distance", ref_dist)
-    distance = outliers.mean_distance(ref_dist)
+    distance = outliers.kth_distance(ref_dist)
     group = np.where(state["labelled"], state["class"], predicted)
     z, usual = outliers.robust_z(distance, group, reference=~state["excluded"])
     saved["outlier"] = analyses.save(folder, "outlier", z)
@@ -306,7 +306,7 @@ def _flag_outliers(db, job_id: int) -> dict:
                        "distances": [round(float(d), 4) for d in knn_dist[row][:len(nb)]],
                        "class": names.get(cls) if cls >= 0 else None,
                        "compared_with": "all" if cls < 0 else ("label" if event is not None else "prediction"),
-                       "distance": round(float(outliers.mean_distance(knn_dist[row:row + 1])[0]), 4),
+                       "distance": round(float(outliers.kth_distance(knn_dist[row:row + 1])[0]), 4),
                        "usual": round(float(usual[row]), 4), "label_event_id": event}
             score = round(float(z[row]), 4)
             raised.add(image_id)

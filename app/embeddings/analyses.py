@@ -16,7 +16,7 @@ The names (not every analysis has every file; a reader asks `has`):
   outlier_knn       int32 (n, K)    rows of the K nearest labelled images the outlier score measured (else any)
   outlier_knn_distance float16 (n, K) their cosine distances
   outlier_class     int64 (n,)      the class id each outlier score was measured against (-1: every image)
-  outlier_usual     float32 (n,)    that class's median distance to the K nearest (the "usual" distance)
+  outlier_usual     float32 (n,)    that class's median of the distance scored (the "usual" distance)
   neighbour_share   float32 (n,)    share of the K out-of-sample neighbours that carry the image's label;
                                     NaN for an image without a label then
   share_neighbours  int64 (n, K)    the image ids those out-of-sample neighbours are, -1 padded

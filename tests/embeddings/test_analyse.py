@@ -1,0 +1,224 @@
+"""The analyse job through the real worker on real Fashion-MNIST images: map, kNN, outliers (+ flags),
+out-of-sample neighbour share, the diverse order."""
+
+from __future__ import annotations
+
+import io
+import time
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image as PILImage
+from sqlalchemy import select
+
+from app.config import Settings
+from app.db.engine import Database
+from app.db.models import Flag, Image, Job
+from app.embeddings import analyses, diversity, knn, neighbours, outliers
+from app.main import create_app
+from tests import databases, fmnist
+from tests.embeddings import strays
+from tests.factories import add_class, label, labelled_snapshot, upload
+from tests.workers import FAST, finished, start_worker, stop, wait_for
+
+pytestmark = pytest.mark.slow  # one real train job (3 small models) and two analyses: ~40 s on two busy cores
+
+PER_CLASS = 30  # unlabelled images per class, imported class by class (as a folder import does)
+
+
+def _class_by_class(n_per_class: int, start: int) -> tuple[list[tuple[str, bytes]], list[int]]:
+    """n_per_class Fashion-MNIST images of each class, class 0's first: (files, their classes)."""
+    images, labels = fmnist.load("train", start + 40 * n_per_class)
+    files, truth = [], []
+    for c in range(10):
+        for i in [i for i in range(start, len(labels)) if labels[i] == c][:n_per_class]:
+            buf = io.BytesIO()
+            PILImage.fromarray(images[i]).save(buf, format="PNG")
+            files.append((f"unl-{i:05d}.png", buf.getvalue()))
+            truth.append(c)
+    return files, truth
+
+
+def _queued_analysis(db, timeout: float = 60) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.reading() as s:
+            job = s.scalars(select(Job).where(Job.kind == "analyse")).first()
+        if job is not None:
+            return job
+        time.sleep(0.2)
+    pytest.fail("no analyse job was queued after the train job")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, database_template):
+    """200 labelled images (10 classes, 2 of them photos labelled "bag"), 300 unlabelled ones imported class by
+    class, 6 photos and 6 noise images unlabelled; one train job, whose analysis runs by itself."""
+    data = tmp_path_factory.mktemp("analyse") / "data"
+    with pytest.MonkeyPatch.context() as mp:
+        url = database_template.fresh(data)
+        if databases.ON_POSTGRES:
+            mp.setenv("LOUPE_DATABASE_URL", url)
+        settings = Settings(data=data, database_url=url)
+        settings.ensure_dirs()
+        db = Database(url)
+        with TestClient(create_app(settings)) as client:
+            add_class(client, "bag")
+            planted_labelled = [x["id"] for x in upload(client, strays.photos(2, start=6), "scrape")["imported"]]
+            for image_id in planted_labelled:
+                label(client, image_id, "bag", annotator="scraper")
+            snap = labelled_snapshot(client, 200, classes=10, folds=2)
+            files, truth = _class_by_class(PER_CLASS, 5000)
+            report = upload(client, files, "folders")
+            unlabelled = [x["id"] for x in report["imported"]]
+            assert len(unlabelled) == len(files)
+            photos = [x["id"] for x in upload(client, strays.photos(6), "scrape")["imported"]]
+            noise = [x["id"] for x in upload(client, strays.noise(6), "scrape")["imported"]]
+            train = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {**FAST, "epochs": 3}})
+            assert train.status_code == 201, train.text
+            worker = start_worker(data)
+            try:
+                train_id = train.json()["id"]
+                assert wait_for(client, train_id, finished)["status"] == "succeeded"
+                job = _queued_analysis(db)  # queued by the worker once the train job's quality checks ran
+                assert job.config == {"space": train_id}
+                done = wait_for(client, job.id, finished, timeout=120)
+                assert done["status"] == "succeeded", done["error"]
+                with db.reading() as s:
+                    analysis = analyses.latest(s, settings)
+                yield SimpleNamespace(client=client, settings=settings, db=db, train=train_id, analysis=analysis,
+                                      job=done, unlabelled=unlabelled, truth=dict(zip(unlabelled, truth)),
+                                      photos=photos, noise=noise, planted_labelled=planted_labelled, worker=worker)
+            finally:
+                stop(worker)
+        db.dispose()
+    databases.drop(url)
+
+
+def test_an_analysis_follows_the_train_job_and_covers_every_image_on_the_map(world):
+    a = world.analysis
+    assert a.job == world.job["id"] and a.space == world.train
+    with world.db.reading() as s:
+        every = sorted(s.scalars(select(Image.id)))
+    assert a.ids.tolist() == every  # the train job embedded every image; the analysis covers its space
+    xy = a.array("xy")
+    assert xy.shape == (len(every), 2) and np.isfinite(xy).all()
+    rows, dist = a.array("knn"), a.array("knn_distance")
+    assert rows.shape == (len(every), knn.K) and (rows >= 0).all()
+    assert (rows != np.arange(len(every))[:, None]).all()  # an image is never its own neighbour
+    assert (np.diff(dist.astype(np.float32), axis=1) >= 0).all()  # nearest first
+    m = world.job["metrics"]
+    assert m["images"] == len(every) and m["k"] == knn.K and m["knn"] == "exact"
+    assert set(m["seconds"]) >= {"knn", "outliers", "evidence", "diverse", "map"}
+
+
+def test_planted_photos_and_noise_are_the_top_outliers_and_are_flagged(world):
+    a = world.analysis
+    z = np.asarray(a.array("outlier"))
+    assert np.isfinite(z).all()
+    rank = np.empty(len(z), dtype=int)
+    rank[np.argsort(-z, kind="stable")] = np.arange(len(z))
+    planted = world.photos + world.noise
+    ranks = sorted(int(rank[a.row(i)]) for i in planted)
+    labelled_ranks = [int(rank[a.row(i)]) for i in world.planted_labelled]
+    print(f"planted ranks among {len(z)}: {ranks}; photos labelled bag: {labelled_ranks}; "
+          f"z: {sorted(np.round(z[[a.row(i) for i in planted]], 1).tolist())}")
+    assert ranks[-1] < 0.05 * len(z)  # every unlabelled stray in the top 5 %
+    with world.db.reading() as s:
+        flags = s.scalars(select(Flag).where(Flag.kind == "outlier", Flag.status == "open")).all()
+    flagged = {f.image_id: f for f in flags}
+    assert len(set(planted) & set(flagged)) >= 10  # nearly every stray is flagged ...
+    assert len(flagged) <= outliers.MAX_FLAG_SHARE * len(z) + 1  # ... under the cap
+    f = flagged[next(i for i in planted if i in flagged)]
+    assert f.details["analysis"] == a.job and f.details["space"] == world.train
+    assert 1 <= len(f.details["neighbours"]) <= 8 and len(f.details["distances"]) == len(f.details["neighbours"])
+    assert f.details["distances"] == sorted(f.details["distances"]) and f.score >= outliers.Z_CUT
+    assert f.details["usual"] < f.details["distance"]
+
+
+def test_neighbour_share_is_out_of_sample_and_nan_exactly_for_unlabelled(world):
+    a = world.analysis
+    share = np.asarray(a.array("neighbour_share"))
+    with world.db.reading() as s:
+        labelled = set(s.scalars(select(Image.id).where(Image.labelled == True)))  # noqa: E712 - SQL, not Python
+    is_labelled = np.isin(a.ids, list(labelled))
+    assert np.isnan(share[~is_labelled]).all()
+    assert np.isfinite(share[is_labelled]).all() and ((share >= 0) | np.isnan(share)).all()
+    mean = float(np.nanmean(share))
+    print(f"mean out-of-sample neighbour share over {is_labelled.sum()} labelled images: {mean:.3f} (chance 0.1)")
+    assert mean > 0.3
+    image = int(a.ids[is_labelled][0])
+    with world.db.reading() as s:
+        ev = neighbours.evidence(s, world.settings, image)
+        assert neighbours.evidence(s, world.settings, world.unlabelled[0]) is None
+    assert ev["k"] == knn.K and sum(ev["classes"].values()) == knn.K and ev["analysis"] == a.job
+    assert ev["share"] == pytest.approx(ev["agree"] / ev["k"]) == pytest.approx(share[a.row(image)], abs=1e-4)
+    assert image not in ev["neighbours"] and set(ev["neighbours"]) <= labelled
+
+
+def test_the_diverse_order_covers_more_classes_than_import_order(world):
+    a = world.analysis
+    order = np.asarray(a.array("diverse")).tolist()
+    expected = set(world.unlabelled) | set(world.photos) | set(world.noise)
+    assert sorted(order) == sorted(expected)  # every unlabelled, not excluded image, once
+    first = [i for i in order[:100] if i in world.truth]
+    diverse_classes = len({world.truth[i] for i in first})
+    import_classes = len({world.truth[i] for i in sorted(world.unlabelled)[:100]})
+    print(f"classes among the first 100: diverse {diverse_classes} (strays {100 - len(first)}), import {import_classes}")
+    assert import_classes <= 4 and diverse_classes >= 8
+
+
+def test_a_newer_analysis_cancels_the_outlier_flags_it_does_not_raise_and_skips_excluded_images(world):
+    client, db = world.client, world.db
+    with db.reading() as s:
+        before = {f.image_id: f.id for f in s.scalars(select(Flag).where(Flag.kind == "outlier",
+                                                                         Flag.status == "open"))}
+    gone = next(i for i in world.noise if i in before)
+    r = client.post(f"/api/images/{gone}/exclude", json={"reason": "noise", "annotator": "t"})
+    assert r.status_code == 201, r.text
+    ordinary = world.unlabelled[5]
+    with db.writing() as s:
+        s.add(Flag(image_id=ordinary, kind="outlier", score=9.0, status="open", details={"analysis": 0}))
+        s.commit()
+    r = client.post("/api/jobs", json={"kind": "analyse", "config": {"space": world.train}})
+    assert r.status_code == 201, r.text
+    done = wait_for(client, r.json()["id"], finished, timeout=120)
+    assert done["status"] == "succeeded", done["error"]
+    with db.reading() as s:
+        flags = s.scalars(select(Flag).where(Flag.kind == "outlier")).all()
+    by_image = {}
+    for f in flags:
+        by_image.setdefault(f.image_id, []).append(f)
+    stale = by_image[ordinary][0]
+    assert stale.status == "cancelled" and "no longer ranks" in stale.details["cancelled_because"]
+    assert [f.status for f in by_image[gone]] == ["cancelled"]  # excluded: cancelled, never raised again
+    kept_open = [f for i, fs in by_image.items() for f in fs if f.status == "open"]
+    assert kept_open and all(f.details["analysis"] == done["id"] for f in kept_open)
+    assert {f.id for f in kept_open} <= set(before.values())  # the same flags, moved to the new analysis
+    with db.reading() as s:
+        newest = analyses.latest(s, world.settings)
+    assert gone not in set(np.asarray(newest.array("diverse")).tolist())
+
+
+def test_share_and_diverse_order_on_arrays():
+    labels = np.array([0, 0, 1, -1, 1])
+    nb = np.array([[1, 2], [0, 4], [4, -1], [0, 1], [-1, -1]])
+    got = neighbours.share(labels, nb)
+    assert got[:3].tolist() == [0.5, 0.5, 1.0] and np.isnan(got[3]) and np.isnan(got[4])
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(5, 16))
+    cluster = np.repeat(np.arange(5), 50)  # imported cluster by cluster
+    unit = centres[cluster] + 0.1 * rng.normal(size=(250, 16))
+    unit = (unit / np.linalg.norm(unit, axis=1, keepdims=True)).astype(np.float32)
+    ids = np.arange(250) + 1000
+    seeds = np.flatnonzero(cluster == 0)[:10]  # cluster 0 is labelled already
+    candidates = np.setdiff1d(np.arange(250), seeds)
+    order = diversity.diverse_ids(ids, unit, candidates, seeds)
+    assert sorted(order.tolist()) == sorted(ids[candidates].tolist())
+    assert {int(cluster[i - 1000]) for i in order[:4]} == {1, 2, 3, 4}  # away from what is labelled
+    capped = diversity.diverse_ids(ids, unit, candidates, seeds, rank_max=20)
+    assert sorted(capped.tolist()) == sorted(ids[candidates].tolist())
+    rest = capped[20:]
+    assert (np.diff(rest) > 0).all()  # the unranked follow in import order
