@@ -24,8 +24,9 @@ from app.snapshots.neardup import MAX_DISTANCE
 from app.timeutil import iso
 
 NEIGHBOURS = 12
-# Similar images in the strip: one row of thumbnails beside the evidence (8 at 96 px fit the stage at 1300 px),
-# the same number an outlier flag stores (its neighbours, app.embeddings.analyse.FLAG_NEIGHBOURS).
+# Similar images in the strip: one row under the evidence (8 thumbnails take 830 of the stage's 940 px on a
+# 1300 px wide window, tests/browser/test_review_similar.py's screenshot), and the number of neighbours an outlier
+# flag stores (app.embeddings.analyse.FLAG_NEIGHBOURS), so both kinds of flag show a strip of one length.
 SIMILAR = 8
 
 
