@@ -152,6 +152,28 @@ def load_index(session: Session, settings: Settings, model_job_id: int) -> Index
     return index
 
 
+def vectors_for(session: Session, settings: Settings, model_job_id: int, image_ids) -> dict[int, np.ndarray]:
+    """{image id: unit float32 embedding} in one space, for those of `image_ids` it holds.
+
+    Reads only those rows from the files' memory maps (a few candidate pairs need no million-row matrix);
+    an image embedded twice keeps its newest row, as load_index does.
+    """
+    wanted = np.unique(np.asarray(list(image_ids), dtype=np.int64))
+    out: dict[int, np.ndarray] = {}
+    for job in _members(session, model_job_id):  # newest first
+        if not len(wanted):
+            break
+        ids, rows = files.load(*_local_files(settings, job))
+        if not len(ids):
+            continue
+        at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
+        hit = ids[at] == wanted
+        for image_id, vector in zip(wanted[hit].tolist(), normalise(rows[at[hit]])):
+            out[image_id] = vector
+        wanted = wanted[~hit]
+    return out
+
+
 def clear_cache() -> None:
     with _lock:
         _cache.clear()

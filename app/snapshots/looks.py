@@ -33,18 +33,22 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
+from app.db.models import Image as ImageRow
 from app.images.hashing import LOOK_SIZE, alike, look
 from app.images.store import thumb_key
 
 log = logging.getLogger("loupe.neardup")
 MIN_CORRELATION = 0.99
+MAX_EMBEDDING_DISTANCE = 0.01  # PROVISIONAL: cosine distance; measured in bench/neardup.py
 CACHE_SIZE = 100_000  # kept as bytes, ~300 bytes each with the dict's share: ~30 MB at most
 _UNKNOWN = np.zeros(0, np.uint8)
 
 _stores: dict[str, object] = {}
+_settings: dict[str, object] = {}  # database URL -> Settings: where that database's embedding files are
 _cache: OrderedDict[str, bytes] = OrderedDict()
 _lock = threading.Lock()
 _warned: set[str] = set()
@@ -55,6 +59,7 @@ def register(settings) -> None:
     from app.images.blobs import for_settings
 
     _stores[_key(settings.database_url)] = for_settings(settings)
+    _settings[_key(settings.database_url)] = settings
 
 
 def _key(url) -> str:
@@ -112,16 +117,63 @@ def looks(store, shas: Sequence[str]) -> list[np.ndarray]:
     return out
 
 
-def confirm_pairs(vectors: dict[int, np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Whether each pair (a[k], b[k]) is confirmed; a pair with an unknown look keeps the pHash verdict."""
+def verdict(r: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Whether pairs with thumbnail correlation r and embedding cosine distance d are near-duplicates.
+
+    NaN means not known: an unknown look or a missing embedding adds no evidence, and a pair with
+    neither keeps the pHash verdict (True).
+    """
+    r, d = np.asarray(r, dtype=np.float64), np.asarray(d, dtype=np.float64)
+    return ~(r < MIN_CORRELATION) & ~(d > MAX_EMBEDDING_DISTANCE)
+
+
+def confirm_pairs(vectors: dict[int, np.ndarray], a: np.ndarray, b: np.ndarray,
+                  embeddings: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """Whether each pair (a[k], b[k]) is confirmed (see `verdict`); `embeddings` are unit rows by index."""
     known = np.array([len(vectors[int(i)]) == LOOK_SIZE**2 and len(vectors[int(j)]) == LOOK_SIZE**2
                       for i, j in zip(a.tolist(), b.tolist())], dtype=bool)
-    ok = np.ones(len(a), dtype=bool)
+    r = np.full(len(a), np.nan)
     if known.any():
         x = np.stack([vectors[int(i)] for i in a[known].tolist()])
         y = np.stack([vectors[int(j)] for j in b[known].tolist()])
-        ok[known] = alike(x, y) >= MIN_CORRELATION
-    return ok
+        r[known] = alike(x, y)
+    d = np.full(len(a), np.nan)
+    if embeddings:
+        both = np.array([int(i) in embeddings and int(j) in embeddings for i, j in zip(a.tolist(), b.tolist())],
+                        dtype=bool)
+        if both.any():
+            x = np.stack([embeddings[int(i)] for i in a[both].tolist()])
+            y = np.stack([embeddings[int(j)] for j in b[both].tolist()])
+            d[both] = 1.0 - np.einsum("ij,ij->i", x.astype(np.float32), y.astype(np.float32))
+    return verdict(r, d)
+
+
+def embeddings(session: Session, shas: dict[int, str]) -> dict[int, np.ndarray]:
+    """{index: unit embedding} in the latest embedding space, for the images (index -> sha256) it holds.
+
+    {} when there is no space yet, or its files cannot be read (logged): the looks decide alone then.
+    """
+    if _store_for(session) is None:  # registers the settings too, when they can be found
+        return {}
+    settings = _settings.get(_key(session.get_bind().url))
+    from app.embeddings import similar, spaces
+    from app.errors import NotFound
+
+    space = spaces.latest_space(session) if settings is not None else None
+    if space is None or not shas:
+        return {}
+    wanted = sorted(set(shas.values()))
+    ids: dict[str, int] = {}
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        ids.update(session.execute(select(ImageRow.sha256, ImageRow.id).where(ImageRow.sha256.in_(chunk))).all())
+    try:
+        vectors = similar.vectors_for(session, settings, space.id, ids.values())
+    except (OSError, ValueError, NotFound) as exc:
+        log.warning("near-duplicates: the embeddings of job %s cannot be read (%s); thumbnails decide alone",
+                    space.id, exc)
+        return {}
+    return {i: vectors[ids[sha]] for i, sha in shas.items() if ids.get(sha) in vectors}
 
 
 def confirmer(session: Session, shas: Sequence[str]):
@@ -136,6 +188,6 @@ def confirmer(session: Session, shas: Sequence[str]):
             _warned.add(key)
             log.warning("near-duplicates: %d of %d thumbnails could not be read; those pairs are judged by "
                         "pHash alone", missing, len(vectors))
-        return confirm_pairs(vectors, a, b)
+        return confirm_pairs(vectors, a, b, embeddings(session, {i: shas[i] for i in wanted}))
 
     return confirm
