@@ -1,7 +1,8 @@
 """Near-duplicates whose labels disagree, and duplicates that cross sources or splits. Pure numpy.
 
 Groups come from `app.snapshots.neardup.groups` (perceptual hashes within a few
-bits, each pair confirmed by comparing the thumbnails, transitively). Image
+bits, each pair confirmed by comparing the thumbnails and, where both images
+have one in the latest embedding space, their embeddings; transitively). Image
 embeddings from a trained model are turned into 64-bit SimHashes (signs of 64
 seeded random projections: the share of differing bits estimates the angle
 between two vectors over pi), so the same fast grouping finds images the model
@@ -21,7 +22,8 @@ UNLABELLED = -1
 
 def phash_groups(phashes, *, max_distance: int = neardup.MAX_DISTANCE, confirm=None) -> np.ndarray:
     """Near-duplicate group per image from 64-bit perceptual hashes, each candidate pair confirmed by
-    `confirm` when given (see `app.snapshots.neardup.groups` and `app.snapshots.looks`)."""
+    `confirm` when given (see `app.snapshots.neardup.groups`; `app.snapshots.looks.confirmer` checks the
+    thumbnails and the latest space's embeddings)."""
     return neardup.groups(np.asarray(phashes, dtype=np.int64), max_distance=max_distance, confirm=confirm)
 
 
