@@ -32,10 +32,14 @@ NAMES = {"import": "import order", "uncertain": "most uncertain first", "diverse
          "weakest-source": "weakest source first"}
 # The diverse array is checked against the database in batches that grow from FIRST_BATCH (the next few are
 # nearly always still waiting) to BATCH_MAX ids, and at most WALK_MAX ids a request: past that (someone else
-# labelled a long stretch ahead) the rest comes in import order. One batch of 4,096 ids is ~3 ms on SQLite.
+# labelled a long stretch ahead) the rest comes in import order. A batch of 4,096 ids costs 9 ms of CPU on
+# SQLite (bench/orders.py at 100k images), so WALK_MAX is ~40 ms at worst; a request in the usual case checks
+# one batch of 16. Walking up to the frontier may take FRONTIER_MAX (~150 ms, once per process: 10,000 labelled
+# since the analysis took 108 ms), since no later request walks that stretch again.
 FIRST_BATCH = 16
 BATCH_MAX = 4_096
 WALK_MAX = 16_384
+FRONTIER_MAX = 65_536
 # How far back to look for a train job that measured per-source accuracy (metrics are JSON: filtered here).
 RECENT_JOBS = 20
 
@@ -159,11 +163,14 @@ def diverse(session: Session, settings: Settings | None, *, after: int | None = 
         if hit.size:
             begin = start + int(hit[0]) + 1
     spans = [(begin, len(order)), (start, begin)] if begin > start else [(start, len(order))]
-    skipped, out, budget = set(skip), [], WALK_MAX
+    skipped, out, walked = set(skip), [], 0
     for lo, hi in spans:
         pos, batch, frontier = lo, FIRST_BATCH, lo == start
-        while pos < hi and len(out) < n and budget > 0:
-            chunk = np.asarray(order[pos:min(hi, pos + batch, pos + budget)]).tolist()
+        while pos < hi and len(out) < n:
+            limit = FRONTIER_MAX if frontier else WALK_MAX
+            if walked >= limit:
+                break
+            chunk = np.asarray(order[pos:min(hi, pos + batch, pos + limit - walked)]).tolist()
             waiting = _waiting(session, chunk)
             for image_id in chunk:
                 if frontier and image_id not in waiting:
@@ -172,7 +179,7 @@ def diverse(session: Session, settings: Settings | None, *, after: int | None = 
                     frontier = False
                 if image_id in waiting and image_id not in skipped and image_id not in out:
                     out.append(image_id)
-            pos, budget, batch = pos + len(chunk), budget - len(chunk), min(batch * 4, BATCH_MAX)
+            pos, walked, batch = pos + len(chunk), walked + len(chunk), min(batch * 4, BATCH_MAX)
     _frontier[key] = max(_frontier.get(key, 0), start)
     out = out[:n]
     return out + import_order(session, skip=[*skip, *out], n=n - len(out))
