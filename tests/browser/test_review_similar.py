@@ -62,6 +62,7 @@ def test_label_similar_images_from_the_strips_and_review_an_outlier(live_server,
     items.nth(2).locator("input").check()
     expect(page.locator(".strip-item.selected")).to_have_count(2)
     expect(apply).to_have_text("Label 2 selected")
+    page.screenshot(path=str(tmp_path / "image-strip.png"), full_page=True)
     assert apply.is_disabled()                           # no class chosen yet
     page.select_option(".strip-bulk select", label=target)
     apply.click()
