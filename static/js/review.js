@@ -131,6 +131,7 @@
     if (e.target instanceof HTMLInputElement && e.target.type !== "checkbox") return;
     // The strip's label form, confirmation and undo take their own keys: Enter there is not "keep".
     if (e.target instanceof Element && e.target.closest(".strip-bulk, .strip-confirm, .strip-done")) return;
+    if (e.key === "Enter" && e.target instanceof HTMLAnchorElement) return;  // a focused link opens, it does not keep
     if (e.key === "Escape") { definitions.hidden = true; cheatsheet.classList.remove("open"); return; }
     const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
     const decision = ["Enter", "w", "x", "a", "s", "ArrowRight"].includes(key) || Boolean(byKey(key));
