@@ -366,7 +366,8 @@ def job_view(job: Job) -> dict:
 
 
 def list_jobs(session: Session, *, limit: int = 100) -> list[Job]:
-    return list(session.scalars(select(Job).order_by(Job.id.desc()).limit(limit)))
+    # Searches by image are one per query: they would push the jobs people launched off the list.
+    return list(session.scalars(select(Job).where(Job.kind != "search").order_by(Job.id.desc()).limit(limit)))
 
 
 def epochs(session: Session, job_id: int) -> list[dict]:

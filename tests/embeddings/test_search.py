@@ -58,6 +58,9 @@ def test_search_by_upload_in_an_embed_space_finds_the_image_itself_and_imports_n
         # Nothing imported, and the uploaded files are gone.
         assert client.get("/api/images", params={"limit": 1}).json()["total"] == 40
         assert not list((settings.data_dir / QUERIES).glob("*"))
+        kinds = [j["kind"] for j in client.get("/api/jobs").json()["items"]]
+        assert "embed" in kinds and "search" not in kinds                        # one per query: not listed
+        assert client.get(f"/jobs/{queued['job']}").status_code == 200
         page = client.get(f"/similar?search={queued['job']}").text
         assert page.count('class="similar-label"') == 5 and f'href="/images/{ids[5]}"' in page
     finally:
