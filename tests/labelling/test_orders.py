@@ -138,3 +138,31 @@ def test_unknown_orders_and_queues_are_refused_with_the_list(client):
     # The other queues take any known order and keep to theirs.
     r = client.get("/api/queue", params={"queue": "rereview", "order": "diverse"})
     assert r.status_code == 200 and r.json()["images"] == [] and r.json()["in_force"] == "import"
+
+
+def test_the_diverse_walk_keeps_its_frontier_and_an_image_unlabelled_behind_it_still_comes(client, db, settings,
+                                                                                         monkeypatch):
+    from app.labelling import orders
+
+    monkeypatch.setattr(orders, "FIRST_BATCH", 2)
+    monkeypatch.setattr(orders, "BATCH_MAX", 2)
+    add_class(client, "top")
+    ids = upload_fmnist(client, 10)
+    order = [ids[i] for i in (3, 8, 1, 6, 0, 9, 4)]
+    job = write_analysis(db, settings, diverse=order, analysed=ids)
+    events = {i: label(client, i, "top")["id"] for i in order[:4]}   # labelled since the analysis
+
+    def diverse(**kw):
+        with db.reading() as s:
+            return queue_ids(s, order="diverse", settings=settings, **kw)
+
+    monkeypatch.setattr(orders, "FRONTIER_MAX", 2)                      # too short to reach the first waiting
+    assert diverse(n=2) == [ids[0], ids[2]]                               # so import order, this time
+    monkeypatch.setattr(orders, "FRONTIER_MAX", 64)
+    assert diverse(n=2) == [order[4], order[5]]                           # on from where the last walk stopped
+    key = next(k for k in orders._frontier if k[1] == job)
+    assert orders._frontier[key] == 4
+    # An undo behind the frontier: the image is not walked again, but the import-order tail brings it.
+    r = client.post(f"/api/images/{order[0]}/labels/undo", json={"event": events[order[0]]})
+    assert r.status_code == 201, r.text
+    assert diverse(n=5) == [order[4], order[5], order[6], ids[2], order[0]]
