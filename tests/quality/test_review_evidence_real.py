@@ -4,6 +4,7 @@ queues, then the similar images, the neighbours' labels and the outlier flags th
 from __future__ import annotations
 
 import re
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -87,6 +88,12 @@ def similar_images_and_the_neighbours_labels(client, settings, db, world):
     html = client.get("/review", params={"flag": flag.id}).text
     assert ev["agreement_text"] in html.replace("&amp;", "&")
     assert html.count('class="strip-item') == SIMILAR
+    took = []
+    for _ in range(20):
+        start = time.perf_counter()
+        assert client.get("/review/stage", params={"flag": flag.id}).status_code == 200
+        took.append(time.perf_counter() - start)
+    print(f"/review/stage with similar images and neighbours' labels: median {1000 * np.median(took):.1f} ms")
     shares = np.asarray(world.analysis.array("neighbour_share"))
     print(f"mean out-of-sample neighbour share over labelled images: {np.nanmean(shares):.3f}")
 
