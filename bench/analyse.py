@@ -6,7 +6,9 @@ clusters in a 24-d latent space mapped into 256-d; unit rows), half of them
 out-of-sample neighbour share (the same vectors stand in for the fold models'),
 the other half unlabelled with a random margin each. The stages run the
 app's own functions, as app.embeddings.analyse.run_job calls them; one line
-each: seconds and the peak memory the process reached so far.
+each: seconds and the peak memory the process reached so far. knn-exact is
+the blocked exact graph (knn.exact), knn-hnsw ann.graph (HNSW above its
+GRAPH_EXACT_MAX); outlier-knn each image's K nearest among the labelled half.
 
 Run: .venv/bin/python bench/analyse.py [--n 100000] [--dim 256] [--knn exact,hnsw]
 """
@@ -58,15 +60,14 @@ def main() -> None:
     folds = rng.integers(0, 5, n)
     margins = rng.random(n).astype(np.float32)
 
-    rows = dist = None
     for method in args.knn.split(","):
         if method == "exact":
-            rows, dist = timed("knn-exact", n, lambda: knn.exact(unit, knn.K))
+            timed("knn-exact", n, lambda: knn.exact(unit, knn.K))
         else:
-            rows, dist = timed("knn-hnsw", n, lambda: ann.graph(unit, knn.K) if n > ann.GRAPH_EXACT_MAX
-                               else knn.exact(unit, knn.K))
-    d = outliers.mean_distance(dist)
-    timed("outliers", n, lambda: outliers.robust_z(d, labels))
+            timed("knn-hnsw", n, lambda: ann.graph(unit, knn.K))
+    reference = np.flatnonzero(labelled)
+    _, ref_dist = timed("outlier-knn", n, lambda: knn.to_reference(unit, reference, knn.K))
+    timed("outliers", n, lambda: outliers.robust_z(outliers.kth_distance(ref_dist), labels))
     lab_rows = np.flatnonzero(labelled)
     timed("evidence", n, lambda: neighbours.out_of_sample(ids[lab_rows], unit[lab_rows], labels[lab_rows],
                                                            folds[lab_rows]))

@@ -59,6 +59,8 @@ class _Progress:
         self.hooks.progress(self.done, f"{name}")
 
     def within(self, fraction: float, detail: str = "") -> None:
+        if self.hooks.cancelled():  # called between blocks of a long stage: a cancel stops it there
+            raise Cancelled()
         self.hooks.progress(self.done + self.SHARE[self._stage] * min(max(fraction, 0.0), 1.0),
                             f"{self._stage} {detail}".strip())
 
@@ -279,15 +281,15 @@ def _flag_outliers(db, job_id: int) -> dict:
         over = np.flatnonzero(np.isfinite(z) & (z >= outliers.Z_CUT))
         knn_rows, knn_dist = _load(job, "outlier_knn"), _load(job, "outlier_knn_distance")
         group, usual = _load(job, "outlier_class"), _load(job, "outlier_usual")
+        state = _state(s, ids[over]) if len(over) else {"excluded": np.zeros(0, bool), "event": np.zeros(0)}
+        names = dict(s.execute(select(LabelClass.id, LabelClass.name)).all())
     counts = {"analysis": job_id, "over_cut": len(over), "created": 0, "updated": 0, "kept": 0,
               "cancelled": 0}
+    eligible = np.zeros(len(ids), dtype=bool)
+    eligible[over] = ~state["excluded"]  # excluded since: cancel_stale closes its flag
+    chosen = outliers.to_flag(z, eligible)
+    event_of = dict(zip(ids[over].tolist(), state["event"].tolist()))
     with db.writing() as s:
-        state = _state(s, ids[over]) if len(over) else {"excluded": np.zeros(0, bool), "event": np.zeros(0)}
-        eligible = np.zeros(len(ids), dtype=bool)
-        eligible[over] = ~state["excluded"]
-        chosen = outliers.to_flag(z, eligible)
-        event_of = dict(zip(ids[over].tolist(), state["event"].tolist()))
-        names = dict(s.execute(select(LabelClass.id, LabelClass.name)).all())
         existing = s.scalars(select(Flag).where(Flag.kind == "outlier", (Flag.status == "open")
                                                 | Flag.resolution.in_(KEPT)).order_by(Flag.id)).all()
         opened = {f.image_id: f for f in existing if f.status == "open"}
