@@ -244,6 +244,8 @@ def check(order: str) -> str:
 
 def in_force(session: Session, settings: Settings | None, order: str) -> str:
     """The order the queue really follows: `order`, or its fallback when what it needs is missing."""
+    if order == "uncertain":
+        return order if model_family(session) else "import"
     missing = ((order == "diverse" and _diverse_array(session, settings) is None)
                or (order == "weakest-source" and measured_job(session) is None))
     if missing:
@@ -256,7 +258,7 @@ def note(session: Session, settings: Settings | None, order: str, image: Image |
     source the image shown is drawn from and how well the model does on it; None for nothing to say."""
     used = in_force(session, settings, order)
     if used != order:
-        missing = {"diverse": "No analysis of the embeddings yet",
+        missing = {"uncertain": "No trained model yet", "diverse": "No analysis of the embeddings yet",
                    "weakest-source": "No out-of-sample accuracy per source yet"}[order]
         return f"{missing}, so this is {NAMES[used]}."
     if order != "weakest-source" or image is None:

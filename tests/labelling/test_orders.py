@@ -166,3 +166,13 @@ def test_the_diverse_walk_keeps_its_frontier_and_an_image_unlabelled_behind_it_s
     r = client.post(f"/api/images/{order[0]}/labels/undo", json={"event": events[order[0]]})
     assert r.status_code == 201, r.text
     assert diverse(n=5) == [order[4], order[5], order[6], ids[2], order[0]]
+
+
+def test_most_uncertain_first_without_a_model_says_it_is_import_order(client):
+    add_class(client, "top")
+    ids = upload_fmnist(client, 2)
+    html = client.get("/label", params={"order": "uncertain"}).text
+    assert stage_image(html) == ids[0]
+    assert note_of(html) == "No trained model yet, so this is import order."
+    assert '<b aria-current="true">most uncertain first</b>' in html
+    assert note_of(client.get("/label").text) is None
