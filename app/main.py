@@ -23,7 +23,7 @@ from app.web import auth
 from app.web.headers import SafeHeaders
 from app.web.openapi import document_errors
 from app.web.timing import ServerTiming
-from app.web.routes import account, flags, images, jobs, labels, pages, quality, search, snapshots, taxonomy
+from app.web.routes import account, flags, images, jobs, labels, maps, pages, quality, search, snapshots, taxonomy
 from app.web.templating import env
 from app.web.unhandled import Unhandled
 
@@ -111,6 +111,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return HTMLResponse(page)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (account, images, search, labels, taxonomy, flags, quality, snapshots, jobs, pages):
+    for module in (account, images, search, labels, taxonomy, flags, quality, snapshots, jobs, maps, pages):
         app.include_router(module.router)
     return app

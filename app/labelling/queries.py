@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, exists, func, select
+from sqlalchemy import Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.config import Settings
-from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent, Source
+from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent, Snapshot, SnapshotItem, Source
 from app.errors import InvalidInput
 from app.images.catalog import library_counts
 from app.labelling import orders
@@ -30,6 +30,10 @@ class ImageFilter:
     tag: str | None = None
     min_confidence: float | None = None
     max_confidence: float | None = None
+    split: str | None = None  # train | val | test in the latest snapshot, or "none": not in it
+    analysis: int | None = None  # with region: a selection drawn on /map (app.embeddings.regions)
+    region: str | None = None
+    members: list[int] | None = None  # the region's images, filled in by app.embeddings.regions.resolve
 
     def is_empty(self) -> bool:
         return not any(v not in (None, "") for v in vars(self).values())
@@ -150,12 +154,32 @@ def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True)
         spread = func.json_each if session.get_bind().dialect.name == "sqlite" else func.json_array_elements_text
         each = spread(LabelEvent.tags).table_valued("value")
         q = q.where(exists(select(each.c.value).where(each.c.value == f.tag)))
+    if f.split:
+        q = q.where(_in_split(f.split))
+    if f.region is not None and f.members is None:
+        raise InvalidInput("a map region needs resolving first (app.embeddings.regions.resolve)")
+    if f.members is not None:
+        # Inlined, not bound one by one: a lasso may hold 50,000 images, past SQLite's bound-parameter limit.
+        q = q.where(Image.id.in_(bindparam("members", f.members, expanding=True, literal_execute=True)))
     for bound, op in ((f.min_confidence, "__ge__"), (f.max_confidence, "__le__")):
         if bound is not None:
             if not 0 <= bound <= 1:
                 raise InvalidInput("confidence bounds must be from 0 to 1")
             q = q.where(getattr(LabelEvent.confidence, op)(bound))
     return q
+
+
+SPLITS = ("train", "val", "test", "none")
+
+
+def _in_split(split: str):
+    if split not in SPLITS:
+        raise InvalidInput(f"split must be one of {', '.join(SPLITS)}, not '{split}'")
+    latest = select(func.max(Snapshot.id)).scalar_subquery()
+    if split == "none":
+        return Image.id.not_in(select(SnapshotItem.image_id).where(SnapshotItem.snapshot_id == latest))
+    return Image.id.in_(select(SnapshotItem.image_id).where(SnapshotItem.snapshot_id == latest,
+                                                            SnapshotItem.split == split))
 
 
 def filtered_ids(session: Session, f: ImageFilter) -> list[int]:
@@ -243,6 +267,8 @@ def _counted(session: Session, f: ImageFilter) -> int | None:
     """How many match a filter of status labelled / unlabelled and a source at most, from the counters
     (exact, no rows read); None for any other filter."""
     if f.class_ref or f.tag or f.min_confidence is not None or f.max_confidence is not None:
+        return None
+    if f.split or f.members is not None:
         return None
     if f.status not in (None, "", "labelled", "unlabelled"):
         return None

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.embeddings import regions
 from app.embeddings.similar import similar
 from app.errors import InvalidInput, LoupeError
 from app.images import blobs, exclusion, store
@@ -51,17 +52,24 @@ def upload_images(
 
 
 def image_filter(
+    session: ReadSession,
+    settings: SettingsDep,
     status: Annotated[str | None, Query(description="unlabelled | labelled")] = None,
     source: str | None = None,
     class_: Annotated[str | None, Query(alias="class", description="class name or id")] = None,
     tag: str | None = None,
     min_confidence: Annotated[str | None, Query(description="0..1")] = None,
     max_confidence: Annotated[str | None, Query(description="0..1")] = None,
+    split: Annotated[str | None, Query(description="train | val | test in the latest snapshot, or none")] = None,
+    analysis: Annotated[Id | None, Query(description="the analyse job a map region was drawn on")] = None,
+    region: Annotated[str | None, Query(description="a polygon on that map: x1,y1,x2,y2,... (its images)")] = None,
 ) -> ImageFilter:
     """The shared filter query parameters of /api/images and /browse (an empty field means no filter)."""
-    return ImageFilter(status=status or None, source=source or None, class_ref=class_ or None, tag=tag or None,
-                       min_confidence=_number("min_confidence", min_confidence),
-                       max_confidence=_number("max_confidence", max_confidence))
+    f = ImageFilter(status=status or None, source=source or None, class_ref=class_ or None, tag=tag or None,
+                    min_confidence=_number("min_confidence", min_confidence),
+                    max_confidence=_number("max_confidence", max_confidence), split=split or None,
+                    analysis=analysis, region=region or None)
+    return regions.resolve(session, settings, f)
 
 
 def _number(name: str, value: str | None) -> float | None:

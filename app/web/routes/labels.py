@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.embeddings import regions
 from app.errors import InvalidInput
 from app.images.catalog import get_image
 from app.labelling import bulk
@@ -62,6 +63,9 @@ class FilterBody(BaseModel):
     tag: str | None = None
     min_confidence: float | None = None
     max_confidence: float | None = None
+    split: str | None = None
+    analysis: Id | None = None
+    region: str | None = Field(None, description="a polygon drawn on the map of `analysis`: x1,y1,x2,y2,...")
 
 
 class BulkBody(BaseModel):
@@ -83,7 +87,7 @@ class BulkBody(BaseModel):
     def selection(self) -> Selection:
         fb = self.filter
         f = None if fb is None else ImageFilter(fb.status, fb.source, fb.class_, fb.tag, fb.min_confidence,
-                                                fb.max_confidence)
+                                                fb.max_confidence, fb.split, fb.analysis, fb.region)
         return Selection(self.images, f, fb.model_dump(by_alias=True, exclude_none=True) if fb else None)
 
     def label_input(self) -> LabelInput | None:
@@ -128,7 +132,7 @@ def undo_image_label(request: Request, session: WriteSession, image_id: Id, body
 
 @router.post("/api/labels/bulk", status_code=201, tags=["labels"],
              responses={200: {"description": "dry run: what would change, nothing written"}})
-def create_labels_bulk(request: Request, session: WriteSession, body: BulkBody):
+def create_labels_bulk(request: Request, session: WriteSession, settings: SettingsDep, body: BulkBody):
     """Label (or exclude / include) a selection as one bulk action: explicit `images` ids, or every image
     matching `filter`. Label events are of kind "bulk"; `POST /api/labels/bulk/{id}/undo` takes the whole
     action back. With `dry_run` nothing is written: the answer says what would change (`text`: "Relabel 214
@@ -143,9 +147,12 @@ def create_labels_bulk(request: Request, session: WriteSession, body: BulkBody):
         raise InvalidInput("choose the class to label these images as")
     if body.action != "label" and body.class_ is not None:
         raise InvalidInput(f"an {body.action} takes no class")
+    selection = body.selection()
+    if selection.filter is not None:
+        regions.resolve(session, settings, selection.filter)  # a map selection: its images, from the analysis
     if body.dry_run:
-        return JSONResponse(bulk.preview(session, body.selection(), action=body.action, class_ref=body.class_))
-    return bulk.apply(session, body.selection(), action=body.action, data=body.label_input(), reason=body.reason,
+        return JSONResponse(bulk.preview(session, selection, action=body.action, class_ref=body.class_))
+    return bulk.apply(session, selection, action=body.action, data=body.label_input(), reason=body.reason,
                       annotator=body.annotator, expect=body.expect)
 
 
