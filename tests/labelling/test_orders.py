@@ -176,3 +176,12 @@ def test_most_uncertain_first_without_a_model_says_it_is_import_order(client):
     assert note_of(html) == "No trained model yet, so this is import order."
     assert '<b aria-current="true">most uncertain first</b>' in html
     assert note_of(client.get("/label").text) is None
+
+
+def test_every_order_with_nothing_to_label(client, db, settings):
+    add_class(client, "top")
+    write_analysis(db, settings, diverse=[], analysed=[])
+    for order in ("import", "uncertain", "diverse", "weakest-source"):
+        r = client.get("/label", params={"order": order})
+        assert r.status_code == 200 and "Nothing left to label." in r.text, order
+        assert client.get("/api/queue", params={"order": order}).json()["images"] == []
