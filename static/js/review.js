@@ -159,6 +159,18 @@
   document.getElementById("accept").addEventListener("click", () => clickable() && accept());
   document.getElementById("undo").addEventListener("click", () => !busy && undo());
   definitions.addEventListener("click", () => { definitions.hidden = true; });
+  // Labelling neighbours from the similar-images strip can settle the flag (a duplicate group that agrees now):
+  // such a flag closed itself, so say why and show the next one.
+  stage.addEventListener("loupe:strip-labelled", async () => {
+    const id = flagId();
+    if (!id || busy) return;
+    const response = await fetch(`/api/flags/${id}`);
+    if (!response.ok) return;
+    const flag = await response.json();
+    if (flag.status === "open" || flagId() !== id) return;
+    window.loupe.toast(`flag #${id} closed itself: ${(flag.details || {}).cancelled_because || flag.status}`, "info");
+    await next();
+  });
 
   showAnnotator();
   markCurrent();

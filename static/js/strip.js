@@ -35,6 +35,9 @@
     box.dataset.refreshed = String(Number(box.dataset.refreshed || 0) + 1);  // tests wait on this
   }
 
+  // The page around the strip may care (review: labelling a neighbour can settle the flag itself).
+  const changed = (box) => box.dispatchEvent(new CustomEvent("loupe:strip-labelled", { bubbles: true }));
+
   function flow(box) {
     if (!flows.has(box)) {
       const q = (sel) => box.querySelector(sel);
@@ -48,8 +51,9 @@
           box.querySelectorAll(".strip-item input:checked").forEach((i) => { i.checked = false; });
           paint(box);
           refreshCaptions(box, labelled);
+          changed(box);
         },
-        onUndone() { refreshCaptions(box, labelled); },
+        onUndone() { refreshCaptions(box, labelled); changed(box); },
       }));
     }
     return flows.get(box);

@@ -10,14 +10,22 @@ from playwright.sync_api import expect
 
 from tests import fmnist
 from tests.embeddings import strays
-from tests.factories import labelled_snapshot, upload
+from tests.factories import add_class, label, labelled_snapshot, near_duplicates, upload
 from tests.workers import FAST, finished, start_worker, stop, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]  # a real train job and its analysis first: ~40 s
 
 
-def _trained(client, data) -> dict:
-    """90 labelled Fashion-MNIST images of 3 classes, 3 noise images; a train job and its analysis, finished."""
+def _trained(client, data) -> tuple[dict[int, str], list[int]]:
+    """90 labelled Fashion-MNIST images of 3 classes, 3 noise images, two near-duplicates labelled differently (a
+    duplicate flag); a train job and its analysis, finished. Returns ({id: class} but the twins, the twins)."""
+    for name in fmnist.CLASSES[:2]:
+        add_class(client, name)
+    twins = [x["id"] for x in upload(client, near_duplicates(2), "copies")["imported"]]
+    for image_id, name in zip(twins, fmnist.CLASSES[:2]):
+        label(client, image_id, name)
+    assert client.post("/api/quality/duplicates").status_code == 200
+    assert client.get("/api/flags", params={"kind": "duplicate"}).json()["total"] == 2
     snap = labelled_snapshot(client, 90, classes=3, folds=2)
     upload(client, strays.noise(3), "scrape")
     train = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {**FAST, "epochs": 2}}).json()["id"]
@@ -35,7 +43,8 @@ def _trained(client, data) -> dict:
                  timeout=30)
     finally:
         stop(worker)
-    return {it["image"]: it["class"] for it in client.get(f"/api/snapshots/{snap['id']}/items").json()["items"]}
+    items = client.get(f"/api/snapshots/{snap['id']}/items").json()["items"]
+    return {it["image"]: it["class"] for it in items if it["image"] not in twins}, twins
 
 
 def _label_of(client, image_id: int) -> str | None:
@@ -46,7 +55,7 @@ def _label_of(client, image_id: int) -> str | None:
 def test_label_similar_images_from_the_strips_and_review_an_outlier(live_server, page, tmp_path):
     base, data = live_server
     client = httpx.Client(base_url=base, timeout=60)
-    labelled = _trained(client, data)
+    labelled, twins = _trained(client, data)
     page.add_init_script("localStorage.setItem('loupe.annotator', 'ana')")
 
     # The image page: pick two neighbours, label them as a class they do not have, then undo.
@@ -54,12 +63,14 @@ def test_label_similar_images_from_the_strips_and_review_an_outlier(live_server,
     page.goto(f"{base}/images/{image}")
     items = page.locator(".similar-strip .strip-item")
     expect(items).to_have_count(12)
-    picks = [int(items.nth(i).get_attribute("data-id")) for i in (0, 2)]
+    shown = [int(items.nth(i).get_attribute("data-id")) for i in range(12)]
+    at = [n for n, i in enumerate(shown) if i not in twins][:3:2]  # the twins' conflict is for the end
+    picks = [shown[n] for n in at]
     before = [_label_of(client, i) for i in picks]
     target = next(c for c in fmnist.CLASSES[:3] if c not in before)
     apply = page.locator(".strip-bulk .strip-apply")
-    items.nth(0).locator(".strip-pick").click()          # the caption toggles the checkbox
-    items.nth(2).locator("input").check()
+    items.nth(at[0]).locator(".strip-pick").click()      # the caption toggles the checkbox
+    items.nth(at[1]).locator("input").check()
     expect(page.locator(".strip-item.selected")).to_have_count(2)
     expect(apply).to_have_text("Label 2 selected")
     page.screenshot(path=str(tmp_path / "image-strip.png"), full_page=True)
@@ -73,16 +84,17 @@ def test_label_similar_images_from_the_strips_and_review_an_outlier(live_server,
     expect(page.locator("[data-strip][data-refreshed='1']")).to_have_count(1)
     assert [_label_of(client, i) for i in picks] == [target, target]
     assert client.get(f"/api/images/{picks[0]}").json()["history"][-1]["kind"] == "bulk"
-    expect(items.nth(0).locator(".similar-label")).to_have_text(target)
+    expect(items.nth(at[0]).locator(".similar-label")).to_have_text(target)
     expect(page.locator(".strip-item.selected")).to_have_count(0)
     page.click(".strip-undo")
     expect(page.locator("[data-strip][data-refreshed='2']")).to_have_count(1)
     assert [_label_of(client, i) for i in picks] == before
-    expect(items.nth(0).locator(".similar-label")).to_have_text(before[0] or "unlabelled")
+    expect(items.nth(at[0]).locator(".similar-label")).to_have_text(before[0] or "unlabelled")
 
     # /review: the top outlier flag with the neighbours its analysis stored.
-    flag = client.get("/api/flags", params={"kind": "outlier"}).json()["items"][0]
-    page.goto(f"{base}/review?kind=outlier")
+    flag = next(f for f in client.get("/api/flags", params={"kind": "outlier"}).json()["items"]
+                if f["image"] not in twins)
+    page.goto(f"{base}/review?kind=outlier&flag={flag['id']}")
     page.wait_for_selector(f'#reviewer[data-armed="{flag["id"]}"]', timeout=5000)
     strip = page.locator("#stage .strip-item")
     expect(strip).to_have_count(len(flag["details"]["neighbours"]))
@@ -91,10 +103,11 @@ def test_label_similar_images_from_the_strips_and_review_an_outlier(live_server,
     page.screenshot(path=str(tmp_path / "review-outlier.png"), full_page=True)
 
     # Keyboard alone: Space selects a neighbour, the class picker and Enter label it; Enter there is not "keep".
-    neighbour = flag["details"]["neighbours"][0]
+    at = next(n for n, i in enumerate(flag["details"]["neighbours"]) if i not in twins)
+    neighbour = flag["details"]["neighbours"][at]
     was = _label_of(client, neighbour)
     other = next(c for c in fmnist.CLASSES[:3] if c != was)
-    strip.nth(0).locator("input").focus()
+    strip.nth(at).locator("input").focus()
     page.keyboard.press("Space")
     expect(page.locator("#stage .strip-item.selected")).to_have_count(1)
     page.focus("#stage .strip-bulk select")
@@ -119,4 +132,18 @@ def test_label_similar_images_from_the_strips_and_review_an_outlier(live_server,
     back = client.get(f"/api/flags/{flag['id']}").json()
     assert back["status"] == "open" and back["details"]["undone"][0]["resolution"] == "exclude"
     assert client.get(f"/api/images/{flag['image']}").json()["excluded"] is False
+
+    # A duplicate flag: labelling its twin from the strip like the flagged image ends the conflict, so the flag
+    # closes itself and the page says why and moves on.
+    dup = client.get("/api/flags", params={"kind": "duplicate"}).json()["items"][0]
+    twin = next(i for i in dup["details"]["group"] if i != dup["image"])
+    page.goto(f"{base}/review?kind=duplicate&flag={dup['id']}")
+    page.wait_for_selector(f'#reviewer[data-armed="{dup["id"]}"]', timeout=5000)
+    page.locator(f'#stage .strip-item[data-id="{twin}"] input').check()
+    page.select_option("#stage .strip-bulk select", label=dup["given"])
+    page.click("#stage .strip-apply")
+    page.click("#stage .strip-yes")
+    expect(page.locator("#toast")).to_contain_text(f"flag #{dup['id']} closed itself: the near-duplicates' labels")
+    page.wait_for_selector("text=Nothing left to review", timeout=5000)
+    assert client.get(f"/api/flags/{dup['id']}").json()["status"] == "cancelled"
     client.close()
