@@ -151,3 +151,33 @@ def test_config_defaults_and_the_setting(settings):
     with_setting = settings.model_copy(update={"embed_weights": "/x/weights.pth"})
     assert embed.config_of(job, with_setting)["weights"] == "/x/weights.pth"
     assert embed.config_of(Job(kind="embed", config={"weights": "/y.pth"}), with_setting)["weights"] == "/y.pth"
+
+
+def test_run_job_streams_in_chunks_skips_unreadable_images_and_a_cancel_leaves_no_file(
+        client, settings, db, monkeypatch, resnet18_file):
+    """In process (the worker's runner with recording hooks): 40 images in chunks of 16, one original damaged
+    on disk; then a job cancelled after its first chunk."""
+    from app.db.models import Image
+    from app.training.spec import Cancelled
+    from tests.training.test_train import Recorder
+
+    ids = upload_fmnist(client, 40, start=200)
+    with db.reading() as s:
+        damaged = settings.data_dir / s.get(Image, ids[20]).stored_path
+    damaged.write_bytes(b"\x89PNG not really")
+    monkeypatch.setattr(embed, "CHUNK", 16)
+    config = {"weights": str(resnet18_file), "image_size": 32, "device": "cpu"}
+    job = client.post("/api/jobs", json={"kind": "embed", "config": config}).json()["id"]
+    hooks = Recorder()
+    out = embed.run_job(db, settings, job, "w", hooks)
+    assert hooks.fractions == [16 / 40, 32 / 40, 1.0]
+    assert out["artifacts"]["embedded"] == 39 and out["metrics"]["images"] == 40
+    assert out["notes"][1].startswith("1 images could not be read and have no embedding, e.g. cannot read image")
+    vec_ids, _ = files.load(settings.jobs_dir / f"job-{job}" / files.VECTORS,
+                            settings.jobs_dir / f"job-{job}" / files.IDS)
+    assert vec_ids.tolist() == sorted(set(ids) - {ids[20]})
+
+    second = client.post("/api/jobs", json={"kind": "embed", "config": config}).json()["id"]
+    with pytest.raises(Cancelled):
+        embed.run_job(db, settings, second, "w", Recorder(stop=lambda h: len(h.fractions) >= 1))
+    assert not list((settings.jobs_dir / f"job-{second}").glob("*"))  # no half-written file stays behind
