@@ -1,6 +1,7 @@
 """Similar images in a real browser, with a model trained by a real worker on the live server's data: on an image
 page select two similar thumbnails, label them as one bulk action and undo it; on /review an outlier flag shows
-its neighbours, a neighbour is labelled from the strip by keyboard alone, and the flag is decided and undone."""
+its neighbours, a neighbour is labelled from the strip by keyboard alone, and the flag is decided and undone;
+a duplicate flag settled by labelling its twin from the strip closes itself."""
 
 from __future__ import annotations
 
