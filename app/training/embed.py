@@ -66,7 +66,7 @@ def _paths(db, ids: np.ndarray) -> list[tuple[int, str]]:
     """(id, store key) of `ids` (a sorted run) that are still there and not excluded."""
     with db.reading() as s:
         rows = s.execute(select(Image.id, Image.stored_path)
-                         .where(Image.id >= int(ids[0]), Image.id <= int(ids[-1]), Image.excluded == False)  # noqa: E712
+                         .where(Image.id.between(int(ids[0]), int(ids[-1])), Image.excluded == False)  # noqa: E712
                          .order_by(Image.id)).all()
     wanted = set(ids.tolist())
     return [(i, key) for i, key in rows if i in wanted]
@@ -103,7 +103,7 @@ def run_job(db, settings: Settings, job_id: int, worker: str, hooks: Hooks) -> d
     notes = [f"{name} with the weights in {path.name}, {size} px, ImageNet normalisation"]
     if unreadable:
         notes.append(f"{len(unreadable)} images could not be read and have no embedding, e.g. {unreadable[0]}")
-    metrics = {"images": int(len(ids)), "embedded": done, "dim": info["embedding_dim"], "seconds": round(seconds, 2),
+    metrics = {"images": len(ids), "embedded": done, "dim": info["embedding_dim"], "seconds": round(seconds, 2),
                "per_1000_s": round(1000 * seconds / max(done, 1), 2)}
     return {"artifacts": {**info, "backbone": name, "weights": str(path), "image_size": size},
             "metrics": metrics, "notes": notes, "message": f"done: {done} images embedded", "device": device.type}

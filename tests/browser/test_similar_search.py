@@ -27,7 +27,7 @@ def test_upload_an_image_and_its_neighbours_appear_with_their_labels(live_server
     page.goto(f"{base}/similar")
     expect(page.locator("main")).to_contain_text("No embeddings to search yet")  # 0 spaces: says what to do
 
-    images, labels = fmnist.load("train", 30)
+    _, labels = fmnist.load("train", 30)
     files = [("files", (f"f{i}.png", png_bytes(i), "image/png")) for i in range(30)]
     imported = client.post("/api/images", data={"source": "fmnist"}, files=files).json()["imported"]
     client.post("/api/taxonomy/changes", json={"op": "add", "name": fmnist.CLASSES[labels[3]]})
