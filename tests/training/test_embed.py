@@ -79,6 +79,14 @@ def test_weights_come_from_the_setting_else_torchvisions_cache_else_one_sentence
     cached.parent.mkdir(parents=True)
     cached.write_bytes(resnet18_file.read_bytes())
     assert backbones.weights_file("resnet18", None) == cached
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_network)  # what torchvision downloads through
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
+    assert backbones.embedder("resnet18", backbones.weights_file("resnet18", None)).embed(
+        torch.rand(1, 3, 32, 32)).shape == (1, 512)
     assert backbones.weights_file("resnet18", resnet18_file) == resnet18_file  # a named file goes first
     with pytest.raises(TrainingError, match="does not exist"):
         backbones.weights_file("resnet18", tmp_path / "gone.pth")
