@@ -97,13 +97,7 @@ def _neighbours(session: Session, image: Image, flag: Flag) -> list[dict]:
     for other in (flag.details or {}).get("group", []):
         if other != image.id and other not in found and len(found) < NEIGHBOURS:
             found[int(other)] = None  # grouped through a chain or the model's embeddings
-    if not found:
-        return []
-    labels = dict(session.execute(
-        select(CurrentLabel.image_id, LabelClass.name).join(LabelClass, LabelClass.id == CurrentLabel.class_id)
-        .where(CurrentLabel.image_id.in_(list(found)))).all())
-    excluded = set(session.scalars(select(Image.id).where(Image.id.in_(list(found)), Image.excluded)))
-    return [{"image": i, "distance": d, "class": labels.get(i), "excluded": i in excluded} for i, d in found.items()]
+    return _strip_items(session, list(found.items()))
 
 
 def _strip_items(session: Session, found: list[tuple[int, float | None]]) -> list[dict]:
