@@ -33,12 +33,13 @@ NAMES = {"import": "import order", "uncertain": "most uncertain first", "diverse
 # The diverse array is checked against the database in batches that grow from FIRST_BATCH (the next few are
 # nearly always still waiting) to BATCH_MAX ids, and at most WALK_MAX ids a request: past that (someone else
 # labelled a long stretch ahead) the rest comes in import order. A batch of 4,096 ids costs 9 ms of CPU on
-# SQLite (bench/orders.py at 100k images), so WALK_MAX is ~40 ms at worst; a request in the usual case checks
-# one batch of 16. Walking up to the frontier may take FRONTIER_MAX (~150 ms, once per process: 10,000 labelled
-# since the analysis took 108 ms), since no later request walks that stretch again.
+# SQLite at 100k images and 13 ms at 1M (bench/orders.py), so WALK_MAX stays under ~30 ms; the usual request
+# checks one batch of 16 (the whole order costs 2-2.5 ms at 1M). Moving the frontier may take up to
+# FRONTIER_MAX ids (~200 ms, once per process and analysis: 10,000 labelled since the analysis took 140 ms at
+# 1M), since no later request walks that stretch again.
 FIRST_BATCH = 16
 BATCH_MAX = 4_096
-WALK_MAX = 16_384
+WALK_MAX = 8_192
 FRONTIER_MAX = 65_536
 # How far back to look for a train job that measured per-source accuracy (metrics are JSON: filtered here).
 RECENT_JOBS = 20
