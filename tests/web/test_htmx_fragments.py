@@ -190,6 +190,44 @@ def test_embed_and_analyse_jobs_render_queued_running_and_finished(client, db):
     assert client.post("/jobs/nonsense", headers=HTML).status_code == 404
 
 
+def test_the_search_page_polls_its_results_until_the_worker_has_answered(client, db):
+    """/similar?search=N: the results block swaps itself while the search waits or runs, then shows the
+    neighbours with their labels (or the error) and stops."""
+    from app.db.models import Job
+
+    def search(**fields) -> int:
+        with db.writing() as s:
+            job = Job(kind="search", notes=[], artifacts={}, message="waiting for a worker",
+                      config={"space": space, "k": 3, "query": "queries/q.png", "filename": f"{LONG}.png"},
+                      **{"status": "queued", **fields})
+            s.add(job)
+            s.commit()
+            return job.id
+
+    with db.writing() as s:
+        row = Job(kind="embed", status="succeeded", config={}, notes=[],
+                  artifacts={"embeddings": "e.npy", "backbone": "resnet18", "embedded": 3})
+        s.add(row)
+        s.commit()
+        space = row.id
+    done = search()
+    _, fragment = check_fragments(client, f"/similar?search={done}")
+    assert "searching…" in fragment and "waiting for a worker" in fragment
+    with db.writing() as s:
+        assert jobs.claim(s, "w").id == done
+    check_fragments(client, f"/similar?search={done}")
+    with db.writing() as s:
+        assert jobs.finish(s, done, "w", status="succeeded", artifacts={}, metrics={"items": [
+            {"image": 7, "distance": 0.01, "class": LONG}, {"image": 8, "distance": 0.2, "class": None}]})
+    fragment = client.get(f"/similar?search={done}", headers=HX).text
+    assert not parse(fragment).swaps and parse(fragment).roots[0].get("id") == "search-results"
+    assert fragment.count('class="similar-label"') == 2 and LONG in fragment and "unlabelled" in fragment
+    failed = search(status="failed", error="the uploaded image q.png cannot be read")
+    fragment = client.get(f"/similar?search={failed}", headers=HX).text
+    assert not parse(fragment).swaps and 'class="error"' in fragment and "cannot be read" in fragment
+    assert client.get(f"/similar?search={space}", headers=HTML).status_code == 404  # not a search
+
+
 def test_other_pages_with_blocks_answer_htmx_with_their_fragment(client, world):
     check_fragments(client, "/browse?status=unlabelled", "/browse")
     snap = world["snap"]["id"]
@@ -215,7 +253,7 @@ def test_stage_fragments_of_the_keyboard_pages(client, world):
 def test_every_polling_or_block_rendering_page_is_covered_here():
     """A page template that polls, or that a route renders one block of, must be added to the tests above."""
     covered = {"job.html", "jobs.html", "browse.html", "snapshot.html", "taxonomy.html", "quality.html",
-               "label.html", "review.html"}
+               "label.html", "review.html", "similar.html"}
     polling = {p.name for p in (Path(TEMPLATES_DIR) / "pages").glob("*.html") if 'hx-trigger="every' in p.read_text()}
     routes = Path(TEMPLATES_DIR).parent / "app" / "web" / "routes"
     blocks = set()
