@@ -11,9 +11,9 @@ distance to the K-th nearest labelled image; 0 = strangest, of 3,033 in A and
 2,110 in B):
 
   K     A noise   A photos   B letters   B noise
-  5       99        154          92        249
-  10      32        129         105        274
-  20      19        122         106        183
+  5      125        185          79        267
+  10      47        149          89        296
+  20      34        141          90        227
 
 No K wins both conditions; 5 lets a group of look-alike strays hide among
 itself (A), 20 halves what a small class can offer. 10 neighbours out of one

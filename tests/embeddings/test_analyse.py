@@ -16,7 +16,7 @@ from sqlalchemy import select
 from app.config import Settings
 from app.db.engine import Database
 from app.db.models import Flag, Image, Job
-from app.embeddings import analyses, diversity, knn, neighbours, outliers
+from app.embeddings import analyses, knn, neighbours, outliers
 from app.main import create_app
 from tests import databases, fmnist
 from tests.embeddings import strays
@@ -217,25 +217,3 @@ def test_a_newer_analysis_cancels_the_outlier_flags_it_does_not_raise_and_skips_
     with db.reading() as s:
         newest = analyses.latest(s, world.settings)
     assert gone not in set(np.asarray(newest.array("diverse")).tolist())
-
-
-def test_share_and_diverse_order_on_arrays():
-    labels = np.array([0, 0, 1, -1, 1])
-    nb = np.array([[1, 2], [0, 4], [4, -1], [0, 1], [-1, -1]])
-    got = neighbours.share(labels, nb)
-    assert got[:3].tolist() == [0.5, 0.5, 1.0] and np.isnan(got[3]) and np.isnan(got[4])
-    rng = np.random.default_rng(0)
-    centres = rng.normal(size=(5, 16))
-    cluster = np.repeat(np.arange(5), 50)  # imported cluster by cluster
-    unit = centres[cluster] + 0.1 * rng.normal(size=(250, 16))
-    unit = (unit / np.linalg.norm(unit, axis=1, keepdims=True)).astype(np.float32)
-    ids = np.arange(250) + 1000
-    seeds = np.flatnonzero(cluster == 0)[:10]  # cluster 0 is labelled already
-    candidates = np.setdiff1d(np.arange(250), seeds)
-    order = diversity.diverse_ids(ids, unit, candidates, seeds)
-    assert sorted(order.tolist()) == sorted(ids[candidates].tolist())
-    assert {int(cluster[i - 1000]) for i in order[:4]} == {1, 2, 3, 4}  # away from what is labelled
-    capped = diversity.diverse_ids(ids, unit, candidates, seeds, rank_max=20)
-    assert sorted(capped.tolist()) == sorted(ids[candidates].tolist())
-    rest = capped[20:]
-    assert (np.diff(rest) > 0).all()  # the unranked follow in import order
