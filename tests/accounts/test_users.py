@@ -77,7 +77,7 @@ def test_expired_sessions_log_nobody_in(db):
     ("/api/flags/3/resolve", "reviewer"), ("/quality/actions/audits", "reviewer"), ("/api/images", "admin"),
     ("/api/taxonomy/changes", "admin"), ("/taxonomy/changes", "admin"), ("/taxonomy/tags", "labeller"),
     ("/api/jobs", "admin"), ("/api/jobs/3/cancel", "admin"), ("/snapshots", "admin"), ("/labels", "admin"),
-    ("/api/something-new", "admin"),
+    ("/api/similar", "labeller"), ("/api/something-new", "admin"),
 ])
 def test_the_policy_names_the_least_role_for_each_change(path, role):
     assert required_role(path) == role
