@@ -6,7 +6,7 @@ another machine reads it as it reads originals) and queues a job of kind
 "search" with the space to search. The worker (app.training.search) embeds the
 one image with that space's model, finds its nearest neighbours in the space's
 index and stores {"items": [{image, distance, class}]} as the job's metrics; it
-deletes the query file whatever happens. The upload is never imported: no
+deletes the query file once it has succeeded or failed. The upload is never imported: no
 image row, no thumbnail, nothing in the dataset.
 """
 

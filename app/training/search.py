@@ -3,10 +3,10 @@
 The space's model is the train job's model.pt (its `embed` method) or the
 embed job's backbone and weights file, at the size the space was made at, so
 the query lands in the same space as the stored embeddings. The model and the
-space's index stay loaded in the worker process (MODELS, and similar's own
+space's index stay loaded in the worker process (_models here, and similar's own
 cache), so a second search of the same space costs one forward pass and one
 matrix-vector product. One image runs on the CPU: moving it to a GPU costs
-more than it saves. The query file is deleted whatever happens.
+more than it saves. The query file is deleted once the search succeeded or failed.
 """
 
 from __future__ import annotations
@@ -106,8 +106,11 @@ def run_job(db, settings: Settings, job_id: int, worker: str, hooks: Hooks) -> d
             vector = model.embed(x).float().numpy()
         query = similar.normalise(vector)[0]
         rows, dist = similar.nearest(index.vectors, query, int(config.get("k", 20)))
-    finally:
+    except Exception:
         blobs.for_settings(settings).delete(key)
+        raise
+    # (A stopped worker's BaseException keeps the file: the job goes back to the queue and runs again.)
+    blobs.for_settings(settings).delete(key)
     ids = index.ids[rows].tolist()
     with db.reading() as s:
         names = dict(s.execute(
