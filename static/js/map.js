@@ -64,7 +64,9 @@
     const c = await r.json();
     n = c.image.length;
     d = {
-      image: Int32Array.from(c.image), x: Float64Array.from(c.x), y: Float64Array.from(c.y),
+      // x / scale: the same double the server tests a region against (app.embeddings.maps.as_columns).
+      image: Int32Array.from(c.image), x: Float64Array.from(c.x, (v) => v / c.scale),
+      y: Float64Array.from(c.y, (v) => v / c.scale),
       cls: Int32Array.from(c.class), source: Int32Array.from(c.source), split: Int8Array.from(c.split),
       flagged: Uint8Array.from(c.flagged), unlabelled: Uint8Array.from(c.unlabelled),
       excluded: Uint8Array.from(c.excluded), classes: c.classes, sources: c.sources, splits: c.splits,
@@ -118,6 +120,31 @@
     return row;
   }
 
+  let order = null; // point indexes in drawing order: filtered-out (faint), unlabelled, labelled, excluded
+  let colourOf = null;
+  let rings = null; // flagged and visible: drawn last
+  function layers() {
+    colourOf = new Uint32Array(n);
+    const layer = new Uint8Array(n);
+    const counts = [0, 0, 0, 0];
+    let flagged = 0;
+    for (let i = 0; i < n; i++) {
+      const l = !visible[i] ? 0 : d.excluded[i] ? 3 : d.cls[i] < 0 ? 1 : 2;
+      layer[i] = l;
+      counts[l]++;
+      colourOf[i] = l === 0 ? FAINT : d.cls[i] >= 0 ? classColour[d.cls[i]] : l === 3 ? CROSS : GREY;
+      if (l > 0 && d.flagged[i]) flagged++;
+    }
+    const at = [0, counts[0], counts[0] + counts[1], counts[0] + counts[1] + counts[2]];
+    order = new Int32Array(n);
+    rings = new Int32Array(flagged);
+    let r = 0;
+    for (let i = 0; i < n; i++) {
+      order[at[layer[i]]++] = i;
+      if (layer[i] > 0 && d.flagged[i]) rings[r++] = i;
+    }
+  }
+
   function applyFilters() {
     const f = filters.elements;
     const src = f.source.value === "" ? null : Number(f.source.value);
@@ -132,6 +159,7 @@
       shown += visible[i];
     }
     countText.textContent = shown === n ? `${number(n)} images` : `${number(shown)} of ${number(n)} images`;
+    layers();
     countSelection();
   }
 
@@ -169,40 +197,45 @@
   }
 
   // ---- drawing ----
+  let frame = null; // the ImageData drawn into, kept between paints (a new 4 MB buffer each frame costs more)
   function paint() {
     if (!d) return;
-    const img = ctx.createImageData(W, H);
-    const px = new Uint32Array(img.data.buffer);
+    const t0 = performance.now();
+    if (!frame || frame.width !== W || frame.height !== H) frame = ctx.createImageData(W, H);
+    const px = new Uint32Array(frame.data.buffer);
     px.fill(BG);
     const k = view.scale * dpr, ox = W / 2 - view.cx * k, oy = H / 2 + view.cy * k;
-    // Points grow a little as one zooms in: 2 device px when the whole map fits, up to 5.
+    // Points grow a little as one zooms in: 1 device px across when the whole map fits, up to 5.
     const zoom = fitView ? view.scale / fitView.scale : 1;
     const r = Math.max(1, Math.min(3, Math.round(dpr * (0.8 + Math.log2(Math.max(zoom, 1)) * 0.5))));
-    const square = (x, y, rad, c) => {
-      const xa = Math.max(0, x - rad + 1), xb = Math.min(W - 1, x + rad - 1);
-      const ya = Math.max(0, y - rad + 1), yb = Math.min(H - 1, y + rad - 1);
-      for (let yy = ya; yy <= yb; yy++) { const row = yy * W; for (let xx = xa; xx <= xb; xx++) px[row + xx] = c; }
-    };
-    const pass = (want) => {
-      for (let i = 0; i < n; i++) {
-        const x = Math.round(d.x[i] * k + ox), y = Math.round(oy - d.y[i] * k);
-        if (x < -6 || y < -6 || x > W + 6 || y > H + 6) continue;
-        if (want === 0 && !visible[i]) square(x, y, r, FAINT);
-        else if (want === 1 && visible[i] && d.cls[i] < 0 && !d.excluded[i]) square(x, y, r, GREY);
-        else if (want === 2 && visible[i] && d.cls[i] >= 0 && !d.excluded[i]) square(x, y, r, classColour[d.cls[i]]);
-        else if (want === 3 && visible[i] && d.excluded[i]) {
-          const c = d.cls[i] >= 0 ? classColour[d.cls[i]] : CROSS;
-          for (let t = -r - 1; t <= r + 1; t++) { dot(x + t, y + t, c); dot(x + t, y - t, c); }
-        } else if (want === 4 && visible[i] && d.flagged[i]) ring(x, y, r + 3);
-      }
-    };
     const dot = (x, y, c) => { if (x >= 0 && y >= 0 && x < W && y < H) px[y * W + x] = c; };
-    const ring = (x, y, rad) => {
-      for (let t = -rad; t <= rad; t++) { dot(x + t, y - rad, RING); dot(x + t, y + rad, RING); dot(x - rad, y + t, RING); dot(x + rad, y + t, RING); }
-    };
-    for (let want = 0; want <= 4; want++) pass(want); // faint, unlabelled, labelled, excluded, flag rings on top
-    ctx.putImageData(img, 0, 0);
+    const xs = d.x, ys = d.y, excluded = d.excluded;
+    for (let j = 0; j < n; j++) {
+      const i = order[j];
+      const x = Math.round(xs[i] * k + ox), y = Math.round(oy - ys[i] * k);
+      if (x < -6 || y < -6 || x > W + 6 || y > H + 6) continue;
+      const c = colourOf[i];
+      if (excluded[i] && visible[i]) { // a cross
+        for (let t = -r - 1; t <= r + 1; t++) { dot(x + t, y + t, c); dot(x + t, y - t, c); }
+      } else if (r === 1) {
+        if (x >= 0 && y >= 0 && x < W && y < H) px[y * W + x] = c;
+      } else {
+        const xa = Math.max(0, x - r + 1), xb = Math.min(W - 1, x + r - 1);
+        const ya = Math.max(0, y - r + 1), yb = Math.min(H - 1, y + r - 1);
+        for (let yy = ya; yy <= yb; yy++) { const row = yy * W; for (let xx = xa; xx <= xb; xx++) px[row + xx] = c; }
+      }
+    }
+    const rad = r + 2;
+    for (let j = 0; j < rings.length; j++) { // flagged: a red ring on top
+      const i = rings[j];
+      const x = Math.round(xs[i] * k + ox), y = Math.round(oy - ys[i] * k);
+      for (let t = -rad; t <= rad; t++) {
+        dot(x + t, y - rad, RING); dot(x + t, y + rad, RING); dot(x - rad, y + t, RING); dot(x + rad, y + t, RING);
+      }
+    }
+    ctx.putImageData(frame, 0, 0);
     drawPolygon();
+    page.dataset.paintMs = (performance.now() - t0).toFixed(1); // read by bench/map_paint.py
   }
 
   function drawPolygon() {

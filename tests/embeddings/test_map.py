@@ -103,7 +103,10 @@ def test_the_map_has_every_image_with_finite_coordinates_and_its_marks(client, m
     assert {items[i]["split"] for i in ids[:20]} <= {"train", "val", "test"} and items[ids[30]]["split"] is None
     # The page's shape carries the same facts, column by column.
     c = client.get("/api/embeddings/map", params={"job": job, "format": "columns"}).json()
-    assert c["image"] == [it["image"] for it in body["items"]] and c["x"] == [it["x"] for it in body["items"]]
+    assert c["image"] == [it["image"] for it in body["items"]]
+    # Fixed-point coordinates that divide back into exactly the items' floats (the page tests regions on them).
+    assert [v / c["scale"] for v in c["x"]] == [it["x"] for it in body["items"]]
+    assert [v / c["scale"] for v in c["y"]] == [it["y"] for it in body["items"]]
     for i, image in enumerate(c["image"]):
         it = items[image]
         assert (c["classes"][c["class"][i]] if c["class"][i] >= 0 else None) == it["class"]
@@ -186,3 +189,11 @@ def test_the_split_filter_reads_the_latest_snapshot(client, mapped):
         want = sorted(i for i in ids if (items[i]["split"] or "none") == split)
         assert sorted(it["id"] for it in got) == want
     assert client.get("/api/images", params={"split": "nope"}).status_code == 422
+
+
+def test_fixed_point_columns_divide_back_into_the_rounded_floats_for_any_coordinate():
+    from app.embeddings import maps
+
+    xy = np.random.default_rng(5).uniform(-1, 1, 100_000).astype(np.float32)
+    rounded = np.round(xy.astype(np.float64), maps.ROUND)
+    assert (np.array(maps._fixed(rounded)) / 10**maps.ROUND == rounded).all()
