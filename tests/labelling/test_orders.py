@@ -185,3 +185,22 @@ def test_every_order_with_nothing_to_label(client, db, settings):
         r = client.get("/label", params={"order": order})
         assert r.status_code == 200 and "Nothing left to label." in r.text, order
         assert client.get("/api/queue", params={"order": order}).json()["images"] == []
+
+
+def test_a_source_whose_suggestions_are_used_up_goes_on_in_import_order(client, db, settings):
+    snap = labelled_snapshot(client, 12, classes=3, folds=2, source="stock")
+    web = upload_fmnist(client, 3, start=3000, source="web")
+    finish_train(client, db, snap, per_source={"stock": 0.94, "web": 0.61},
+                 suggestions={web[2]: [0.4, 0.35, 0.25], web[1]: [0.9, 0.05, 0.05]})
+
+    def weakest(**kw):
+        with db.reading() as s:
+            return queue_ids(s, order="weakest-source", settings=settings, **kw)
+
+    event = label(client, web[2], "t-shirt")["id"]
+    assert weakest(n=1, skip=[web[1]]) == [web[0]]      # web[1] is passed over (shown elsewhere): not used up
+    assert weakest(n=2) == [web[1], web[0]]             # the model's guess first, then the unguessed
+    label(client, web[1], "t-shirt")
+    assert weakest(n=2) == [web[0]]                     # no guessed web image waits: web goes on in import order
+    assert client.post(f"/api/images/{web[2]}/labels/undo", json={"event": event}).status_code == 201
+    assert weakest(n=2) == [web[0], web[2]]             # and one unlabelled again waits in import order there
