@@ -6,7 +6,8 @@ clusters in a 24-d latent space mapped into 256-d; unit rows), half of them
 out-of-sample neighbour share (the same vectors stand in for the fold models'),
 the other half unlabelled with a random margin each. The stages run the
 app's own functions, as app.embeddings.analyse.run_job calls them; one line
-each: seconds and the peak memory the process reached so far. knn-exact is
+each: wall seconds, CPU seconds (all threads; on a machine others share,
+wall time is what the others left over) and the peak memory so far. knn-exact is
 the blocked exact graph (knn.exact), knn-hnsw ann.graph (HNSW above its
 GRAPH_EXACT_MAX); outlier-knn each image's K nearest among the labelled half.
 
@@ -35,10 +36,10 @@ def peak_mb() -> float:
 
 
 def timed(label: str, n: int, fn):
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     out = fn()
-    print(f"analyse stage={label:12s} n={n} seconds={time.perf_counter() - t:.1f} peak_rss_mb={peak_mb():.0f}",
-          flush=True)
+    print(f"analyse stage={label:12s} n={n} seconds={time.perf_counter() - t:.1f} "
+          f"cpu_seconds={time.process_time() - cpu:.1f} peak_rss_mb={peak_mb():.0f}", flush=True)
     return out
 
 
