@@ -48,9 +48,9 @@ RECENT_JOBS = 20
 # excluded when last looked at: a request starts there instead of walking the labelled stretch again. Only
 # ever moves forward; an image unlabelled again behind it (an undo) still comes, in the import-order tail.
 _frontier: dict[tuple[str, int], int] = {}
-# (database, model family, source) whose waiting images the model's suggestions no longer name: walking every
-# suggestion to find none of that source costs ~50 ms at 1M images (20,000 suggestions), so weakest source
-# first goes straight to import order for it. An image of it unlabelled again since waits in import order.
+# (database, model family, source or None for all) whose waiting images the model's suggestions no longer name:
+# walking every suggestion to find none costs ~50 ms at 1M images (20,000 suggestions), so the order goes
+# straight to import order. An image unlabelled again since (an undo) waits in import order.
 _spent: set[tuple[str, tuple[int, ...], int | None]] = set()
 
 
@@ -128,7 +128,7 @@ def uncertain_first(session: Session, *, skip: Sequence[int] = (), n: int, sourc
         found += _predicted_since(session, family[1:], skip, n, source_id)
     # dict: an image two predict jobs of one model both saw (two workers at once) comes once
     ids = list(dict.fromkeys(image_id for _, image_id in sorted(found)))[:n]
-    if family and source_id is not None and not ids and not (skip and _waiting(session, list(skip), source_id)):
+    if family and not ids and not (skip and _waiting(session, list(skip), source_id)):
         _spent.add(spent)
     return ids + import_order(session, skip=[*skip, *ids], n=n - len(ids), source_id=source_id)
 
