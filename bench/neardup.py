@@ -28,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.images.decode import Limits, decode  # noqa: E402
 from app.images.hashing import hamming, look  # noqa: E402
+from app.embeddings import similar  # noqa: E402
 from app.snapshots import looks, neardup  # noqa: E402
+from bench._fmnist_embed import embed, embed_files, model  # noqa: E402
 from tests import fmnist  # noqa: E402
 
 LIMITS = Limits(max_pixels=10**8, thumb_size=256, preview_size=1280)
@@ -38,7 +40,7 @@ def _decoded(img: Image.Image, fmt: str = "PNG", **kw):
     buf = io.BytesIO()
     img.save(buf, fmt, **kw)
     d = decode(buf.getvalue(), LIMITS)
-    return d.phash, look(Image.open(io.BytesIO(d.thumb)))
+    return d.phash, look(Image.open(io.BytesIO(d.thumb))), buf.getvalue()
 
 
 def _copies(img: Image.Image) -> dict[str, tuple]:
@@ -52,24 +54,27 @@ def _copies(img: Image.Image) -> dict[str, tuple]:
             "bright20%": (ImageEnhance.Brightness(img).enhance(1.2), "PNG", {})}
 
 
-def recall(images: np.ndarray) -> tuple[float, int, list[str]]:
+def planted(images: np.ndarray, net) -> dict[str, np.ndarray]:
+    """Planted copies that pHash accepts: kind/name, thumbnail r and embedding distance of each (original, copy)."""
     originals = [("fm28", Image.fromarray(a)) for a in images[:100]]
     originals += [("fm112", Image.fromarray(a).resize((112, 112), Image.Resampling.BICUBIC)) for a in images[100:200]]
     photos = sorted(Path("/root/.rustup").glob("**/*.jp*g"))[:6] + sorted(Path("/usr/share").glob("**/*.jp*g"))[:6]
     originals += [("photo", Image.open(p).convert("RGB")) for p in photos]
-    kept, total, missed = 0, 0, set()
+    names, looks_a, looks_b, blobs_a, blobs_b = [], [], [], [], []
     for kind, img in originals:
-        h0, v0 = _decoded(img)
+        h0, v0, f0 = _decoded(img)
         for name, (copy, fmt, kw) in _copies(img).items():
-            h1, v1 = _decoded(copy, fmt, **kw)
+            h1, v1, f1 = _decoded(copy, fmt, **kw)
             if hamming(h0, h1) > neardup.MAX_DISTANCE:
                 continue  # pHash alone already misses it: not the second check's doing
-            total += 1
-            ok = looks.confirm_pairs({0: v0, 1: v1}, np.array([0]), np.array([1]))[0]
-            kept += bool(ok)
-            if not ok:
-                missed.add(f"{kind}/{name}")
-    return kept / total, total, sorted(missed)
+            names.append(f"{kind}/{name}")
+            looks_a.append(v0)
+            looks_b.append(v1)
+            blobs_a.append(f0)
+            blobs_b.append(f1)
+    r = looks.alike(np.stack(looks_a), np.stack(looks_b))
+    ea, eb = (similar.normalise(embed_files(net, blobs)) for blobs in (blobs_a, blobs_b))
+    return {"name": np.array(names), "r": r, "d": 1.0 - np.sum(ea * eb, axis=1)}
 
 
 def _sheet(images: np.ndarray, pairs: list[tuple[int, int, float]], out: str) -> None:
@@ -89,38 +94,59 @@ def main() -> None:
     sheet = args[args.index("--sheet") + 1] if "--sheet" in args else None
     if "--min-r" in args:
         looks.MIN_CORRELATION = float(args[args.index("--min-r") + 1])
+    sweep = [looks.MAX_EMBEDDING_DISTANCE]
+    if "--max-d" in args:  # one or more thresholds, comma-separated: one "+ embeddings"/"+ both" pair of lines each
+        sweep = [float(v) for v in args[args.index("--max-d") + 1].split(",")]
     n = int(args[0]) if args and args[0].isdigit() else 10_000
     images, _ = fmnist.load("train", n)
     t0 = time.perf_counter()
     decoded = [_decoded(Image.fromarray(a)) for a in images]
-    phashes = np.array([h for h, _ in decoded], dtype=np.int64)
-    vectors = {i: v for i, (_, v) in enumerate(decoded)}
+    phashes = np.array([h for h, _, _ in decoded], dtype=np.int64)
+    vectors = {i: v for i, (_, v, _) in enumerate(decoded)}
     t1 = time.perf_counter()
-    a, b = neardup.candidate_pairs(phashes)
-    before = neardup.groups(phashes)
-    confirm = lambda x, y: looks.confirm_pairs(vectors, x, y)  # noqa: E731
+    net = model()  # trained on the first 10,000 images (bench/_fmnist_embed.py), as a train job's model would be
     t2 = time.perf_counter()
-    after = neardup.groups(phashes, confirm=confirm)
+    unit = similar.normalise(embed(net, np.repeat(images[..., None], 3, axis=-1)))
+    embeddings = dict(enumerate(unit))
     t3 = time.perf_counter()
-    ok = confirm(a, b)
-    r = looks.alike(np.stack([vectors[i] for i in a]), np.stack([vectors[j] for j in b])) if len(a) else []
-    true_pairs = int((np.asarray(r) >= 0.998).sum())  # by eye: these are the same picture (see docstring)
+    a, b = neardup.candidate_pairs(phashes)
+    r = looks.alike(np.stack([vectors[i] for i in a]), np.stack([vectors[j] for j in b])) if len(a) else np.zeros(0)
+    d = 1.0 - np.sum(unit[a] * unit[b], axis=1)
+    true = r >= 0.998  # by eye: these are the same picture (see docstring)
+    copies = planted(images, net)
 
-    def grouped(g):
-        sizes = np.bincount(g)
-        return int((sizes > 1).sum()), int(sizes[sizes > 1].sum())
+    def grouped(ok: np.ndarray) -> str:
+        sizes = np.bincount(neardup._components(n, a[ok], b[ok]))
+        return f"pairs {int(ok.sum())} ({int((ok & true).sum())} true), groups {int((sizes > 1).sum())} " \
+               f"(images {int(sizes[sizes > 1].sum())})"
 
-    g0, i0 = grouped(before)
-    g1, i1 = grouped(after)
-    rec, copies, missed = recall(images)
+    t4 = time.perf_counter()
+    ok = looks.confirm_pairs(vectors, a, b, embeddings)  # the app's rule, at its own threshold
+    t5 = time.perf_counter()
+    rows = [("phash alone", None, np.ones(len(a), bool), np.ones(len(copies["r"]), bool)),
+            ("+ thumbnails", None, r >= looks.MIN_CORRELATION, copies["r"] >= looks.MIN_CORRELATION)]
+    for max_d in sweep:
+        rows += [("+ embeddings", max_d, d <= max_d, copies["d"] <= max_d),
+                 ("+ both", max_d, (r >= looks.MIN_CORRELATION) & (d <= max_d),
+                  (copies["r"] >= looks.MIN_CORRELATION) & (copies["d"] <= max_d))]
+    rows.append(("app rule", looks.MAX_EMBEDDING_DISTANCE, ok, looks.verdict(copies["r"], copies["d"])))
+    for name, max_d, pairs_ok, copies_ok in rows:
+        missed = sorted(set(copies["name"][~copies_ok].tolist()))
+        print(f"neardup n={n} max_bits={neardup.MAX_DISTANCE} min_r={looks.MIN_CORRELATION} "
+              f"max_d={max_d if max_d is not None else '-'} {name}: {grouped(pairs_ok)}; planted copies kept "
+              f"{copies_ok.mean():.1%} of {len(copies_ok)} (missed: {', '.join(missed) or 'none'})", flush=True)
+    thumb_ok = r >= looks.MIN_CORRELATION
+    print("neardup the thumbnail-confirmed pairs' embedding distances: true "
+          f"{np.round(np.sort(d[thumb_ok & true]), 4).tolist()}, false {np.round(np.sort(d[thumb_ok & ~true]), 4).tolist()}")
+    for q in (50, 90, 99, 100):
+        print(f"neardup distances: copies p{q} {np.percentile(copies['d'], q):.5f}; "
+              f"false phash pairs p{100 - q} {np.percentile(d[~true], 100 - q):.5f}; true pairs "
+              f"{np.round(d[true], 5).tolist()}")
+    print(f"neardup timings: decode {t1 - t0:.1f} s, model {t2 - t1:.1f} s, embed {t3 - t2:.1f} s, "
+          f"app confirm {1000 * (t5 - t4):.1f} ms for {len(a)} pairs")
     if sheet:
         order = np.argsort(-np.asarray(r))[:64]
         _sheet(images, [(int(a[k]), int(b[k]), float(r[k])) for k in order], sheet)
-    print(f"neardup n={n} max_bits={neardup.MAX_DISTANCE} min_r={looks.MIN_CORRELATION}: "
-          f"phash pairs={len(a)} groups={g0} (images {i0}); confirmed pairs={int(ok.sum())} groups={g1} "
-          f"(images {i1}); true pairs (r>=0.998)={true_pairs}; false pairs {len(a) - true_pairs} -> "
-          f"{int(ok.sum()) - true_pairs}; copies kept {rec:.1%} of {copies} (missed: {', '.join(missed) or 'none'}); "
-          f"decode {t1 - t0:.1f} s, group {t2 - t1:.3f} s, confirm+group {t3 - t2:.3f} s")
 
 
 if __name__ == "__main__":

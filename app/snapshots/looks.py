@@ -17,6 +17,31 @@ missed are 1 % crops (a whole pixel of a 28-pixel image) and copies halved to
 14x14, most of which pHash misses anyway. JPEG, resized and brightened copies of
 photos and of images of 112 pixels or more all pass.
 
+Embeddings (issue 14): where both images of a pair have one in the latest
+embedding space (app.embeddings.spaces), their cosine distance must also be
+at most MAX_EMBEDDING_DISTANCE. bench/neardup.py --max-d, same 10,000 images,
+through a small CNN trained on them for 2 epochs at 28 px (bench/_fmnist_embed.py;
+a train job's model on them, flips being its only augmentation at that size):
+  max d    pHash + embeddings alone         pHash + thumbnails + embeddings
+           pairs   copies kept              pairs (false)   copies kept (of 1,048 the thumbnails keep)
+  -        3,341   100 %                    11 (8)          1,048
+  0.002      -       -                       4 (1)            597
+  0.01     1,289   80.8 %                    9 (6)            891
+  0.03       -       -                      11 (8)            980
+  0.1      2,917   94.4 %                   11 (8)          1,023
+  0.3        -       -                      11 (8)          1,044   <- chosen
+Copies lie further apart than look-alikes in that space: the true pairs sit
+at 0.0001-0.0003, the 8 false ones at 0.0012-0.029, but 1-in-7 copies beyond
+0.01 (a 28 px image doubled or halved and read back at 28 px: resampling blur
+moves its embedding as far as another garment; JPEG and brightness move it
+less). No threshold removes a false pair for fewer than ~20 lost copies, so
+embeddings only veto pairs the model sees as plainly different things (Fashion-
+MNIST: random pairs 0.79 apart, nearest same-class neighbours 0.007); that
+costs 4 of 1,048 copies here (halved 28 px images) and guards against two
+different pictures whose grayscale 16x16 looks correlate (colour, fine detail).
+The cost at a freeze: one query for the candidate images' ids and their rows
+read from the embedding files' memory maps (bench/neardup.py prints it).
+
 Only candidate pairs are checked, so thumbnails are read for the few images that
 have one; each image's look is kept in memory by sha256 (a thumbnail never changes).
 When a thumbnail cannot be read (no store known, file missing) the pair falls
@@ -43,7 +68,7 @@ from app.images.store import thumb_key
 
 log = logging.getLogger("loupe.neardup")
 MIN_CORRELATION = 0.99
-MAX_EMBEDDING_DISTANCE = 0.01  # PROVISIONAL: cosine distance; measured in bench/neardup.py
+MAX_EMBEDDING_DISTANCE = 0.3  # cosine distance in the latest space: a veto, not a verdict (docstring)
 CACHE_SIZE = 100_000  # kept as bytes, ~300 bytes each with the dict's share: ~30 MB at most
 _UNKNOWN = np.zeros(0, np.uint8)
 
