@@ -149,7 +149,8 @@ def main() -> None:
             got, cpu = measure(base, pid, order, args.requests)
         parts = ", ".join(f"{k} {pct(v, 50):.1f}/{pct(v, 95):.1f} (cpu {cpu[k]:.1f})" for k, v in got.items())
         worst = max(pct(v, 95) for v in got.values())
-        print(f"orders {order}: {args.images} images, {args.requests} requests each, server p50/p95 ms (server CPU ms per request): {parts}; "
+        print(f"orders {order}: {args.images} images, {args.requests} requests each, server p50/p95 ms "
+              f"(server CPU ms per request): {parts}; "
               f"first request of a fresh server {cold:.1f} ms; worst p95 {worst:.1f} "
               f"({'under' if worst < 30 else 'OVER'} 30); load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
