@@ -4,6 +4,15 @@
   const form = document.getElementById("search-form");
   if (!form) return;
   const results = () => document.getElementById("search-results");
+  const preview = document.getElementById("query-preview");
+
+  // The chosen image beside the form (a blob: URL; nothing is sent until Search).
+  form.elements.namedItem("file").addEventListener("change", (e) => {
+    const file = e.target.files[0];
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    preview.hidden = !file;
+    if (file) preview.src = URL.createObjectURL(file);
+  });
 
   form.addEventListener("submit", async (e) => {
     e.preventDefault();

@@ -45,6 +45,7 @@ def test_upload_an_image_and_its_neighbours_appear_with_their_labels(live_server
         page.goto(f"{base}/browse")
         page.get_by_role("link", name="Search by image…").click()
         page.locator('#search-form input[type="file"]').set_input_files(str(query))
+        expect(page.locator("#query-preview")).to_be_visible()                  # the chosen image, not yet sent
         page.locator('#search-form input[name="k"]').fill("8")
         page.get_by_role("button", name="Search").click()
         items = page.locator("#search-results .similar-strip .strip-item")
