@@ -40,7 +40,8 @@ def create_similar_search(
     job: Annotated[Id | None, Form(description="the space: a train or embed job (default: the newest)")] = None,
 ) -> SearchQueued:
     """Queue a search for the images most like an uploaded one; a worker embeds it with the space's model.
-    Poll `GET /api/similar/{job}` for the answer. 400 when the file is not a readable image."""
+    Poll `GET /api/similar/{job}` for the answer. 422 when the file is not a readable image or there is no
+    space to search; 404 for an unknown job."""
     queued = create_search(db, settings, filename=file.filename or "upload", stream=file.file, k=k, space=job)
     return SearchQueued(job=queued.id, space=queued.config["space"], status=queued.status)
 
