@@ -66,6 +66,8 @@ MAX_FLAGS = 500  # ... and at most this many: a review queue a person can get th
 def kth_distance(knn_distance: np.ndarray) -> np.ndarray:
     """float32 (n,): each row's largest finite neighbour distance (its K-th nearest; NaN for a row with none)."""
     d = np.asarray(knn_distance, dtype=np.float32)
+    if d.ndim != 2 or d.shape[1] == 0:  # a space of one image: no neighbour at all
+        return np.full(len(d), np.nan, dtype=np.float32)
     finite = np.isfinite(d)
     return np.where(finite.any(axis=1), np.where(finite, d, -np.inf).max(axis=1), np.nan).astype(np.float32)
 

@@ -130,3 +130,15 @@ def test_out_of_sample_neighbours_stay_within_their_fold():
     for r in range(120):
         assert all(folds[row_of[int(i)]] == folds[r] for i in found[r] if i >= 0)
     assert np.nanmean(share) > 0.9  # tight clusters: neighbours share the label
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
+def test_a_space_of_a_few_images_is_analysed_without_error(n):
+    unit = np.eye(4, dtype=np.float32)[:n]
+    rows, dist, method = knn.graph(unit, knn.K)
+    assert method == "exact" and rows.shape[0] == n and (rows < n).all()
+    z, _ = outliers.robust_z(outliers.kth_distance(dist), np.full(n, -1))
+    assert len(z) == n and len(outliers.to_flag(z, np.ones(n, dtype=bool))) <= 1
+    share, found = neighbours.out_of_sample(np.arange(n), unit, np.zeros(n, dtype=int), None)
+    assert found.shape == (n, knn.K) and (n < 2 or np.isfinite(share).all())
+    assert sorted(diversity.diverse_ids(np.arange(n), unit, np.arange(n), np.zeros(0, dtype=int))) == list(range(n))
