@@ -204,3 +204,23 @@ def test_a_source_whose_suggestions_are_used_up_goes_on_in_import_order(client, 
     assert weakest(n=2) == [web[0]]                     # no guessed web image waits: web goes on in import order
     assert client.post(f"/api/images/{web[2]}/labels/undo", json={"event": event}).status_code == 201
     assert weakest(n=2) == [web[0], web[2]]             # and one unlabelled again waits in import order there
+
+
+def test_two_labellers_share_the_diverse_order_without_seeing_the_same_image(client, db, settings):
+    from fastapi.testclient import TestClient
+
+    add_class(client, "top")
+    ids = upload_fmnist(client, 10)
+    order = [ids[i] for i in (9, 2, 7, 4, 0, 5, 8, 1, 3, 6)]
+    write_analysis(db, settings, diverse=order, analysed=ids)
+    other = TestClient(client.app)   # a second browser: its own cookie jar, same server
+    a = stage_image(client.get("/label", params={"order": "diverse"}).text)
+    b = stage_image(other.get("/label", params={"order": "diverse"}).text)
+    assert (a, b) == (order[0], order[4])   # each holds the image it shows and the three it prefetches
+    seen = [a, b]
+    for _ in range(3):
+        a = stage_image(client.post(f"/label/{a}", data={"class": "top", "order": "diverse"}).text)
+        b = stage_image(other.post(f"/label/{b}", data={"class": "top", "order": "diverse"}).text)
+        seen += [a, b]
+    assert sorted(seen) == sorted(order[:8])
+    assert seen[::2] == order[:4] and seen[1::2] == order[4:8]
