@@ -10,7 +10,8 @@ the pairs that look alike at >= 0.998 are the same picture; everything below
 images (JPEG q60/q85, halved, doubled, 1 % crop, +20 % brightness) plus the
 photos found on the machine, counting only copies that pHash itself accepts.
 
-Run: .venv/bin/python bench/neardup.py [N] [--min-r R] [--sheet OUT.png]
+Run: .venv/bin/python bench/neardup.py [N] [--min-r R] [--max-d D,D,...] [--sheet OUT.png]
+     .venv/bin/python bench/neardup.py --freeze 100000   (what embedding confirmation adds to a freeze)
 (--min-r tries another threshold than looks.MIN_CORRELATION; the table in app/snapshots/looks.py)
 """
 
@@ -28,6 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from app.images.decode import Limits, decode  # noqa: E402
 from app.images.hashing import hamming, look  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from app.db.models import Image as ImageRow  # noqa: E402
 from app.embeddings import similar  # noqa: E402
 from app.snapshots import looks, neardup  # noqa: E402
 from bench._fmnist_embed import embed, embed_files, model  # noqa: E402
@@ -89,8 +93,65 @@ def _sheet(images: np.ndarray, pairs: list[tuple[int, int, float]], out: str) ->
     sheet.save(out)
 
 
+def freeze_cost(n: int) -> None:
+    """What embedding confirmation adds to a freeze's near-duplicate grouping (app.quality.service.near_groups).
+
+    On bench/_server.build(n) (2,000 real Fashion-MNIST imports with thumbnails, the rest copies of their
+    rows under new hashes: every copy is a pHash candidate pair), a copy of its database: grouping timed
+    with no embedding space, then with an embed job holding a float16 vector for every image.
+    """
+    import shutil
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _server import OUT, build
+
+    from app.config import Settings
+    from app.db.engine import Database
+    from app.db.models import Job
+    from app.embeddings import files
+    from app.quality import service
+
+    source = build(n)
+    copy = OUT / f"neardup-{n}.db"
+    shutil.copy(source / "loupe.db", copy)
+    settings = Settings(data=source, database_url=f"sqlite:///{copy}")
+    db = Database(settings.database_url)
+    looks.register(settings)
+
+    def timed() -> tuple[float, int]:
+        looks._cache.clear()
+        with db.reading() as s:
+            live = service.live_images(s)
+            t0 = time.perf_counter()
+            groups = service.near_groups(s, live)
+        sizes = np.bincount(groups)
+        return time.perf_counter() - t0, int((sizes > 1).sum())
+
+    without, g0 = timed()
+    with db.writing() as s:
+        ids = np.array(s.scalars(select(ImageRow.id).order_by(ImageRow.id)).all(), dtype=np.int64)
+        job = Job(kind="embed", config={}, status="succeeded")
+        s.add(job)
+        s.flush()
+        writer = files.Writer(settings.jobs_dir / f"job-{job.id}", ids, 256)
+        rng = np.random.default_rng(0)
+        for start in range(0, len(ids), 65_536):
+            chunk = ids[start:start + 65_536]
+            writer.write(chunk, rng.standard_normal((len(chunk), 256), dtype=np.float32))
+        info = writer.finish()
+        job.artifacts = {"embeddings": info["embeddings"], "embedding_ids": info["embedding_ids"]}
+        s.commit()
+    with_space, g1 = timed()
+    db.dispose()
+    print(f"neardup freeze grouping n={n}: {without:.2f} s without embeddings ({g0} groups), "
+          f"{with_space:.2f} s with a space holding every image ({g1} groups; random vectors veto most pairs)")
+
+
 def main() -> None:
     args = sys.argv[1:]
+    if "--freeze" in args:
+        freeze_cost(int(args[args.index("--freeze") + 1]))
+        return
     sheet = args[args.index("--sheet") + 1] if "--sheet" in args else None
     if "--min-r" in args:
         looks.MIN_CORRELATION = float(args[args.index("--min-r") + 1])
@@ -107,7 +168,7 @@ def main() -> None:
     net = model()  # trained on the first 10,000 images (bench/_fmnist_embed.py), as a train job's model would be
     t2 = time.perf_counter()
     unit = similar.normalise(embed(net, np.repeat(images[..., None], 3, axis=-1)))
-    embeddings = dict(enumerate(unit))
+    embeddings = (np.arange(n), unit)
     t3 = time.perf_counter()
     a, b = neardup.candidate_pairs(phashes)
     r = looks.alike(np.stack([vectors[i] for i in a]), np.stack([vectors[j] for j in b])) if len(a) else np.zeros(0)

@@ -152,14 +152,15 @@ def load_index(session: Session, settings: Settings, model_job_id: int) -> Index
     return index
 
 
-def vectors_for(session: Session, settings: Settings, model_job_id: int, image_ids) -> dict[int, np.ndarray]:
-    """{image id: unit float32 embedding} in one space, for those of `image_ids` it holds.
+def vectors_for(session: Session, settings: Settings, model_job_id: int,
+                image_ids) -> tuple[np.ndarray, np.ndarray]:
+    """(ids int64 sorted, unit float32 rows): the embeddings of those of `image_ids` that one space holds.
 
     Reads only those rows from the files' memory maps (a few candidate pairs need no million-row matrix);
     an image embedded twice keeps its newest row, as load_index does.
     """
     wanted = np.unique(np.asarray(list(image_ids), dtype=np.int64))
-    out: dict[int, np.ndarray] = {}
+    found_ids, found_rows = [], []
     for job in _members(session, model_job_id):  # newest first
         if not len(wanted):
             break
@@ -168,10 +169,14 @@ def vectors_for(session: Session, settings: Settings, model_job_id: int, image_i
             continue
         at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
         hit = ids[at] == wanted
-        for image_id, vector in zip(wanted[hit].tolist(), normalise(rows[at[hit]])):
-            out[image_id] = vector
+        found_ids.append(wanted[hit])
+        found_rows.append(normalise(rows[at[hit]]))
         wanted = wanted[~hit]
-    return out
+    if not found_ids:
+        return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+    ids, rows = np.concatenate(found_ids), np.concatenate(found_rows)
+    order = np.argsort(ids)
+    return ids[order], rows[order]
 
 
 def clear_cache() -> None:

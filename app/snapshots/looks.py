@@ -71,6 +71,7 @@ MIN_CORRELATION = 0.99
 MAX_EMBEDDING_DISTANCE = 0.3  # cosine distance in the latest space: a veto, not a verdict (docstring)
 CACHE_SIZE = 100_000  # kept as bytes, ~300 bytes each with the dict's share: ~30 MB at most
 _UNKNOWN = np.zeros(0, np.uint8)
+LOOKUP_CHUNK = 5000  # sha256s per id query (SQLite allows 32,766 parameters; PostgreSQL more)
 
 _stores: dict[str, object] = {}
 _settings: dict[str, object] = {}  # database URL -> Settings: where that database's embedding files are
@@ -152,9 +153,21 @@ def verdict(r: np.ndarray, d: np.ndarray) -> np.ndarray:
     return ~(r < MIN_CORRELATION) & ~(d > MAX_EMBEDDING_DISTANCE)
 
 
+Embeddings = tuple[np.ndarray, np.ndarray]  # (indices, sorted int64; their unit rows float32 (m, D))
+NO_EMBEDDINGS: Embeddings = (np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
+
+
+def embedded(by_index: dict[int, np.ndarray]) -> Embeddings:
+    """Embeddings from {index: unit row}."""
+    if not by_index:
+        return NO_EMBEDDINGS
+    keys = np.array(sorted(by_index), dtype=np.int64)
+    return keys, np.stack([np.asarray(by_index[int(k)], dtype=np.float32) for k in keys])
+
+
 def confirm_pairs(vectors: dict[int, np.ndarray], a: np.ndarray, b: np.ndarray,
-                  embeddings: dict[int, np.ndarray] | None = None) -> np.ndarray:
-    """Whether each pair (a[k], b[k]) is confirmed (see `verdict`); `embeddings` are unit rows by index."""
+                  embeddings: Embeddings = NO_EMBEDDINGS) -> np.ndarray:
+    """Whether each pair (a[k], b[k]) is confirmed (see `verdict`); `embeddings` of some of the indices."""
     known = np.array([len(vectors[int(i)]) == LOOK_SIZE**2 and len(vectors[int(j)]) == LOOK_SIZE**2
                       for i, j in zip(a.tolist(), b.tolist())], dtype=bool)
     r = np.full(len(a), np.nan)
@@ -163,42 +176,48 @@ def confirm_pairs(vectors: dict[int, np.ndarray], a: np.ndarray, b: np.ndarray,
         y = np.stack([vectors[int(j)] for j in b[known].tolist()])
         r[known] = alike(x, y)
     d = np.full(len(a), np.nan)
-    if embeddings:
-        both = np.array([int(i) in embeddings and int(j) in embeddings for i, j in zip(a.tolist(), b.tolist())],
-                        dtype=bool)
-        if both.any():
-            x = np.stack([embeddings[int(i)] for i in a[both].tolist()])
-            y = np.stack([embeddings[int(j)] for j in b[both].tolist()])
-            d[both] = 1.0 - np.einsum("ij,ij->i", x.astype(np.float32), y.astype(np.float32))
+    keys, rows = embeddings
+    if len(keys) and len(a):
+        at_a = np.minimum(np.searchsorted(keys, a), len(keys) - 1)
+        at_b = np.minimum(np.searchsorted(keys, b), len(keys) - 1)
+        both = (keys[at_a] == a) & (keys[at_b] == b)
+        d[both] = 1.0 - np.einsum("ij,ij->i", rows[at_a[both]], rows[at_b[both]])
     return verdict(r, d)
 
 
-def embeddings(session: Session, shas: dict[int, str]) -> dict[int, np.ndarray]:
-    """{index: unit embedding} in the latest embedding space, for the images (index -> sha256) it holds.
+def embeddings(session: Session, shas: dict[int, str]) -> Embeddings:
+    """The latest embedding space's unit rows of the images (index -> sha256) it holds.
 
-    {} when there is no space yet, or its files cannot be read (logged): the looks decide alone then.
+    None held when there is no space yet, or its files cannot be read (logged): the looks decide alone then.
     """
     if _store_for(session) is None:  # registers the settings too, when they can be found
-        return {}
+        return NO_EMBEDDINGS
     settings = _settings.get(_key(session.get_bind().url))
     from app.embeddings import similar, spaces
     from app.errors import NotFound
 
-    space = spaces.latest_space(session) if settings is not None else None
-    if space is None or not shas:
-        return {}
+    space = spaces.latest_space(session) if settings is not None and shas else None
+    if space is None:
+        return NO_EMBEDDINGS
     wanted = sorted(set(shas.values()))
     ids: dict[str, int] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start:start + 500]
+    for start in range(0, len(wanted), LOOKUP_CHUNK):
+        chunk = wanted[start:start + LOOKUP_CHUNK]
         ids.update(session.execute(select(ImageRow.sha256, ImageRow.id).where(ImageRow.sha256.in_(chunk))).all())
     try:
-        vectors = similar.vectors_for(session, settings, space.id, ids.values())
+        found, rows = similar.vectors_for(session, settings, space.id, ids.values())
     except (OSError, ValueError, NotFound) as exc:
         log.warning("near-duplicates: the embeddings of job %s cannot be read (%s); thumbnails decide alone",
                     space.id, exc)
-        return {}
-    return {i: vectors[ids[sha]] for i, sha in shas.items() if ids.get(sha) in vectors}
+        return NO_EMBEDDINGS
+    if not len(found):
+        return NO_EMBEDDINGS
+    index = np.fromiter(shas.keys(), dtype=np.int64, count=len(shas))
+    image = np.fromiter((ids.get(sha, -1) for sha in shas.values()), dtype=np.int64, count=len(shas))
+    at = np.minimum(np.searchsorted(found, image), len(found) - 1)
+    hit = found[at] == image
+    order = np.argsort(index[hit])
+    return index[hit][order], rows[at[hit]][order]
 
 
 def confirmer(session: Session, shas: Sequence[str]):
