@@ -22,22 +22,23 @@ embedding space (app.embeddings.spaces), their cosine distance must also be
 at most MAX_EMBEDDING_DISTANCE. bench/neardup.py --max-d, same 10,000 images,
 through a small CNN trained on them for 2 epochs at 28 px (bench/_fmnist_embed.py;
 a train job's model on them, flips being its only augmentation at that size):
-  max d    pHash + embeddings alone         pHash + thumbnails + embeddings
-           pairs   copies kept              pairs (false)   copies kept (of 1,048 the thumbnails keep)
-  -        3,341   100 %                    11 (8)          1,048
-  0.002      -       -                       4 (1)            597
-  0.01     1,289   80.8 %                    9 (6)            891
-  0.03       -       -                      11 (8)            980
-  0.1      2,917   94.4 %                   11 (8)          1,023
-  0.3        -       -                      11 (8)          1,044   <- chosen
+  max d    pHash + embeddings              pHash + thumbnails + embeddings
+           pairs   groups   copies kept     pairs (false)   groups   copies kept (of 1,112 pHash accepts)
+  -        3,341   190      100 %           11 (8)          11       94.2 %   (thumbnails alone)
+  0.002       81    24      54.1 %           4 (1)           4       53.7 %
+  0.01     1,289   122      80.8 %           9 (6)           9       80.1 %
+  0.03     2,326   183      89.4 %          11 (8)          11       88.1 %
+  0.1      2,917   188      94.4 %          11 (8)          11       92.0 %
+  0.3      3,258   187      99.1 %          11 (8)          11       93.9 %   <- chosen
 Copies lie further apart than look-alikes in that space: the true pairs sit
-at 0.0001-0.0003, the 8 false ones at 0.0012-0.029, but 1-in-7 copies beyond
-0.01 (a 28 px image doubled or halved and read back at 28 px: resampling blur
-moves its embedding as far as another garment; JPEG and brightness move it
-less). No threshold removes a false pair for fewer than ~20 lost copies, so
+at 0.0001-0.0003, the 8 false ones at 0.0012-0.029, but a fifth of the copies
+beyond 0.01 (a 28 px image doubled or halved and read back at 28 px: resampling
+blur moves its embedding as far as another garment; JPEG and brightness move it
+less). Every threshold that removes a false pair loses 60 or more copies for
+each (a cut relative to each image's nearest-neighbour distance did no better), so
 embeddings only veto pairs the model sees as plainly different things (Fashion-
 MNIST: random pairs 0.79 apart, nearest same-class neighbours 0.007); that
-costs 4 of 1,048 copies here (halved 28 px images) and guards against two
+costs 4 of the 1,048 copies the thumbnails keep (halved 28 px images) and guards against two
 different pictures whose grayscale 16x16 looks correlate (colour, fine detail).
 The cost at a freeze: one query for the candidate images' ids and their rows
 read from the embedding files' memory maps (bench/neardup.py prints it).
