@@ -119,32 +119,40 @@ def freeze_cost(n: int) -> None:
     looks.register(settings)
 
     def timed() -> tuple[float, int]:
-        looks._cache.clear()
-        with db.reading() as s:
-            live = service.live_images(s)
-            t0 = time.perf_counter()
-            groups = service.near_groups(s, live)
+        best = np.inf
+        for _ in range(3):  # the best of three: the cores are shared
+            looks._cache.clear()
+            with db.reading() as s:
+                live = service.live_images(s)
+                t0 = time.perf_counter()
+                groups = service.near_groups(s, live)
+                best = min(best, time.perf_counter() - t0)
         sizes = np.bincount(groups)
-        return time.perf_counter() - t0, int((sizes > 1).sum())
+        return best, int((sizes > 1).sum())
 
     without, g0 = timed()
     with db.writing() as s:
-        ids = np.array(s.scalars(select(ImageRow.id).order_by(ImageRow.id)).all(), dtype=np.int64)
+        rows = s.execute(select(ImageRow.id, ImageRow.stored_path).order_by(ImageRow.id)).all()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        # A copy's row is its original's (same stored file): one vector per file, a little noise per copy.
+        _, picture = np.unique([r[1] for r in rows], return_inverse=True)
         job = Job(kind="embed", config={}, status="succeeded")
         s.add(job)
         s.flush()
         writer = files.Writer(settings.jobs_dir / f"job-{job.id}", ids, 256)
         rng = np.random.default_rng(0)
+        base = rng.standard_normal((int(picture.max()) + 1, 256), dtype=np.float32)
         for start in range(0, len(ids), 65_536):
-            chunk = ids[start:start + 65_536]
-            writer.write(chunk, rng.standard_normal((len(chunk), 256), dtype=np.float32))
+            chunk = slice(start, start + 65_536)
+            noise = 0.01 * rng.standard_normal((len(ids[chunk]), 256), dtype=np.float32)
+            writer.write(ids[chunk], base[picture[chunk]] + noise)
         info = writer.finish()
         job.artifacts = {"embeddings": info["embeddings"], "embedding_ids": info["embedding_ids"]}
         s.commit()
     with_space, g1 = timed()
     db.dispose()
     print(f"neardup freeze grouping n={n}: {without:.2f} s without embeddings ({g0} groups), "
-          f"{with_space:.2f} s with a space holding every image ({g1} groups; random vectors veto most pairs)")
+          f"{with_space:.2f} s with a space holding every image ({g1} groups), best of 3 each")
 
 
 def main() -> None:
