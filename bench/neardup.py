@@ -24,15 +24,14 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.images.decode import Limits, decode  # noqa: E402
-from app.images.hashing import hamming, look  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-
 from app.db.models import Image as ImageRow  # noqa: E402
 from app.embeddings import similar  # noqa: E402
+from app.images.decode import Limits, decode  # noqa: E402
+from app.images.hashing import hamming, look  # noqa: E402
 from app.snapshots import looks, neardup  # noqa: E402
 from bench._fmnist_embed import embed, embed_files, model  # noqa: E402
 from tests import fmnist  # noqa: E402
@@ -206,7 +205,8 @@ def main() -> None:
               f"{copies_ok.mean():.1%} of {len(copies_ok)} (missed: {', '.join(missed) or 'none'})", flush=True)
     thumb_ok = r >= looks.MIN_CORRELATION
     print("neardup the thumbnail-confirmed pairs' embedding distances: true "
-          f"{np.round(np.sort(d[thumb_ok & true]), 4).tolist()}, false {np.round(np.sort(d[thumb_ok & ~true]), 4).tolist()}")
+          f"{np.round(np.sort(d[thumb_ok & true]), 4).tolist()}, "
+          f"false {np.round(np.sort(d[thumb_ok & ~true]), 4).tolist()}")
     for q in (50, 90, 99, 100):
         print(f"neardup distances: copies p{q} {np.percentile(copies['d'], q):.5f}; "
               f"false phash pairs p{100 - q} {np.percentile(d[~true], 100 - q):.5f}; true pairs "
