@@ -46,6 +46,7 @@ this HNSW graph for its kNN anyway, so saving it for search costs only a file wr
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +56,12 @@ GRAPH_EXACT_MAX = 100_000  # rows for which graph() computes the kNN exactly (kn
 M = 16  # HNSW links per node
 EF_CONSTRUCTION = 100
 EF_SEARCH = 64
+ADD_ROWS = 50_000  # rows added to an index between two progress calls
 INDEX_FILE = "ann-hnsw.faiss"
 IDS_FILE = "ann-ids.npy"
+
+
+Progress = Callable[[float], None]
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -77,14 +82,21 @@ def _is_unit(vectors: np.ndarray) -> bool:
     return bool(np.all((np.abs(norms - 1) < 1e-3) | (norms == 0)))
 
 
-def build(vectors: np.ndarray):
-    """An HNSW index over the unit rows of `vectors` (row i of the index is row i of vectors)."""
+def build(vectors: np.ndarray, progress: Progress | None = None):
+    """An HNSW index over the unit rows of `vectors` (row i of the index is row i of vectors).
+
+    Added ADD_ROWS at a time, `progress(done share)` after each: at a million rows the build takes minutes
+    (the docstring's table), and a caller may raise from `progress` to stop it (a cancelled job).
+    """
     import faiss
 
     unit = vectors if _is_unit(vectors) else _unit(vectors)
     index = faiss.IndexHNSWFlat(unit.shape[1], M, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = EF_CONSTRUCTION
-    index.add(unit)
+    for start in range(0, len(unit), ADD_ROWS):
+        index.add(unit[start:start + ADD_ROWS])
+        if progress is not None:
+            progress(min(len(unit), start + ADD_ROWS) / len(unit))
     index.hnsw.efSearch = EF_SEARCH
     return index
 
@@ -106,20 +118,21 @@ def search(index, queries: np.ndarray, k: int, ef: int | None = None) -> tuple[n
 _last: tuple[np.ndarray, object] | None = None
 
 
-def _index_for(unit: np.ndarray):
+def _index_for(unit: np.ndarray, progress: Progress | None = None):
     global _last
     if _last is not None and _last[0] is unit:
         return _last[1]
     _last = None  # never two at once: each holds a copy of the vectors
-    index = build(unit)
+    index = build(unit, progress)
     _last = (unit, index)
     return index
 
 
-def graph(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def graph(vectors: np.ndarray, k: int, progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rows int32 (n, k), cosine distances float16 (n, k)): every row's k nearest other rows, nearest first.
 
-    Exact up to GRAPH_EXACT_MAX rows, through an HNSW index above. k is cut to n - 1.
+    Exact up to GRAPH_EXACT_MAX rows, through an HNSW index above. k is cut to n - 1. `progress(share)`:
+    the build is the first 80 %, the searches the rest.
     """
     n = len(vectors)
     k = min(k, n - 1)
@@ -130,7 +143,7 @@ def graph(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         from app.embeddings import knn
 
         return knn.exact(unit, k)
-    index = _index_for(unit)
+    index = _index_for(unit, None if progress is None else lambda f: progress(0.8 * f))
     rows = np.empty((n, k), dtype=np.int32)
     dist = np.empty((n, k), dtype=np.float16)
     for start in range(0, n, 65_536):
@@ -141,6 +154,8 @@ def graph(vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         drop[~drop.any(axis=1), -1] = True
         rows[start:stop] = found[~drop].reshape(stop - start, k)
         dist[start:stop] = d[~drop].reshape(stop - start, k)
+        if progress is not None:
+            progress(0.8 + 0.2 * stop / n)
     return rows, dist
 
 
@@ -156,10 +171,12 @@ def _save_npy(path: str, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def build_for_analysis(ids: np.ndarray, vectors: np.ndarray, folder: Path) -> dict[str, str]:
+def build_for_analysis(ids: np.ndarray, vectors: np.ndarray, folder: Path,
+                       progress: Progress | None = None) -> dict[str, str]:
     """Build and save this space's similar-image index into `folder`: {name: path}, {} when exact search will do.
 
-    Names: "ann_index" (the faiss index; its row i is ids[i]) and "ann_ids" (those ids, int64).
+    Names: "ann_index" (the faiss index; its row i is ids[i]) and "ann_ids" (those ids, int64). The index
+    graph() just built for the same matrix is reused, not built again.
     """
     global _last
     if len(ids) <= EXACT_MAX:
@@ -170,7 +187,7 @@ def build_for_analysis(ids: np.ndarray, vectors: np.ndarray, folder: Path) -> di
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     unit = vectors if _is_unit(vectors) else _unit(vectors)
-    index = _index_for(unit)
+    index = _index_for(unit, progress)
     _last = None  # the job is done with it
     ids = np.asarray(ids, dtype=np.int64)
     out = {"ann_ids": _atomic(folder / IDS_FILE, lambda p: _save_npy(p, ids))}

@@ -156,3 +156,22 @@ def test_similar_images_through_the_saved_index_are_the_exact_ones(client, setti
 def test_the_graph_of_a_tiny_space(n):
     rows, dist = ann.graph(clustered(max(n, 1))[:n], 10)
     assert rows.shape == (n, max(0, n - 1)) and dist.shape == rows.shape
+
+
+def test_a_build_reports_progress_and_stops_when_progress_raises(monkeypatch):
+    unit = clustered(1000)
+    monkeypatch.setattr(ann, "ADD_ROWS", 300)
+    monkeypatch.setattr(ann, "GRAPH_EXACT_MAX", 10)
+    seen = []
+    rows, _ = ann.graph(unit, 5, progress=seen.append)
+    assert seen[:4] == pytest.approx([0.24, 0.48, 0.72, 0.8]) and seen[-1] == 1.0 and len(rows) == 1000
+
+    class Stop(Exception):
+        pass
+
+    def cancel(share):
+        if share > 0.3:
+            raise Stop()
+
+    with pytest.raises(Stop):
+        ann.build(unit, progress=cancel)
