@@ -13,6 +13,7 @@ how many strays reach the cut, and how many ordinary Fashion-MNIST images do
      with Debian's fonts and 10 noise images unlabelled (strays in the same style as the data)
 
 Run: .venv/bin/python bench/outliers.py [--conditions A,B] [--epochs 6]   (data dirs kept in bench/out/)
+     .venv/bin/python bench/outliers.py --reuse --reanalyse   (the same spaces, analysed again by today's code)
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ def _fmnist_files(indices, images) -> list[tuple[str, bytes]]:
         Image.fromarray(images[i]).save(buf, format="PNG")
         out.append((f"fmnist-{i:05d}.png", buf.getvalue()))
     return out
+
+
+def flags_written(body) -> bool:
+    return finished(body) and (body["status"] != "succeeded" or "outlier_flags" in (body["metrics"] or {}))
 
 
 def analysis_of(settings: Settings, timeout: float = 120) -> int:
@@ -119,12 +124,25 @@ def build(name: str, epochs: int) -> tuple[Path, dict]:
             body = wait_for(client, job["id"], finished, timeout=1800)
             assert body["status"] == "succeeded", body["error"]
             print(f"# {name}: train job {time.perf_counter() - t:.0f} s, accuracy {body['metrics']['accuracy']:.3f}")
-            body = wait_for(client, analysis_of(settings), finished, timeout=600)
+            body = wait_for(client, analysis_of(settings), flags_written, timeout=600)
             assert body["status"] == "succeeded", body["error"]
         finally:
             stop(worker)
     (data / "planted.json").write_text(json.dumps(planted))
     return data, planted
+
+
+def reanalyse(data: Path) -> None:
+    settings = Settings(data=data)
+    with TestClient(create_app(settings)) as client:
+        job = client.post("/api/jobs", json={"kind": "analyse", "config": {"space": 1}}).json()
+        worker = start_worker(data)
+        try:
+            body = wait_for(client, job["id"], flags_written, timeout=900)
+            assert body["status"] == "succeeded", body["error"]
+            print(f"# analysis {job['id']}: {body['metrics']['seconds']}")
+        finally:
+            stop(worker)
 
 
 def evaluate(name: str, data: Path, planted: dict) -> None:
@@ -156,11 +174,14 @@ def main() -> None:
     parser.add_argument("--conditions", default="A,B")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--reuse", action="store_true", help="evaluate the kept data dirs again")
+    parser.add_argument("--reanalyse", action="store_true", help="with --reuse: a new analysis by today's code")
     args = parser.parse_args()
     for name in args.conditions.split(","):
         data = OUT / f"outliers-{name}-e{args.epochs}"
         if args.reuse and (data / "planted.json").exists():
             planted = json.loads((data / "planted.json").read_text())
+            if args.reanalyse:
+                reanalyse(data)
         else:
             data, planted = build(name, args.epochs)
         evaluate(name, data, planted)

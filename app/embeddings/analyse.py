@@ -262,8 +262,8 @@ def _load(job: Job, name: str) -> np.ndarray:
 
 def after_analysis(db, job_id: int) -> dict | None:
     """Outlier flags from a succeeded analysis (commits): the strongest scores become flags of kind "outlier",
-    open outlier flags this analysis does not raise again are cancelled. Returns counts; never raises (a
-    missed flag must not stop the worker's queue)."""
+    open outlier flags this analysis does not raise again are cancelled. Returns counts, also recorded as the
+    job's metrics["outlier_flags"]; never raises (a missed flag must not stop the worker's queue)."""
     try:
         return _flag_outliers(db, job_id)
     except Exception:
@@ -324,6 +324,8 @@ def _flag_outliers(db, job_id: int) -> dict:
             if image_id not in raised:
                 cancel(flag, f"analysis #{job_id} no longer ranks the image among the outliers")
                 counts["cancelled"] += 1
+        job = s.get(Job, job_id)  # on the job page; and a sign for whoever waits that the flags are written
+        job.metrics = {**(job.metrics or {}), "outlier_flags": {k: v for k, v in counts.items() if k != "analysis"}}
         s.commit()
     log.info("analysis %s: outlier flags %s", job_id, counts)
     return counts
