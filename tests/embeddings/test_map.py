@@ -197,3 +197,12 @@ def test_fixed_point_columns_divide_back_into_the_rounded_floats_for_any_coordin
     xy = np.random.default_rng(5).uniform(-1, 1, 100_000).astype(np.float32)
     rounded = np.round(xy.astype(np.float64), maps.ROUND)
     assert (np.array(maps._fixed(rounded)) / 10**maps.ROUND == rounded).all()
+
+
+def test_an_analysis_of_no_images_is_an_empty_map_not_an_error(client, settings, db):
+    job = stored_analysis(db, settings, [], np.zeros((0, 2), dtype=np.float32))
+    assert client.get("/api/embeddings/map").json() == {"job": job, "space": 0, "snapshot": None, "items": []}
+    c = client.get("/api/embeddings/map", params={"format": "columns"}).json()
+    assert c["image"] == [] and c["x"] == [] and c["classes"] == []
+    assert client.get("/map").status_code == 200
+    assert client.get("/api/images", params={"analysis": job, "region": "0,0,1,0,1,1"}).json()["items"] == []
