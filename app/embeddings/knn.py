@@ -2,8 +2,9 @@
 
 Exact up to EXACT_MAX rows: one block of query rows against every row at a
 time, so memory stays at about BLOCK_BYTES whatever n is (a 100,000 x 100,000
-distance matrix would be 40 GB). Above EXACT_MAX the graph comes from the ANN
-index (app.embeddings.ann.graph, HNSW), whose recall is measured there.
+distance matrix would be 40 GB). Above EXACT_MAX the graph comes from an HNSW
+index (app.embeddings.ann), whose recall is measured there (and checked in
+tests/embeddings/test_analyse_arrays.py against exact).
 
 K = 10: the outlier score, the neighbour share and the review evidence all
 read these K. Median rank of planted strays by outlier score (bench/outliers.py;
@@ -29,9 +30,10 @@ from collections.abc import Callable
 import numpy as np
 
 K = 10
-# Above this many rows the exact graph is handed to the ANN index. bench/analyse.py, 2 cores, dim 256:
-# exact kNN 50,000 rows ~15 s, 100,000 rows ~60 s (quadratic); HNSW (ann.graph) 100,000 rows ~40 s.
-EXACT_MAX = 100_000
+# Above this many rows the graph comes from an HNSW index (app.embeddings.ann: build, search). bench/analyse.py
+# at 100,000 rows, dim 256: exact 193 CPU s (641 s wall on two cores shared with other work), HNSW 48 CPU s
+# (112 s). Exact grows with n^2 (20,000 rows: ~8 CPU s), HNSW with about n log n.
+EXACT_MAX = 20_000
 BLOCK_BYTES = 64 << 20  # one block's distance matrix (float32): ~64 MB, whatever n is
 
 
@@ -83,21 +85,26 @@ def to_reference(unit: np.ndarray, reference: np.ndarray, k: int = K, *,
     reference = np.asarray(reference, dtype=np.int64)
     if len(unit) <= EXACT_MAX or len(reference) <= k + 1:
         return exact(unit, k, candidates=reference, progress=progress)
+    return _hnsw(unit, reference, k, progress)
+
+
+def _hnsw(unit, reference, k, progress) -> tuple[np.ndarray, np.ndarray]:
     from app.embeddings import ann
 
     k = min(k, len(reference) - 1)
     index = ann.build(unit[reference])
     rows = np.full((len(unit), k), -1, dtype=np.int32)
     dist = np.full((len(unit), k), np.inf, dtype=np.float16)
-    step = 65_536
+    step = 16_384  # query rows at a time: progress, cancel and memory
     for start in range(0, len(unit), step):
         stop = min(len(unit), start + step)
         found, d = ann.search(index, unit[start:stop], k + 1)
         found = np.where(found >= 0, reference[np.maximum(found, 0)], -1)
         own = found == np.arange(start, stop)[:, None]  # a reference row finds itself: dropped
         drop = np.where(own.any(axis=1)[:, None], own, np.arange(k + 1)[None, :] == k)
-        rows[start:stop] = found[~drop].reshape(-1, k)
-        dist[start:stop] = np.where(found[~drop].reshape(-1, k) >= 0, d[~drop].reshape(-1, k), np.inf)
+        kept, kept_d = found[~drop].reshape(-1, k), d[~drop].reshape(-1, k)
+        rows[start:stop] = kept
+        dist[start:stop] = np.where(kept >= 0, np.clip(kept_d, 0.0, 2.0), np.inf)
         if progress is not None:
             progress(stop / len(unit))
     return rows, dist
@@ -105,11 +112,9 @@ def to_reference(unit: np.ndarray, reference: np.ndarray, k: int = K, *,
 
 def graph(unit: np.ndarray, k: int = K, *,
           progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-    """(rows, distances, method) over every row of the space: exact up to EXACT_MAX rows, else through ANN."""
+    """(rows, distances, method) over every row of the space: exact up to EXACT_MAX rows, else through HNSW."""
     if len(unit) <= EXACT_MAX:
         rows, dist = exact(unit, k, progress=progress)
         return rows, dist, "exact"
-    from app.embeddings import ann
-
-    rows, dist = ann.graph(unit, k)
-    return rows.astype(np.int32), dist.astype(np.float16), "hnsw"
+    rows, dist = _hnsw(unit, np.arange(len(unit)), k, progress)
+    return rows, dist, "hnsw"

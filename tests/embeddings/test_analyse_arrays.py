@@ -142,3 +142,15 @@ def test_a_space_of_a_few_images_is_analysed_without_error(n):
     share, found = neighbours.out_of_sample(np.arange(n), unit, np.zeros(n, dtype=int), None)
     assert found.shape == (n, knn.K) and (n < 2 or np.isfinite(share).all())
     assert sorted(diversity.diverse_ids(np.arange(n), unit, np.arange(n), np.zeros(0, dtype=int))) == list(range(n))
+
+
+def test_the_graph_through_hnsw_matches_exact(monkeypatch):
+    pytest.importorskip("faiss")
+    unit, _ = clusters(n_per=200, k=5, dim=32, spread=0.3)
+    exact_rows, _, method = knn.graph(unit, 10)
+    assert method == "exact"
+    monkeypatch.setattr(knn, "EXACT_MAX", 100)
+    rows, dist, method = knn.graph(unit, 10)
+    assert method == "hnsw" and rows.shape == (1000, 10) and (rows != np.arange(1000)[:, None]).all()
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows.tolist(), exact_rows.tolist())])
+    assert recall >= 0.95 and (np.diff(dist.astype(np.float32), axis=1) >= -1e-3).all()
