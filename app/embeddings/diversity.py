@@ -8,8 +8,22 @@ start from the labelled images, so the order moves away from what is known.
 Mixed with uncertainty: a candidate's distance is weighted by
 (1 - MIX) + MIX * (1 - margin), margin being the top-1 minus top-2
 probability of its latest prediction (a candidate without one weighs 1): among
-equally far images the one the model is least sure of goes first. MIX comes
-from bench/diverse.py (quoted beside it).
+equally far images the one the model is least sure of goes first. bench/diverse.py
+(a simulated session on a real 3,000-image space, 50 labelled to start, 5 seeds;
+accuracy of a 5-NN classifier on the rest after B picks are labelled):
+
+  order                 acc@100   acc@300   classes in the first 100 (of 10)
+  import (shuffled)      0.855     0.848     10.0
+  random                 0.840     0.853     10.0
+  most uncertain         0.833     0.861     10.0
+  k-center, MIX 0        0.849     0.873      9.0
+  k-center, MIX 0.5      0.853     0.882      9.2   (chosen)
+  k-center, MIX 1        0.856     0.870      9.2
+
+The differences at 100 picks are within the seeds' spread; at 300 the mix
+is best. On an import made class by class (a folder import) import order
+covers 3 of 5 classes in its first 100 where this order covers all 5
+(tests/embeddings/test_analyse.py).
 
 Bounded work: at most RANK_MAX candidates are ranked (a seeded random sample
 when there are more, so every part of the import history can be drawn), the
@@ -26,7 +40,7 @@ import numpy as np
 
 RANK_MAX = 20_000
 GREEDY = 2_000  # greedy steps: 2,000 x 20,000 x 256 multiply-adds, a few seconds on 2 cores
-MIX = 0.5  # bench/diverse.py
+MIX = 0.5  # bench/diverse.py (docstring)
 BLOCK_BYTES = 64 << 20
 
 
