@@ -2,8 +2,8 @@
 # Set up Loupe in ./.venv. `setup.sh` installs the app and its training worker
 # (torch, torchvision); `setup.sh test` also installs the test tools and,
 # through apt when run as root, Debian's chromium (browser tests) and
-# dataset-fashion-mnist (real images for tests) and docker-compose (to check
-# docker-compose.yml; no engine needed).
+# dataset-fashion-mnist (real images for tests), docker-compose (to check
+# docker-compose.yml; no engine needed) and fonts (letters, a benchmark dataset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,9 @@ if [ "$want_test" = "test" ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   [ -d /usr/share/datasets/fashion-mnist ] || missing+=(dataset-fashion-mnist)
   command -v docker-compose >/dev/null || missing+=(docker-compose)  # parses docker-compose.yml in a test
+  # fonts the letters benchmark dataset renders with (tests/letters.py), next to dejavu and liberation
+  [ -d /usr/share/fonts/opentype/urw-base35 ] || missing+=(fonts-urw-base35)
+  [ -d /usr/share/fonts/truetype/freefont ] || missing+=(fonts-freefont-ttf)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       echo "installing ${missing[*]} with apt-get" >&2
