@@ -92,7 +92,7 @@ def _hnsw(unit, reference, k, progress) -> tuple[np.ndarray, np.ndarray]:
     from app.embeddings import ann
 
     k = min(k, len(reference) - 1)
-    index = ann.build(unit[reference])
+    index = ann.build(unit[reference], None if progress is None else lambda f: progress(0.7 * f))
     rows = np.full((len(unit), k), -1, dtype=np.int32)
     dist = np.full((len(unit), k), np.inf, dtype=np.float16)
     step = 16_384  # query rows at a time: progress, cancel and memory
@@ -106,15 +106,24 @@ def _hnsw(unit, reference, k, progress) -> tuple[np.ndarray, np.ndarray]:
         rows[start:stop] = kept
         dist[start:stop] = np.where(kept >= 0, np.clip(kept_d, 0.0, 2.0), np.inf)
         if progress is not None:
-            progress(stop / len(unit))
+            progress(0.7 + 0.3 * stop / len(unit))
     return rows, dist
 
 
 def graph(unit: np.ndarray, k: int = K, *,
           progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray, str]:
-    """(rows, distances, method) over every row of the space: exact up to EXACT_MAX rows, else through HNSW."""
+    """(rows, distances, method) over every row of the space: exact up to EXACT_MAX rows, else through HNSW.
+
+    Above ann.GRAPH_EXACT_MAX through ann.graph, whose index the same job then saves for similar-image
+    search (ann.build_for_analysis reuses it instead of building it twice); below, no index is kept.
+    """
     if len(unit) <= EXACT_MAX:
         rows, dist = exact(unit, k, progress=progress)
         return rows, dist, "exact"
+    from app.embeddings import ann
+
+    if len(unit) > ann.GRAPH_EXACT_MAX:
+        rows, dist = ann.graph(unit, k, progress)
+        return rows.astype(np.int32), dist.astype(np.float16), "hnsw"
     rows, dist = _hnsw(unit, np.arange(len(unit)), k, progress)
     return rows, dist, "hnsw"
