@@ -12,6 +12,19 @@ the graph as the job makes it (exact up to knn.EXACT_MAX rows, HNSW above),
 knn-exact the blocked exact graph for comparison; outlier-knn each image's
 K nearest among the labelled half.
 
+Measured at 100,000 x 256 on this machine's two cores, shared with other work
+(load 10-13; CPU seconds are the steadier figure):
+
+  stage         wall s   CPU s   peak RSS MB
+  knn             76.5    49.0      494   (HNSW; --exact: 641 s wall, 193 CPU s)
+  outlier-knn     38.4    23.7      494   (HNSW over the 50,000 labelled)
+  outliers         0.1     0.0
+  evidence        15.8     9.0      541   (5 folds of 10,000, exact)
+  diverse         41.0    21.9      541   (20,000 ranked, 2,000 greedy steps)
+  map            189.1    95.6      723   (PaCMAP, app.embeddings.projection)
+  index            0.0     0.0            (100,000 rows: searched exactly, no index)
+  total          361     199
+
 Run: .venv/bin/python bench/analyse.py [--n 100000] [--dim 256] [--exact]
 """
 
