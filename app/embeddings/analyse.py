@@ -277,8 +277,14 @@ def _flag_outliers(db, job_id: int) -> dict:
     with db.reading() as s:
         newer = s.scalar(select(Job.id).where(Job.kind == analyses.KIND, Job.status == "succeeded",
                                               Job.id > job_id).limit(1))
-        if newer is not None:  # finished after a newer analysis: the newer one's flags stand
-            return {"analysis": job_id, "skipped": f"analysis #{newer} is newer"}
+    if newer is not None:  # finished after a newer analysis: the newer one's flags stand
+        skipped = {"skipped": f"analysis #{newer} is newer"}
+        with db.writing() as s:
+            job = s.get(Job, job_id)
+            job.metrics = {**(job.metrics or {}), "outlier_flags": skipped}
+            s.commit()
+        return {"analysis": job_id, **skipped}
+    with db.reading() as s:
         job = s.get(Job, job_id)
         space = int((job.artifacts or {}).get("space") or 0)
         ids, z = np.asarray(_load(job, "ids")), np.asarray(_load(job, "outlier"))

@@ -154,3 +154,22 @@ def test_the_graph_through_hnsw_matches_exact(monkeypatch):
     assert method == "hnsw" and rows.shape == (1000, 10) and (rows != np.arange(1000)[:, None]).all()
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rows.tolist(), exact_rows.tolist())])
     assert recall >= 0.95 and (np.diff(dist.astype(np.float32), axis=1) >= -1e-3).all()
+
+
+def test_an_analysis_finishing_after_a_newer_one_leaves_the_flags_alone(db):
+    from app.db.models import Flag, Image, Job
+    from app.embeddings import analyse
+
+    with db.writing() as s:
+        older = Job(kind="analyse", config={"space": 1}, status="succeeded", notes=[], artifacts={})
+        newer = Job(kind="analyse", config={"space": 1}, status="succeeded", notes=[], artifacts={})
+        s.add_all([older, newer])
+        s.commit()
+        older_id, newer_id = older.id, newer.id
+        open_flags = s.query(Flag).filter(Flag.kind == "outlier", Flag.status == "open").count()
+        assert s.query(Image).count() == 0
+    got = analyse.after_analysis(db, older_id)
+    assert got == {"analysis": older_id, "skipped": f"analysis #{newer_id} is newer"}
+    with db.reading() as s:
+        assert s.get(Job, older_id).metrics["outlier_flags"] == {"skipped": f"analysis #{newer_id} is newer"}
+        assert s.query(Flag).filter(Flag.kind == "outlier", Flag.status == "open").count() == open_flags
