@@ -1,4 +1,4 @@
-"""The benchmark matrix's planted-noise kinds (tests/noise.py): counts, where flips go, determinism."""
+"""The benchmark matrix's planted-noise kinds (tests/noise.py) and letters dataset (tests/letters.py)."""
 
 from __future__ import annotations
 
@@ -100,3 +100,18 @@ def test_rare_class_noise_goes_out_of_and_into_the_rare_class(rate):
     assert out_of == round(rate * n_rare) and into == out_of
     # The rest goes elsewhere, never into the rare class.
     assert ((noisy[flipped & (y != 3)] == 3).sum()) == into
+
+
+def test_letters_render_deterministically_balanced_and_varied():
+    images, y = letters.load(60, seed=0)
+    again, y_again = letters.load(40, seed=0)
+    assert images.shape == (60, 28, 28) and images.dtype == np.uint8
+    assert (again == images[:40]).all() and (y_again == y[:40]).all()  # image i does not depend on n
+    assert (np.bincount(y, minlength=20) == 3).all()  # every block of 20 holds each class once
+    assert (images.reshape(60, -1).max(axis=1) > 100).all()  # ink on every image
+    # Real variation: two images of the same letter differ (font, pose, noise).
+    same = np.flatnonzero(y == y[0])
+    assert (images[same[0]] != images[same[1]]).mean() > 0.2
+    other, _ = letters.load(20, seed=1)
+    assert (other != images[:20]).any()
+    assert len(letters.fonts()) >= 10
