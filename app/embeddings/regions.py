@@ -1,10 +1,12 @@
 """A region of the map (a box or a lasso drawn on /map) and the images inside it.
 
 The map sends its selection as a polygon in map coordinates, not as image ids:
-`?analysis=J&region=x1,y1,x2,y2,...`, a few hundred characters for 50,000
-points. The server recomputes membership from the analysis' stored `xy`,
-rounded as GET /api/embeddings/map sends it (app.embeddings.maps.rounded_xy), with the same
-even-odd test the page runs, so the page's count and Browse's agree.
+`?analysis=J&region=x1,y1,x2,y2,...`, at most 200 vertices (about 3.6 kB)
+however many points it holds. The server recomputes membership from the
+analysis' stored `xy`, rounded as GET /api/embeddings/map sends it
+(app.embeddings.maps.rounded_xy), with the same even-odd test the page runs,
+so the page's count and Browse's agree. A 400-vertex lasso around 58,000 of
+100,000 points filters Browse in 0.2-0.45 CPU s.
 """
 
 from __future__ import annotations
