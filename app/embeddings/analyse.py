@@ -298,6 +298,11 @@ def _flag_outliers(db, job_id: int) -> dict:
     eligible = np.zeros(len(ids), dtype=bool)
     eligible[over] = ~state["excluded"]  # excluded since: cancel_stale closes its flag
     chosen = outliers.to_flag(z, eligible)
+    # Flag.score of every kind is in [0, 1], higher = surer (a mislabel's 1 - label quality, a duplicate's
+    # disagreeing share), because /review orders all kinds by it together: a raw z of 3.5+ would put every
+    # outlier before the surest mislabel. The score is the share of the space's images less strange; z stays
+    # in the details.
+    ranked = np.sort(z[np.isfinite(z)])
     event_of = dict(zip(ids[over].tolist(), state["event"].tolist()))
     with db.writing() as s:
         existing = s.scalars(select(Flag).where(Flag.kind == "outlier", (Flag.status == "open")
@@ -319,8 +324,8 @@ def _flag_outliers(db, job_id: int) -> dict:
                        "class": names.get(cls) if cls >= 0 else None,
                        "compared_with": "all" if cls < 0 else ("label" if event is not None else "prediction"),
                        "distance": round(float(outliers.kth_distance(knn_dist[row:row + 1])[0]), 4),
-                       "usual": round(float(usual[row]), 4), "label_event_id": event}
-            score = round(float(z[row]), 4)
+                       "usual": round(float(usual[row]), 4), "label_event_id": event, "z": round(float(z[row]), 4)}
+            score = round(float(np.searchsorted(ranked, z[row], side="left")) / max(len(ranked), 1), 6)
             raised.add(image_id)
             if image_id in opened:
                 flag = opened[image_id]

@@ -147,7 +147,7 @@ def _outlier(flag: Flag) -> dict | None:
     if ratio is not None:
         text = f"far from {whom}: {ratio:.1f} times the usual distance"
     elif flag.score is not None:
-        text = f"far from {whom} (outlier score {flag.score:.1f})"
+        text = f"far from {whom} (stranger than {flag.score:.1%} of the images)"
     else:
         text = f"far from {whom}"
     return {"text": text, "ratio": ratio, "distance": distance, "usual": usual, "class": cls,

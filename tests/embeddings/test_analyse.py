@@ -150,12 +150,15 @@ def test_planted_photos_and_noise_are_the_top_outliers_and_are_flagged(world):
     cap = int(np.ceil(outliers.MAX_FLAG_SHARE * len(z)))
     assert 1 <= len(flagged) <= cap  # the strongest only, under the cap
     assert len(set(planted) & set(flagged)) >= len(flagged) // 3  # a third of the flags at least are strays
-    lowest = min(f.score for f in flags)
+    lowest = min(f.details["z"] for f in flags)
     assert all(z[a.row(i)] <= lowest + 1e-3 for i in a.ids if int(i) not in flagged)  # the strongest were chosen
+    # The score is on the mislabels' scale (review orders all kinds by it): the share of images less strange.
+    assert all(0.9 <= f.score <= 1.0 for f in flags)
+    assert sorted(flags, key=lambda f: f.score) == sorted(flags, key=lambda f: (f.details["z"], f.score))
     f = flagged[next(i for i in planted if i in flagged)]
     assert f.details["analysis"] == a.job and f.details["space"] == world.train
     assert 1 <= len(f.details["neighbours"]) <= 8 and len(f.details["distances"]) == len(f.details["neighbours"])
-    assert f.details["distances"] == sorted(f.details["distances"]) and f.score >= outliers.Z_CUT
+    assert f.details["distances"] == sorted(f.details["distances"]) and f.details["z"] >= outliers.Z_CUT
     assert f.details["usual"] < f.details["distance"]
 
 
@@ -202,7 +205,7 @@ def test_a_newer_analysis_cancels_the_outlier_flags_it_does_not_raise_and_skips_
     z = np.asarray(world.analysis.array("outlier"))
     ordinary = min(world.unlabelled, key=lambda i: z[world.analysis.row(i)])  # no analysis would flag it
     with db.writing() as s:
-        s.add(Flag(image_id=ordinary, kind="outlier", score=9.0, status="open", details={"analysis": 0}))
+        s.add(Flag(image_id=ordinary, kind="outlier", score=0.99, status="open", details={"analysis": 0}))
         s.commit()
     r = client.post("/api/jobs", json={"kind": "analyse", "config": {"space": world.train}})
     assert r.status_code == 201, r.text

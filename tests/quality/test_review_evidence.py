@@ -15,7 +15,7 @@ from tests.factories import add_class, label, upload_fmnist
 LONG = "Trousers with a very long name that would never fit under a thumbnail of eighty pixels"
 
 
-def _outlier(db, image_id: int, neighbours: list[int], *, cls: str | None, score: float = 5.2,
+def _outlier(db, image_id: int, neighbours: list[int], *, cls: str | None, score: float = 0.985,
              against: str = "label", event: int | None = None) -> int:
     """An open outlier flag as app.embeddings.analyse writes one (details shape agreed with it)."""
     with db.writing() as s:
@@ -67,7 +67,7 @@ def test_outlier_flags_are_decided_like_mislabels_and_undone(client, db):
     ids = upload_fmnist(client, 6)
     event = label(client, ids[0], "Sneaker")["id"]
     kept = _outlier(db, ids[0], ids[1:4], cls="Sneaker", event=event)
-    stray = _outlier(db, ids[5], ids[1:4], cls="Bag", against="prediction", score=7.0)
+    stray = _outlier(db, ids[5], ids[1:4], cls="Bag", against="prediction", score=0.995)
     assert "Far from every Bag (the class the model predicts for it)" in client.get("/review").text  # top score
 
     def resolve(flag, action, **body):
