@@ -55,8 +55,8 @@
 
   // ---- data ----
   async function load() {
-    const r = await fetch(`/api/embeddings/map?job=${encodeURIComponent(job)}&format=columns`,
-      { headers: { Accept: "application/json" } });
+    // The very request map.html preloads (same URL, no extra headers), so the browser hands that response over.
+    const r = await fetch(`/api/embeddings/map?job=${encodeURIComponent(job)}&format=columns`);
     if (!r.ok) {
       countText.textContent = (await r.json().catch(() => ({}))).detail || `the map did not load (${r.status})`;
       return;
