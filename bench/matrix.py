@@ -21,7 +21,8 @@ Per cell, one line: out-of-sample accuracy (against the true labels); Loupe:
 P / R / F1 of its flags at the default cut (the detection recomputed from the
 cache exactly as app.quality.service.detect_mislabels does; on a fresh build it
 is checked against the worker's own flags), precision of the first k flags in
-review order (score descending; k = the true number of errors), the estimated
+review order (score descending; k = the true number of errors), its F1
+without the annotator's confidence (cleanlab never sees it), the estimated
 noise rate (the quality page's number, app.quality.report: the share of
 off-diagonal confident-joint members) vs the true one, and per source in a
 noisy_source cell; cleanlab: `find_label_issues` (defaults) P / R / F1 and the
@@ -65,9 +66,9 @@ def precision_first(order: np.ndarray, truth: np.ndarray, k: int) -> float:
     return float(truth[top].mean()) if len(top) else 0.0
 
 
-def loupe_detect(c: dict) -> tuple[np.ndarray, np.ndarray]:
+def loupe_detect(c: dict, use_confidence: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(flagged mask, score: higher = more likely wrong): app.quality.service.detect_mislabels on cached arrays."""
-    prior = c["confidence"]
+    prior = c["confidence"] if use_confidence else None
     issues = mislabels.find_label_issues(c["given"], c["probs"], prior=prior,
                                          groups=c["fold"] if PER_FOLD_THRESHOLDS else None)
     quality = mislabels.label_quality_scores(c["given"], c["probs"], method=SCORE_METHOD, prior=prior)
@@ -89,6 +90,7 @@ def score(path: Path) -> dict:
     t = time.perf_counter()
     flagged, scores = loupe_detect(c)
     detect_s = time.perf_counter() - t
+    plain = prf(loupe_detect(c, use_confidence=False)[0], truth)
     worker_flags = np.isin(c["image_ids"], c["flag_ids"])
     order = np.argsort(-np.where(flagged, scores, -np.inf), kind="stable")[:int(flagged.sum())]
     est, est_source = estimated_noise(c)
@@ -102,7 +104,7 @@ def score(path: Path) -> dict:
     return {
         "cell": path.stem, "kind": str(c["kind"]), "n": len(truth), "errors": k,
         "accuracy": float((c["probs"].argmax(axis=1) == c["true"]).mean()),
-        "loupe": prf(flagged, truth), "loupe_n": int(flagged.sum()), "loupe_p_at": precision_first(order, truth, k),
+        "loupe": prf(flagged, truth), "loupe_n": int(flagged.sum()), "loupe_plain": plain, "loupe_p_at": precision_first(order, truth, k),
         "worker_differs": int((worker_flags != flagged).sum()),
         "cleanlab": prf(cl, truth), "cleanlab_n": int(cl.sum()), "cleanlab_p_at": precision_first(cl_order, truth, k),
         "est": est, "true_rate": k / len(truth), "est_source": est_source, "true_source": true_source,
@@ -118,8 +120,8 @@ def line(r: dict) -> str:
         src = " | per source est/true " + " ".join(f"{e:.3f}/{t:.3f}" for e, t in zip(r["est_source"], r["true_source"]))
     differs = f" (worker's flags differ on {r['worker_differs']})" if r["worker_differs"] else ""
     return (f"matrix {r['cell']}: {r['n']} images, {r['errors']} wrong, oof accuracy {r['accuracy']:.3f} | "
-            f"loupe ({r['loupe_n']}{differs}) P {lp[0]:.3f} R {lp[1]:.3f} F1 {lp[2]:.3f} P@k {r['loupe_p_at']:.3f} | "
-            f"cleanlab ({r['cleanlab_n']}) P {cp[0]:.3f} R {cp[1]:.3f} F1 {cp[2]:.3f} P@k {r['cleanlab_p_at']:.3f} | "
+            f"loupe ({r['loupe_n']}{differs}) P {lp[0]:.3f} R {lp[1]:.3f} F1 {lp[2]:.3f} P@k {r['loupe_p_at']:.3f} "
+            f"(without annotator confidence F1 {r['loupe_plain'][2]:.3f}) | cleanlab ({r['cleanlab_n']}) P {cp[0]:.3f} R {cp[1]:.3f} F1 {cp[2]:.3f} P@k {r['cleanlab_p_at']:.3f} | "
             f"noise est {r['est']:.3f} true {r['true_rate']:.3f}{src} | worker {r['worker_s']:.0f} s, "
             f"detect {r['detect_s']:.2f} s{'' if r['has_oof_embeddings'] else ', no oof-embeddings'}")
 
@@ -154,7 +156,9 @@ def main() -> None:
               f"{np.mean([r['loupe_p_at'] for r in results]):.3f} cleanlab "
               f"{np.mean([r['cleanlab_p_at'] for r in results]):.3f} | mean |est - true| noise "
               f"{np.mean([abs(r['est'] - r['true_rate']) for r in results]):.3f} | loupe < cleanlab in "
-              f"{len(worse)}: {', '.join(worse) or 'none'}", flush=True)
+              f"{len(worse)}: {', '.join(worse) or 'none'} | without annotator confidence: mean F1 loupe "
+              f"{np.mean([r['loupe_plain'][2] for r in results]):.3f}, below cleanlab in "
+              f"{sum(r['loupe_plain'][2] < r['cleanlab'][2] for r in results)}", flush=True)
 
 
 if __name__ == "__main__":
