@@ -6,6 +6,9 @@ performance.now() after the first paint), which includes the page, GET /api/embe
 zoom and pan steps (p50 and max; 16 ms is one frame at 60 Hz). Debian's chromium, headless, software
 rendering, 1300x850 window; data from bench/_map_data.py.
 
+On a machine shared with other work, `nice -n -10` (as root) shows what two free cores give: the server and
+Chromium inherit it.
+
 Run: .venv/bin/python bench/map_paint.py [--n 100000] [--runs 3] [--screenshot out.png]
 """
 

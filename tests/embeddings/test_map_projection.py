@@ -37,6 +37,7 @@ def test_identical_rows_do_not_divide_by_zero():
     assert (xy == 0).all()
 
 
+@pytest.mark.slow  # ~25 s on two busy cores (imports and two fits); the machine's first PaCMAP call also compiles
 def test_planted_clusters_stay_apart_and_the_map_is_the_same_every_time():
     rows, labels = _clusters(600)
     xy = projection.project(rows, seed=0)
