@@ -77,7 +77,8 @@ def test_lasso_on_the_map_opens_exactly_those_images_in_browse_and_labels_them(l
     xy = np.array([points[i] for i in ids])
     want = sorted(ids[regions.inside(xy, polygon)].tolist())
     assert len(want) == n  # the page counted what the server recomputes
-    assert f"({n} images)" in page.inner_text("#browse-region")
+    assert "selection drawn on the map" in page.inner_text("#browse-region")
+    assert page.get_attribute(".grid-meta", "data-total") == f"{n:,}"  # exact, as the map counted
     tiles = sorted(int(t) for t in page.locator(".tile").evaluate_all("els => els.map(e => e.dataset.id)"))
     assert tiles == want
 

@@ -156,7 +156,9 @@ def browse_page(request: Request, session: ReadSession, f: FilterDep, page: Coun
                 before: Count | None = None):
     """Thumbnail grid with filters and multi-select labelling; pages by keyset (`after` / `before` an id)."""
     offset = (max(page, 1) - 1) * PAGE_SIZE if after is None and before is None else 0  # `page`: old bookmarks
-    result = list_images(session, f, limit=PAGE_SIZE, offset=offset, after=after, before=before, count_cap=COUNT_CAP)
+    # A map selection is counted exactly: the map said how many it holds, and its ids bound the count anyway.
+    cap = None if f.members is not None else COUNT_CAP
+    result = list_images(session, f, limit=PAGE_SIZE, offset=offset, after=after, before=before, count_cap=cap)
     # Keyset links carry the page number along; the first page is the one with nothing before it.
     page_no = max(page, 2) if result.prev_before is not None else 1
     pages = max(1, math.ceil(result.total / PAGE_SIZE))
