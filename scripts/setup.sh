@@ -48,4 +48,8 @@ stamp=".venv/.loupe-installed${extras}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" 2>&1 | grep -v "^WARNING: Location" >&2 || true
   .venv/bin/python -c "import app.main, torch, torchvision" && touch "$stamp"
+  # The map's projection (PaCMAP) compiles with numba on its first call, about 30 CPU seconds, and caches
+  # the result beside the package: pay it once here, not inside whichever test or job maps first.
+  .venv/bin/python -c "import numpy as np; from app.embeddings.projection import project; \
+project(np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32))" >/dev/null 2>&1 || true
 fi
