@@ -1,11 +1,11 @@
 """Approximate nearest neighbours: a saved HNSW index per large embedding space, and kNN graphs over a space.
 
 Exact search (app.embeddings.similar.nearest) is one matrix-vector product
-per query; it is kept up to EXACT_MAX rows. Above that the analyse job saves
+per query; it is kept up to exact_max(dim) rows. Above that the analyse job saves
 an HNSW graph (faiss IndexHNSWFlat, inner product over unit rows = cosine)
 with its results (build_for_analysis), and similar-image search loads it and
 re-ranks the candidates it returns by their exact distance. The analysis'
-kNN graph above knn.EXACT_MAX comes from the same index (graph): one build.
+kNN graph above GRAPH_EXACT_MAX comes from the same index (graph): one build.
 
 Chosen by bench/similar.py (k=20, 200 queries one at a time, recall@20
 against exact search, memory = the index's serialised size; 2 cores shared
@@ -29,6 +29,8 @@ Fashion-MNIST small-CNN embeddings.
                    faiss HNSW M=16 efC=100 ef=32  1845 s   1.25     0.977    1114 MiB
                    faiss HNSW M=16 efC=100 ef=64  1845 s   16.5     0.993    1114 MiB
                    faiss HNSW M=16 efC=100 ef=128 1845 s   13.2     0.998    1114 MiB
+                   faiss HNSW M=16 efC=40 ef=64   390 s    4.1      0.945    1114 MiB
+                   faiss HNSW M=16 efC=40 ef=128  390 s    4.8      0.960    1114 MiB
                    faiss IVF-Flat 1000 lists /16  28 s     5.7      1.000    985 MiB
                    faiss IVF-Flat 1000 lists /64  28 s     14.1     1.000    985 MiB
   sheets 100k      exact numpy                    -        57.7     1        98 MiB
@@ -36,6 +38,8 @@ Fashion-MNIST small-CNN embeddings.
                    faiss HNSW M=16 efC=100 ef=256 150 s    5.5      0.986    111 MiB
                    faiss IVF-Flat 316 lists /16   2 s      1.65     0.375    99 MiB
                    faiss IVF-Flat 316 lists /64   2 s      6.2      0.660    99 MiB
+  clustered 100k   exact numpy                    -        66.0     1        195 MiB
+   (512 dims)      faiss HNSW M=16 efC=100 ef=64  53 s     0.50     0.999    209 MiB
 
 Choice: faiss HNSW, M=16, efConstruction=100, efSearch=64 (at least 2k+1 for
 a search of k). HNSW and hnswlib are the same algorithm and measured alike;
@@ -46,12 +50,16 @@ matching the data: on the hard set it found 38-66 % of the neighbours where
 HNSW found 97-99 %. A similar-images strip that silently misses half the
 neighbours of some spaces is worse than a slow background build. M=16 holds 1M x 256
 vectors in 1.1 GB (the vectors themselves are 0.98 GB) and reached the
-1M target (p95 < 50 ms, recall >= 0.95) at every efSearch tried.
+1M target (p95 < 50 ms, recall >= 0.95) at every efSearch tried; efConstruction
+40 builds faster but missed the recall target at efSearch 64 (0.945).
 
-EXACT_MAX = 100,000: exact search there is 6.5 ms p95 on idle cores and 23 ms
-on these busy ones, under the 50 ms target with room; at 1M it is 67 ms idle
-and 572 ms busy. It matches knn.EXACT_MAX, above which the analysis builds
-this HNSW graph for its kNN anyway, so saving it for search costs only a file write.
+EXACT_MAX = 100,000 rows at 256 dims: exact search there is 6.5 ms p95 on idle
+cores and 23 ms on these busy ones, under the 50 ms target with room; at 1M it
+is 67 ms idle and 572 ms busy. At 512 dims 100,000 rows took 66 ms busy
+(HNSW: 53 s build, 0.5 ms, recall 0.999), so wider spaces get proportionally
+fewer exact rows (exact_max). It matches GRAPH_EXACT_MAX, above which the
+analysis builds this HNSW graph for its kNN anyway (knn.graph -> graph), so
+saving it for search costs only a file write.
 """
 
 from __future__ import annotations
@@ -62,8 +70,9 @@ from pathlib import Path
 
 import numpy as np
 
-EXACT_MAX = 100_000  # rows searched exactly; above, through the space's ANN index (docstring)
-GRAPH_EXACT_MAX = 100_000  # rows for which graph() computes the kNN exactly (knn.exact), as knn.EXACT_MAX
+EXACT_MAX = 100_000  # rows searched exactly at EXACT_DIM dims or fewer; above, through an ANN index (docstring)
+EXACT_DIM = 256
+GRAPH_EXACT_MAX = 100_000  # rows for which graph() computes the kNN exactly (knn.exact); knn.graph calls graph() above
 M = 16  # HNSW links per node
 EF_CONSTRUCTION = 100
 EF_SEARCH = 64
@@ -73,6 +82,12 @@ IDS_FILE = "ann-ids.npy"
 
 
 Progress = Callable[[float], None]
+
+
+def exact_max(dim: int) -> int:
+    """Rows searched exactly at this width: EXACT_MAX up to EXACT_DIM dims, fewer in proportion above
+    (an exact search costs rows x dims: a 1,280-d backbone's 100,000 rows cost five 256-d ones')."""
+    return EXACT_MAX * EXACT_DIM // max(int(dim), EXACT_DIM)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -190,7 +205,7 @@ def build_for_analysis(ids: np.ndarray, vectors: np.ndarray, folder: Path,
     graph() just built for the same matrix is reused, not built again.
     """
     global _last
-    if len(ids) <= EXACT_MAX:
+    if len(ids) <= exact_max(np.shape(vectors)[1] if np.ndim(vectors) == 2 else 0):
         _last = None
         return {}
     import faiss

@@ -9,7 +9,7 @@ replaces the model's older entry), so the next search sees its images without
 anyone invalidating anything by hand. Job files never change once written.
 An embed job (a pretrained backbone) is a space of its own, with no predict jobs.
 
-Exact search is one matrix-vector product, kept up to ann.EXACT_MAX rows
+Exact search is one matrix-vector product, kept up to ann.exact_max(dim) rows
 (bench/similar.py measures where it stops being fast enough). A larger space
 is searched through the HNSW index its latest analysis saved (app.embeddings.ann):
 the index proposes candidates, which are re-ranked by their exact distance
@@ -188,10 +188,10 @@ def clear_cache() -> None:
 def load_approx(session: Session, settings: Settings, index: Index) -> Approx | None:
     """The ANN index for `index` from its space's latest analysis; None when exact search is what to do.
 
-    None below ann.EXACT_MAX rows, before any analysis has saved an index, and when the saved one cannot be
+    None up to ann.exact_max(dim) rows, before any analysis has saved an index, and when the saved one cannot be
     read (logged): exact search is slower there, but right.
     """
-    if len(index.ids) <= ann.EXACT_MAX:
+    if len(index.ids) <= ann.exact_max(index.vectors.shape[1]):
         return None
     analysis = analyses.latest(session, settings, space=index.job)
     if analysis is None or not (analysis.has("ann_index") and analysis.has("ann_ids")):

@@ -62,6 +62,9 @@ def test_the_saved_index_round_trips_and_small_spaces_get_none(tmp_path, monkeyp
     ids = np.arange(1000, dtype=np.int64) * 3 + 5
     assert ann.build_for_analysis(ids, unit, tmp_path) == {}      # exact search will do
     monkeypatch.setattr(ann, "EXACT_MAX", 500)
+    assert ann.exact_max(64) == 500 and ann.exact_max(1280) == 100          # wider rows: fewer searched exactly
+    assert ann.build_for_analysis(ids[:250], np.tile(unit[:250], (1, 8)), tmp_path) == {}   # 512 dims: 250 exact
+    assert "ann_index" in ann.build_for_analysis(ids[:251], np.tile(unit[:251], (1, 8)), tmp_path / "wide")
     saved = ann.build_for_analysis(ids, unit, tmp_path)
     assert sorted(saved) == ["ann_ids", "ann_index"] and not list(tmp_path.glob(".*.part"))
     index, loaded_ids = ann.load(saved["ann_index"], saved["ann_ids"])
