@@ -21,10 +21,11 @@
   const number = (n) => n.toLocaleString("en-US");
   const DECIMALS = 5; // a region vertex as sent: the server parses the same text, so both test the same numbers
 
-  // Tableau 20, then golden-angle hues for taxonomies past 20 classes.
+  // Tableau 20 without its greys (a grey class read as "unlabelled": Fashion-MNIST's 10th class did), then
+  // golden-angle hues for taxonomies past 20 classes.
   const PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
-    "#9c755f", "#bab0ac", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-    "#7f7f7f", "#bcbd22", "#17becf"];
+    "#9c755f", "#17becf", "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+    "#393b79", "#bcbd22", "#843c39"];
   function colour(i) {
     if (i < PALETTE.length) return PALETTE[i];
     return `hsl(${Math.round((i * 137.508) % 360)}, 62%, 48%)`;
@@ -205,9 +206,12 @@
     const px = new Uint32Array(frame.data.buffer);
     px.fill(BG);
     const k = view.scale * dpr, ox = W / 2 - view.cx * k, oy = H / 2 + view.cy * k;
-    // Points grow a little as one zooms in: 1 device px across when the whole map fits, up to 5.
+    // Points grow a little as one zooms in: 1 device px across when the whole map fits, up to 5. A map of
+    // fewer than 20,000 points starts at 3 px: at 1,200 single pixels were invisible and only the flag
+    // rings showed (a walk over Fashion-MNIST); 100,000 points at 3 px would hide each other.
     const zoom = fitView ? view.scale / fitView.scale : 1;
-    const r = Math.max(1, Math.min(3, Math.round(dpr * (0.8 + Math.log2(Math.max(zoom, 1)) * 0.5))));
+    const base = n < 20000 ? 1.6 : 0.8;
+    const r = Math.max(1, Math.min(3, Math.round(dpr * (base + Math.log2(Math.max(zoom, 1)) * 0.5))));
     const dot = (x, y, c) => { if (x >= 0 && y >= 0 && x < W && y < H) px[y * W + x] = c; };
     const xs = d.x, ys = d.y, excluded = d.excluded;
     for (let j = 0; j < n; j++) {
