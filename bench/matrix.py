@@ -25,7 +25,7 @@ review order (score descending; k = the true number of errors), its F1
 without the annotator's confidence (cleanlab never sees it), the estimated
 noise rate (the quality page's number, app.quality.report: the share of
 off-diagonal confident-joint members) vs the true one, and per source in a
-noisy_source cell; cleanlab: `find_label_issues` (defaults) P / R / F1 and the
+noisy_source cell, and the recall on the rare class's errors in a rare_class cell; cleanlab: `find_label_issues` (defaults) P / R / F1 and the
 precision of its k lowest `get_label_quality_scores`. Then a summary: mean F1
 of each, and the cells where Loupe's F1 is below cleanlab's.
 
@@ -100,6 +100,13 @@ def score(path: Path) -> dict:
 
     cl = find_label_issues(labels=c["given"], pred_probs=c["probs"])
     cl_order = np.argsort(get_label_quality_scores(labels=c["given"], pred_probs=c["probs"]), kind="stable")
+    rare = {}
+    if str(c["kind"]) == "rare_class":
+        names, _, rare_class = cells.DATASETS[str(c["dataset"])]
+        col = list(c["classes"]).index(names[rare_class])
+        involved = truth & ((c["true"] == col) | (c["given"] == col))
+        rare = {"errors": int(involved.sum()), "loupe": float((flagged & involved).sum() / max(1, involved.sum())),
+                "cleanlab": float((cl & involved).sum() / max(1, involved.sum()))}
     true_source = np.array([truth[c["source"] == s].mean() for s in range(len(c["sources"]))])
     return {
         "cell": path.stem, "kind": str(c["kind"]), "n": len(truth), "errors": k,
@@ -109,7 +116,7 @@ def score(path: Path) -> dict:
         "cleanlab": prf(cl, truth), "cleanlab_n": int(cl.sum()), "cleanlab_p_at": precision_first(cl_order, truth, k),
         "est": est, "true_rate": k / len(truth), "est_source": est_source, "true_source": true_source,
         "detect_s": detect_s, "worker_s": float(c["timings"][1]),
-        "has_oof_embeddings": "oof_embeddings" in c,
+        "has_oof_embeddings": "oof_embeddings" in c, "rare": rare,
     }
 
 
@@ -118,6 +125,9 @@ def line(r: dict) -> str:
     src = ""
     if r["kind"] == "noisy_source":
         src = " | per source est/true " + " ".join(f"{e:.3f}/{t:.3f}" for e, t in zip(r["est_source"], r["true_source"]))
+    if r["rare"]:
+        src = (f" | rare class's {r['rare']['errors']} errors (out of or into it): recall loupe "
+               f"{r['rare']['loupe']:.3f} cleanlab {r['rare']['cleanlab']:.3f}")
     differs = f" (worker's flags differ on {r['worker_differs']})" if r["worker_differs"] else ""
     return (f"matrix {r['cell']}: {r['n']} images, {r['errors']} wrong, oof accuracy {r['accuracy']:.3f} | "
             f"loupe ({r['loupe_n']}{differs}) P {lp[0]:.3f} R {lp[1]:.3f} F1 {lp[2]:.3f} P@k {r['loupe_p_at']:.3f} "
