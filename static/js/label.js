@@ -13,6 +13,7 @@
   const classButtons = [...root.querySelectorAll("[data-class]")];
   const applied = document.getElementById("applied");
   const notice = document.getElementById("keys-notice");
+  const labelNotice = document.getElementById("label-notice");
   const noneOfThese = document.getElementById("none-of-these");
 
   const queue = root.dataset.queue || "unlabelled";
@@ -131,6 +132,20 @@
     remainingEl.textContent = next.toLocaleString("en-US");
   }
 
+  // A save refused because the image was labelled since the page showed it (another tab of this browser
+  // shares its lease, so both can show one image): say so where it stays readable, and go on to the next.
+  async function refused(body, id) {
+    labelNotice.textContent = body.detail;
+    labelNotice.hidden = false;
+    // The other tab's label counted down the queue; take the server's count rather than guess.
+    if (typeof body.remaining === "number" && Number.isFinite(remainingN())) {
+      remainingEl.dataset.n = String(body.remaining);
+      remainingEl.textContent = body.remaining.toLocaleString("en-US");
+    }
+    // Not in history: the key changed nothing, so u undoes this tab's own last decision.
+    await showStage({ after: id, skip: skipped.join(",") });
+  }
+
   async function send(url, options) {
     try {
       const response = await window.loupe.fetch(url, options);
@@ -172,9 +187,23 @@
     form.append("queue", queue);
     form.append("order", order);
     if (anyClass) form.append("any_class", "1");
+    form.append("seen_event", figure().dataset.seenEvent || "none");  // "" would read as no field
     const conf = confidence();
-    const response = await send(`/label/${id}`, { method: "POST", body: form });
-    if (!response) return;
+    let response;
+    try {
+      response = await window.loupe.fetch(`/label/${id}`, { method: "POST", body: form });
+    } catch (err) {
+      window.loupe.toast("the server did not answer; nothing was saved");
+      return;
+    }
+    if (!response.ok) {
+      let body = null;
+      if (response.status === 409) try { body = await response.clone().json(); } catch (_) { body = null; }
+      if (body && body.stale) await refused(body, id);  // other 409s (a re-review's rules) stay toasts
+      else window.loupe.toast(await window.loupe.errorText(response));
+      return;
+    }
+    labelNotice.hidden = true;
     confirmApplied(classId, conf);
     swap(await response.text());
     history.push({ image: id, event: figure().dataset.lastEvent });
@@ -226,7 +255,10 @@
       return;
     }
     if (e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement) return;
-    if (e.key === "Escape") { definitions.hidden = true; cheatsheet.classList.remove("open"); notice.hidden = true; return; }
+    if (e.key === "Escape") {
+      definitions.hidden = true; cheatsheet.classList.remove("open"); notice.hidden = true; labelNotice.hidden = true;
+      return;
+    }
     const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
     let button;
     const decision = byKey(classButtons, key) || key === "Enter" || key === "s" || key === "ArrowRight";

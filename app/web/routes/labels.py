@@ -10,13 +10,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.embeddings import regions
-from app.errors import InvalidInput
+from app.errors import Conflict, InvalidInput
 from app.images.catalog import get_image
 from app.labelling import bulk
 from app.labelling.bulk import Selection
 from app.labelling.events import LabelInput, current_label, history, record_label, undo_label
 from app.labelling.keys import ACTIONS, CONFIDENCE_LEVELS
 from app.labelling.leases import lease_image, next_images
+from app.labelling.seen import check_seen, current_event_id
 from app.labelling import orders, rereview
 from app.labelling.shortcuts import key_map
 from app.labelling.suggestions import suggestions
@@ -46,6 +47,8 @@ class LabelBody(BaseModel):
     note: str = ""
     annotator: str = ""
     ms: int | None = None
+    seen_event: Id | None = Field(None, description="the image's current label event when you looked at it (null: "
+                                  "unlabelled); 409 if it changed since. Leave it out to label regardless")
 
     def to_input(self) -> LabelInput:
         return LabelInput(self.class_, self.confidence, self.tags, self.note, self.annotator, self.ms)
@@ -118,6 +121,8 @@ def create_label(request: Request, session: WriteSession, reader: ReadSession, i
                  body: LabelBody) -> dict:
     """Append a label event; it becomes the image's current label (signed by the logged-in user, if any)."""
     body.annotator = signed(request, body.annotator)
+    if "seen_event" in body.model_fields_set:
+        check_seen(session, image_id, body.seen_event)
     # Read the answer after the commit on a read session: the write lock is free for the next labeller.
     return _event_json(reader, record_label(session, image_id=image_id, data=body.to_input()))
 
@@ -189,6 +194,16 @@ def retire_a_tag(session: WriteSession, name: str) -> dict:
     return tag_view(retire_tag(session, name=name))
 
 
+def _parse_seen(value: str) -> int | None:
+    """The page's seen_event field: "none" for an image it showed unlabelled (an empty form field reads as
+    absent), else an event id."""
+    if value == "none":
+        return None
+    if not value.isdigit():
+        raise InvalidInput(f"seen_event must be a label event id or 'none', not {value[:40]!r}")
+    return int(value)
+
+
 def _parse_skip(skip: str) -> list[int]:
     return parse_ids(skip, "skip (image ids)")
 
@@ -203,7 +218,8 @@ def _stage_context(session, *, ids: list[int], queue: str, order: str, settings,
     if allowed is not None:
         guesses = [g for g in guesses if g["class_id"] in allowed]
     return {
-        "image": image, "prefetch": ids[1:], "last_event": last_event, "queue": queue, "order": order,
+        "image": image, "prefetch": ids[1:], "last_event": last_event,
+        "seen_event": current_event_id(session, image.id) if image else None, "queue": queue, "order": order,
         "allowed": allowed, "reason": flag.details.get("reason") if flag else None, "suggestions": guesses,
         "order_note": orders.note(session, settings, order, image) if queue == "unlabelled" else None,
     }
@@ -301,12 +317,24 @@ def label_and_next(
     queue: Annotated[str, Form()] = "unlabelled",
     order: Annotated[str, Form()] = "import",
     any_class: Annotated[bool, Form()] = False,
+    seen_event: Annotated[str | None, Form()] = None,
 ):
     """Save a label from the labelling page and return the next image's stage.
 
     The image labelled is the one in the path, the one the page showed; the next image is chosen only
-    after the save, so no lease or queue order can move the label to another image."""
+    after the save, so no lease or queue order can move the label to another image. `seen_event` is the
+    image's current label event when the page showed it ("none" for none): if the image was labelled since (in
+    another tab of this browser, which shares its lease, or by someone else), 409 with that sentence and the
+    queue's count now (`remaining`, null when capped) and `stale: true`, and nothing is saved."""
     data = LabelInput(class_, confidence, tags, note, signed(request, annotator), ms)
+    if seen_event is not None and queue != "audit":  # an audit is blind: its answer never says the label
+        try:
+            check_seen(session, image_id, _parse_seen(seen_event))
+        except Conflict as refused:
+            remaining = queue_count(reader, queue, cap=COUNT_CAP)
+            exact = queue == "unlabelled" or remaining <= COUNT_CAP
+            return JSONResponse({"detail": refused.detail, "stale": True, "remaining": remaining if exact else None},
+                                status_code=409)
     if any_class:  # "none of these" in a re-review: the person chose from every active class
         rereview.open_to_any(session, image_id, annotator=data.annotator)
     if queue == "audit":  # a blind second look: stored as an audit event, the label stays
