@@ -52,6 +52,18 @@ def map_analysis(session: Session, settings: Settings, job: int | None = None) -
     return found
 
 
+NEWER_CAP = 1_000  # counted exactly up to here; "1,000+" past it (bounded work for the page)
+
+
+def newer_images(session: Session, analysis: analyses.Analysis) -> int:
+    """Images imported after the analysed ones (not excluded), so not on its map: NEWER_CAP + 1 when more.
+    Ids grow with imports, so it is an index range past the analysis' last id."""
+    ids = analysis.ids
+    last = int(ids[-1]) if len(ids) else 0
+    q = select(Image.id).where(Image.id > last, Image.excluded == False).limit(NEWER_CAP + 1)  # noqa: E712
+    return int(session.scalar(select(func.count()).select_from(q.subquery())))
+
+
 def rounded_xy(analysis: analyses.Analysis) -> np.ndarray:
     """The analysis' map coordinates exactly as the page receives them (float64, ROUND decimals)."""
     return np.round(np.asarray(analysis.array("xy"), dtype=np.float64), ROUND)

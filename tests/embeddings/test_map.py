@@ -74,7 +74,7 @@ def mapped(client, settings, db):
     r = client.post(f"/api/images/{ids[25]}/exclude", json={"reason": "not clothing"})
     assert r.status_code == 201, r.text
     with db.writing() as s:
-        s.add(Flag(image_id=ids[3], kind="outlier", score=9.0, status="open", details={}))
+        s.add(Flag(image_id=ids[3], kind="outlier", score=0.99, status="open", details={}))
         s.commit()
     r = client.post("/api/snapshots", json={"name": "s1", "split": {"val": 0.25, "seed": 0, "folds": 2}})
     assert r.status_code == 201, r.text
@@ -207,3 +207,14 @@ def test_an_analysis_of_no_images_is_an_empty_map_not_an_error(client, settings,
     assert c["image"] == [] and c["x"] == [] and c["classes"] == []
     assert client.get("/map").status_code == 200
     assert client.get("/api/images", params={"analysis": job, "region": "0,0,1,0,1,1"}).json()["items"] == []
+
+
+def test_images_imported_since_the_analysis_are_said_to_be_missing_from_the_map(client, mapped):
+    """The map is the analysis' moment: images imported after it are not drawn, and the page says how many
+    and offers the analysis again (the walk found 30 new images silently missing)."""
+    assert 'id="map-newer"' not in client.get("/map").text
+    new = upload_fmnist(client, 3, start=300, source="later")
+    assert client.post(f"/api/images/{new[0]}/exclude", json={"reason": "blurred"}).status_code == 201
+    page = client.get("/map").text
+    assert 'id="map-newer"' in page and "2 images imported since this analysis are not on the map yet" in page
+    assert 'action="/jobs/analyse"' in page

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.embeddings.maps import NO_MAP, as_columns, as_items, map_analysis, map_data
+from app.embeddings.maps import NEWER_CAP, NO_MAP, as_columns, as_items, map_analysis, map_data, newer_images
 from app.errors import NotFound
 from app.web.deps import ReadSession, SettingsDep
 from app.web.params import Id
@@ -43,4 +43,5 @@ def map_page(request: Request, session: ReadSession, settings: SettingsDep, job:
         analysis = map_analysis(session, settings, job)
     except NotFound as exc:
         return render(request, "pages/map.html", {"analysis": None, "why": exc.detail if job else NO_MAP})
-    return render(request, "pages/map.html", {"analysis": analysis})
+    newer = newer_images(session, analysis)
+    return render(request, "pages/map.html", {"analysis": analysis, "newer": newer, "newer_cap": NEWER_CAP})
