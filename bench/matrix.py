@@ -4,14 +4,14 @@ Datasets: Fashion-MNIST (Debian's dataset-fashion-mnist) and letters (20
 capital letters in 82 Debian fonts, tests/letters.py). Noise kinds
 (tests/noise.py): uniform, lookalike (class-conditional, per-dataset look-alike
 pairs), noisy_source (three sources, one at 4x the others' rate), rare_class
-(one class cut to 4 % of the images, noise out of and into it). Rates 5, 10,
-20 %.
+(one class cut to 4 % of the images, 1.5 % of the letters, noise out of and
+into it). Rates 5, 10, 20 %.
 
 Each cell runs the real pipeline once (bench/_matrix_cells.py: import through
 the API, label, freeze, default train job through the real worker) and caches
 what detection needs in bench/out/matrix/<cell>.npz. n = 3,000 images per cell
-by default (about 2,820 in a rare-class cell): large enough that a 4 % class
-has over 110 images and a 5 % cell 150 errors, small enough that the whole
+by default (about 2,820 / 2,890 in a Fashion-MNIST / letters rare-class cell):
+large enough that a 4 % class has over 110 images and a 5 % cell 150 errors, small enough that the whole
 matrix at one rate (8 cells) builds within an hour on 2 cores shared with
 other work (a cell's import and 5-fold job). `--reuse` scores only cells already cached and
 recomputes the detection from the cache in seconds: edit app/quality/mislabels.py,
@@ -25,7 +25,8 @@ review order (score descending; k = the true number of errors), its F1
 without the annotator's confidence (cleanlab never sees it), the estimated
 noise rate (the quality page's number, app.quality.report: the share of
 off-diagonal confident-joint members) vs the true one, and per source in a
-noisy_source cell, and the recall on the rare class's errors in a rare_class cell; cleanlab: `find_label_issues` (defaults) P / R / F1 and the
+noisy_source cell, and the recall on the rare class's errors in a rare_class
+cell; cleanlab: `find_label_issues` (defaults) P / R / F1 and the
 precision of its k lowest `get_label_quality_scores`. Then a summary: mean F1
 of each, and the cells where Loupe's F1 is below cleanlab's.
 
@@ -102,7 +103,7 @@ def score(path: Path) -> dict:
     cl_order = np.argsort(get_label_quality_scores(labels=c["given"], pred_probs=c["probs"]), kind="stable")
     rare = {}
     if str(c["kind"]) == "rare_class":
-        names, _, rare_class = cells.DATASETS[str(c["dataset"])]
+        names, _, rare_class, _ = cells.DATASETS[str(c["dataset"])]
         col = list(c["classes"]).index(names[rare_class])
         involved = truth & ((c["true"] == col) | (c["given"] == col))
         rare = {"errors": int(involved.sum()), "loupe": float((flagged & involved).sum() / max(1, involved.sum())),
@@ -111,7 +112,8 @@ def score(path: Path) -> dict:
     return {
         "cell": path.stem, "kind": str(c["kind"]), "n": len(truth), "errors": k,
         "accuracy": float((c["probs"].argmax(axis=1) == c["true"]).mean()),
-        "loupe": prf(flagged, truth), "loupe_n": int(flagged.sum()), "loupe_plain": plain, "loupe_p_at": precision_first(order, truth, k),
+        "loupe": prf(flagged, truth), "loupe_n": int(flagged.sum()), "loupe_plain": plain,
+        "loupe_p_at": precision_first(order, truth, k),
         "worker_differs": int((worker_flags != flagged).sum()),
         "cleanlab": prf(cl, truth), "cleanlab_n": int(cl.sum()), "cleanlab_p_at": precision_first(cl_order, truth, k),
         "est": est, "true_rate": k / len(truth), "est_source": est_source, "true_source": true_source,
@@ -124,14 +126,16 @@ def line(r: dict) -> str:
     lp, cp = r["loupe"], r["cleanlab"]
     src = ""
     if r["kind"] == "noisy_source":
-        src = " | per source est/true " + " ".join(f"{e:.3f}/{t:.3f}" for e, t in zip(r["est_source"], r["true_source"]))
+        pairs = zip(r["est_source"], r["true_source"])
+        src = " | per source est/true " + " ".join(f"{e:.3f}/{t:.3f}" for e, t in pairs)
     if r["rare"]:
         src = (f" | rare class's {r['rare']['errors']} errors (out of or into it): recall loupe "
                f"{r['rare']['loupe']:.3f} cleanlab {r['rare']['cleanlab']:.3f}")
     differs = f" (worker's flags differ on {r['worker_differs']})" if r["worker_differs"] else ""
     return (f"matrix {r['cell']}: {r['n']} images, {r['errors']} wrong, oof accuracy {r['accuracy']:.3f} | "
             f"loupe ({r['loupe_n']}{differs}) P {lp[0]:.3f} R {lp[1]:.3f} F1 {lp[2]:.3f} P@k {r['loupe_p_at']:.3f} "
-            f"(without annotator confidence F1 {r['loupe_plain'][2]:.3f}) | cleanlab ({r['cleanlab_n']}) P {cp[0]:.3f} R {cp[1]:.3f} F1 {cp[2]:.3f} P@k {r['cleanlab_p_at']:.3f} | "
+            f"(without annotator confidence F1 {r['loupe_plain'][2]:.3f}) | cleanlab ({r['cleanlab_n']}) "
+            f"P {cp[0]:.3f} R {cp[1]:.3f} F1 {cp[2]:.3f} P@k {r['cleanlab_p_at']:.3f} | "
             f"noise est {r['est']:.3f} true {r['true_rate']:.3f}{src} | worker {r['worker_s']:.0f} s, "
             f"detect {r['detect_s']:.2f} s{'' if r['has_oof_embeddings'] else ', no oof-embeddings'}")
 
