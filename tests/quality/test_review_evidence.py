@@ -48,7 +48,7 @@ def test_an_outlier_flag_shows_its_stored_neighbours_and_how_far_it_lies(client,
     html = client.get("/review", params={"kind": "outlier"}).text
     assert f'data-flag-id="{flag}"' in html and 'href="/review?kind=outlier"' in html
     assert "Far from every Sneaker: 4.2 times the usual distance" in html
-    assert "mean cosine distance to its nearest neighbours 0.420; usual 0.100" in html
+    assert "cosine distance to the farthest of its nearest labelled images 0.420; usual 0.100" in html
     # The neighbours the analysis measured, nearest first, each with today's label; a long name is cut by CSS
     # and whole in the title; the excluded one says so; one labelled otherwise than the flagged image is marked.
     assert _strip(html) == [(ids[2], LONG), (ids[1], "Sneaker"), (ids[3], "unlabelled"), (ids[4], "unlabelled")]
