@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -32,7 +31,7 @@ from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, Prediction
 from app.embeddings import analyses, ann, diversity, files, knn, neighbours, outliers, projection, similar
 from app.embeddings.spaces import SPACE_KINDS
 from app.errors import LoupeError
-from app.training.artifacts import artifact_path, file_key, job_dir, publish_file
+from app.training.artifacts import job_dir, publish_file
 from app.training.spec import Cancelled, TrainingError
 
 log = logging.getLogger("loupe.analyse")
@@ -132,21 +131,9 @@ def _predictions(session, space: Job, ids: np.ndarray) -> tuple[np.ndarray, np.n
 
 def _oof(session, settings: Settings, space: Job) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(ids, unit rows, fold per row) of a train space's out-of-sample embeddings, or None when it has none."""
-    found = [artifact_path(settings, space, key) for key in ("oof_embeddings", "oof_embedding_ids")]
     if not (space.artifacts or {}).get("oof_embeddings"):
         return None
-    if any(p is None for p in found):
-        from app.images import blobs
-
-        store = blobs.for_settings(settings)
-        found = []
-        for key in ("oof_embeddings", "oof_embedding_ids"):
-            name = Path(space.artifacts[key]).name
-            target = settings.cache_dir / "embeddings" / f"job-{space.id}" / name
-            if not target.is_file():
-                store.fetch(file_key(space.id, name), target)
-            found.append(target)
-    ids, rows = files.load(found[0], found[1])
+    ids, rows = files.load(*similar.local_files(settings, space, prefix="oof_"))
     folds = dict(session.execute(select(SnapshotItem.image_id, SnapshotItem.fold)
                                  .where(SnapshotItem.snapshot_id == space.snapshot_id)).all())
     fold = np.array([folds.get(int(i), -1) for i in ids], dtype=np.int64)

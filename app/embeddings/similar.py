@@ -100,16 +100,18 @@ def _members(session: Session, model_job_id: int) -> list[Job]:
     return sorted((j for j in jobs if (j.artifacts or {}).get("embeddings")), key=lambda j: -j.id)
 
 
-def _local_files(settings: Settings, job: Job) -> tuple[Path, Path]:
-    """The job's two embedding files on this machine: where it ran, or copied from a remote image store."""
-    found = [artifact_path(settings, job, key) for key in ("embeddings", "embedding_ids")]
+def local_files(settings: Settings, job: Job, prefix: str = "") -> tuple[Path, Path]:
+    """The job's two embedding files on this machine (prefix "" or "oof_": the out-of-sample pair): where it
+    ran, or copied once from a remote image store into the cache."""
+    keys = (f"{prefix}embeddings", f"{prefix}embedding_ids")
+    found = [artifact_path(settings, job, key) for key in keys]
     if all(p is not None for p in found):
         return found[0], found[1]
     from app.images import blobs
 
     store = blobs.for_settings(settings)
     out = []
-    for key in ("embeddings", "embedding_ids"):
+    for key in keys:
         name = Path(job.artifacts[key]).name
         target = settings.cache_dir / "embeddings" / f"job-{job.id}" / name
         if not target.is_file():
@@ -134,7 +136,7 @@ def load_index(session: Session, settings: Settings, model_job_id: int) -> Index
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key]
-    parts = [files.load(*_local_files(settings, job)) for job in members]
+    parts = [files.load(*local_files(settings, job)) for job in members]
     ids = np.concatenate([p[0] for p in parts])
     # An image embedded twice (a later predict job) keeps the newest row: np.unique keeps first occurrences.
     ids, first = np.unique(ids, return_index=True)
@@ -164,7 +166,7 @@ def vectors_for(session: Session, settings: Settings, model_job_id: int,
     for job in _members(session, model_job_id):  # newest first
         if not len(wanted):
             break
-        ids, rows = files.load(*_local_files(settings, job))
+        ids, rows = files.load(*local_files(settings, job))
         if not len(ids):
             continue
         at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)
