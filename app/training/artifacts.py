@@ -75,3 +75,21 @@ def _publish(settings: Settings, key: str, path: str | None) -> None:
         store.put(temp, key)
     finally:
         temp.unlink(missing_ok=True)
+
+
+# What a train job keeps only to resume after a crash (app.training.train): checkpoints, the fold models'
+# probabilities and embeddings before they are merged. Once the job is finished they double its disk use
+# (the fold embeddings are oof-embeddings.npy again, the final checkpoint is model.pt again).
+RESUME_FILES = ("ckpt-*.pt", "oof-fold*.npz", "emb-fold*.npy")
+
+
+def drop_resume_files(settings: Settings, job_id: int) -> int:
+    """Delete a finished job's resume-only files; returns how many bytes that freed."""
+    freed = 0
+    folder = job_dir(settings, job_id)
+    for pattern in RESUME_FILES:
+        for path in folder.glob(pattern):
+            freed += path.stat().st_size
+            path.unlink(missing_ok=True)
+    return freed
+

@@ -27,7 +27,7 @@ from app.db.models import Image, Job, LabelEvent, Snapshot, SnapshotItem, Source
 from app.errors import LoupeError
 from app.images import blobs
 from app.training import jobs
-from app.training.artifacts import job_dir, publish_embeddings, publish_model
+from app.training.artifacts import drop_resume_files, job_dir, publish_embeddings, publish_model
 from app.training.spec import Cancelled, Item, TrainConfig, TrainingError
 
 log = logging.getLogger("loupe.worker")
@@ -245,6 +245,8 @@ def run_job(db: Database, settings: Settings, job_id: int, worker: str) -> str:
     with db.writing() as s:
         if not jobs.finish(s, job_id, worker, status=status, error=error, **outcome):
             return "lost"
+    if kind == "train" and status in jobs.FINISHED:
+        drop_resume_files(settings, job_id)  # a finished job is never resumed
     after_finish(db, job_id, status, kind)
     return status
 

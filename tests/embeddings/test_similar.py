@@ -82,6 +82,11 @@ def test_a_train_job_stores_embeddings_and_similar_images_share_the_class(client
         assert oof_ids.tolist() == sorted(truth) and art["oof_embedded"] == 400
         labelled = np.searchsorted(ids, oof_ids)
         assert not np.allclose(oof_rows.astype(np.float32), rows[labelled].astype(np.float32))
+        # Resume-only files (checkpoints, the folds' unmerged embeddings) go once the job is finished: they
+        # doubled a job's disk use. What the app reads stays.
+        left = sorted(p.name for p in (settings.jobs_dir / f"job-{train}").iterdir())
+        assert not [n for n in left if n.startswith(("ckpt-", "emb-fold", "oof-fold"))], left
+        assert {"model.pt", files.VECTORS, files.IDS, f"{files.OOF}{files.VECTORS}"} <= set(left)
 
         share = same_class_share(client, sorted(truth), truth, 10)
         print(f"mean share of same-class neighbours at k=10: {share:.3f} (chance 0.1)")
