@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 from PIL import Image
@@ -105,3 +106,30 @@ def classes_and_images(base: str, n: int, classes=("shirt", "shoe", "bag")) -> l
     r = httpx.post(f"{base}/api/images", data={"source": "fmnist"}, files=files, timeout=60)
     assert r.status_code == 200 and not r.json()["rejected"], r.text
     return [x["id"] for x in r.json()["imported"]]
+
+
+def finish_train(client, db, snap: dict, *, suggestions: dict[int, list[float]] | None = None,
+                 per_source: dict[str, float] | None = None, accuracy: float = 0.8) -> int:
+    """A train job on `snap` finished the way the worker finishes one (same functions), with chosen suggestions
+    and out-of-sample accuracy (overall and per source); no training runs."""
+    from app.training import jobs
+    from app.training.spec import Result
+    from app.training.worker import prediction_rows
+
+    job_id = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {"epochs": 1}}).json()["id"]
+    classes = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
+    metrics = {"accuracy": accuracy, **({"per_source": per_source} if per_source is not None else {})}
+    result = Result(classes=classes, out_of_sample={}, suggestions=suggestions or {}, metrics=metrics, final={},
+                    model_path=None, device="cpu")
+    with db.writing() as s:
+        assert jobs.claim(s, "w").id == job_id
+    with db.writing() as s:
+        assert jobs.finish(s, job_id, "w", status="succeeded", result=result,
+                           predictions=prediction_rows(result, [], None))
+    return job_id
+
+
+def stage_image(html: str) -> int:
+    """The image id the label page's stage shows."""
+    return int(re.search(r'data-image-id="(\d+)"', html).group(1))
+

@@ -9,11 +9,8 @@ import numpy as np
 from app.db.models import Job
 from app.embeddings import analyses
 from app.labelling.queries import queue_ids
-from app.training import jobs
 from app.training.artifacts import job_dir
-from app.training.spec import Result
-from app.training.worker import prediction_rows
-from tests.factories import add_class, label, labelled_snapshot, upload_fmnist
+from tests.factories import add_class, finish_train, label, labelled_snapshot, stage_image, upload_fmnist
 
 
 def write_analysis(db, settings, *, diverse: list[int], analysed: list[int]) -> int:
@@ -28,24 +25,6 @@ def write_analysis(db, settings, *, diverse: list[int], analysed: list[int]) -> 
         job.artifacts = {"space": 0, "files": files}
         s.commit()
         return job.id
-
-
-def finish_train(client, db, snap: dict, *, per_source: dict[str, float], suggestions: dict[int, list[float]]) -> int:
-    """A train job finished the way the worker finishes one, with chosen per-source accuracy and suggestions."""
-    job_id = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {"epochs": 1}}).json()["id"]
-    classes = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
-    result = Result(classes=classes, out_of_sample={}, suggestions=suggestions,
-                    metrics={"accuracy": 0.8, "per_source": per_source}, final={}, model_path=None, device="cpu")
-    with db.writing() as s:
-        assert jobs.claim(s, "w").id == job_id
-    with db.writing() as s:
-        assert jobs.finish(s, job_id, "w", status="succeeded", result=result,
-                           predictions=prediction_rows(result, [], None))
-    return job_id
-
-
-def stage_image(html: str) -> int:
-    return int(re.search(r'data-image-id="(\d+)"', html).group(1))
 
 
 def note_of(html: str) -> str | None:

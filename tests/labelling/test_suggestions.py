@@ -5,28 +5,11 @@ from __future__ import annotations
 import re
 
 from app.labelling.queries import queue_ids
-from app.training import jobs
-from app.training.spec import Result
-from app.training.worker import prediction_rows
-from tests.factories import labelled_snapshot, upload_fmnist
+from tests.factories import finish_train, labelled_snapshot, stage_image, upload_fmnist
 
 
 def finish_with(client, db, snap, suggestions: dict[int, list[float]]) -> int:
-    """A job finished the way the worker finishes one (same functions), with chosen suggestions."""
-    job_id = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {"epochs": 1}}).json()["id"]
-    classes = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
-    result = Result(classes=classes, out_of_sample={}, suggestions=suggestions, metrics={"accuracy": 1.0},
-                    final={}, model_path=None, device="cpu")
-    with db.writing() as s:
-        assert jobs.claim(s, "w").id == job_id
-    with db.writing() as s:
-        assert jobs.finish(s, job_id, "w", status="succeeded", result=result,
-                           predictions=prediction_rows(result, [], None))
-    return job_id
-
-
-def stage_image(html: str) -> int:
-    return int(re.search(r'data-image-id="(\d+)"', html).group(1))
+    return finish_train(client, db, snap, suggestions=suggestions, accuracy=1.0)
 
 
 def test_top_three_suggestions_and_uncertain_first(client, db):

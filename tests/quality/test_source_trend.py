@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.factories import labelled_snapshot, upload_fmnist
-from tests.labelling.test_orders import finish_train
+from tests.factories import finish_train, labelled_snapshot, upload_fmnist
 
 
 def test_per_source_accuracy_over_two_snapshots_shows_the_gap_closing(client, db):
