@@ -305,7 +305,14 @@ def run_worker(settings: Settings, *, worker: str | None = None, once: bool = Fa
     worker = worker or f"{socket.gethostname()}:{os.getpid()}"
     db = Database(settings.database_url)
 
+    stopping = []
+
     def _on_signal(signum, _frame):
+        # Once only: with serve gone, PR_SET_PDEATHSIG and the parent watch each send a SIGTERM, and a second
+        # _Stop raised inside the first one's handling cut short the give-back (the job stayed "running").
+        if stopping:
+            return
+        stopping.append(signum)
         raise _Stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
