@@ -109,7 +109,8 @@ def classes_and_images(base: str, n: int, classes=("shirt", "shoe", "bag")) -> l
 
 
 def finish_train(client, db, snap: dict, *, suggestions: dict[int, list[float]] | None = None,
-                 per_source: dict[str, float] | None = None, accuracy: float = 0.8) -> int:
+                 per_source: dict[str, float] | None = None, accuracy: float | None = 0.8,
+                 model_path: str | None = None) -> int:
     """A train job on `snap` finished the way the worker finishes one (same functions), with chosen suggestions
     and out-of-sample accuracy (overall and per source); no training runs."""
     from app.training import jobs
@@ -118,9 +119,10 @@ def finish_train(client, db, snap: dict, *, suggestions: dict[int, list[float]] 
 
     job_id = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {"epochs": 1}}).json()["id"]
     classes = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
-    metrics = {"accuracy": accuracy, **({"per_source": per_source} if per_source is not None else {})}
+    metrics = {**({"accuracy": accuracy} if accuracy is not None else {}),
+               **({"per_source": per_source} if per_source is not None else {})}
     result = Result(classes=classes, out_of_sample={}, suggestions=suggestions or {}, metrics=metrics, final={},
-                    model_path=None, device="cpu")
+                    model_path=model_path, device="cpu")
     with db.writing() as s:
         assert jobs.claim(s, "w").id == job_id
     with db.writing() as s:

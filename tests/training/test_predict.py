@@ -19,9 +19,8 @@ from app.db.models import Image, Job
 from app.labelling.queries import queue_ids
 from app.training import jobs, predict
 from app.training.spec import Result
-from app.training.worker import prediction_rows
 from tests import databases, fmnist
-from tests.factories import label, labelled_snapshot, upload
+from tests.factories import finish_train, label, labelled_snapshot, upload
 from tests.workers import FAST, finished, start_worker, stop, wait_for
 
 LOUPE = Path(sys.executable).with_name("loupe")
@@ -120,16 +119,7 @@ def jobs_of(db, kind: str) -> list[int]:
 
 def finished_model(client, db, snap, suggestions: dict[int, list[float]], model_path: str = "model.pt") -> int:
     """A train job finished the way the worker finishes one, with a (pretend) model file."""
-    job_id = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {"epochs": 1}}).json()["id"]
-    classes = client.get(f"/api/snapshots/{snap['id']}").json()["classes"]
-    result = Result(classes=classes, out_of_sample={}, suggestions=suggestions, metrics={}, final={},
-                    model_path=model_path, device="cpu")
-    with db.writing() as s:
-        assert jobs.claim(s, "w").id == job_id
-    with db.writing() as s:
-        assert jobs.finish(s, job_id, "w", status="succeeded", result=result,
-                           predictions=prediction_rows(result, [], None))
-    return job_id
+    return finish_train(client, db, snap, suggestions=suggestions, accuracy=None, model_path=model_path)
 
 
 def test_which_images_a_predict_job_takes(client, settings, db):
