@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.quality import mislabels  # noqa: E402
-from app.quality.service import PER_FOLD_THRESHOLDS, SCORE_METHOD  # noqa: E402
+from app.quality.neighbourhood import neighbour_rows  # noqa: E402
 from bench import _matrix_cells as cells  # noqa: E402
 from tests import noise  # noqa: E402
 
@@ -67,21 +67,20 @@ def precision_first(order: np.ndarray, truth: np.ndarray, k: int) -> float:
     return float(truth[top].mean()) if len(top) else 0.0
 
 
-def loupe_detect(c: dict, use_confidence: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(flagged mask, score: higher = more likely wrong): app.quality.service.detect_mislabels on cached arrays."""
+def neighbours_of(c: dict) -> np.ndarray | None:
+    """The detector's neighbour rows, as app.quality.neighbourhood finds them from the job's oof-embeddings."""
+    if "oof_embeddings" not in c:
+        return None
+    return neighbour_rows(c["image_ids"], c["oof_embedding_ids"], c["oof_embeddings"], c["given"], c["fold"])
+
+
+def loupe_detect(c: dict, use_confidence: bool = True, neighbours: np.ndarray | None = None) -> dict:
+    """app.quality.service.detect_mislabels on cached arrays: flags, review-order scores and the noise estimate."""
     prior = c["confidence"] if use_confidence else None
-    issues = mislabels.find_label_issues(c["given"], c["probs"], prior=prior,
-                                         groups=c["fold"] if PER_FOLD_THRESHOLDS else None)
-    quality = mislabels.label_quality_scores(c["given"], c["probs"], method=SCORE_METHOD, prior=prior)
-    return issues, 1.0 - quality
-
-
-def estimated_noise(c: dict) -> tuple[float, np.ndarray]:
-    """The quality page's overall and per-source estimates (app.quality.report._noise), from the cache."""
-    per_class = mislabels.noise_by_group(c["given"], c["probs"], c["given"])
-    overall = sum(v["noise"] * v["n"] for v in per_class.values()) / len(c["given"])
-    per_source = mislabels.noise_by_group(c["given"], c["probs"], c["source"])
-    return overall, np.array([per_source.get(s, {"noise": np.nan})["noise"] for s in range(len(c["sources"]))])
+    found = mislabels.detect(c["given"], c["probs"], prior=prior, neighbours=neighbours)
+    structure = mislabels.noise_structure(c["given"], c["probs"], posterior=found["posterior"],
+                                          groups={"source": c["source"]})
+    return {"flagged": found["issues"], "score": 1.0 - found["quality"], "noise": structure}
 
 
 def score(path: Path) -> dict:
@@ -89,12 +88,18 @@ def score(path: Path) -> dict:
     truth = c["given"] != c["true"]
     k = int(truth.sum())
     t = time.perf_counter()
-    flagged, scores = loupe_detect(c)
+    near = neighbours_of(c)
+    found = loupe_detect(c, neighbours=near)
     detect_s = time.perf_counter() - t
-    plain = prf(loupe_detect(c, use_confidence=False)[0], truth)
+    flagged, scores, structure = found["flagged"], found["score"], found["noise"]
+    plain = prf(loupe_detect(c, use_confidence=False, neighbours=near)["flagged"], truth)
+    alone = prf(loupe_detect(c)["flagged"], truth)
     worker_flags = np.isin(c["image_ids"], c["flag_ids"])
     order = np.argsort(-np.where(flagged, scores, -np.inf), kind="stable")[:int(flagged.sum())]
-    est, est_source = estimated_noise(c)
+    est = structure["noise"]
+    est_source = np.array([structure["source"].get(s, {"noise": np.nan})["noise"] for s in range(len(c["sources"]))])
+    class_error = max(abs(structure["per_class"][j]["noise"] - truth[c["given"] == j].mean())
+                      for j in np.unique(c["given"]))
 
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
@@ -112,7 +117,8 @@ def score(path: Path) -> dict:
     return {
         "cell": path.stem, "kind": str(c["kind"]), "n": len(truth), "errors": k,
         "accuracy": float((c["probs"].argmax(axis=1) == c["true"]).mean()),
-        "loupe": prf(flagged, truth), "loupe_n": int(flagged.sum()), "loupe_plain": plain,
+        "loupe": prf(flagged, truth), "loupe_n": int(flagged.sum()), "loupe_plain": plain, "loupe_alone": alone,
+        "class_error": class_error,
         "loupe_p_at": precision_first(order, truth, k),
         "worker_differs": int((worker_flags != flagged).sum()),
         "cleanlab": prf(cl, truth), "cleanlab_n": int(cl.sum()), "cleanlab_p_at": precision_first(cl_order, truth, k),
@@ -134,9 +140,10 @@ def line(r: dict) -> str:
     differs = f" (worker's flags differ on {r['worker_differs']})" if r["worker_differs"] else ""
     return (f"matrix {r['cell']}: {r['n']} images, {r['errors']} wrong, oof accuracy {r['accuracy']:.3f} | "
             f"loupe ({r['loupe_n']}{differs}) P {lp[0]:.3f} R {lp[1]:.3f} F1 {lp[2]:.3f} P@k {r['loupe_p_at']:.3f} "
-            f"(without annotator confidence F1 {r['loupe_plain'][2]:.3f}) | cleanlab ({r['cleanlab_n']}) "
+            f"(without annotator confidence {r['loupe_plain'][2]:.3f}, without neighbours {r['loupe_alone'][2]:.3f}) | "
+            f"cleanlab ({r['cleanlab_n']}) "
             f"P {cp[0]:.3f} R {cp[1]:.3f} F1 {cp[2]:.3f} P@k {r['cleanlab_p_at']:.3f} | "
-            f"noise est {r['est']:.3f} true {r['true_rate']:.3f}{src} | worker {r['worker_s']:.0f} s, "
+            f"noise est {r['est']:.3f} true {r['true_rate']:.3f}, worst class off by {r['class_error']:.3f}{src} | worker {r['worker_s']:.0f} s, "
             f"detect {r['detect_s']:.2f} s{'' if r['has_oof_embeddings'] else ', no oof-embeddings'}")
 
 
@@ -172,7 +179,15 @@ def main() -> None:
               f"{np.mean([abs(r['est'] - r['true_rate']) for r in results]):.3f} | loupe < cleanlab in "
               f"{len(worse)}: {', '.join(worse) or 'none'} | without annotator confidence: mean F1 loupe "
               f"{np.mean([r['loupe_plain'][2] for r in results]):.3f}, below cleanlab in "
-              f"{sum(r['loupe_plain'][2] < r['cleanlab'][2] for r in results)}", flush=True)
+              f"{sum(r['loupe_plain'][2] < r['cleanlab'][2] for r in results)} | without neighbours: mean F1 "
+              f"{np.mean([r['loupe_alone'][2] for r in results]):.3f}, below cleanlab in "
+              f"{sum(r['loupe_alone'][2] < r['cleanlab'][2] for r in results)}", flush=True)
+        tens = [r for r in results if abs(r["true_rate"] - 0.1) < 0.01]
+        if tens:
+            source_error = max(np.nanmax(np.abs(r["est_source"] - r["true_source"])) for r in tens)
+            print(f"matrix 10 % cells: noise estimate off by at most "
+                  f"{max(abs(r['est'] - r['true_rate']) for r in tens):.3f} overall, "
+                  f"{max(r['class_error'] for r in tens):.3f} for a class, {source_error:.3f} for a source", flush=True)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,13 @@ from __future__ import annotations
 import numpy as np
 
 SCORE_METHODS = ("self_confidence", "normalized_margin")
-FILTERS = ("low_self_confidence", "prune_by_noise_rate", "confident_learning")
+FILTERS = ("posterior", "low_self_confidence", "prune_by_noise_rate", "confident_learning")
+NEIGHBOUR_WEIGHT = 0.5  # beta: the neighbours' vote enters as (their label distribution) ** beta
+NEIGHBOUR_SMOOTHING = 1.0  # alpha: pseudo-neighbours per class, spread as the labels are
+TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(np.log(0.2), np.log(5.0), 25)))
+FIT_ROWS = 20_000  # the temperature is chosen on this many examples at most
+EM_STEPS = 50
+EM_TOLERANCE = 1e-6  # stop when the log-likelihood gains less than this per example
 _EPS = 1e-6
 _PRIOR_STRENGTH = 50.0  # pseudo-examples pulling a confidence level's error rate towards the overall one
 _PRIOR_CLIP = (1e-3, 1 - 1e-3)
@@ -216,14 +222,13 @@ def estimate_noise(labels, pred_probs, *, groups=None) -> dict:
     return {"joint": joint, "noise_rate": rate, "noise": float(off.sum() / total) if total else 0.0}
 
 
-def noise_by_group(labels, pred_probs, groups) -> dict:
+def noise_by_group(labels, pred_probs, groups, *, prior=None, neighbours=None) -> dict:
     """Estimated share of wrong labels within each group (a source, a class, an annotator).
 
-    The share of a group's examples that are off-diagonal members of the
-    confident joint (confidently of another class than their label, which is
-    also not the model's most probable class): the same count
-    `find_label_issues` flags by default. Thresholds are the whole dataset's,
-    so groups are comparable.
+    The mean probability of being wrong (`true_class_posterior`) over the
+    group's examples: a sum of probabilities, so it counts the unsure cases
+    by how unsure they are instead of all or nothing, and the groups add up
+    to the overall estimate.
 
     Parameters
     ----------
@@ -231,6 +236,8 @@ def noise_by_group(labels, pred_probs, groups) -> dict:
     pred_probs : array_like of float, shape (N, K)
     groups : array_like, shape (N,)
         Any hashable group value per example.
+    prior, neighbours : optional
+        As for `true_class_posterior`.
 
     Returns
     -------
@@ -239,13 +246,51 @@ def noise_by_group(labels, pred_probs, groups) -> dict:
     """
     y, probs = _check(labels, pred_probs)
     g = _check_groups(groups, len(y))
-    guess, has = _confident_guess(probs, _thresholds(y, probs, None))
-    wrong = has & (guess != y) & (probs.argmax(axis=1) != y)
+    wrong = 1.0 - true_class_posterior(y, probs, prior=prior, neighbours=neighbours)[np.arange(len(y)), y]
+    return _group_means(wrong, g)
+
+
+def _group_means(values: np.ndarray, groups: np.ndarray) -> dict:
     out = {}
-    for value in np.unique(g):
-        member = g == value
+    for value in np.unique(groups):
+        member = groups == value
         out[value.item() if hasattr(value, "item") else value] = {
-            "n": int(member.sum()), "noise": float((member & wrong).sum() / member.sum())}
+            "n": int(member.sum()), "noise": float(values[member].mean())}
+    return out
+
+
+def noise_structure(labels, pred_probs, *, prior=None, neighbours=None, groups: dict | None = None,
+                    posterior=None) -> dict:
+    """Everything the quality page says about noise, from one posterior.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (N,)
+    pred_probs : array_like of float, shape (N, K)
+    prior, neighbours : optional
+        As for `true_class_posterior`.
+    groups : dict of name -> array_like (N,), optional
+        Further groupings to estimate noise within (e.g. {"source": ...}).
+    posterior : array_like (N, K), optional
+        `true_class_posterior` (or `detect`'s) already computed.
+
+    Returns
+    -------
+    dict
+        ``wrong`` (N,) probability each label is wrong; ``noise`` the
+        estimated overall share of wrong labels (their mean); ``joint`` (K, K)
+        expected counts of (given i, true j); ``per_class`` and one entry per
+        `groups` key as `noise_by_group` returns them.
+    """
+    y, probs = _check(labels, pred_probs)
+    post = true_class_posterior(y, probs, prior=prior, neighbours=neighbours) if posterior is None else posterior
+    wrong = 1.0 - post[np.arange(len(y)), y]
+    joint = np.zeros((probs.shape[1], probs.shape[1]))
+    np.add.at(joint, y, post)
+    out = {"wrong": wrong, "noise": float(wrong.mean()) if len(y) else 0.0, "joint": joint,
+           "per_class": _group_means(wrong, y)}
+    for name, values in (groups or {}).items():
+        out[name] = _group_means(wrong, _check_groups(values, len(y)))
     return out
 
 
@@ -257,6 +302,184 @@ def _prune_counts(cj: np.ndarray, label_counts: np.ndarray, frac_noise: float, m
     wanted = counts.sum(axis=1)
     scale = np.where(wanted > room, room / np.maximum(wanted, 1e-12), 1.0)
     return np.floor(counts * scale[:, None] + 0.5).astype(np.int64)
+
+
+def neighbour_distribution(labels, neighbours, n_classes: int | None = None, *,
+                           smoothing: float = NEIGHBOUR_SMOOTHING) -> np.ndarray:
+    """Each example's neighbours' labels as a smoothed class distribution.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (N,)
+        Given label of each example.
+    neighbours : array_like of int, shape (N, M)
+        Row indices (into `labels`) of each example's nearest neighbours in an
+        out-of-sample embedding space, -1 for none. An example is never its own
+        neighbour.
+    n_classes : int, optional
+        K; by default ``labels.max() + 1``.
+    smoothing : float
+        ``smoothing * K`` pseudo-neighbours spread as the given labels are
+        (so a class nobody near carries keeps a little weight, and an example
+        with few neighbours leans on the overall label shares).
+
+    Returns
+    -------
+    ndarray of float, shape (N, K)
+        Rows sum to 1.
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    nb = np.asarray(neighbours, dtype=np.int64)
+    if nb.ndim != 2 or len(nb) != len(y):
+        raise ValueError(f"neighbours must have shape ({len(y)}, M), not {nb.shape}")
+    if (nb >= len(y)).any():
+        raise ValueError(f"neighbours must be row indices below {len(y)} (or -1 for none)")
+    k = int(n_classes if n_classes is not None else (y.max() + 1 if len(y) else 1))
+    valid = nb >= 0
+    counts = np.zeros((len(y), k))
+    rows = np.broadcast_to(np.arange(len(y))[:, None], nb.shape)
+    np.add.at(counts, (rows[valid], y[nb[valid]]), 1.0)
+    shares = np.bincount(y, minlength=k) / max(1, len(y))
+    pseudo = smoothing * k
+    return (counts + pseudo * shares) / (valid.sum(axis=1, keepdims=True) + pseudo)
+
+
+def combine_evidence(pred_probs, neighbour_probs, *, weight: float = NEIGHBOUR_WEIGHT) -> np.ndarray:
+    """The model's probabilities times the neighbours' distribution to the power `weight`, renormalised
+    (a product of experts: each must agree for a class to stay probable)."""
+    combined = np.asarray(pred_probs, dtype=np.float64) * np.asarray(neighbour_probs, dtype=np.float64) ** weight
+    return combined / np.maximum(combined.sum(axis=1, keepdims=True), 1e-300)
+
+
+def _temper(probs: np.ndarray, temperature: float) -> np.ndarray:
+    logits = np.log(np.clip(probs, 1e-12, None)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    out = np.exp(logits)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def _channel(y: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, float]:
+    """The noise channel T[i, j] = P(given = i | true = j) that makes the given labels most likely, by EM from the
+    calibrated confident joint; and the log-likelihood of the given labels under it. `y` must be sorted."""
+    k = probs.shape[1]
+    cj = _joint_counts(y, probs, _thresholds(y, probs, None), True).astype(np.float64)
+    channel = cj / np.maximum(cj.sum(axis=0, keepdims=True), 1)
+    present = np.flatnonzero(np.bincount(y, minlength=k))
+    starts = np.searchsorted(y, present)  # each given class's rows are one run
+    previous = -np.inf
+    for _ in range(EM_STEPS):
+        weighted = channel[y] * probs
+        likely = np.maximum(weighted.sum(axis=1, keepdims=True), 1e-300)
+        loglik = float(np.log(likely).sum())
+        joint = np.zeros((k, k))
+        joint[present] = np.add.reduceat(weighted / likely, starts, axis=0)
+        channel = joint / np.maximum(joint.sum(axis=0, keepdims=True), 1e-12)
+        if loglik - previous < EM_TOLERANCE * len(y):
+            break
+        previous = loglik
+    return channel, float(np.log(np.maximum((channel[y] * probs).sum(axis=1), 1e-300)).sum())
+
+
+def fit_noise_model(labels, pred_probs) -> dict:
+    """The temperature and noise channel under which the given labels are most likely.
+
+    The model's probabilities are taken as the true class's, tempered
+    (``p ** (1 / t)``, renormalised) so they are as sure as the data bear out;
+    each given label came from the true class through the channel ``T[i, j]
+    = P(given = i | true = j)``. For each temperature on a grid, EM (Dawid &
+    Skene's, with the tempered probabilities as each example's prior over
+    true classes) finds the channel; the pair with the highest likelihood of
+    the given labels wins. The temperature is chosen on at most
+    `FIT_ROWS` examples (seeded), the channel then on all of them.
+
+    Returns
+    -------
+    dict
+        ``temperature`` float; ``channel`` (K, K) float, columns sum to 1.
+    """
+    y, probs = _check(labels, pred_probs)
+    return _noise_model(y, probs)
+
+
+def _noise_model(y: np.ndarray, probs: np.ndarray) -> dict:
+    order = np.argsort(y, kind="stable")
+    if len(y) > FIT_ROWS:
+        order = np.sort(np.random.default_rng(0).choice(len(y), FIT_ROWS, replace=False))
+        order = order[np.argsort(y[order], kind="stable")]
+    ys, ps = y[order], probs[order]
+    # The likelihood is single-peaked in log t here: a coarse grid, then the neighbourhood of its best.
+    score = {}
+
+    def loglik(i: int) -> float:
+        if i not in score:
+            score[i] = _channel(ys, _temper(ps, TEMPERATURES[i]))[1]
+        return score[i]
+
+    best = max(range(0, len(TEMPERATURES), 4), key=loglik)
+    best = max(range(max(0, best - 3), min(len(TEMPERATURES), best + 4)), key=loglik)
+    order = np.argsort(y, kind="stable")
+    channel, _ = _channel(y[order], _temper(probs[order], TEMPERATURES[best]))
+    return {"temperature": TEMPERATURES[best], "channel": channel}
+
+
+def _posterior(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """P(true = j | evidence, given = y) per example, under the fitted noise model."""
+    model = _noise_model(y, probs)
+    weighted = model["channel"][y] * _temper(probs, model["temperature"])
+    return weighted / np.maximum(weighted.sum(axis=1, keepdims=True), 1e-300)
+
+
+def _evidence(y, probs, prior, neighbours) -> tuple[np.ndarray, np.ndarray]:
+    """(the model's probabilities combined with the neighbours' labels, the same moved by the annotator prior)."""
+    if neighbours is not None:
+        probs = combine_evidence(probs, neighbour_distribution(y, neighbours, probs.shape[1]))
+    if prior is None:
+        return probs, probs
+    first = 1.0 - _posterior(y, probs)[np.arange(len(y)), y]
+    return probs, _apply_prior(y, probs, prior, first)
+
+
+def true_class_posterior(labels, pred_probs, *, prior=None, neighbours=None) -> np.ndarray:
+    """How probable each class is as an example's true class, given all the evidence and its given label.
+
+    Parameters
+    ----------
+    labels : array_like of int, shape (N,)
+    pred_probs : array_like of float, shape (N, K)
+        Out-of-sample class probabilities.
+    prior : array_like of float, shape (N,), optional
+        Annotator confidence (see `apply_prior`).
+    neighbours : array_like of int, shape (N, M), optional
+        Out-of-sample nearest neighbours (see `neighbour_distribution`).
+
+    Returns
+    -------
+    ndarray of float, shape (N, K)
+        Rows sum to 1. ``1 - post[n, labels[n]]`` is the probability that
+        example n's label is wrong.
+    """
+    y, probs = _check(labels, pred_probs)
+    if len(y) == 0:
+        return probs
+    return _posterior(y, _evidence(y, probs, _check_prior(prior, len(y)), neighbours)[1])
+
+
+def expected_f1_cut(error_prob) -> np.ndarray:
+    """The examples to flag: the m most probably wrong, m maximising the expected F1 of the flags.
+
+    With ``w`` the probabilities of being wrong, sorted descending, the
+    expected F1 of flagging the first m is about ``2 * sum(w[:m]) / (m + sum(w))``
+    (Lipton et al., "Optimal thresholding of classifiers to maximize F1", 2014):
+    the cut follows the estimated noise, not a constant share or threshold.
+    """
+    w = np.asarray(error_prob, dtype=np.float64)
+    flagged = np.zeros(len(w), dtype=bool)
+    if not len(w) or w.sum() <= 0:
+        return flagged
+    order = np.argsort(-w, kind="stable")
+    expected = 2 * np.cumsum(w[order]) / (np.arange(1, len(w) + 1) + w.sum())
+    flagged[order[:int(np.argmax(expected)) + 1]] = True
+    return flagged & (w > 0)
 
 
 def _level_error_rates(prior: np.ndarray, issues: np.ndarray) -> tuple[np.ndarray, float]:
@@ -278,9 +501,10 @@ def apply_prior(labels, pred_probs, prior, *, issues=None) -> np.ndarray:
     pred_probs : array_like of float, shape (N, K)
     prior : array_like of float, shape (N,)
         Annotator confidence in each given label (0..1; NaN = unknown, as 1).
-    issues : array_like of bool, shape (N,), optional
-        Which examples are thought mislabelled, to estimate each level's error
-        rate; by default `find_label_issues` without a prior.
+    issues : array_like of bool or float, shape (N,), optional
+        Which examples are thought mislabelled (or how probably), to estimate
+        each level's error rate; by default each one's probability of being
+        wrong without the prior (`true_class_posterior`).
 
     Returns
     -------
@@ -291,8 +515,8 @@ def apply_prior(labels, pred_probs, prior, *, issues=None) -> np.ndarray:
     y, probs = _check(labels, pred_probs)
     p = _check_prior(prior, len(y))
     if issues is None:
-        issues = _find(y, probs, None, None, "low_self_confidence", 1.0, 1)
-    return _apply_prior(y, probs, p, np.asarray(issues, dtype=bool))
+        issues = 1.0 - _posterior(y, probs)[np.arange(len(y)), y]
+    return _apply_prior(y, probs, p, np.asarray(issues, dtype=np.float64))
 
 
 def _apply_prior(y: np.ndarray, probs: np.ndarray, prior: np.ndarray, issues: np.ndarray) -> np.ndarray:
@@ -317,7 +541,10 @@ def _leave_per_class(issues: np.ndarray, y: np.ndarray, probs: np.ndarray, min_k
     return issues
 
 
-def _find(y, probs, prior, groups, method: str, frac_noise: float, min_keep: int) -> np.ndarray:
+def _find(y, probs, prior, groups, method: str, frac_noise: float, min_keep: int,
+          neighbours=None) -> np.ndarray:
+    if method == "posterior":
+        return _detect(y, probs, prior, neighbours, frac_noise, min_keep)["issues"]
     # The model agrees with the given label: not an issue, whatever the counts (or the prior) say.
     disagrees = probs.argmax(axis=1) != y
     if prior is not None:
@@ -349,7 +576,42 @@ def _find(y, probs, prior, groups, method: str, frac_noise: float, min_keep: int
     return issues & disagrees
 
 
-def find_label_issues(labels, pred_probs, *, prior=None, groups=None, method: str = "low_self_confidence",
+def _detect(y, probs, prior, neighbours, frac_noise: float = 1.0, min_keep: int = 1) -> dict:
+    evidence, moved = _evidence(y, probs, prior, neighbours)
+    post = _posterior(y, moved)
+    rows = np.arange(len(y))
+    wrong = 1.0 - post[rows, y]
+    issues = expected_f1_cut(wrong)
+    if frac_noise < 1:
+        keep = np.flatnonzero(issues)
+        keep = keep[np.argsort(-wrong[keep], kind="stable")[:int(np.floor(len(keep) * frac_noise + 0.5))]]
+        issues = np.zeros(len(y), dtype=bool)
+        issues[keep] = True
+    # The model and the neighbours put the given label first: not an issue, whatever the counts (or the
+    # annotator's doubt) say.
+    issues = _leave_per_class(issues, y, post, min_keep) & (evidence.argmax(axis=1) != y)
+    return {"issues": issues, "quality": moved[rows, y], "wrong": wrong, "posterior": post}
+
+
+def detect(labels, pred_probs, *, prior=None, neighbours=None) -> dict:
+    """The default detection in one pass: what `find_label_issues`, `label_quality_scores` and
+    `noise_structure` return by default, with the noise model fitted once.
+
+    Returns
+    -------
+    dict
+        ``issues`` (N,) bool, as `find_label_issues`; ``quality`` (N,) as
+        `label_quality_scores` (self_confidence, lower = more likely wrong:
+        the review order); ``wrong`` (N,) the probability that each label is
+        wrong; ``posterior`` (N, K) as `true_class_posterior`.
+    """
+    y, probs = _check(labels, pred_probs)
+    if len(y) == 0:
+        return {"issues": np.zeros(0, dtype=bool), "quality": np.zeros(0), "wrong": np.zeros(0), "posterior": probs}
+    return _detect(y, probs, _check_prior(prior, len(y)), neighbours)
+
+
+def find_label_issues(labels, pred_probs, *, prior=None, groups=None, neighbours=None, method: str = "posterior",
                       frac_noise: float = 1.0, min_examples_per_class: int = 1) -> np.ndarray:
     """Which examples are likely mislabelled.
 
@@ -364,9 +626,16 @@ def find_label_issues(labels, pred_probs, *, prior=None, groups=None, method: st
         Annotator confidence in each label: confident learning runs on the
         probabilities `apply_prior` moves with it.
     groups : array_like, shape (N,), optional
-        Per-group thresholds, e.g. the fold whose model predicted the example.
-    method : {"low_self_confidence", "prune_by_noise_rate", "confident_learning"}
-        ``low_self_confidence`` (default): as many examples as the confident
+        Per-group thresholds, e.g. the fold whose model predicted the example
+        (not used by ``posterior``).
+    neighbours : array_like of int, shape (N, M), optional
+        Each example's out-of-sample nearest neighbours (row indices, -1 for
+        none); their labels are evidence too (``posterior`` only).
+    method : {"posterior", "low_self_confidence", "prune_by_noise_rate", "confident_learning"}
+        ``posterior`` (default): each example's probability of being wrong
+        (`true_class_posterior`), flagged by `expected_f1_cut`; an example
+        whose most probable true class is its given one is never flagged.
+        ``low_self_confidence``: as many examples as the confident
         joint has off-diagonal members (labelled i, confidently j), those with
         the lowest probability of their given label. ``prune_by_noise_rate``:
         per off-diagonal cell (i, j) of the calibrated confident joint, the
@@ -391,10 +660,10 @@ def find_label_issues(labels, pred_probs, *, prior=None, groups=None, method: st
     if len(y) == 0:
         return np.zeros(0, dtype=bool)
     return _find(y, probs, _check_prior(prior, len(y)), _check_groups(groups, len(y)), method, frac_noise,
-                 max(0, int(min_examples_per_class)))
+                 max(0, int(min_examples_per_class)), neighbours)
 
 
-def label_quality_scores(labels, pred_probs, *, method: str = "self_confidence", prior=None,
+def label_quality_scores(labels, pred_probs, *, method: str = "self_confidence", prior=None, neighbours=None,
                          adjust: bool = False) -> np.ndarray:
     """A score per example for how likely its given label is right.
 
@@ -402,11 +671,14 @@ def label_quality_scores(labels, pred_probs, *, method: str = "self_confidence",
     ----------
     labels : array_like of int, shape (N,)
     pred_probs : array_like of float, shape (N, K)
-    method : {"normalized_margin", "self_confidence"}
+    method : {"self_confidence", "normalized_margin"}
         ``self_confidence``: the probability of the given class.
         ``normalized_margin``: ``(p_given - max_{j != given} p_j + 1) / 2``.
     prior : array_like of float, shape (N,), optional
         Annotator confidence; probabilities are first moved by `apply_prior`.
+    neighbours : array_like of int, shape (N, M), optional
+        Out-of-sample neighbours: the probabilities are first combined with
+        their labels (`combine_evidence`).
     adjust : bool
         Subtract the per-class thresholds first (classes the model is
         generally unsure of are not penalised for it), as confident learning
@@ -422,9 +694,7 @@ def label_quality_scores(labels, pred_probs, *, method: str = "self_confidence",
     y, probs = _check(labels, pred_probs)
     if len(y) == 0:
         return np.zeros(0)
-    p = _check_prior(prior, len(y))
-    if p is not None:
-        probs = _apply_prior(y, probs, p, _find(y, probs, None, None, "low_self_confidence", 1.0, 1))
+    probs = _evidence(y, probs, _check_prior(prior, len(y)), neighbours)[1]
     if adjust:
         probs = probs - _thresholds(y, probs, None)
         probs = probs - probs.min(axis=1, keepdims=True)

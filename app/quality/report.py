@@ -1,8 +1,9 @@
 """The quality page's numbers: estimated noise, flags, audit agreement, confused classes, duplicates, size.
 
 Noise estimates come from the newest succeeded job with out-of-sample
-predictions. A finished job's predictions never change, so its estimate is
-computed once per process and kept (keyed by job id).
+predictions: the estimate the worker stored when it checked the job's labels
+(app.quality.noise), kept per process (keyed by job id) and shown in today's
+classes.
 """
 
 from __future__ import annotations
@@ -13,16 +14,15 @@ import numpy as np
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Flag, Image, Job, LabelClass, Prediction, Snapshot, SnapshotItem, Source
+from app.db.models import Flag, Job, LabelClass, Prediction, Snapshot, SnapshotItem
 from app.errors import Conflict
-from app.quality import duplicates, mislabels
+from app.quality import duplicates, mislabels, noise
 from app.quality.audits import audit_stats
 from app.quality.flags import KINDS
-from app.quality.service import OUT_OF_SAMPLE_ROLES, job_probs, live_images, near_groups
+from app.quality.service import OUT_OF_SAMPLE_ROLES, active_class, job_probs, live_images, near_groups
 from app.quality.sources import source_trend
 from app.snapshots.reports import live_health
 
-CONFUSED_PAIRS = 6
 EXAMPLES = 10
 # (database, job) -> its noise estimate: a finished job's predictions and frozen snapshot never change.
 _NOISE_CACHE: OrderedDict[tuple[str, int], dict] = OrderedDict()
@@ -38,37 +38,40 @@ def latest_checked_job(session: Session) -> Job | None:
 
 
 def _noise(session: Session, job: Job) -> dict:
+    """The estimate the worker stored when it checked the job; computed here (without the neighbour evidence,
+    which needs the job's files) for a job checked before estimates were stored."""
+    stored = (job.metrics or {}).get(noise.METRIC)
+    if stored:
+        return stored
     data = job_probs(session, job)
-    est = mislabels.estimate_noise(data.labels, data.probs)
-    rows = session.connection().execute(
-        select(Image.id, Image.source_id)
-        .where(Image.id.in_(select(SnapshotItem.image_id).where(SnapshotItem.snapshot_id == job.snapshot_id)))
-        .order_by(Image.id)).all()
-    image_ids, source_ids = (np.array(c, dtype=np.int64) for c in zip(*rows))
-    names = dict(session.execute(select(Source.id, Source.name)).all())
-    codes = source_ids[np.searchsorted(image_ids, data.image_ids)]
-    per_source = {names.get(k, f"#{k}"): v for k, v in mislabels.noise_by_group(data.labels, data.probs, codes).items()}
-    per_class = mislabels.noise_by_group(data.labels, data.probs, data.labels)
-    counts = np.bincount(data.labels, minlength=len(data.class_ids))
-    joint = est["joint"] * len(data.labels)
-    pairs = []
-    k = len(data.class_ids)
-    for i in range(k):
-        for j in range(i + 1, k):
-            n = float(joint[i, j] + joint[j, i])
-            if n >= 0.5:
-                pairs.append({"a": data.class_ids[i], "b": data.class_ids[j], "count": round(n),
-                              "a_as_b": round(float(joint[i, j])), "b_as_a": round(float(joint[j, i])),
-                              "share": n / max(1, counts[i] + counts[j])})
-    pairs.sort(key=lambda p: -p["count"])
-    return {
-        "job": job.id, "examined": int(len(data.labels)),
-        "noise": float(sum(v["noise"] * v["n"] for v in per_class.values()) / len(data.labels)),
-        "per_class": [{"class_id": cid, "n": int(counts[c]), "noise": per_class.get(c, {"noise": 0.0})["noise"]}
-                      for c, cid in enumerate(data.class_ids)],
-        "per_source": [{"source": s, **v} for s, v in per_source.items()],
-        "pairs": pairs[:CONFUSED_PAIRS],
-    }
+    structure = mislabels.noise_structure(data.labels, data.probs, prior=data.confidence,
+                                          groups={"source": noise.source_codes(session, data.image_ids)})
+    return noise.summary(session, job.id, data.class_ids, data.labels, structure)
+
+
+def _follow_merges(session: Session, out: dict) -> dict:
+    """Class ids as of the estimate, followed to today's classes: a merged class's rows and pairs join its heir's."""
+    cache: dict = {}
+    heir = lambda cid: active_class(session, cid, cache) or cid  # noqa: E731 - split or retired: as it was
+    per_class: dict[int, dict] = {}
+    for c in out["per_class"]:
+        h = per_class.setdefault(heir(c["class_id"]), {"class_id": heir(c["class_id"]), "n": 0, "wrong": 0.0})
+        h["n"] += c["n"]
+        h["wrong"] += c["noise"] * c["n"]
+    pairs: dict[tuple[int, int], dict] = {}
+    for p in out["pairs"]:
+        a, b = heir(p["a"]), heir(p["b"])
+        if a == b:
+            continue  # merged into one class since: no longer a confusion
+        key, flip = ((a, b), False) if a < b else ((b, a), True)
+        q = pairs.setdefault(key, {"a": key[0], "b": key[1], "count": 0, "a_as_b": 0, "b_as_a": 0, "share": 0.0})
+        q["count"] += p["count"]
+        q["a_as_b"] += p["b_as_a"] if flip else p["a_as_b"]
+        q["b_as_a"] += p["a_as_b"] if flip else p["b_as_a"]
+        q["share"] = max(q["share"], p["share"])
+    return {**out, "per_class": [{"class_id": c["class_id"], "n": c["n"], "noise": c["wrong"] / max(1, c["n"])}
+                                 for c in per_class.values()],
+            "pairs": sorted(pairs.values(), key=lambda p: -p["count"])}
 
 
 def noise_summary(session: Session, job: Job | None = None) -> dict | None:
@@ -84,7 +87,7 @@ def noise_summary(session: Session, job: Job | None = None) -> dict | None:
             return None
         while len(_NOISE_CACHE) > _CACHE_SIZE:
             _NOISE_CACHE.popitem(last=False)
-    out = dict(_NOISE_CACHE[key])
+    out = _follow_merges(session, _NOISE_CACHE[key])
     classes = {c.id: c for c in session.scalars(select(LabelClass))}
     name = lambda cid: classes[cid].name if cid in classes else f"#{cid}"  # noqa: E731
     out["per_class"] = sorted(({**c, "class": name(c["class_id"])} for c in out["per_class"]),

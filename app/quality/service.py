@@ -14,6 +14,7 @@ the score it was kept at, and only while that label is still the current one.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -22,16 +23,21 @@ import numpy as np
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
+from app.config import Settings
 from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, LabelEvent, Prediction, Snapshot, SnapshotItem
 from app.errors import Conflict, NotFound
-from app.quality import duplicates, mislabels
+from app.quality import duplicates, mislabels, noise
+from app.quality.neighbourhood import job_neighbours
 from app.snapshots import looks, neardup
 from app.timeutil import utcnow
 
 log = logging.getLogger("loupe.quality")
 OUT_OF_SAMPLE_ROLES = ("oof", "holdout")
 KEPT = ("keep", "ambiguous")
-SCORE_METHOD = "self_confidence"  # ranks planted errors first more often than the margin (bench)
+# The review order: the given class's probability under all the evidence (model x neighbours, annotator
+# confidence). It puts planted errors first more often than the margin, and than the probability of being
+# wrong, whose noise-matrix weighting helps on look-alike noise but misleads on uniform noise (bench/matrix.py).
+SCORE_METHOD = "self_confidence"
 # Thresholds per cross-validation fold (each fold's model is calibrated on its own): no consistent gain on
 # bench/mislabels.py (within +-0.005 F1 either way), so off.
 PER_FOLD_THRESHOLDS = False
@@ -125,19 +131,36 @@ class Detection:
     quality: np.ndarray  # (N,) label-quality score, lower = more likely wrong
     suggested: np.ndarray  # (N,) column index of the suggested class
     use_confidence: bool = True
+    wrong: np.ndarray | None = None  # (N,) probability that the label is wrong
+    neighbours: bool = False  # whether out-of-sample neighbours were weighed
+    noise: dict | None = None  # the noise estimate for the quality page (app.quality.noise.summary)
 
 
 def detect_mislabels(session: Session, *, job_id: int, use_confidence: bool = True,
-                     per_fold: bool = PER_FOLD_THRESHOLDS, method: str = "low_self_confidence") -> Detection:
-    """Run confident learning on a succeeded job's out-of-sample predictions (reads only)."""
-    data = job_probs(session, finished_job(session, job_id))
+                     per_fold: bool = PER_FOLD_THRESHOLDS, method: str = "posterior",
+                     settings: Settings | None = None) -> Detection:
+    """Find a succeeded job's likely mislabels from its out-of-sample predictions (reads only).
+
+    With `settings`, the job's out-of-sample embeddings (when it kept them) add
+    each image's neighbours' labels as evidence (app.quality.neighbourhood).
+    """
+    job = finished_job(session, job_id)
+    data = job_probs(session, job)
     if len(np.unique(data.labels)) < 2 or data.probs.shape[1] < 2:
         raise Conflict(f"job {job_id}'s images cover fewer than two of today's classes; nothing to compare")
     prior = data.confidence if use_confidence else None
-    issues = mislabels.find_label_issues(data.labels, data.probs, prior=prior, method=method,
-                                         groups=data.folds if per_fold else None)
-    quality = mislabels.label_quality_scores(data.labels, data.probs, method=SCORE_METHOD, prior=prior)
-    return Detection(data, issues, quality, mislabels.suggested_classes(data.labels, data.probs), use_confidence)
+    near = None if settings is None else job_neighbours(settings, job, data.image_ids, data.labels, data.folds)
+    found = mislabels.detect(data.labels, data.probs, prior=prior, neighbours=near)
+    structure = mislabels.noise_structure(data.labels, data.probs, posterior=found["posterior"],
+                                          groups={"source": noise.source_codes(session, data.image_ids)})
+    issues, quality = found["issues"], found["quality"]
+    if method != "posterior" or per_fold:  # the earlier filters, for comparison (bench/mislabels.py)
+        issues = mislabels.find_label_issues(data.labels, data.probs, prior=prior, method=method,
+                                             groups=data.folds if per_fold else None)
+        quality = mislabels.label_quality_scores(data.labels, data.probs, method=SCORE_METHOD, prior=prior)
+    return Detection(data, issues, quality, mislabels.suggested_classes(data.labels, found["posterior"]),
+                     use_confidence, wrong=structure["wrong"], neighbours=near is not None,
+                     noise=noise.summary(session, job_id, data.class_ids, data.labels, structure))
 
 
 def _current(session: Session, image_ids) -> dict[int, tuple[int, int | None, bool]]:
@@ -210,16 +233,21 @@ def flag_mislabels(session: Session, *, job_id: int, use_confidence: bool = True
         top = np.argsort(-probs)[:3]
         details = {"job": job_id, "snapshot_event_id": int(data.event_ids[i]), "label_event_id": event,
                    "quality": round(float(found.quality[i]), 6),
+                   "wrong": None if found.wrong is None else round(float(found.wrong[i]), 6),
+                   "neighbours": found.neighbours,
                    "given_prob": round(float(probs[data.labels[i]]), 6),
                    "top": [{"class_id": data.class_ids[k], "prob": round(float(probs[k]), 6)} for k in top],
                    "use_confidence": use_confidence}
         _raise_or_create(session, kind="mislabel", image_id=image_id, score=round(1.0 - float(found.quality[i]), 6),
                          suggested=data.class_ids[found.suggested[i]], details=details, current_event=event,
                          opened=opened, kept=kept, counts=counts)
+    if found.noise is not None:
+        job = session.get(Job, job_id)
+        job.metrics = {**(job.metrics or {}), noise.METRIC: found.noise}
     session.commit()
-    noise = mislabels.estimate_noise(data.labels, data.probs)
+    estimate = found.noise["noise"] if found.noise else mislabels.estimate_noise(data.labels, data.probs)["noise"]
     return {"job": job_id, "examined": int(len(data.labels)), "issues": int(len(idx)), **counts,
-            "estimated_noise": round(noise["noise"], 4)}
+            "estimated_noise": round(estimate, 4), "neighbours": found.neighbours}
 
 
 def live_images(session: Session) -> dict[str, np.ndarray]:
@@ -360,10 +388,10 @@ def cancel(flag: Flag, reason: str) -> None:
     flag.details = {**(flag.details or {}), "cancelled_because": reason}
 
 
-def check_job(db, *, job_id: int, use_confidence: bool = True) -> dict:
+def check_job(db, *, job_id: int, use_confidence: bool = True, settings: Settings | None = None) -> dict:
     """Detect a job's suspected mislabels reading, then write the flags in a short write transaction."""
     with db.reading() as s:
-        found = detect_mislabels(s, job_id=job_id, use_confidence=use_confidence)
+        found = detect_mislabels(s, job_id=job_id, use_confidence=use_confidence, settings=settings)
     with db.writing() as s:
         return flag_mislabels(s, job_id=job_id, use_confidence=use_confidence, found=found)
 
@@ -373,10 +401,10 @@ def _check_duplicates(db, *, job_id: int) -> dict:
         return flag_duplicates(s, job_id=job_id)
 
 
-def after_job(db, job_id: int) -> None:
+def after_job(db, job_id: int, settings: Settings | None = None) -> None:
     """What the worker does after a job succeeds: mislabel flags (when it has out-of-sample predictions) and
     duplicate conflicts. Never raises: a quality check must not stop the worker's queue."""
-    for what, run in (("mislabel", check_job), ("duplicate", _check_duplicates)):
+    for what, run in (("mislabel", functools.partial(check_job, settings=settings)), ("duplicate", _check_duplicates)):
         try:
             counts = run(db, job_id=job_id)
             log.info("job %s: %s flags %s", job_id, what, counts)

@@ -150,12 +150,15 @@ def to_device(images: torch.Tensor, index: torch.Tensor, device: torch.device) -
 
 
 def augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Per-image random horizontal flip; above SMALL px also a random resized crop.
+    """Above SMALL px: a per-image random horizontal flip and random resized crop. Small images: none.
 
-    Small images get flips only: in a short training run, shifts cost more
+    Small images are not augmented: in a short training run, shifts cost more
     accuracy than they add (Fashion-MNIST, 4,000 images, 8 epochs, accuracy on
     a held-out fold: no augmentation 0.881, flip 0.872, flip and 1 px shifts
-    0.855, flip and 2 px shifts 0.846). Larger images get a crop of 35-100 %
+    0.855, flip and 2 px shifts 0.846), and a mirror image is another class
+    where handedness matters: out-of-sample accuracy of the 5,000-image 5-fold
+    job (bench/train.py) with flips / without: Fashion-MNIST 0.884 / 0.887,
+    rendered letters 0.978 / 0.989 (half the errors gone). Larger images get a crop of 35-100 %
     of the area (aspect 3:4 to 4:3) resampled back to full size, as
     torchvision's RandomResizedCrop, drawn per image in one batched affine
     resampling on the device (torchvision.transforms.v2 draws one set of
@@ -167,9 +170,9 @@ def augment(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.
     def rand(count: int) -> torch.Tensor:
         return torch.rand(count, generator=generator).to(dev)
 
-    flip = rand(n) < 0.5
     if max(h, w) <= SMALL:
-        return torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+        return x
+    flip = rand(n) < 0.5
     area = 0.35 + 0.65 * rand(n)
     ratio = torch.exp((rand(n) - 0.5) * 2 * math.log(4 / 3))
     sx = (area * ratio).sqrt().clamp(max=1)

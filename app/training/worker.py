@@ -247,18 +247,19 @@ def run_job(db: Database, settings: Settings, job_id: int, worker: str) -> str:
             return "lost"
     if kind == "train" and status in jobs.FINISHED:
         drop_resume_files(settings, job_id)  # a finished job is never resumed
-    after_finish(db, job_id, status, kind)
+    after_finish(db, job_id, status, kind, settings)
     return status
 
 
-def after_finish(db: Database, job_id: int, status: str, kind: str = "train") -> None:
+def after_finish(db: Database, job_id: int, status: str, kind: str = "train",
+                 settings: Settings | None = None) -> None:
     """Work that follows a finished train job: label-quality flags (suspected mislabels, duplicate conflicts),
     and the new model's guesses for images imported while it trained. A predict job's guesses are not out of
     sample for any label, so they raise no flags."""
     if status == "succeeded" and kind == "train":
         from app.quality.service import after_job
 
-        after_job(db, job_id)
+        after_job(db, job_id, settings)
         try:
             with db.writing() as s:
                 jobs.queue_predictions_after_training(s, job_id)

@@ -180,12 +180,10 @@ def test_backbone_starts_from_cached_imagenet_weights(dataset, tmp_path, monkeyp
     assert info["mean"] == list(nets.IMAGENET_MEAN) and info["model"] == "resnet18"
 
 
-def test_augment_flips_small_images_and_crops_large_ones():
+def test_augment_leaves_small_images_and_crops_and_flips_large_ones():
     gen = torch.Generator().manual_seed(0)
     small = torch.rand(64, 3, 28, 28)
-    out = data.augment(small, gen)
-    flipped = [bool(torch.equal(o, s.flip(2))) for o, s in zip(out, small)]
-    assert all(f or torch.equal(o, s) for f, o, s in zip(flipped, out, small)) and 10 < sum(flipped) < 54
+    assert torch.equal(data.augment(small, gen), small)  # a mirrored letter is another letter
     large = torch.rand(8, 3, 96, 96)
     out = data.augment(large, gen)
     assert out.shape == large.shape and not torch.allclose(out, large)
