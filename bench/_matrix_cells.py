@@ -11,7 +11,7 @@ A cell is (dataset, noise kind, rate). Building it, in a fresh data dir:
    20 classes). Every image is labelled through
    `POST /api/labels/bulk` by its source's annotator, with a simulated
    confidence: correct labels "sure" / "unsure" / "guess" with probabilities
-   0.85 / 0.12 / 0.03, wrong ones 0.40 / 0.35 / 0.25 (as bench/mislabels.py);
+   0.85 / 0.12 / 0.03, wrong ones 0.40 / 0.35 / 0.25;
 3. a snapshot (val 0.2, 5 folds) and a train job with the default config;
 4. the real worker process (`python -m app.cli worker --once`) trains the
    fold models and the final model, writes out-of-sample predictions,
@@ -67,7 +67,7 @@ SOURCE_SHARES = [0.40, 0.35, 0.25]
 NOISY_SOURCE = 0  # the noisy_source kind: this one at 4x the others' rate
 LEVELS = np.array([1.0, 0.6, 0.3])  # sure, unsure, guess (app.labelling.keys.CONFIDENCE_LEVELS)
 P_CLEAN, P_FLIPPED = [0.85, 0.12, 0.03], [0.40, 0.35, 0.25]
-# Look-alike pairs for Fashion-MNIST (bags never flipped), as bench/mislabels.py defines them.
+# Look-alike pairs for Fashion-MNIST (bags never flipped).
 FMNIST_SIMILAR = {0: [6, 2], 6: [0, 2, 4], 2: [4, 6, 0], 4: [2, 6], 3: [4, 1], 1: [3], 5: [7, 9], 7: [5, 9],
                   9: [7, 5]}
 DATASETS = {

@@ -34,13 +34,6 @@ from app.timeutil import utcnow
 log = logging.getLogger("loupe.quality")
 OUT_OF_SAMPLE_ROLES = ("oof", "holdout")
 KEPT = ("keep", "ambiguous")
-# The review order: the given class's probability under all the evidence (model x neighbours, annotator
-# confidence). It puts planted errors first more often than the margin, and than the probability of being
-# wrong, whose noise-matrix weighting helps on look-alike noise but misleads on uniform noise (bench/matrix.py).
-SCORE_METHOD = "self_confidence"
-# Thresholds per cross-validation fold (each fold's model is calibrated on its own): no consistent gain on
-# bench/mislabels.py (within +-0.005 F1 either way), so off.
-PER_FOLD_THRESHOLDS = False
 GROUP_DETAILS = 50
 
 
@@ -124,7 +117,7 @@ def job_probs(session: Session, job: Job) -> JobProbs:
 
 @dataclass
 class Detection:
-    """What confident learning says about one job's images (nothing written yet)."""
+    """What the mislabel detector says about one job's images (nothing written yet)."""
 
     data: JobProbs
     issues: np.ndarray  # (N,) bool
@@ -137,7 +130,6 @@ class Detection:
 
 
 def detect_mislabels(session: Session, *, job_id: int, use_confidence: bool = True,
-                     per_fold: bool = PER_FOLD_THRESHOLDS, method: str = "posterior",
                      settings: Settings | None = None) -> Detection:
     """Find a succeeded job's likely mislabels from its out-of-sample predictions (reads only).
 
@@ -153,13 +145,9 @@ def detect_mislabels(session: Session, *, job_id: int, use_confidence: bool = Tr
     found = mislabels.detect(data.labels, data.probs, prior=prior, neighbours=near)
     structure = mislabels.noise_structure(data.labels, data.probs, posterior=found["posterior"],
                                           groups={"source": noise.source_codes(session, data.image_ids)})
-    issues, quality = found["issues"], found["quality"]
-    if method != "posterior" or per_fold:  # the earlier filters, for comparison (bench/mislabels.py)
-        issues = mislabels.find_label_issues(data.labels, data.probs, prior=prior, method=method,
-                                             groups=data.folds if per_fold else None)
-        quality = mislabels.label_quality_scores(data.labels, data.probs, method=SCORE_METHOD, prior=prior)
-    return Detection(data, issues, quality, mislabels.suggested_classes(data.labels, found["posterior"]),
-                     use_confidence, wrong=structure["wrong"], neighbours=near is not None,
+    suggested = mislabels.suggested_classes(data.labels, found["posterior"])
+    return Detection(data, found["issues"], found["quality"], suggested, use_confidence, wrong=found["wrong"],
+                     neighbours=near is not None,
                      noise=noise.summary(session, job_id, data.class_ids, data.labels, structure))
 
 

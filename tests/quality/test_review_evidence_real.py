@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from app.db.models import Flag, Job
 from app.embeddings import analyses, knn, neighbours
+from app.quality.service import detect_mislabels
 from app.quality.evidence import SIMILAR, evidence
 from tests.embeddings import strays
 from tests import fmnist
@@ -59,6 +60,24 @@ def test_review_evidence_from_a_real_model(client, settings, db, world):
     """One train job for both (it is the slow part)."""
     similar_images_and_the_neighbours_labels(client, settings, db, world)
     real_outlier_flags_show_their_neighbours_in_review(client, db, world)
+    mislabel_flags_weigh_the_neighbours(client, settings, db, world)
+
+
+def mislabel_flags_weigh_the_neighbours(client, settings, db, world):
+    """The worker's mislabel check read the job's out-of-sample embeddings, and stored the noise estimate that the
+    quality page shows."""
+    with db.reading() as s:
+        found = detect_mislabels(s, job_id=world.train, settings=settings)
+        stored = s.get(Job, world.train).metrics["label_noise"]
+    assert found.neighbours
+    assert stored["job"] == world.train and stored["noise"] == pytest.approx(float(found.wrong.mean()))
+    assert {p["source"] for p in stored["per_source"]} >= {"scrape"}
+    written = [f for f in client.get("/api/flags", params={"kind": "mislabel", "limit": 500}).json()["items"]
+               if "quality" in f["details"]]  # the worker's (an earlier step added one by hand)
+    assert {f["image"] for f in written} == {int(i) for i in found.data.image_ids[found.issues]}
+    assert written and all(f["details"]["neighbours"] and 0 <= f["details"]["wrong"] <= 1 for f in written)
+    shown = client.get("/api/quality").json()["noise"]
+    assert shown["job"] == world.train and shown["noise"] == pytest.approx(stored["noise"])
 
 
 def similar_images_and_the_neighbours_labels(client, settings, db, world):
