@@ -32,7 +32,8 @@ def source_codes(session: Session, image_ids: np.ndarray) -> np.ndarray:
     return codes
 
 
-def summary(session: Session, job_id: int, class_ids: list[int], labels: np.ndarray, structure: dict) -> dict:
+def summary(session: Session, job_id: int, class_ids: list[int], labels: np.ndarray, structure: dict,
+            neighbours: bool = False) -> dict:
     """The quality page's noise section from `mislabels.noise_structure(..., groups={"source": codes})`."""
     names = dict(session.execute(select(Source.id, Source.name)).all())
     counts = np.bincount(labels, minlength=len(class_ids))
@@ -48,7 +49,7 @@ def summary(session: Session, job_id: int, class_ids: list[int], labels: np.ndar
     pairs.sort(key=lambda p: -p["count"])
     per_class = structure["per_class"]
     return {
-        "job": job_id, "examined": int(len(labels)), "noise": structure["noise"],
+        "job": job_id, "examined": int(len(labels)), "noise": structure["noise"], "neighbours": neighbours,
         "per_class": [{"class_id": cid, "n": int(counts[c]), "noise": per_class.get(c, {"noise": 0.0})["noise"]}
                       for c, cid in enumerate(class_ids)],
         "per_source": [{"source": names.get(k, f"#{k}"), **v} for k, v in structure.get("source", {}).items()],

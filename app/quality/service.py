@@ -148,7 +148,7 @@ def detect_mislabels(session: Session, *, job_id: int, use_confidence: bool = Tr
     suggested = mislabels.suggested_classes(data.labels, found["posterior"])
     return Detection(data, found["issues"], found["quality"], suggested, use_confidence, wrong=found["wrong"],
                      neighbours=near is not None,
-                     noise=noise.summary(session, job_id, data.class_ids, data.labels, structure))
+                     noise=noise.summary(session, job_id, data.class_ids, data.labels, structure, near is not None))
 
 
 def _current(session: Session, image_ids) -> dict[int, tuple[int, int | None, bool]]:

@@ -77,7 +77,12 @@ def mislabel_flags_weigh_the_neighbours(client, settings, db, world):
     assert {f["image"] for f in written} == {int(i) for i in found.data.image_ids[found.issues]}
     assert written and all(f["details"]["neighbours"] and 0 <= f["details"]["wrong"] <= 1 for f in written)
     shown = client.get("/api/quality").json()["noise"]
-    assert shown["job"] == world.train and shown["noise"] == pytest.approx(stored["noise"])
+    assert shown["job"] == world.train and shown["noise"] == pytest.approx(stored["noise"]) and shown["neighbours"]
+    surest = max(written, key=lambda f: f["score"])
+    html = client.get("/review", params={"flag": surest["id"]}).text
+    wrong = re.search(r'id="wrong-probability">Probably wrong: <b>([\d.]+)\s*%</b>', html)
+    assert wrong and float(wrong.group(1)) == pytest.approx(100 * surest["details"]["wrong"], abs=0.1)
+    assert "the neighbours' labels" in html.replace("&#39;", "'")
 
 
 def similar_images_and_the_neighbours_labels(client, settings, db, world):
