@@ -417,9 +417,18 @@ def _noise_model(y: np.ndarray, probs: np.ndarray) -> dict:
 
     best = max(range(0, len(TEMPERATURES), 4), key=loglik)
     best = max(range(max(0, best - 3), min(len(TEMPERATURES), best + 4)), key=loglik)
+    temperature = TEMPERATURES[best]
+    if 0 < best < len(TEMPERATURES) - 1:
+        # The estimate moves fast with t (a point of noise per few % of t): the peak of the parabola through the
+        # best grid point and its two neighbours, on log t, rather than the grid point itself.
+        low, mid, high = loglik(best - 1), loglik(best), loglik(best + 1)
+        curve = low - 2 * mid + high
+        if curve < 0:
+            step = np.log(TEMPERATURES[best + 1] / TEMPERATURES[best])
+            temperature = float(TEMPERATURES[best] * np.exp(np.clip(0.5 * (low - high) / curve, -1, 1) * step))
     order = np.argsort(y, kind="stable")
-    channel, _ = _channel(y[order], _temper(probs[order], TEMPERATURES[best]))
-    return {"temperature": TEMPERATURES[best], "channel": channel}
+    channel, _ = _channel(y[order], _temper(probs[order], temperature))
+    return {"temperature": temperature, "channel": channel}
 
 
 def _posterior(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
