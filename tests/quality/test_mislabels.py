@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from app.quality import mislabels
+from tests import noise
 
 K = 4
 # P(given = i | true = j): columns are true classes. Class 0 is often mislabelled as 1, 2 as 3.
@@ -278,3 +279,42 @@ def test_noise_structure_adds_up_over_groups():
     overall = sum(p["noise"] * p["n"] for p in parts.values()) / len(given)
     assert abs(overall - est["noise"]) < 1e-9
     assert abs(est["joint"].sum() - len(given)) < 1e-6          # expected counts of (given, true)
+
+
+PAIRS = {0: [1], 1: [0], 2: [3], 3: [2]}  # look-alike classes for the six-class world below
+
+
+@pytest.mark.parametrize("kind", noise.KINDS)
+def test_each_noise_kind_is_found_and_estimated(kind):
+    """Each kind the benchmark matrix plants (tests/noise.py), on a model that also confuses look-alike classes by
+    itself (which inflates estimates a little: a confusing class reads noisier than it is)."""
+    k, rate = 6, 0.1
+    rng = np.random.default_rng(noise.KINDS.index(kind))
+    true = rng.integers(0, k, 4000)
+    if kind == "rare_class":
+        true = true[noise.subsample_rare(true, rng, 5, share=0.04)]
+    n = len(true)
+    source = rng.choice(3, n, p=[0.4, 0.35, 0.25])
+    given, flipped = {
+        "uniform": lambda: noise.uniform(true, rng, rate, k),
+        "lookalike": lambda: noise.lookalike(true, rng, rate, PAIRS),
+        "noisy_source": lambda: noise.noisy_source(true, rng, rate, k, source, noisy=0, factor=4),
+        "rare_class": lambda: noise.rare_class(true, rng, rate, k, 5),
+    }[kind]()
+    logits = rng.normal(0, 1, (n, k))
+    logits[np.arange(n), true] += 3.0
+    partner = np.array([PAIRS.get(int(c), [int(c)])[0] for c in true])
+    logits[np.arange(n), partner] += np.where(partner != true, 1.5, 0.0)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    confidence = np.where(flipped, rng.choice([1.0, 0.6, 0.3], n, p=[0.4, 0.35, 0.25]),
+                          rng.choice([1.0, 0.6, 0.3], n, p=[0.85, 0.12, 0.03]))
+    errors = given != true
+    found = mislabels.detect(given, probs, prior=confidence)
+    assert f1(found["issues"], errors) > (0.65 if kind == "lookalike" else 0.75)
+    est = mislabels.noise_structure(given, probs, posterior=found["posterior"], groups={"source": source})
+    assert abs(est["noise"] - errors.mean()) < 0.04
+    if kind == "noisy_source":
+        assert est["source"][0]["noise"] > 2 * max(est["source"][1]["noise"], est["source"][2]["noise"])
+    if kind == "rare_class":
+        involved = errors & ((true == 5) | (given == 5))
+        assert (found["issues"] & involved).sum() >= 0.6 * involved.sum()
