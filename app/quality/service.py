@@ -199,13 +199,13 @@ def _raise_or_create(session: Session, *, kind: str, image_id: int, score: float
 
 
 def flag_mislabels(session: Session, *, job_id: int, use_confidence: bool = True,
-                   found: Detection | None = None) -> dict:
+                   found: Detection | None = None, settings: Settings | None = None) -> dict:
     """Suspected mislabels of a succeeded job as flags (kind "mislabel"); commits. Returns counts.
 
     `found`: a detection made beforehand in a read session (see `check_job`), so
     the write lock is held only while flags are written.
     """
-    found = found or detect_mislabels(session, job_id=job_id, use_confidence=use_confidence)
+    found = found or detect_mislabels(session, job_id=job_id, use_confidence=use_confidence, settings=settings)
     data = found.data
     idx = np.flatnonzero(found.issues)
     current = _current(session, data.image_ids[idx])
@@ -392,7 +392,8 @@ def _check_duplicates(db, *, job_id: int) -> dict:
 def after_job(db, job_id: int, settings: Settings | None = None) -> None:
     """What the worker does after a job succeeds: mislabel flags (when it has out-of-sample predictions) and
     duplicate conflicts. Never raises: a quality check must not stop the worker's queue."""
-    for what, run in (("mislabel", functools.partial(check_job, settings=settings)), ("duplicate", _check_duplicates)):
+    checks = (("mislabel", functools.partial(check_job, settings=settings)), ("duplicate", _check_duplicates))
+    for what, run in checks:
         try:
             counts = run(db, job_id=job_id)
             log.info("job %s: %s flags %s", job_id, what, counts)

@@ -48,9 +48,9 @@ def read_source_trend(session: ReadSession) -> dict:
 
 
 @router.post("/api/quality/mislabels", tags=["quality"])
-def run_mislabels(db: DatabaseDep, body: MislabelBody) -> dict:
+def run_mislabels(db: DatabaseDep, settings: SettingsDep, body: MislabelBody) -> dict:
     """(Re-)run mislabel detection on a finished job; 409 when it has no out-of-sample predictions."""
-    return check_job(db, job_id=body.job, use_confidence=body.use_confidence)
+    return check_job(db, job_id=body.job, use_confidence=body.use_confidence, settings=settings)
 
 
 @router.get("/api/quality/duplicates", tags=["quality"])
@@ -116,7 +116,7 @@ def quality_action(request: Request, session: WriteSession, settings: SettingsDe
             job = latest_checked_job(session)
             if job is None:
                 raise LoupeError("no finished job with out-of-sample predictions yet")
-            got = flag_mislabels(session, job_id=job.id)
+            got = flag_mislabels(session, job_id=job.id, settings=settings)
             notice = f"job #{job.id}: {got['issues']} suspected mislabel(s), {got['created']} new flag(s)."
         else:
             raise LoupeError(f"unknown action '{action}'")
