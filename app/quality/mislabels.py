@@ -75,6 +75,7 @@ NEIGHBOUR_WEIGHT = 0.5  # beta: the neighbours' vote enters as (their label dist
 NEIGHBOUR_SMOOTHING = 1.0  # alpha: pseudo-neighbours per class, spread as the labels are
 TEMPERATURES = tuple(float(t) for t in np.exp(np.linspace(np.log(0.2), np.log(5.0), 25)))
 FIT_ROWS = 20_000  # the temperature is chosen on this many examples at most
+MAX_NOISE = 0.5  # above this estimated share of wrong labels, the evidence is taken to carry nothing
 EM_STEPS = 50
 EM_TOLERANCE = 1e-6  # stop when the log-likelihood gains less than this per example
 _EPS = 1e-6
@@ -306,7 +307,8 @@ def noise_structure(labels, pred_probs, *, prior=None, neighbours=None, groups: 
     -------
     dict
         ``wrong`` (N,) probability each label is wrong; ``noise`` the
-        estimated overall share of wrong labels (their mean); ``joint`` (K, K)
+        estimated overall share of wrong labels (their mean); ``informative``
+        whether the evidence can tell at all (`informative`); ``joint`` (K, K)
         expected counts of (given i, true j); ``per_class`` and one entry per
         `groups` key as `noise_by_group` returns them.
     """
@@ -316,7 +318,7 @@ def noise_structure(labels, pred_probs, *, prior=None, neighbours=None, groups: 
     joint = np.zeros((probs.shape[1], probs.shape[1]))
     np.add.at(joint, y, post)
     out = {"wrong": wrong, "noise": float(wrong.mean()) if len(y) else 0.0, "joint": joint,
-           "per_class": _group_means(wrong, y)}
+           "per_class": _group_means(wrong, y), "informative": informative(wrong)}
     for name, values in (groups or {}).items():
         out[name] = _group_means(wrong, _check_groups(values, len(y)))
     return out
@@ -349,7 +351,8 @@ def neighbour_distribution(labels, neighbours, n_classes: int | None = None, *,
     smoothing : float
         ``smoothing * K`` pseudo-neighbours spread as the given labels are
         (so a class nobody near carries keeps a little weight, and an example
-        with few neighbours leans on the overall label shares).
+        with few neighbours leans on the overall label shares). An example
+        with no neighbours at all gets the uniform distribution: no evidence.
 
     Returns
     -------
@@ -369,7 +372,9 @@ def neighbour_distribution(labels, neighbours, n_classes: int | None = None, *,
     np.add.at(counts, (rows[valid], y[nb[valid]]), 1.0)
     shares = np.bincount(y, minlength=k) / max(1, len(y))
     pseudo = smoothing * k
-    return (counts + pseudo * shares) / (valid.sum(axis=1, keepdims=True) + pseudo)
+    out = (counts + pseudo * shares) / (valid.sum(axis=1, keepdims=True) + pseudo)
+    out[~valid.any(axis=1)] = 1.0 / k  # no neighbours: no evidence either way
+    return out
 
 
 def combine_evidence(pred_probs, neighbour_probs, *, weight: float = NEIGHBOUR_WEIGHT) -> np.ndarray:
@@ -626,8 +631,24 @@ def _detect(y, probs, prior, neighbours, frac_noise: float = 1.0, min_keep: int 
         issues[keep] = True
     # The model and the neighbours put the given label first: not an issue, whatever the counts (or the
     # annotator's doubt) say.
-    issues = _leave_per_class(issues, y, post, min_keep) & (evidence.argmax(axis=1) != y)
+    # (Strictly: a tie, e.g. a model that learnt nothing, is no evidence against the label.)
+    issues = _leave_per_class(issues, y, post, min_keep) & (evidence[rows, y] < evidence.max(axis=1) - _EPS)
+    if not informative(wrong):
+        issues[:] = False
     return {"issues": issues, "quality": moved[rows, y], "wrong": wrong, "posterior": post}
+
+
+def informative(wrong) -> bool:
+    """Whether the evidence can tell right labels from wrong ones: it must find most labels right.
+
+    Out-of-sample probabilities that carry nothing (a model that learnt
+    nothing, or probabilities of another task) make the given labels look
+    independent of the evidence, which the noise model can only explain as
+    most labels being wrong. Confident learning rests on the same assumption
+    (each class's labels mostly right); beyond it nothing is flagged.
+    """
+    w = np.asarray(wrong, dtype=np.float64)
+    return bool(len(w) == 0 or w.mean() <= MAX_NOISE)
 
 
 def detect(labels, pred_probs, *, prior=None, neighbours=None) -> dict:

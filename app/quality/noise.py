@@ -50,6 +50,7 @@ def summary(session: Session, job_id: int, class_ids: list[int], labels: np.ndar
     per_class = structure["per_class"]
     return {
         "job": job_id, "examined": int(len(labels)), "noise": structure["noise"], "neighbours": neighbours,
+        "informative": structure["informative"],
         "per_class": [{"class_id": cid, "n": int(counts[c]), "noise": per_class.get(c, {"noise": 0.0})["noise"]}
                       for c, cid in enumerate(class_ids)],
         "per_source": [{"source": names.get(k, f"#{k}"), **v} for k, v in structure.get("source", {}).items()],

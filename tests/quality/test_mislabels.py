@@ -222,8 +222,8 @@ def test_neighbour_distribution_smooths_towards_the_label_shares():
     np.testing.assert_allclose(dist.sum(axis=1), 1.0)
     # Row 0: two neighbours labelled 0, plus 1 pseudo-neighbour spread 3:1.
     np.testing.assert_allclose(dist[0], [(2 + 0.75) / 3, 0.25 / 3])
-    # No neighbours at all: the label shares.
-    np.testing.assert_allclose(dist[2], [0.75, 0.25])
+    # No neighbours at all: no evidence either way.
+    np.testing.assert_allclose(dist[2], [0.5, 0.5])
     with pytest.raises(ValueError, match="neighbours must have shape"):
         mislabels.neighbour_distribution(labels, np.zeros((3, 2), dtype=int), 2)
     with pytest.raises(ValueError, match="row indices below 4"):
@@ -253,6 +253,19 @@ def test_the_count_and_the_estimate_follow_the_noise(rate, model):
     assert abs(found.sum() - errors.sum()) < 0.1 * errors.sum()
     assert f1(found, errors) > f1(mislabels.find_label_issues(given, probs, method="low_self_confidence"), errors)
     assert abs(mislabels.noise_structure(given, probs)["noise"] - errors.mean()) < 0.01
+
+
+def test_evidence_that_carries_nothing_flags_nothing():
+    rng = np.random.default_rng(10)
+    labels = rng.integers(0, 5, 400)
+    for probs in (rng.dirichlet(np.ones(5), 400), np.full((400, 5), 0.2)):   # another task's; a model that learnt nothing
+        found = mislabels.detect(labels, probs, prior=rng.choice([1.0, 0.3], 400),
+                                 neighbours=np.full((400, 3), -1))
+        assert not found["issues"].any()
+    est = mislabels.noise_structure(labels, rng.dirichlet(np.ones(5), 400))
+    assert not est["informative"] and est["noise"] > 0.5
+    given, probs, _ = planted(seed=11)
+    assert mislabels.noise_structure(given, probs)["informative"]
 
 
 def test_expected_f1_cut_on_calibrated_probabilities():

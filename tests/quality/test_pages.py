@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from tests.factories import labelled_snapshot
 from tests.quality.helpers import confident_probs, finish_job, snapshot_labels
 
@@ -52,3 +54,16 @@ def test_review_and_quality_pages_show_the_evidence(client, db):
     r = client.post("/quality/actions/mislabels", headers={"HX-Request": "true"})
     assert f"job #{job}: 2 suspected" in r.text
     assert "unknown action" in client.post("/quality/actions/nope", headers={"HX-Request": "true"}).text
+
+
+def test_a_model_that_learnt_nothing_gives_no_estimate_and_no_flags(client, db):
+    snap = labelled_snapshot(client, 60, classes=3, folds=3)
+    _, labels = snapshot_labels(client, snap)
+    rng = np.random.default_rng(3)
+    job = finish_job(client, db, snap, {i: rng.dirichlet(np.ones(3)).tolist() for i in labels})
+    page = client.get("/quality").text
+    assert 'id="noise-uninformative"' in page and f"Job #{job}'s model learnt too little" in page
+    assert re.search(r'data-metric="noise">—<', page)
+    report = client.get("/api/quality").json()
+    assert report["noise"]["job"] == job and not report["noise"]["informative"]
+    assert report["flags"]["by_kind"]["mislabel"]["open"] == 0
