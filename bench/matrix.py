@@ -19,16 +19,19 @@ rerun with --reuse.
 
 Per cell, one line: out-of-sample accuracy (against the true labels); Loupe:
 P / R / F1 of its flags at the default cut (the detection recomputed from the
-cache exactly as app.quality.service.detect_mislabels does; on a fresh build it
-is checked against the worker's own flags), precision of the first k flags in
-review order (score descending; k = the true number of errors), its F1
-without the annotator's confidence (cleanlab never sees it), the estimated
-noise rate (the quality page's number, app.quality.report: the share of
-off-diagonal confident-joint members) vs the true one, and per source in a
+cache exactly as app.quality.service.detect_mislabels does, neighbours from
+the cached oof-embeddings included; the count of flags where it differs from
+the worker's own, written when the cell was built, shows when the detector
+changed since), precision of the first k flags in review order (score
+descending; k = the true number of errors), its F1 without the annotator's
+confidence (cleanlab never sees it) and without the neighbours, the estimated
+noise rate (the quality page's number, app.quality.mislabels.noise_structure)
+vs the true one, the worst class's estimate vs its truth, per source in a
 noisy_source cell, and the recall on the rare class's errors in a rare_class
-cell; cleanlab: `find_label_issues` (defaults) P / R / F1 and the
-precision of its k lowest `get_label_quality_scores`. Then a summary: mean F1
-of each, and the cells where Loupe's F1 is below cleanlab's.
+cell; cleanlab: `find_label_issues` (defaults) P / R / F1 and the precision of
+its k lowest `get_label_quality_scores`. Then a summary: mean F1 and P@k of
+each, the cells where Loupe's F1 is below cleanlab's, and on the 10 % cells
+the largest error of the noise estimate overall, per class and per source.
 
 cleanlab is a benchmark dependency only: `.venv/bin/pip install cleanlab`.
 
