@@ -180,6 +180,16 @@ class CurrentLabel(Base):
     class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
 
 
+class ClassCount(Base):
+    """Per class: its current labels. Kept exact by triggers on classes and current_labels (migration 0011),
+    for the taxonomy page at a million images."""
+
+    __tablename__ = "class_counts"
+
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"), primary_key=True)
+    labels: Mapped[int] = mapped_column(Integer)
+
+
 class ClassRevision(Base):
     """A class's name and definition from a version on: what a label meant when it was made."""
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.db.ids import as_id
-from app.db.models import ClassExample, CurrentLabel, LabelClass, TaxonomyVersion
+from app.db.models import ClassCount, ClassExample, LabelClass, TaxonomyVersion
 from app.errors import InvalidInput, NotFound
 
 
@@ -35,11 +35,8 @@ def retired_keys(session: Session) -> list[tuple[str, str]]:
 
 
 def class_counts(session: Session) -> dict[int, int]:
-    """Current labels per class id."""
-    rows = session.execute(
-        select(CurrentLabel.class_id, func.count()).where(CurrentLabel.class_id.is_not(None)).group_by(CurrentLabel.class_id)
-    )
-    return dict(rows.all())
+    """Current labels per class id (classes with none left out), from the counts triggers keep (migration 0011)."""
+    return dict(session.execute(select(ClassCount.class_id, ClassCount.labels).where(ClassCount.labels > 0)).all())
 
 
 def resolve_class(session: Session, ref: Any, *, active_only: bool = True) -> LabelClass:

@@ -1,4 +1,5 @@
-"""The per-source counts that triggers keep (migration 0008) agree with counting the rows, through every writer."""
+"""The per-source and per-class counts that triggers keep (migrations 0008, 0011) agree with counting the rows,
+through every writer."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import re
 from sqlalchemy import text
 
 from app.images.catalog import library_counts, source_counts
+from app.taxonomy.queries import class_counts
 from tests.factories import add_class, label, upload_fmnist
 
 
@@ -38,6 +40,12 @@ checked_label_page: list[bool] = []
 def _agree(client, db) -> dict[str, tuple[int, int, int, int]]:
     truth = _counted(db)
     assert _kept(db) == truth
+    with db.reading() as s:   # per class too (migration 0011): the same writers move them
+        by_class = dict(s.execute(text("SELECT class_id, count(*) FROM current_labels WHERE class_id IS NOT NULL "
+                                       "GROUP BY class_id")).all())
+        kept = dict(s.execute(text("SELECT class_id, labels FROM class_counts")).all())
+        assert {c: n for c, n in kept.items() if n} == by_class and min(kept.values(), default=0) >= 0
+        assert class_counts(s) == by_class
     with db.reading() as s:
         assert {c["name"]: (c["images"], c["labelled"]) for c in source_counts(s)} == \
             {name: n[:2] for name, n in truth.items()}
