@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     max_suggestions: int = 20_000
     # Share of labels older than a day that come back blind for an audit (quality page).
     audit_share: float = 0.05
+    # Up to this many images the quality page computes its duplicate and health reports on each view (they
+    # read every image: about 10 s at 1,000,000); above, it shows the newest stored result of a "report" job
+    # and how much changed since (app.quality.results).
+    quality_live_max: int = 20_000
     # Where `loupe serve` listens. Beyond loopback, logins are required (app.web.auth).
     host: str = "127.0.0.1"
     # "auto": no login on loopback; "required": log in even there.

@@ -16,11 +16,12 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Flag, Job, LabelClass, Prediction, Snapshot, SnapshotItem
 from app.errors import Conflict
-from app.quality import duplicates, mislabels, noise
+from app.quality import duplicates, mislabels, noise, results
 from app.quality.audits import audit_stats
 from app.quality.flags import KINDS
 from app.quality.service import OUT_OF_SAMPLE_ROLES, active_class, job_probs, live_images, near_groups
 from app.quality.sources import source_trend
+from app.images.catalog import library_counts
 from app.snapshots.reports import live_health
 
 EXAMPLES = 10
@@ -149,19 +150,32 @@ def duplicate_report(session: Session) -> dict:
     return {"images": int(len(ids)), "snapshot": snapshot.name if snapshot else None, "rows": rows}
 
 
-def quality_report(session: Session) -> dict:
-    """Everything the quality page shows."""
-    health = live_health(session)
+def quality_report(session: Session, settings) -> dict:
+    """Everything the quality page shows. The whole-dataset parts (duplicates, hard cases, effective size) are
+    live up to `settings.quality_live_max` images and the newest stored report above (app.quality.results):
+    `as_of` is None when they are live, else {"job", "at", "since", "refreshing"} (job None: none stored yet,
+    and those parts are None)."""
+    if results.live(session, settings):
+        whole, as_of = {"duplicates": duplicate_report(session), "health": live_health(session)}, None
+    else:
+        stored = results.latest(session)
+        whole = stored
+        as_of = {"job": stored["job"] if stored else None, "at": stored["stamp"]["at"] if stored else None,
+                 "since": stored["since"] if stored else None, "refreshing": results.refreshing(session)}
+    health = whole["health"] if whole else None
+    counts = library_counts(session)
     return {
         "noise": noise_summary(session),
         "flags": flag_counts(session),
         "audits": audit_stats(session),
-        "duplicates": duplicate_report(session),
-        "effective": health["effective"],
-        "hard_cases": {"tagged": health["tags"]["tagged"], "share": health["tags"]["share"],
-                       "per_tag": health["tags"]["per_tag"], "total": health["total"],
-                       "unsure": sum(b["count"] for b in health["confidence"]["bins"][:-1]),
-                       "confident_at": health["definitions"]["confident_at"]},
-        "library": health["library"],
+        "duplicates": whole["duplicates"] if whole else None,
+        "effective": health["effective"] if health else None,
+        "hard_cases": None if health is None else {
+            "tagged": health["tags"]["tagged"], "share": health["tags"]["share"], "per_tag": health["tags"]["per_tag"],
+            "total": health["total"], "unsure": sum(b["count"] for b in health["confidence"]["bins"][:-1]),
+            "confident_at": health["definitions"]["confident_at"]},
+        "library": {"images": counts["images"], "labelled": counts["labelled"],
+                    "unlabelled": counts["images"] - counts["labelled"], "excluded": counts["excluded"]},
         "source_trend": source_trend(session),
+        "as_of": as_of,
     }

@@ -91,7 +91,7 @@ def check_config(session: Session, snapshot: Snapshot, config: dict) -> dict:
     return full
 
 
-KINDS = ("train", "predict", "embed", "analyse", "search")
+KINDS = ("train", "predict", "embed", "analyse", "search", "report")
 EMBED_KEYS = {"backbone", "weights", "image_size", "batch_size", "device"}
 BACKBONES = ("resnet18", "mobilenet_v3", "efficientnet_b0")  # nets.BACKBONES (that module imports torch)
 
@@ -109,6 +109,8 @@ def create_job(session: Session, *, snapshot_ref=None, config: dict | None = Non
         return create_analyse_job(session, config or {})
     if kind == "search":
         raise InvalidInput("a search job is made by POST /api/similar with the image to search for")
+    if kind == "report":
+        raise InvalidInput("a report job is made by POST /api/quality/refresh")
     if snapshot_ref is None:
         raise InvalidInput("a train job needs a snapshot (id or name)")
     snapshot = get_snapshot(session, snapshot_ref)
@@ -241,8 +243,10 @@ def get_job(session: Session, job_id: int) -> Job:
 
 def claim(session: Session, worker: str) -> Job | None:
     """Move the oldest queued job (searches first) to running for `worker`; None when the queue is empty."""
-    # A search (one uploaded image, someone waiting on the page) goes before the queue's long jobs.
-    pick = select(Job.id).where(Job.status == "queued").order_by(Job.kind != "search", Job.id).limit(1)
+    # A search (one uploaded image, someone waiting on the page) goes before the queue's long jobs, and so does
+    # a quality report refresh (seconds, and the quality page waits on it).
+    pick = select(Job.id).where(Job.status == "queued").order_by(Job.kind != "search", Job.kind != "report",
+                                                               Job.id).limit(1)
     if session.get_bind().dialect.name == "postgresql":
         pick = pick.with_for_update(skip_locked=True)
     job_id = session.scalar(pick)

@@ -210,8 +210,16 @@ def _search(db: Database, settings: Settings, job_id: int, worker: str, hooks: D
     return _torch_module("search").run_job(db, settings, job_id, worker, hooks)
 
 
+def _report(db: Database, settings: Settings, job_id: int, worker: str, hooks: DbHooks):
+    """A report job: the quality page's whole-dataset analyses, stored (app.quality.results; no torch)."""
+    from app.quality import results
+
+    return results.run_job(db, settings, job_id, worker, hooks)
+
+
 # Each returns the keyword arguments of jobs.finish for its job.
-RUNNERS = {"train": _train, "predict": _predict, "embed": _embed, "analyse": _analyse, "search": _search}
+RUNNERS = {"train": _train, "predict": _predict, "embed": _embed, "analyse": _analyse, "search": _search,
+           "report": _report}
 
 
 def run_job(db: Database, settings: Settings, job_id: int, worker: str) -> str:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from app.errors import LoupeError
+from app.quality import results
 from app.quality.audits import audit_stats, pick_audits
 from app.quality.report import duplicate_report, quality_report
 from app.quality.service import check_job, flag_duplicates, flag_mislabels
@@ -34,9 +35,18 @@ class AuditPickBody(BaseModel):
 
 
 @router.get("/api/quality", tags=["quality"])
-def read_quality(session: ReadSession) -> dict:
-    """Estimated noise per class and source, flags by kind and status, audit agreement, duplicates, size."""
-    return quality_report(session)
+def read_quality(session: ReadSession, settings: SettingsDep) -> dict:
+    """Estimated noise per class and source, flags by kind and status, audit agreement, duplicates, size.
+    Past `quality_live_max` images the duplicates, hard cases and effective size are the newest stored report's
+    (`as_of`: its job, time, the changes since, and a refresh job under way); null until one is stored."""
+    return quality_report(session, settings)
+
+
+@router.post("/api/quality/refresh", status_code=202, tags=["quality"])
+def refresh_quality(session: WriteSession) -> dict:
+    """Queue a report job that recomputes the stored duplicate and health reports (or return the one queued)."""
+    job = results.queue(session)
+    return {"job": job.id, "status": job.status}
 
 
 @router.get("/api/quality/sources", tags=["quality"])
@@ -78,8 +88,8 @@ def start_audits(session: WriteSession, settings: SettingsDep, body: AuditPickBo
     return pick_audits(session, share=share, older_than=timedelta(hours=body.older_than_hours), seed=body.seed)
 
 
-def _page(request: Request, session, *, notice: str | None = None, error: str | None = None):
-    report = quality_report(session)
+def _page(request: Request, session, settings, *, notice: str | None = None, error: str | None = None):
+    report = quality_report(session, settings)
     weeks = report["audits"]["weeks"]
     chart = line_chart({"agreement": [w["agreement"] for w in weeks], "kappa": [w["kappa"] for w in weeks]},
                        y_min=min([0.0] + [w["kappa"] for w in weeks if w["kappa"] == w["kappa"]]), y_max=1)
@@ -94,9 +104,9 @@ def _page(request: Request, session, *, notice: str | None = None, error: str | 
 
 
 @router.get("/quality", include_in_schema=False)
-def quality_page(request: Request, session: ReadSession):
+def quality_page(request: Request, session: ReadSession, settings: SettingsDep):
     """Noise per class and source, flags, audit agreement over time, confused classes, hard cases, size."""
-    return _page(request, session)
+    return _page(request, session, settings)
 
 
 @router.post("/quality/actions/{action}", include_in_schema=False)
@@ -110,6 +120,9 @@ def quality_action(request: Request, session: WriteSession, settings: SettingsDe
             got = flag_duplicates(session)
             notice = (f"{got['groups']} conflicting group(s): {got['created']} new flag(s), "
                       f"{got['cancelled']} cancelled.")
+        elif action == "refresh":
+            job = results.queue(session)
+            notice = f"Report job #{job.id} recomputes duplicates, hard cases and effective size."
         elif action == "mislabels":
             from app.quality.report import latest_checked_job
 
@@ -122,5 +135,5 @@ def quality_action(request: Request, session: WriteSession, settings: SettingsDe
             raise LoupeError(f"unknown action '{action}'")
     except LoupeError as exc:
         session.rollback()
-        return _page(request, session, error=exc.detail)
-    return _page(request, session, notice=notice)
+        return _page(request, session, settings, error=exc.detail)
+    return _page(request, session, settings, notice=notice)
