@@ -83,7 +83,7 @@ def loupe_detect(c: dict, use_confidence: bool = True, neighbours: np.ndarray | 
     found = mislabels.detect(c["given"], c["probs"], prior=prior, neighbours=neighbours)
     structure = mislabels.noise_structure(c["given"], c["probs"], posterior=found["posterior"],
                                           groups={"source": c["source"]})
-    return {"flagged": found["issues"], "score": 1.0 - found["quality"], "noise": structure}
+    return {"flagged": found["issues"], "score": found["score"], "noise": structure}
 
 
 def score(path: Path) -> dict:

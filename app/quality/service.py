@@ -125,6 +125,7 @@ class Detection:
     suggested: np.ndarray  # (N,) column index of the suggested class
     use_confidence: bool = True
     wrong: np.ndarray | None = None  # (N,) probability that the label is wrong
+    score: np.ndarray | None = None  # (N,) the review order, higher first (app.quality.mislabels.detect)
     neighbours: bool = False  # whether out-of-sample neighbours were weighed
     noise: dict | None = None  # the noise estimate for the quality page (app.quality.noise.summary)
 
@@ -147,6 +148,7 @@ def detect_mislabels(session: Session, *, job_id: int, use_confidence: bool = Tr
                                           groups={"source": noise.source_codes(session, data.image_ids)})
     suggested = mislabels.suggested_classes(data.labels, found["posterior"])
     return Detection(data, found["issues"], found["quality"], suggested, use_confidence, wrong=found["wrong"],
+                     score=found["score"],
                      neighbours=near is not None,
                      noise=noise.summary(session, job_id, data.class_ids, data.labels, structure, near is not None))
 
@@ -226,7 +228,7 @@ def flag_mislabels(session: Session, *, job_id: int, use_confidence: bool = True
                    "given_prob": round(float(probs[data.labels[i]]), 6),
                    "top": [{"class_id": data.class_ids[k], "prob": round(float(probs[k]), 6)} for k in top],
                    "use_confidence": use_confidence}
-        _raise_or_create(session, kind="mislabel", image_id=image_id, score=round(1.0 - float(found.quality[i]), 6),
+        _raise_or_create(session, kind="mislabel", image_id=image_id, score=round(float(found.score[i]), 6),
                          suggested=data.class_ids[found.suggested[i]], details=details, current_event=event,
                          opened=opened, kept=kept, counts=counts)
     if found.noise is not None:
