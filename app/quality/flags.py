@@ -35,6 +35,7 @@ from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent
 from app.errors import Conflict, InvalidInput, NotFound
 from app.images.exclusion import set_excluded
 from app.labelling.events import LabelInput, append_label_events
+from app.quality.service import active_class
 from app.taxonomy.queries import resolve_class
 from app.timeutil import iso, utcnow
 
@@ -233,7 +234,8 @@ def _close(session: Session, flag: Flag, resolution: str, event: LabelEvent | No
 PERSON_KINDS_EXCLUDED = ("migration", "import", "undo")  # label events that are no person's new decision
 
 
-def _why_stale(flag: Flag, current: tuple | None, excluded: bool, group_classes: dict[int, tuple]) -> str | None:
+def _why_stale(flag: Flag, current: tuple | None, excluded: bool, group_classes: dict[int, tuple],
+               suggested_heir: int | None = None) -> str | None:
     details = flag.details or {}
     if excluded:
         return "the image is excluded from the dataset"
@@ -245,6 +247,8 @@ def _why_stale(flag: Flag, current: tuple | None, excluded: bool, group_classes:
             return "the near-duplicates' labels agree now"
     elif flag.kind in ("mislabel", "audit") and flag.status == "open":
         judged = details.get("label_event_id")
+        if kind == "migration" and suggested_heir is not None and class_id == suggested_heir:
+            return f"a taxonomy change made its label and the suggested class one class (label event #{event_id})"
         if judged is None or event_id is None or event_id == judged or kind in PERSON_KINDS_EXCLUDED:
             return None
         if judged_class is not None and class_id == judged_class:
@@ -294,11 +298,12 @@ def _cancel_stale(session: Session, ids: set[int]) -> list[int]:
         .where(Image.id.in_(list(every)))).all()
     state = {i: (x, e, c, k) for i, x, e, c, k in rows}
     group_classes = {i: (c, x) for i, (x, e, c, k) in state.items()}
-    now, cancelled = utcnow(), []
+    now, cancelled, heirs = utcnow(), [], {}
     for f in flags:
         excluded, event, cls, kind = state.get(f.image_id, (False, None, None, None))
         current = (event, cls, kind, judged_class.get((f.details or {}).get("label_event_id")))
-        why = _why_stale(f, current, excluded, group_classes)
+        heir = None if f.suggested_class_id is None else active_class(session, f.suggested_class_id, heirs)
+        why = _why_stale(f, current, excluded, group_classes, heir)
         if why is None:
             continue
         f.status, f.resolution, f.resolved_at = "cancelled", "cancelled", now

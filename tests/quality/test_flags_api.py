@@ -157,3 +157,16 @@ def test_a_merge_since_the_job_maps_classes_forward(client, db):
     finish_job(client, db, snap, confident_probs(labels, 3, wrong=plant))
     got = flags(client)
     assert [(f["image"], f["given"], f["suggested"]) for f in got] == [(other, classes[2], "top")]
+
+
+def test_a_merge_that_unites_label_and_suggestion_closes_the_flag(client, planted):
+    classes, labels, wrong = planted["classes"], planted["labels"], planted["wrong"]
+    moot = {i for i in wrong if {labels[i], wrong[i]} == {0, 1}}
+    assert moot and len(moot) < len(wrong)
+    r = client.post("/api/taxonomy/changes", json={"op": "merge", "classes": [classes[0], classes[1]], "into": "top"})
+    assert r.status_code == 201, r.text
+    assert client.get("/review").status_code == 200        # the review page's safety net runs
+    assert {f["image"] for f in flags(client)} == set(wrong) - moot
+    gone = flags(client, status="cancelled")
+    assert {f["image"] for f in gone} == moot
+    assert all("one class" in f["details"]["cancelled_because"] for f in gone)
