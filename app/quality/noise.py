@@ -34,10 +34,23 @@ def source_codes(session: Session, image_ids: np.ndarray) -> np.ndarray:
 
 def summary(session: Session, job_id: int, class_ids: list[int], labels: np.ndarray, structure: dict,
             neighbours: bool = False) -> dict:
-    """The quality page's noise section from `mislabels.noise_structure(..., groups={"source": codes})`."""
+    """The quality page's noise section from `mislabels.noise_structure(..., groups={"source": codes})`.
+
+    Keeps the expected (given, true) counts too, so that a later merge can be followed without the job's
+    images (`in_todays_classes`)."""
     names = dict(session.execute(select(Source.id, Source.name)).all())
-    counts = np.bincount(labels, minlength=len(class_ids))
-    joint = structure["joint"]
+    joint = np.asarray(structure["joint"], dtype=np.float64)
+    out = {"job": job_id, "examined": int(len(labels)), "neighbours": neighbours,
+           "informative": structure["informative"],
+           "per_source": [{"source": names.get(k, f"#{k}"), **v} for k, v in structure.get("source", {}).items()],
+           "class_ids": list(class_ids), "joint": np.round(joint, 3).tolist()}
+    return {**out, **_from_joint(list(class_ids), joint)}
+
+
+def _from_joint(class_ids: list[int], joint: np.ndarray) -> dict:
+    """Overall and per-class noise and the most confused pairs from expected (given i, true j) counts."""
+    rows = joint.sum(axis=1)
+    wrong = rows - np.diagonal(joint)
     pairs = []
     for i in range(len(class_ids)):
         for j in range(i + 1, len(class_ids)):
@@ -45,14 +58,26 @@ def summary(session: Session, job_id: int, class_ids: list[int], labels: np.ndar
             if n >= 0.5:
                 pairs.append({"a": class_ids[i], "b": class_ids[j], "count": round(n),
                               "a_as_b": round(float(joint[i, j])), "b_as_a": round(float(joint[j, i])),
-                              "share": n / max(1, counts[i] + counts[j])})
+                              "share": n / max(1.0, float(rows[i] + rows[j]))})
     pairs.sort(key=lambda p: -p["count"])
-    per_class = structure["per_class"]
-    return {
-        "job": job_id, "examined": int(len(labels)), "noise": structure["noise"], "neighbours": neighbours,
-        "informative": structure["informative"],
-        "per_class": [{"class_id": cid, "n": int(counts[c]), "noise": per_class.get(c, {"noise": 0.0})["noise"]}
-                      for c, cid in enumerate(class_ids)],
-        "per_source": [{"source": names.get(k, f"#{k}"), **v} for k, v in structure.get("source", {}).items()],
-        "pairs": pairs[:CONFUSED_PAIRS],
-    }
+    return {"noise": float(wrong.sum() / rows.sum()) if rows.sum() else 0.0,
+            "per_class": [{"class_id": cid, "n": int(round(rows[c])), "noise": float(wrong[c] / rows[c]) if rows[c]
+                           else 0.0} for c, cid in enumerate(class_ids)],
+            "pairs": pairs[:CONFUSED_PAIRS]}
+
+
+def in_todays_classes(stored: dict, heir) -> dict:
+    """A stored summary with its classes followed to today's (`heir(class_id)`: the class it became): merged
+    classes add up, and their confusions with each other stop counting as noise. `changed` says whether any
+    class moved; per-source numbers stay as the job saw them."""
+    ids = stored.get("class_ids")
+    if ids is None:  # stored before the joint was kept: nothing to follow with
+        return {**stored, "changed": False}
+    today = [heir(c) for c in ids]
+    if today == ids:
+        return {**stored, "changed": False}
+    order = list(dict.fromkeys(today))
+    to = np.zeros((len(ids), len(order)))
+    to[np.arange(len(ids)), [order.index(t) for t in today]] = 1.0
+    joint = to.T @ np.asarray(stored["joint"], dtype=np.float64) @ to
+    return {**stored, **_from_joint(order, joint), "changed": True}

@@ -50,31 +50,6 @@ def _noise(session: Session, job: Job) -> dict:
     return noise.summary(session, job.id, data.class_ids, data.labels, structure)
 
 
-def _follow_merges(session: Session, out: dict) -> dict:
-    """Class ids as of the estimate, followed to today's classes: a merged class's rows and pairs join its heir's."""
-    cache: dict = {}
-    heir = lambda cid: active_class(session, cid, cache) or cid  # noqa: E731 - split or retired: as it was
-    per_class: dict[int, dict] = {}
-    for c in out["per_class"]:
-        h = per_class.setdefault(heir(c["class_id"]), {"class_id": heir(c["class_id"]), "n": 0, "wrong": 0.0})
-        h["n"] += c["n"]
-        h["wrong"] += c["noise"] * c["n"]
-    pairs: dict[tuple[int, int], dict] = {}
-    for p in out["pairs"]:
-        a, b = heir(p["a"]), heir(p["b"])
-        if a == b:
-            continue  # merged into one class since: no longer a confusion
-        key, flip = ((a, b), False) if a < b else ((b, a), True)
-        q = pairs.setdefault(key, {"a": key[0], "b": key[1], "count": 0, "a_as_b": 0, "b_as_a": 0, "share": 0.0})
-        q["count"] += p["count"]
-        q["a_as_b"] += p["b_as_a"] if flip else p["a_as_b"]
-        q["b_as_a"] += p["a_as_b"] if flip else p["b_as_a"]
-        q["share"] = max(q["share"], p["share"])
-    return {**out, "per_class": [{"class_id": c["class_id"], "n": c["n"], "noise": c["wrong"] / max(1, c["n"])}
-                                 for c in per_class.values()],
-            "pairs": sorted(pairs.values(), key=lambda p: -p["count"])}
-
-
 def noise_summary(session: Session, job: Job | None = None) -> dict | None:
     """Estimated noise per class and source and the most-confused class pairs (None without a checked job)."""
     job = job or latest_checked_job(session)
@@ -88,7 +63,8 @@ def noise_summary(session: Session, job: Job | None = None) -> dict | None:
             return None
         while len(_NOISE_CACHE) > _CACHE_SIZE:
             _NOISE_CACHE.popitem(last=False)
-    out = _follow_merges(session, _NOISE_CACHE[key])
+    cache: dict = {}
+    out = noise.in_todays_classes(_NOISE_CACHE[key], lambda cid: active_class(session, cid, cache) or cid)
     classes = {c.id: c for c in session.scalars(select(LabelClass))}
     name = lambda cid: classes[cid].name if cid in classes else f"#{cid}"  # noqa: E731
     out["per_class"] = sorted(({**c, "class": name(c["class_id"])} for c in out["per_class"]),

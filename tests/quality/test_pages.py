@@ -67,3 +67,23 @@ def test_a_model_that_learnt_nothing_gives_no_estimate_and_no_flags(client, db):
     report = client.get("/api/quality").json()
     assert report["noise"]["job"] == job and not report["noise"]["informative"]
     assert report["flags"]["by_kind"]["mislabel"]["open"] == 0
+
+
+def test_the_noise_estimate_follows_a_merge(client, db):
+    snap = labelled_snapshot(client, 60, classes=3, folds=3)
+    classes, labels = snapshot_labels(client, snap)
+    ids = sorted(labels)
+    # The model takes six of class 0's images for class 1: noise between the two classes that are merged next.
+    wrong = {i: 1 for i in [i for i in ids if labels[i] == 0][:6]}
+    finish_job(client, db, snap, confident_probs(labels, 3, wrong=wrong))
+    before = client.get("/api/quality").json()["noise"]
+    assert before["noise"] > 0.05 and not before["changed"]
+    assert {frozenset((p["a_name"], p["b_name"])) for p in before["pairs"][:1]} == {frozenset(classes[:2])}
+    r = client.post("/api/taxonomy/changes", json={"op": "merge", "classes": classes[:2], "into": "top"})
+    assert r.status_code == 201, r.text
+    after = client.get("/api/quality").json()["noise"]
+    assert after["changed"] and after["noise"] < before["noise"] / 3
+    rows = {c["class"]: c for c in after["per_class"]}
+    assert set(rows) == {"top", classes[2]} and rows["top"]["n"] == sum(labels[i] in (0, 1) for i in ids)
+    assert all("top" not in (p["a_name"], p["b_name"]) or p["count"] < 1 for p in after["pairs"])
+    assert "Classes changed since that job" in client.get("/quality").text
