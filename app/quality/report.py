@@ -22,7 +22,6 @@ from app.quality.flags import KINDS
 from app.quality.service import OUT_OF_SAMPLE_ROLES, active_class, job_probs, live_images, near_groups
 from app.quality.sources import source_trend
 from app.images.catalog import library_counts
-from app.snapshots.reports import live_health
 
 EXAMPLES = 10
 # (database, job) -> its noise estimate: a finished job's predictions and frozen snapshot never change.
@@ -131,20 +130,18 @@ def quality_report(session: Session, settings) -> dict:
     live up to `settings.quality_live_max` images and the newest stored report above (app.quality.results):
     `as_of` is None when they are live, else {"job", "at", "since", "refreshing"} (job None: none stored yet,
     and those parts are None)."""
-    if results.live(session, settings):
-        whole, as_of = {"duplicates": duplicate_report(session), "health": live_health(session)}, None
+    health, as_of = results.health(session, settings)
+    if as_of is None:
+        duplicates = duplicate_report(session)
     else:
-        stored = results.latest(session)
-        whole = stored
-        as_of = {"job": stored["job"] if stored else None, "at": stored["stamp"]["at"] if stored else None,
-                 "since": stored["since"] if stored else None, "refreshing": results.refreshing(session)}
-    health = whole["health"] if whole else None
+        stored = results.latest(session) if as_of["job"] else None
+        duplicates = stored["duplicates"] if stored else None
     counts = library_counts(session)
     return {
         "noise": noise_summary(session),
         "flags": flag_counts(session),
         "audits": audit_stats(session),
-        "duplicates": whole["duplicates"] if whole else None,
+        "duplicates": duplicates,
         "effective": health["effective"] if health else None,
         "hard_cases": None if health is None else {
             "tagged": health["tags"]["tagged"], "share": health["tags"]["share"], "per_tag": health["tags"]["per_tag"],

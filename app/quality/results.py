@@ -75,6 +75,19 @@ def latest(session: Session) -> dict | None:
             "refreshing": refreshing(session)}
 
 
+def health(session: Session, settings) -> tuple[dict | None, dict | None]:
+    """(the live dataset's health report, its as-of) for the health page: live and None when the dataset is
+    small; else the newest stored one and {"job", "at", "since", "refreshing"} (report None: none stored yet)."""
+    if live(session, settings):
+        from app.snapshots.reports import live_health
+
+        return live_health(session), None
+    stored = latest(session)
+    as_of = {"job": stored["job"] if stored else None, "at": stored["stamp"]["at"] if stored else None,
+             "since": stored["since"] if stored else None, "refreshing": refreshing(session)}
+    return (stored["health"] if stored else None), as_of
+
+
 def refreshing(session: Session) -> int | None:
     """The id of a report job queued or running, if any."""
     return session.scalars(select(Job.id).where(Job.kind == KIND, Job.status.in_(ACTIVE))

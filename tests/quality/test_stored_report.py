@@ -70,3 +70,20 @@ def test_a_small_dataset_stays_live(client, settings):
     body = client.get("/api/quality").json()
     assert body["as_of"] is None and body["effective"]["raw"] == 1
     assert 'id="as-of"' not in client.get("/quality").text
+
+
+def test_the_health_page_reads_the_stored_report_too(client, settings):
+    settings.quality_live_max = 0
+    ids = upload_fmnist(client, 4)
+    add_class(client, "bag")
+    label(client, ids[0], "bag")
+    page = client.get("/snapshots/live").text
+    assert "none has run yet" in page and 'data-metric="total"' not in page
+    assert client.get("/api/snapshots/live/health").json()["total"] == 1     # the API computes it meanwhile
+    client.post("/api/quality/refresh")
+    _run_worker_once(settings)
+    label(client, ids[1], "bag")
+    body = client.get("/api/snapshots/live/health").json()
+    assert body["total"] == 1 and body["as_of"]["since"]["labels"] == 1     # as of the report, and says so
+    page = client.get("/snapshots/live").text
+    assert "1 label(s), 0 image(s)" in page and 'data-metric="total">1<' in page

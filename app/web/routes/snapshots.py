@@ -13,8 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from app.errors import InvalidInput, LoupeError
-from app.images.catalog import source_names
+from app.images.catalog import library_counts, source_names
 from app.labelling.tags import active_tags
+from app.quality import results
 from app.snapshots.export import export_zip, manifest_text
 from app.snapshots.freeze import create_snapshot
 from app.snapshots.queries import describe, get_snapshot, list_snapshots, snapshot_items
@@ -73,9 +74,12 @@ def read_snapshots(session: ReadSession) -> dict:
 
 
 @router.get("/api/snapshots/live/health", tags=["snapshots"])
-def read_live_health(session: ReadSession) -> dict:
-    """The health report of today's labels (what a snapshot with the default filter would hold)."""
-    return live_health(session)
+def read_live_health(session: ReadSession, settings: SettingsDep) -> dict:
+    """The health report of today's labels (what a snapshot with the default filter would hold). Past
+    `quality_live_max` images, the newest stored report (with `as_of`: its job, time and the changes since);
+    computed here when none is stored yet."""
+    report, as_of = results.health(session, settings)
+    return live_health(session) if report is None else {**report, **({"as_of": as_of} if as_of else {})}
 
 
 @router.get("/api/snapshots/{snapshot_id}", tags=["snapshots"])
@@ -170,9 +174,11 @@ async def create_snapshot_page(request: Request, session: WriteSession):
 
 
 @router.get("/snapshots/live", include_in_schema=False)
-def live_health_page(request: Request, session: ReadSession):
-    """The health report of the live dataset."""
-    return render(request, "pages/health.html", {"h": live_health(session)})
+def live_health_page(request: Request, session: ReadSession, settings: SettingsDep):
+    """The health report of the live dataset (stored past `quality_live_max` images, with its as-of line)."""
+    report, as_of = results.health(session, settings)
+    return render(request, "pages/health.html", {"h": report, "as_of": as_of,
+                                                 "images": library_counts(session)["images"]})
 
 
 @router.get("/snapshots/{snapshot_id}", include_in_schema=False)
