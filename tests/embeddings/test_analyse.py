@@ -147,7 +147,7 @@ def test_planted_photos_and_noise_are_the_top_outliers_and_are_flagged(world):
     # of 414, z 0.7). A pretrained backbone's space (an embed job) is what tells those apart.
     assert all(rank[a.row(i)] < 0.1 * len(z) for i in world.noise)
     # The strays as a whole: among the top outliers (measured: median rank 24 of 414, the noise images at 6-26
-    # and the photos near 130, since training stopped mirroring small images; 15 before).
+    # and the photos near 130, since training stopped mirroring small images).
     assert np.median(ranks) < 0.1 * len(z)
     cap = int(np.ceil(outliers.MAX_FLAG_SHARE * len(z)))
     assert 1 <= len(flagged) <= cap  # the strongest only, under the cap
