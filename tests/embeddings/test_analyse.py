@@ -151,8 +151,8 @@ def test_planted_photos_and_noise_are_the_top_outliers_and_are_flagged(world):
     assert np.median(ranks) < 0.1 * len(z)
     cap = int(np.ceil(outliers.MAX_FLAG_SHARE * len(z)))
     assert 1 <= len(flagged) <= cap  # the strongest only, under the cap
-    # Some flags are strays (measured: 2 of 9; the rest are real but unusual Fashion-MNIST images, z above 8.7,
-    # which this 3-epoch model's space sets apart too).
+    # Some flags are strays (measured: 2 of 9; the rest are real but unusual Fashion-MNIST images that this
+    # 3-epoch model's space sets as far apart).
     assert len(set(planted) & set(flagged)) >= 2
     lowest = min(f.details["z"] for f in flags)
     assert all(z[a.row(i)] <= lowest + 1e-3 for i in a.ids if int(i) not in flagged)  # the strongest were chosen
