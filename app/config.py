@@ -52,10 +52,12 @@ class Settings(BaseSettings):
     max_suggestions: int = 20_000
     # Share of labels older than a day that come back blind for an audit (quality page).
     audit_share: float = 0.05
-    # Up to this many images the quality page computes its duplicate and health reports on each view (they
-    # read every image: about 10 s at 1,000,000); above, it shows the newest stored result of a "report" job
-    # and how much changed since (app.quality.results).
-    quality_live_max: int = 20_000
+    # Up to this many images the quality and health pages compute their duplicate and health reports on each
+    # view; above, they show the newest stored result of a "report" job and how much changed since
+    # (app.quality.results). The live reports read every image: 139 ms at 2,000 images, 345 ms at 5,000,
+    # 1.0 s at 20,000 (bench/scale.py's rows, 2 cores with other work running), so 1,000 keeps a view
+    # under 100 ms.
+    quality_live_max: int = 1_000
     # Where `loupe serve` listens. Beyond loopback, logins are required (app.web.auth).
     host: str = "127.0.0.1"
     # "auto": no login on loopback; "required": log in even there.
