@@ -1,8 +1,9 @@
-"""Server time (p50/p95 of Server-Timing) of the labelling page, the filtered grid and save-and-next at 1M images.
+"""Server time (p50/p95 of Server-Timing) at N images: label, grid and save-and-next; with --pages every page.
 
     .venv/bin/python bench/scale.py [--images 1000000] [--requests 200]        # SQLite
     .venv/bin/python bench/scale.py --database-url postgresql://...           # PostgreSQL
     scripts/pg.sh .venv/bin/python bench/scale.py --pg                        # a throwaway PostgreSQL
+    nice -n 10 .venv/bin/python bench/scale.py --images 100000 --pages [--page-requests 20]
 
 Rows are bulk-inserted (one INSERT ... SELECT per table) and point at a few
 real imported files, with a realistic mix: four sources of unequal size, the
@@ -10,20 +11,36 @@ first quarter of the import order labelled (people label the queue in order)
 plus 5 % scattered (bulk labels), some relabels, tags, confidence levels, open
 flags and excluded images. The SQLite data dir is kept under bench/out and
 reused; a PostgreSQL database is reused when it already holds the rows.
-Prints one line per database.
-"""
 
+Without --pages: one line per database (label page, skip, filtered grid, deep
+grid page, save-and-next; server CPU per request).
+
+With --pages (issue 16: every page under 100 ms p95): freezes a snapshot of
+every current label through the API (timed), runs the phases above (their saves
+change labels), freezes a second one (so a diff has something in it), queues a
+report job (POST /api/quality/refresh) and runs it with `loupe worker --once`
+(its compute time, process time and peak RSS from wait4), then GETs every GET
+route of the app (read from app.routes, path ids filled with the rows above:
+an image, the two snapshots, the report job, an open flag), --page-requests
+times each after 2 warm-ups (at most ~30 s per endpoint). File routes
+(file, thumb, preview, export, model download) and /static are skipped. Prints
+one line per endpoint, slowest p95 first, with its HTTP status and body size
+(a 404 there means the data has no such thing, e.g. no embeddings), then a
+summary: how many over 100 ms, any 5xx, and the server's peak RSS (VmHWM).
+"""
 from __future__ import annotations
 
 import argparse
 import os
 import re
 import statistics
+import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
 
-from _server import OUT, ROOT, serve  # also puts the repo on sys.path
+from _server import OUT, ROOT, rss_mb, serve  # also puts the repo on sys.path
 
 import httpx
 from sqlalchemy import create_engine, text
@@ -215,12 +232,141 @@ def pct(xs: list[float], p: int) -> float:
     return statistics.quantiles(xs, n=100)[p - 1] if len(xs) > 1 else xs[0]
 
 
+# Routes that send a file (downloads, exports, thumbnails): their time is the file's size, not a page's work.
+SKIP = re.compile(r"/(file|thumb|preview|export|model)$|^/static")
+PAGE_S = 30  # one endpoint's measuring stops after this long (at least 3 requests), whatever --page-requests says
+
+
+def get_routes() -> list[str]:
+    """Every GET path of the app, read from its routes (included routers walked), in declaration order."""
+    from app.main import create_app
+
+    def walk(routes):
+        for r in routes:
+            if hasattr(r, "original_router"):  # FastAPI's wrapper of an included router
+                yield from walk(r.original_router.routes)
+            elif hasattr(r, "routes"):
+                yield from walk(r.routes)
+            elif "GET" in (getattr(r, "methods", None) or ()):
+                yield r.path
+
+    with tempfile.TemporaryDirectory() as scratch:  # the app is only built, never started: no database opened
+        app = create_app(Settings(data=Path(scratch)))
+        return list(dict.fromkeys(p for p in walk(app.routes) if not SKIP.search(p)))
+
+
+def freeze(c: httpx.Client, name: str) -> tuple[int, float]:
+    """A snapshot of every current label through the API: (its id, seconds the request took)."""
+    t0 = time.perf_counter()
+    r = c.post("/api/snapshots", json={"name": name}, timeout=600)
+    r.raise_for_status()
+    return r.json()["id"], time.perf_counter() - t0
+
+
+def refresh_report(c: httpx.Client, data: Path) -> tuple[int, dict]:
+    """Queue a report job (POST /api/quality/refresh) and run it with `loupe worker --once` (same env).
+
+    Returns the job id and {"wall": worker process seconds, "job": the job's own compute seconds,
+    "rss": the worker's peak RSS in MiB (from wait4: the child's own maximum)}."""
+    job = c.post("/api/quality/refresh").raise_for_status().json()["job"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "worker", "--once", "--data", str(data)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "LOUPE_TOKEN": ""})
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    view = c.get(f"/api/jobs/{job}").raise_for_status().json()
+    if view["status"] != "succeeded" or proc.returncode:
+        raise SystemExit(f"report job {job}: {view['status']} {view.get('error')}; worker rc {proc.returncode}\n"
+                         + err.decode(errors="replace")[-2000:])
+    return job, {"wall": wall, "job": (view["metrics"] or {}).get("seconds", float("nan")),
+                 "rss": usage.ru_maxrss / 1024}
+
+
+def fill(path: str, ids: dict[str, int]) -> list[str]:
+    """The URL(s) to measure for a route path: path ids are real rows; a few pages get a second, fuller form."""
+    url = path.format(image_id=ids["image"], snapshot_id=ids["snapshot"], other_id=ids["other"],
+                      job_id=ids["job"], flag_id=ids["flag"], class_id=ids["class"], name="blurred")
+    extra = {"/snapshots/{snapshot_id}": [f"{url}?diff_with={ids['other']}"],
+             "/label/stage": [f"/label/stage?after={ids['image']}"],
+             "/browse": ["/browse?status=labelled&source=stock&page=50"]}
+    return [url, *extra.get(path, [])]
+
+
+def sweep(base: str, routes: list[str], ids: dict[str, int], requests: int) -> list[tuple[str, list[float], dict]]:
+    """Server times of `requests` GETs (after 2 warm-ups) of every route, one after the other, with the
+    status codes and body size seen."""
+    out = []
+    with httpx.Client(base_url=base, timeout=120, follow_redirects=False) as c:
+        for path in routes:
+            for url in fill(path, ids):
+                times, codes, size, deadline = [], {}, 0, None
+                for i in range(2 + requests):
+                    t0 = time.perf_counter()
+                    r = c.get(url, headers={"accept": "text/html" if not url.startswith("/api/") else "*/*"})
+                    wall = (time.perf_counter() - t0) * 1000
+                    timing = r.headers.get("server-timing", "")
+                    ms = float(timing.split("dur=")[1]) if "dur=" in timing else wall
+                    codes[r.status_code] = codes.get(r.status_code, 0) + 1
+                    size = len(r.content)
+                    if i < 2:
+                        deadline = time.monotonic() + PAGE_S
+                        continue
+                    times.append(ms)
+                    if len(times) >= 3 and time.monotonic() > deadline:
+                        break
+                out.append((url, times, {"codes": codes, "bytes": size}))
+    return out
+
+
+def pages(base: str, pid: int, data: Path, name: str, n: int, requests: int, page_requests: int) -> None:
+    """Freeze a snapshot, run the old phases (their saves change labels), freeze another, refresh the stored
+    report with a worker, then measure every GET route; prints one line per endpoint, slowest p95 first."""
+    with httpx.Client(base_url=base, timeout=120) as c:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        first, took = freeze(c, f"bench-{stamp}-a")
+        print(f"scale {name} {n}: freeze of a snapshot of every current label (POST /api/snapshots): {took:.1f} s",
+              flush=True)
+    results, cpu = measure(base, pid, requests)
+    parts = ", ".join(f"{k} {pct(v, 50):.1f}/{pct(v, 95):.1f}" for k, v in results.items())
+    print(f"scale {name} {n}: label/grid/save p50/p95 ms, {requests} requests each: {parts}", flush=True)
+    with httpx.Client(base_url=base, timeout=120) as c:
+        second, took = freeze(c, f"bench-{stamp}-b")
+        print(f"scale {name} {n}: second freeze (after the saves): {took:.1f} s", flush=True)
+        job, ran = refresh_report(c, data)
+        print(f"scale {name} {n}: refresh of the stored report: {ran['job']:.1f} s (job #{job}; worker process "
+              f"{ran['wall']:.1f} s with start-up; worker peak RSS {ran['rss']:.0f} MiB)", flush=True)
+        image = int(image_id(c.get("/label").text))
+        flag = c.get("/api/flags", params={"limit": 1}).raise_for_status().json()["items"][0]["id"]
+        cls = c.get("/api/taxonomy").raise_for_status().json()
+    cls = (cls.get("classes") or cls.get("items") or [{}])[0].get("id", 1)
+    ids = {"image": image, "snapshot": second, "other": first, "job": job, "flag": flag, "class": cls}
+    got = sweep(base, get_routes(), ids, page_requests)
+    got.sort(key=lambda g: -pct(g[1], 95))
+    for url, times, seen in got:
+        codes = ",".join(f"{k}" + (f"x{v}" if len(seen["codes"]) > 1 else "") for k, v in sorted(seen["codes"].items()))
+        bad = " ERROR" if any(k >= 500 for k in seen["codes"]) else ""
+        print(f"scale {name} {n}: GET {url} p50 {pct(times, 50):.1f} ms p95 {pct(times, 95):.1f} ms "
+              f"({len(times)} requests, HTTP {codes}, {seen['bytes'] / 1024:.1f} KiB){bad}")
+    over = [u for u, t, _ in got if pct(t, 95) > 100]
+    errors = [u for u, _, s in got if any(k >= 500 for k in s["codes"])]
+    _, peak = rss_mb(pid)
+    print(f"scale {name} {n}: {len(got)} endpoints, {len(over)} over 100 ms p95"
+          + (f" ({', '.join(over)})" if over else "") + f"; {len(errors)} with HTTP 5xx"
+          + (f" ({', '.join(errors)})" if errors else "")
+          + f"; server peak RSS {peak:.0f} MiB; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=1_000_000)
     ap.add_argument("--requests", type=int, default=200, help="measured requests per kind")
     ap.add_argument("--database-url", default="", help="PostgreSQL; default: SQLite in a data dir under bench/out")
     ap.add_argument("--pg", action="store_true", help="use the server LOUPE_TEST_DATABASE_URL names (scripts/pg.sh)")
+    ap.add_argument("--pages", action="store_true",
+                    help="also measure every GET page and JSON endpoint (after a stored-report refresh)")
+    ap.add_argument("--page-requests", type=int, default=20, help="with --pages: measured requests per endpoint")
     args = ap.parse_args()
     url = args.database_url or (pg_database(os.environ["LOUPE_TEST_DATABASE_URL"], args.images) if args.pg else "")
     name = "postgresql" if url else "sqlite"
@@ -229,6 +375,10 @@ def main() -> None:
     seed(settings, args.images)
     if url:
         os.environ["LOUPE_DATABASE_URL"] = settings.database_url
+    if args.pages:
+        with serve(data) as (base, pid):
+            pages(base, pid, data, name, args.images, args.requests, args.page_requests)
+        return
     with serve(data) as (base, pid):
         results, cpu = measure(base, pid, args.requests)
     load = os.getloadavg()[0]
