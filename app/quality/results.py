@@ -115,5 +115,5 @@ def run_job(db, settings, job_id: int, worker: str, hooks) -> dict:
         report = compute(s)
     took = time.perf_counter() - start
     hooks.progress(0.95, "storing")
-    return {"metrics": {"stamp": seen, "report": report, "seconds": round(took, 2)},
+    return {"metrics": {"stamp": seen, "report": report, "seconds": round(took, 2)}, "artifacts": {},
             "message": f"done: {report['health'].get('total', 0):,} labelled images checked in {took:.1f} s"}

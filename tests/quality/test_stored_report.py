@@ -41,6 +41,7 @@ def test_a_big_dataset_reads_a_stored_report_and_says_what_changed_since(client,
     _run_worker_once(settings)
     done = client.get(f"/api/jobs/{job}").json()
     assert done["status"] == "succeeded", done["error"]
+    assert done["progress"] == 1.0
     fresh = client.get("/api/quality").json()
     assert fresh["as_of"]["job"] == job and fresh["as_of"]["refreshing"] is None
     assert fresh["as_of"]["since"] == {"labels": 0, "images": 0, "exclusions": 0, "total": 0}
