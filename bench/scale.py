@@ -28,6 +28,7 @@ one line per endpoint, slowest p95 first, with its HTTP status and body size
 (a 404 there means the data has no such thing, e.g. no embeddings), then a
 summary: how many over 100 ms, any 5xx, and the server's peak RSS (VmHWM).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,8 @@ import os
 import re
 import statistics
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -328,7 +329,7 @@ def pages(base: str, pid: int, data: Path, name: str, n: int, requests: int, pag
         first, took = freeze(c, f"bench-{stamp}-a")
         print(f"scale {name} {n}: freeze of a snapshot of every current label (POST /api/snapshots): {took:.1f} s",
               flush=True)
-    results, cpu = measure(base, pid, requests)
+    results, _ = measure(base, pid, requests)
     parts = ", ".join(f"{k} {pct(v, 50):.1f}/{pct(v, 95):.1f}" for k, v in results.items())
     print(f"scale {name} {n}: label/grid/save p50/p95 ms, {requests} requests each: {parts}", flush=True)
     with httpx.Client(base_url=base, timeout=120) as c:
