@@ -23,7 +23,8 @@ from app.quality.service import OUT_OF_SAMPLE_ROLES, active_class, job_probs, li
 from app.quality.sources import source_trend
 from app.images.catalog import library_counts
 
-EXAMPLES = 10
+EXAMPLES = 10  # groups shown per duplicate row
+EXAMPLE_MEMBERS = 8  # images shown per group: a group of 5,000 copies made the report 2 MB at 100,000 images
 # (database, job) -> its noise estimate: a finished job's predictions and frozen snapshot never change.
 _NOISE_CACHE: OrderedDict[tuple[str, int], dict] = OrderedDict()
 _CACHE_SIZE = 4
@@ -89,7 +90,7 @@ def flag_counts(session: Session) -> dict:
 
 def _examples(groups: np.ndarray, ids: np.ndarray, mask: np.ndarray) -> tuple[int, int, list[list[int]]]:
     chosen = np.unique(groups[mask])
-    members = [ids[groups == g].tolist() for g in chosen[:EXAMPLES]]
+    members = [ids[groups == g][:EXAMPLE_MEMBERS].tolist() for g in chosen[:EXAMPLES]]
     return len(chosen), int(mask.sum()), members
 
 
