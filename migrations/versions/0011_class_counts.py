@@ -41,24 +41,35 @@ SQLITE_TRIGGERS = [
         WHEN OLD.class_id IS NOT NEW.class_id BEGIN {_change('OLD', '-')}; {_change('NEW', '+')}; END""",
 ]
 
+# PostgreSQL: one UPDATE per statement, from its transition tables: a set-based write (a merge moving 500,000
+# labels) updates each class's counter once, not once per label (each of those leaves a dead row version).
+_PG_APPLY = """
+    UPDATE class_counts SET labels = labels + delta.n
+    FROM (SELECT class_id, sum(n) AS n FROM ({rows}) AS moves GROUP BY class_id) AS delta
+    WHERE class_counts.class_id = delta.class_id AND delta.n <> 0"""
 PG_STATEMENTS = [
     """CREATE OR REPLACE FUNCTION loupe_class_counts_row() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN
            INSERT INTO class_counts (class_id, labels) VALUES (NEW.id, 0);
            RETURN NULL;
        END $$""",
-    f"""CREATE OR REPLACE FUNCTION loupe_class_counts() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            IF TG_OP IN ('UPDATE', 'DELETE') THEN {_change('OLD', '-')}; END IF;
-            IF TG_OP IN ('UPDATE', 'INSERT') THEN {_change('NEW', '+')}; END IF;
-            RETURN NULL;
-        END $$""",
+    f"""CREATE OR REPLACE FUNCTION loupe_class_counts_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN {_PG_APPLY.format(rows="SELECT class_id, 1 AS n FROM new_rows")}; RETURN NULL; END $$""",
+    f"""CREATE OR REPLACE FUNCTION loupe_class_counts_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN {_PG_APPLY.format(rows="SELECT class_id, -1 AS n FROM old_rows")}; RETURN NULL; END $$""",
+    f"""CREATE OR REPLACE FUNCTION loupe_class_counts_update() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN {_PG_APPLY.format(rows="SELECT class_id, -1 AS n FROM old_rows UNION ALL "
+                                     "SELECT class_id, 1 AS n FROM new_rows")}; RETURN NULL; END $$""",
     "CREATE TRIGGER classes_counts_insert AFTER INSERT ON classes "
     "FOR EACH ROW EXECUTE FUNCTION loupe_class_counts_row()",
-    "CREATE TRIGGER current_labels_counts_insert_delete AFTER INSERT OR DELETE ON current_labels "
-    "FOR EACH ROW EXECUTE FUNCTION loupe_class_counts()",
-    """CREATE TRIGGER current_labels_counts_update AFTER UPDATE OF class_id ON current_labels
-       FOR EACH ROW WHEN (OLD.class_id IS DISTINCT FROM NEW.class_id) EXECUTE FUNCTION loupe_class_counts()""",
+    "CREATE TRIGGER current_labels_counts_insert AFTER INSERT ON current_labels "
+    "REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION loupe_class_counts_insert()",
+    "CREATE TRIGGER current_labels_counts_delete AFTER DELETE ON current_labels "
+    "REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION loupe_class_counts_delete()",
+    # (Transition tables rule out UPDATE OF class_id: every update is counted, a row whose class stayed nets 0.)
+    "CREATE TRIGGER current_labels_counts_update AFTER UPDATE ON current_labels "
+    "REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT "
+    "EXECUTE FUNCTION loupe_class_counts_update()",
 ]
 
 
@@ -87,8 +98,8 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
     else:
         op.execute("DROP TRIGGER IF EXISTS classes_counts_insert ON classes")
-        op.execute("DROP TRIGGER IF EXISTS current_labels_counts_insert_delete ON current_labels")
-        op.execute("DROP TRIGGER IF EXISTS current_labels_counts_update ON current_labels")
-        op.execute("DROP FUNCTION IF EXISTS loupe_class_counts()")
+        for name in ("insert", "delete", "update"):
+            op.execute(f"DROP TRIGGER IF EXISTS current_labels_counts_{name} ON current_labels")
+            op.execute(f"DROP FUNCTION IF EXISTS loupe_class_counts_{name}()")
         op.execute("DROP FUNCTION IF EXISTS loupe_class_counts_row()")
     op.drop_table('class_counts')
