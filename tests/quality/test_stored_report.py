@@ -46,6 +46,8 @@ def test_a_big_dataset_reads_a_stored_report_and_says_what_changed_since(client,
     assert fresh["as_of"]["job"] == job and fresh["as_of"]["refreshing"] is None
     assert fresh["as_of"]["since"] == {"labels": 0, "images": 0, "exclusions": 0, "total": 0}
     assert fresh["effective"]["raw"] == 3 and fresh["duplicates"]["images"] == 6
+    dup = client.get("/api/quality/duplicates").json()
+    assert dup["as_of"]["job"] == job and dup["rows"] == fresh["duplicates"]["rows"]
     assert "nothing changed since" in client.get("/quality").text
     assert client.get(f"/jobs/{job}").status_code == 200 and f"/jobs/{job}" in client.get("/jobs").text
 

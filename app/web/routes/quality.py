@@ -64,9 +64,14 @@ def run_mislabels(db: DatabaseDep, settings: SettingsDep, body: MislabelBody) ->
 
 
 @router.get("/api/quality/duplicates", tags=["quality"])
-def read_duplicates(session: ReadSession) -> dict:
-    """Exact and near duplicates crossing sources or splits, and groups whose labels disagree."""
-    return duplicate_report(session)
+def read_duplicates(session: ReadSession, settings: SettingsDep) -> dict:
+    """Exact and near duplicates crossing sources or splits, and groups whose labels disagree. Past
+    `quality_live_max` images, the newest stored report's (with `as_of`); computed here when none is stored."""
+    stored = None if results.live(session, settings) else results.latest(session)
+    if stored is None:
+        return duplicate_report(session)
+    return {**stored["duplicates"], "as_of": {"job": stored["job"], "at": stored["stamp"]["at"],
+                                              "since": stored["since"], "refreshing": stored["refreshing"]}}
 
 
 @router.post("/api/quality/duplicates", tags=["quality"])
