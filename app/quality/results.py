@@ -83,9 +83,15 @@ def health(session: Session, settings) -> tuple[dict | None, dict | None]:
 
         return live_health(session), None
     stored = latest(session)
-    as_of = {"job": stored["job"] if stored else None, "at": stored["stamp"]["at"] if stored else None,
-             "since": stored["since"] if stored else None, "refreshing": refreshing(session)}
-    return (stored["health"] if stored else None), as_of
+    return (stored["health"] if stored else None), as_of(session, stored)
+
+
+def as_of(session: Session, stored: dict | None) -> dict:
+    """What a page says about a stored result (`latest`'s): its job, time, the changes since, a refresh under way."""
+    if stored is None:
+        return {"job": None, "at": None, "since": None, "refreshing": refreshing(session)}
+    return {"job": stored["job"], "at": stored["stamp"]["at"], "since": stored["since"],
+            "refreshing": stored["refreshing"]}
 
 
 def refreshing(session: Session) -> int | None:

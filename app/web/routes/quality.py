@@ -70,8 +70,7 @@ def read_duplicates(session: ReadSession, settings: SettingsDep) -> dict:
     stored = None if results.live(session, settings) else results.latest(session)
     if stored is None:
         return duplicate_report(session)
-    return {**stored["duplicates"], "as_of": {"job": stored["job"], "at": stored["stamp"]["at"],
-                                              "since": stored["since"], "refreshing": stored["refreshing"]}}
+    return {**stored["duplicates"], "as_of": results.as_of(session, stored)}
 
 
 @router.post("/api/quality/duplicates", tags=["quality"])
