@@ -123,11 +123,11 @@ class Detection:
     issues: np.ndarray  # (N,) bool
     quality: np.ndarray  # (N,) label-quality score, lower = more likely wrong
     suggested: np.ndarray  # (N,) column index of the suggested class
+    wrong: np.ndarray  # (N,) probability that the label is wrong
+    score: np.ndarray  # (N,) the review order, higher first (app.quality.mislabels.detect)
+    noise: dict  # the noise estimate for the quality page (app.quality.noise.summary)
     use_confidence: bool = True
-    wrong: np.ndarray | None = None  # (N,) probability that the label is wrong
-    score: np.ndarray | None = None  # (N,) the review order, higher first (app.quality.mislabels.detect)
     neighbours: bool = False  # whether out-of-sample neighbours were weighed
-    noise: dict | None = None  # the noise estimate for the quality page (app.quality.noise.summary)
 
 
 def detect_mislabels(session: Session, *, job_id: int, use_confidence: bool = True,
@@ -147,10 +147,9 @@ def detect_mislabels(session: Session, *, job_id: int, use_confidence: bool = Tr
     structure = mislabels.noise_structure(data.labels, data.probs, posterior=found["posterior"],
                                           groups={"source": noise.source_codes(session, data.image_ids)})
     suggested = mislabels.suggested_classes(data.labels, found["posterior"])
-    return Detection(data, found["issues"], found["quality"], suggested, use_confidence, wrong=found["wrong"],
-                     score=found["score"],
-                     neighbours=near is not None,
-                     noise=noise.summary(session, job_id, data.class_ids, data.labels, structure, near is not None))
+    estimate = noise.summary(session, job_id, data.class_ids, data.labels, structure, near is not None)
+    return Detection(data, found["issues"], found["quality"], suggested, found["wrong"], found["score"], estimate,
+                     use_confidence=use_confidence, neighbours=near is not None)
 
 
 def _current(session: Session, image_ids) -> dict[int, tuple[int, int | None, bool]]:
@@ -223,7 +222,7 @@ def flag_mislabels(session: Session, *, job_id: int, use_confidence: bool = True
         top = np.argsort(-probs)[:3]
         details = {"job": job_id, "snapshot_event_id": int(data.event_ids[i]), "label_event_id": event,
                    "quality": round(float(found.quality[i]), 6),
-                   "wrong": None if found.wrong is None else round(float(found.wrong[i]), 6),
+                   "wrong": round(float(found.wrong[i]), 6),
                    "neighbours": found.neighbours,
                    "given_prob": round(float(probs[data.labels[i]]), 6),
                    "top": [{"class_id": data.class_ids[k], "prob": round(float(probs[k]), 6)} for k in top],
@@ -231,13 +230,11 @@ def flag_mislabels(session: Session, *, job_id: int, use_confidence: bool = True
         _raise_or_create(session, kind="mislabel", image_id=image_id, score=round(float(found.score[i]), 6),
                          suggested=data.class_ids[found.suggested[i]], details=details, current_event=event,
                          opened=opened, kept=kept, counts=counts)
-    if found.noise is not None:
-        job = session.get(Job, job_id)
-        job.metrics = {**(job.metrics or {}), noise.METRIC: found.noise}
+    job = session.get(Job, job_id)
+    job.metrics = {**(job.metrics or {}), noise.METRIC: found.noise}
     session.commit()
-    estimate = found.noise["noise"] if found.noise else mislabels.estimate_noise(data.labels, data.probs)["noise"]
     return {"job": job_id, "examined": int(len(data.labels)), "issues": int(len(idx)), **counts,
-            "estimated_noise": round(estimate, 4), "neighbours": found.neighbours}
+            "estimated_noise": round(found.noise["noise"], 4), "neighbours": found.neighbours}
 
 
 def live_images(session: Session) -> dict[str, np.ndarray]:
