@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import Image, Source
+from app.quality import mislabels
 
 CONFUSED_PAIRS = 6
 METRIC = "label_noise"  # the key in Job.metrics
@@ -30,6 +31,14 @@ def source_codes(session: Session, image_ids: np.ndarray) -> np.ndarray:
             found, sources = (np.array(c, dtype=np.int64) for c in zip(*rows))
             codes[np.searchsorted(image_ids, found)] = sources
     return codes
+
+
+def estimate(session: Session, data, *, prior=None, posterior=None, neighbours: bool = False) -> dict:
+    """`summary` of a job's out-of-sample predictions (app.quality.service.JobProbs): from `posterior` (the
+    detection's) when given, else fitted here with the annotator `prior`; `neighbours`: whether they were weighed."""
+    structure = mislabels.noise_structure(data.labels, data.probs, prior=prior, posterior=posterior,
+                                          groups={"source": source_codes(session, data.image_ids)})
+    return summary(session, data.job_id, data.class_ids, data.labels, structure, neighbours)
 
 
 def summary(session: Session, job_id: int, class_ids: list[int], labels: np.ndarray, structure: dict,

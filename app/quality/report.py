@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Flag, Job, LabelClass, Prediction, Snapshot, SnapshotItem
 from app.errors import Conflict
-from app.quality import duplicates, mislabels, noise, results
+from app.quality import duplicates, noise, results
 from app.quality.audits import audit_stats
 from app.quality.flags import KINDS
 from app.quality.service import OUT_OF_SAMPLE_ROLES, active_class, job_probs, live_images, near_groups
@@ -45,9 +45,7 @@ def _noise(session: Session, job: Job) -> dict:
     if stored:
         return stored
     data = job_probs(session, job)
-    structure = mislabels.noise_structure(data.labels, data.probs, prior=data.confidence,
-                                          groups={"source": noise.source_codes(session, data.image_ids)})
-    return noise.summary(session, job.id, data.class_ids, data.labels, structure)
+    return noise.estimate(session, data, prior=data.confidence)
 
 
 def noise_summary(session: Session, job: Job | None = None) -> dict | None:
@@ -131,18 +129,14 @@ def quality_report(session: Session, settings) -> dict:
     live up to `settings.quality_live_max` images and the newest stored report above (app.quality.results):
     `as_of` is None when they are live, else {"job", "at", "since", "refreshing"} (job None: none stored yet,
     and those parts are None)."""
-    health, as_of = results.health(session, settings)
-    if as_of is None:
-        duplicates = duplicate_report(session)
-    else:
-        stored = results.latest(session) if as_of["job"] else None
-        duplicates = stored["duplicates"] if stored else None
+    whole = results.view(session, settings)
+    health = whole["health"]
     counts = library_counts(session)
     return {
         "noise": noise_summary(session),
         "flags": flag_counts(session),
         "audits": audit_stats(session),
-        "duplicates": duplicates,
+        "duplicates": whole["duplicates"],
         "effective": health["effective"] if health else None,
         "hard_cases": None if health is None else {
             "tagged": health["tags"]["tagged"], "share": health["tags"]["share"], "per_tag": health["tags"]["per_tag"],
@@ -151,5 +145,5 @@ def quality_report(session: Session, settings) -> dict:
         "library": {"images": counts["images"], "labelled": counts["labelled"],
                     "unlabelled": counts["images"] - counts["labelled"], "excluded": counts["excluded"]},
         "source_trend": source_trend(session),
-        "as_of": as_of,
+        "as_of": whole["as_of"],
     }

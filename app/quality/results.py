@@ -23,6 +23,7 @@ from app.images.catalog import library_counts
 from app.timeutil import iso, utcnow
 
 KIND = "report"
+PARTS = ("duplicates", "health")
 ACTIVE = ("queued", "running")
 
 
@@ -42,13 +43,17 @@ def changes_since(session: Session, seen: dict) -> dict:
     return out
 
 
-def compute(session: Session) -> dict:
-    """The duplicate report and the live health report, as JSON-safe data."""
+def _live(session: Session, parts) -> dict:
     from app.quality.report import duplicate_report
     from app.snapshots.reports import live_health
 
-    return json.loads(json.dumps({"duplicates": duplicate_report(session), "health": live_health(session)},
-                                 default=_plain))
+    work = {"duplicates": duplicate_report, "health": live_health}
+    return {part: work[part](session) for part in parts}
+
+
+def compute(session: Session) -> dict:
+    """The duplicate report and the live health report, as JSON-safe data."""
+    return json.loads(json.dumps(_live(session, PARTS), default=_plain))
 
 
 def _plain(value):
@@ -75,15 +80,14 @@ def latest(session: Session) -> dict | None:
             "refreshing": refreshing(session)}
 
 
-def health(session: Session, settings) -> tuple[dict | None, dict | None]:
-    """(the live dataset's health report, its as-of) for the health page: live and None when the dataset is
-    small; else the newest stored one and {"job", "at", "since", "refreshing"} (report None: none stored yet)."""
+def view(session: Session, settings, parts=PARTS) -> dict:
+    """What a page shows of `parts` ("duplicates", "health") and `as_of`: computed here (as_of None) when the
+    dataset is small; else the newest stored report's, and {"job", "at", "since", "refreshing"} (the parts
+    None until a report is stored)."""
     if live(session, settings):
-        from app.snapshots.reports import live_health
-
-        return live_health(session), None
+        return {**_live(session, parts), "as_of": None}
     stored = latest(session)
-    return (stored["health"] if stored else None), as_of(session, stored)
+    return {**{part: stored[part] if stored else None for part in parts}, "as_of": as_of(session, stored)}
 
 
 def as_of(session: Session, stored: dict | None) -> dict:

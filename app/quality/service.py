@@ -144,10 +144,8 @@ def detect_mislabels(session: Session, *, job_id: int, use_confidence: bool = Tr
     prior = data.confidence if use_confidence else None
     near = None if settings is None else job_neighbours(settings, job, data.image_ids, data.labels, data.folds)
     found = mislabels.detect(data.labels, data.probs, prior=prior, neighbours=near)
-    structure = mislabels.noise_structure(data.labels, data.probs, posterior=found["posterior"],
-                                          groups={"source": noise.source_codes(session, data.image_ids)})
     suggested = mislabels.suggested_classes(data.labels, found["posterior"])
-    estimate = noise.summary(session, job_id, data.class_ids, data.labels, structure, near is not None)
+    estimate = noise.estimate(session, data, posterior=found["posterior"], neighbours=near is not None)
     return Detection(data, found["issues"], found["quality"], suggested, found["wrong"], found["score"], estimate,
                      use_confidence=use_confidence, neighbours=near is not None)
 

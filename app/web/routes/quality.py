@@ -67,10 +67,10 @@ def run_mislabels(db: DatabaseDep, settings: SettingsDep, body: MislabelBody) ->
 def read_duplicates(session: ReadSession, settings: SettingsDep) -> dict:
     """Exact and near duplicates crossing sources or splits, and groups whose labels disagree. Past
     `quality_live_max` images, the newest stored report's (with `as_of`); computed here when none is stored."""
-    stored = None if results.live(session, settings) else results.latest(session)
-    if stored is None:
+    shown = results.view(session, settings, parts=("duplicates",))
+    if shown["duplicates"] is None:
         return duplicate_report(session)
-    return {**stored["duplicates"], "as_of": results.as_of(session, stored)}
+    return {**shown["duplicates"], **({"as_of": shown["as_of"]} if shown["as_of"] else {})}
 
 
 @router.post("/api/quality/duplicates", tags=["quality"])

@@ -78,8 +78,10 @@ def read_live_health(session: ReadSession, settings: SettingsDep) -> dict:
     """The health report of today's labels (what a snapshot with the default filter would hold). Past
     `quality_live_max` images, the newest stored report (with `as_of`: its job, time and the changes since);
     computed here when none is stored yet."""
-    report, as_of = results.health(session, settings)
-    return live_health(session) if report is None else {**report, **({"as_of": as_of} if as_of else {})}
+    shown = results.view(session, settings, parts=("health",))
+    if shown["health"] is None:
+        return live_health(session)
+    return {**shown["health"], **({"as_of": shown["as_of"]} if shown["as_of"] else {})}
 
 
 @router.get("/api/snapshots/{snapshot_id}", tags=["snapshots"])
@@ -176,8 +178,8 @@ async def create_snapshot_page(request: Request, session: WriteSession):
 @router.get("/snapshots/live", include_in_schema=False)
 def live_health_page(request: Request, session: ReadSession, settings: SettingsDep):
     """The health report of the live dataset (stored past `quality_live_max` images, with its as-of line)."""
-    report, as_of = results.health(session, settings)
-    return render(request, "pages/health.html", {"h": report, "as_of": as_of,
+    shown = results.view(session, settings, parts=("health",))
+    return render(request, "pages/health.html", {"h": shown["health"], "as_of": shown["as_of"],
                                                  "images": library_counts(session)["images"]})
 
 
