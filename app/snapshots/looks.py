@@ -44,7 +44,9 @@ The cost at a freeze: one query for the candidate images' ids and their rows
 read from the embedding files' memory maps (bench/neardup.py prints it).
 
 Only candidate pairs are checked, so thumbnails are read for the few images that
-have one; each image's look is kept in memory by sha256 (a thumbnail never changes).
+have one; each image's look is kept in memory by sha256 (a thumbnail never changes),
+and each pair's correlation in the data directory's cache (`app.snapshots.pairs`),
+so a refresh reads the thumbnails of new images only.
 When a thumbnail cannot be read (no store known, file missing) the pair falls
 back to the pHash verdict alone, and the log says so once.
 """
@@ -66,6 +68,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Image as ImageRow
 from app.images.hashing import LOOK_SIZE, alike, look
 from app.images.store import thumb_key
+from app.snapshots import pairs
 
 log = logging.getLogger("loupe.neardup")
 MIN_CORRELATION = 0.99
@@ -79,6 +82,7 @@ _settings: dict[str, object] = {}  # database URL -> Settings: where that databa
 _cache: OrderedDict[str, bytes] = OrderedDict()
 _lock = threading.Lock()
 _warned: set[str] = set()
+_memories: dict[str, pairs.Memory] = {}
 
 
 def register(settings) -> None:
@@ -166,9 +170,8 @@ def embedded(by_index: dict[int, np.ndarray]) -> Embeddings:
     return keys, np.stack([np.asarray(by_index[int(k)], dtype=np.float32) for k in keys])
 
 
-def confirm_pairs(vectors: dict[int, np.ndarray], a: np.ndarray, b: np.ndarray,
-                  embeddings: Embeddings = NO_EMBEDDINGS) -> np.ndarray:
-    """Whether each pair (a[k], b[k]) is confirmed (see `verdict`); `embeddings` of some of the indices."""
+def correlations(vectors: dict[int, np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Each pair's thumbnail correlation; NaN where a look is unknown."""
     known = np.array([len(vectors[int(i)]) == LOOK_SIZE**2 and len(vectors[int(j)]) == LOOK_SIZE**2
                       for i, j in zip(a.tolist(), b.tolist())], dtype=bool)
     r = np.full(len(a), np.nan)
@@ -176,6 +179,11 @@ def confirm_pairs(vectors: dict[int, np.ndarray], a: np.ndarray, b: np.ndarray,
         x = np.stack([vectors[int(i)] for i in a[known].tolist()])
         y = np.stack([vectors[int(j)] for j in b[known].tolist()])
         r[known] = alike(x, y)
+    return r
+
+
+def distances(embeddings: Embeddings, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Each pair's cosine distance in `embeddings`; NaN where either image has none."""
     d = np.full(len(a), np.nan)
     keys, rows = embeddings
     if len(keys) and len(a):
@@ -183,7 +191,13 @@ def confirm_pairs(vectors: dict[int, np.ndarray], a: np.ndarray, b: np.ndarray,
         at_b = np.minimum(np.searchsorted(keys, b), len(keys) - 1)
         both = (keys[at_a] == a) & (keys[at_b] == b)
         d[both] = 1.0 - np.einsum("ij,ij->i", rows[at_a[both]], rows[at_b[both]])
-    return verdict(r, d)
+    return d
+
+
+def confirm_pairs(vectors: dict[int, np.ndarray], a: np.ndarray, b: np.ndarray,
+                  embeddings: Embeddings = NO_EMBEDDINGS) -> np.ndarray:
+    """Whether each pair (a[k], b[k]) is confirmed (see `verdict`); `embeddings` of some of the indices."""
+    return verdict(correlations(vectors, a, b), distances(embeddings, a, b))
 
 
 def embeddings(session: Session, shas: dict[int, str]) -> Embeddings:
@@ -221,18 +235,40 @@ def embeddings(session: Session, shas: dict[int, str]) -> Embeddings:
     return index[hit][order], rows[at[hit]][order]
 
 
+def _memory_for(session: Session) -> pairs.Memory:
+    """The compared pairs kept for this database (in its data directory's cache when that is known)."""
+    url = _key(session.get_bind().url)
+    with _lock:
+        memory, settings = _memories.get(url), _settings.get(url)
+        if memory is None or (memory.path is None and settings is not None):
+            memory = _memories[url] = pairs.Memory(settings.cache_dir / pairs.FILE if settings is not None else None)
+    return memory
+
+
 def confirmer(session: Session, shas: Sequence[str]):
-    """A `confirm` for `neardup.groups` over images given by sha256 (aligned with the pHashes passed there)."""
+    """A `confirm` for `neardup.groups` over images given by sha256 (aligned with the pHashes passed there).
+
+    Correlations already kept for a pair (`app.snapshots.pairs`) are not computed again; the thumbnails of
+    the other pairs are read and their correlations kept."""
     store = _store_for(session)
+    memory = _memory_for(session)
 
     def confirm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        wanted = sorted(set(a.tolist()) | set(b.tolist()))
-        vectors = dict(zip(wanted, looks(store, [shas[i] for i in wanted])))
-        missing = sum(1 for v in vectors.values() if not len(v))
-        if missing and (key := str(session.get_bind().url)) not in _warned:
-            _warned.add(key)
-            log.warning("near-duplicates: %d of %d thumbnails could not be read; those pairs are judged by "
-                        "pHash alone", missing, len(vectors))
-        return confirm_pairs(vectors, a, b, embeddings(session, {i: shas[i] for i in wanted}))
+        k = pairs.keys([shas[i] for i in a.tolist()], [shas[i] for i in b.tolist()])
+        r = memory.lookup(k)
+        todo = np.flatnonzero(np.isnan(r))
+        if len(todo):
+            wanted = sorted(set(a[todo].tolist()) | set(b[todo].tolist()))
+            vectors = dict(zip(wanted, looks(store, [shas[i] for i in wanted])))
+            missing = sum(1 for v in vectors.values() if not len(v))
+            if missing and (key := str(session.get_bind().url)) not in _warned:
+                _warned.add(key)
+                log.warning("near-duplicates: %d of %d thumbnails could not be read; those pairs are judged by "
+                            "pHash alone", missing, len(vectors))
+            r[todo] = correlations(vectors, a[todo], b[todo])
+            memory.add(k[todo], r[todo])
+            memory.save()
+        involved = set(a.tolist()) | set(b.tolist())
+        return verdict(r, distances(embeddings(session, {i: shas[i] for i in sorted(involved)}), a, b))
 
     return confirm
