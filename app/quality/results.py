@@ -71,7 +71,7 @@ def live(session: Session, settings) -> bool:
 
 def latest(session: Session) -> dict | None:
     """The newest stored result: {"job", "stamp", "since", "duplicates", "health", "refreshing"}, or None."""
-    job = session.scalars(select(Job).where(Job.kind == KIND, Job.status == "succeeded")
+    job = session.scalars(select(Job).where(Job.kind == KIND, Job.status == "succeeded", Job.snapshot_id.is_(None))
                           .order_by(Job.id.desc()).limit(1)).first()
     if job is None or "report" not in (job.metrics or {}):
         return None
@@ -99,8 +99,9 @@ def as_of(session: Session, stored: dict | None) -> dict:
 
 
 def refreshing(session: Session) -> int | None:
-    """The id of a report job queued or running, if any."""
-    return session.scalars(select(Job.id).where(Job.kind == KIND, Job.status.in_(ACTIVE))
+    """The id of a report job queued or running, if any (a snapshot's report jobs, app.snapshots.stored, have their
+    snapshot_id set and are not this one)."""
+    return session.scalars(select(Job.id).where(Job.kind == KIND, Job.status.in_(ACTIVE), Job.snapshot_id.is_(None))
                            .order_by(Job.id).limit(1)).first()
 
 

@@ -1,7 +1,13 @@
-"""Health reports for a snapshot and for the live dataset, and the diff between two snapshots."""
+"""Health reports for a snapshot and for the live dataset, and the diff between two snapshots, computed now.
+
+Past `Settings.quality_live_max` images a frozen snapshot's health and a diff are computed once by the
+worker and read back (`app.snapshots.stored`); these are the computations both use."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -13,6 +19,7 @@ from app.snapshots.looks import confirmer
 from app.snapshots.queries import class_names
 from app.snapshots.rows import live_rows, snapshot_rows
 from app.snapshots.spec import parse_filter
+from app.snapshots.splits import SPLITS
 
 LIVE_FOLDS = 5
 
@@ -35,28 +42,86 @@ def live_health(session: Session, *, folds: int = LIVE_FOLDS) -> dict:
     return out
 
 
-def _placement(session: Session, snapshot: Snapshot) -> dict[int, tuple[int, str]]:
-    rows = session.execute(
+LIMIT = 1_000  # list entries a diff answers by default (the counts are always exact)
+MAX_LIMIT = 100_000
+CHUNK = 100_000  # rows read at a time: a 1,000,000-image snapshot never sits in Python objects at once
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What changed from one snapshot to another, as arrays in image id order."""
+
+    added: np.ndarray  # image ids only in the new snapshot
+    removed: np.ndarray  # image ids only in the old one
+    relabelled: np.ndarray  # (n, 3) int64: image, class id in the old, class id in the new
+    moved: np.ndarray  # (n, 3) int64: image, split in the old, split in the new (indices into SPLITS)
+    unchanged: int
+    flipped: bool = False  # relabelled and moved read right to left (a stored diff seen the other way round)
+
+    def mirrored(self) -> Changes:
+        """The same changes seen from the new snapshot back to the old one (no copy: stored lists are mapped)."""
+        return replace(self, added=self.removed, removed=self.added, flipped=not self.flipped)
+
+
+def _placement(session: Session, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The snapshot's image ids (sorted), class ids and splits (indices into SPLITS), read in chunks."""
+    code = {name: i for i, name in enumerate(SPLITS)}
+    result = session.connection().execution_options(stream_results=True).execute(
         select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split)
-        .where(SnapshotItem.snapshot_id == snapshot.id)
-    )
-    return {i: (c, s) for i, c, s in rows}
+        .where(SnapshotItem.snapshot_id == snapshot.id).order_by(SnapshotItem.image_id))
+    ids, classes, splits = [], [], []
+    for part in result.partitions(CHUNK):
+        ids.append(np.fromiter((r[0] for r in part), np.int64, len(part)))
+        classes.append(np.fromiter((r[1] for r in part), np.int64, len(part)))
+        splits.append(np.fromiter((code[r[2]] for r in part), np.int64, len(part)))
+    empty = np.empty(0, np.int64)
+    return tuple(np.concatenate(x) if x else empty for x in (ids, classes, splits))
 
 
-def diff(session: Session, old: Snapshot, new: Snapshot) -> dict:
-    """What changed from `old` to `new`: images added, removed, relabelled, moved between splits."""
+def changes(session: Session, old: Snapshot, new: Snapshot) -> Changes:
+    """Images added, removed, relabelled and moved between splits from `old` to `new` (numpy set operations
+    over both snapshots' items: about 1 s of reading at 1,000,000 images, so big pairs are stored once,
+    `app.snapshots.stored`)."""
     if old.id == new.id:
         raise InvalidInput("pick two different snapshots to compare")
-    a, b = _placement(session, old), _placement(session, new)
+    ia, ca, sa = _placement(session, old)
+    ib, cb, sb = _placement(session, new)
+    both, xa, xb = np.intersect1d(ia, ib, assume_unique=True, return_indices=True)
+    relabel, move = ca[xa] != cb[xb], sa[xa] != sb[xb]
+    return Changes(
+        added=np.setdiff1d(ib, ia, assume_unique=True), removed=np.setdiff1d(ia, ib, assume_unique=True),
+        relabelled=np.stack([both[relabel], ca[xa][relabel], cb[xb][relabel]], axis=1),
+        moved=np.stack([both[move], sa[xa][move], sb[xb][move]], axis=1),
+        unchanged=int(len(both) - np.count_nonzero(relabel | move)),
+    )
+
+
+def check_page(limit: int, offset: int) -> None:
+    if not 0 <= limit <= MAX_LIMIT:
+        raise InvalidInput(f"limit must be between 0 and {MAX_LIMIT:,}, not {limit}")
+    if offset < 0:
+        raise InvalidInput(f"offset must be 0 or more, not {offset}")
+
+
+def diff_view(old: Snapshot, new: Snapshot, found: Changes, *, limit: int = LIMIT, offset: int = 0) -> dict:
+    """The JSON of a diff: exact counts, and each list from `offset`, at most `limit` entries (in image id order)."""
+    check_page(limit, offset)
     names_a, names_b = class_names(old), class_names(new)
-    both = sorted(a.keys() & b.keys())
-    relabelled = [{"image": i, "from": names_a[a[i][0]], "to": names_b[b[i][0]]} for i in both if a[i][0] != b[i][0]]
-    moved = [{"image": i, "from": a[i][1], "to": b[i][1]} for i in both if a[i][1] != b[i][1]]
-    added, removed = sorted(b.keys() - a.keys()), sorted(a.keys() - b.keys())
+    page = slice(offset, offset + limit)
+    pairs = lambda rows: ((i, b, a) if found.flipped else (i, a, b) for i, a, b in rows[page].tolist())  # noqa: E731
     return {
         "from": {"id": old.id, "name": old.name, "hash": old.hash},
         "to": {"id": new.id, "name": new.name, "hash": new.hash},
-        "counts": {"added": len(added), "removed": len(removed), "relabelled": len(relabelled), "moved": len(moved),
-                   "unchanged": len(both) - len({x["image"] for x in relabelled + moved})},
-        "added": added, "removed": removed, "relabelled": relabelled, "moved": moved,
+        "counts": {"added": len(found.added), "removed": len(found.removed), "relabelled": len(found.relabelled),
+                   "moved": len(found.moved), "unchanged": found.unchanged},
+        "added": found.added[page].tolist(), "removed": found.removed[page].tolist(),
+        "relabelled": [{"image": i, "from": names_a[a], "to": names_b[b]} for i, a, b in pairs(found.relabelled)],
+        "moved": [{"image": i, "from": SPLITS[a], "to": SPLITS[b]} for i, a, b in pairs(found.moved)],
+        "limit": limit, "offset": offset,
     }
+
+
+def diff(session: Session, old: Snapshot, new: Snapshot, *, limit: int = LIMIT, offset: int = 0) -> dict:
+    """What changed from `old` to `new`, computed now: images added, removed, relabelled, moved between splits."""
+    check_page(limit, offset)
+    return diff_view(old, new, changes(session, old, new), limit=limit, offset=offset)

@@ -211,10 +211,14 @@ def _search(db: Database, settings: Settings, job_id: int, worker: str, hooks: D
 
 
 def _report(db: Database, settings: Settings, job_id: int, worker: str, hooks: DbHooks):
-    """A report job: the quality page's whole-dataset analyses, stored (app.quality.results; no torch)."""
+    """A report job: the quality page's whole-dataset analyses, stored (app.quality.results), or one snapshot's
+    health or two snapshots' diff (app.snapshots.stored: those jobs have a snapshot_id); no torch."""
     from app.quality import results
+    from app.snapshots import stored
 
-    return results.run_job(db, settings, job_id, worker, hooks)
+    with db.reading() as s:
+        for_snapshot = s.get(Job, job_id).snapshot_id is not None
+    return (stored if for_snapshot else results).run_job(db, settings, job_id, worker, hooks)
 
 
 # Each returns the keyword arguments of jobs.finish for its job.

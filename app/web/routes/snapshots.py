@@ -8,18 +8,19 @@ import tempfile
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
-from app.errors import InvalidInput, LoupeError
+from app.errors import InvalidInput, LoupeError, NotFound
 from app.images.catalog import library_counts, source_names
 from app.labelling.tags import active_tags
 from app.quality import results
+from app.snapshots import stored
 from app.snapshots.export import export_zip, manifest_text
 from app.snapshots.freeze import create_snapshot
 from app.snapshots.queries import describe, get_snapshot, list_snapshots, snapshot_items
-from app.snapshots.reports import diff, live_health, snapshot_health
+from app.snapshots.reports import LIMIT, live_health
 from app.taxonomy.service import active_classes
 from app.web.deps import ReadSession, SettingsDep, WriteSession
 from app.web.openapi import file_response
@@ -60,11 +61,14 @@ class SnapshotBody(BaseModel):
 
 
 @router.post("/api/snapshots", status_code=201, tags=["snapshots"])
-def create_snapshot_api(session: WriteSession, body: SnapshotBody) -> dict:
+def create_snapshot_api(session: WriteSession, settings: SettingsDep, body: SnapshotBody) -> dict:
     """Freeze the images whose current labels pass the filter, with splits and folds stable across snapshots
-    (from each image's hash and the seed; near-duplicates together); says how many images wait in re-review."""
+    (from each image's hash and the seed; near-duplicates together); says how many images wait in re-review.
+    Past `quality_live_max` images, queues the report jobs that compute its health and its diff with the
+    snapshot before it once (`queued`: their ids)."""
     snapshot = create_snapshot(session, name=body.name, filter=body.filter.model_dump(), split=body.split.model_dump())
-    return describe(session, snapshot)
+    queued = stored.after_freeze(session, settings, snapshot)
+    return {**describe(session, snapshot), **({"queued": [j.id for j in queued]} if queued else {})}
 
 
 @router.get("/api/snapshots", tags=["snapshots"])
@@ -96,16 +100,64 @@ def read_snapshot_items(session: ReadSession, snapshot_id: Id) -> dict:
     return {"items": snapshot_items(session, get_snapshot(session, snapshot_id))}
 
 
-@router.get("/api/snapshots/{snapshot_id}/health", tags=["snapshots"])
-def read_snapshot_health(session: ReadSession, snapshot_id: Id) -> dict:
-    """The snapshot's health report: balance, confidence, sources, hard cases, effective size, warnings."""
-    return snapshot_health(session, get_snapshot(session, snapshot_id))
+PENDING = {202: {"description": "not computed yet: `pending` names the report job under way (null: none; "
+                                "POST to queue one)"}}
 
 
-@router.get("/api/snapshots/{snapshot_id}/diff/{other_id}", tags=["snapshots"])
-def read_snapshot_diff(session: ReadSession, snapshot_id: Id, other_id: Id) -> dict:
-    """What changed from this snapshot to the other: images added, removed, relabelled, moved."""
-    return diff(session, get_snapshot(session, snapshot_id), get_snapshot(session, other_id))
+@router.get("/api/snapshots/{snapshot_id}/health", tags=["snapshots"], responses=PENDING)
+def read_snapshot_health(session: ReadSession, settings: SettingsDep, snapshot_id: Id) -> dict:
+    """The snapshot's health report: balance, confidence, sources, hard cases, effective size, warnings. Past
+    `quality_live_max` images it is computed once by a report job and read back, with `as_of` ({"job", "at",
+    "flags_since": flag changes on its images since, "refreshing", "failed"}: flags are today's, the rest is
+    frozen); until then HTTP 202 with `pending`."""
+    snapshot = get_snapshot(session, snapshot_id)
+    shown = stored.health_view(session, settings, snapshot)
+    if shown["health"] is None:
+        as_of = shown["as_of"]
+        return JSONResponse({"pending": as_of["refreshing"], "as_of": as_of, "message": (
+            f"being computed (report job #{as_of['refreshing']})" if as_of["refreshing"] else
+            f"not computed yet: POST /api/snapshots/{snapshot.id}/health/refresh")}, status_code=202)
+    return {**shown["health"], **({"as_of": shown["as_of"]} if shown["as_of"] else {})}
+
+
+@router.post("/api/snapshots/{snapshot_id}/health/refresh", status_code=202, tags=["snapshots"])
+def refresh_snapshot_health(session: WriteSession, settings: SettingsDep, snapshot_id: Id) -> dict:
+    """Queue a report job that computes the snapshot's health again (its flags change; the rest is frozen), or
+    return the one queued. Only past `quality_live_max` images: smaller ones are computed on every view."""
+    snapshot = get_snapshot(session, snapshot_id)
+    if not stored.big(settings, snapshot):
+        raise InvalidInput(f"snapshot #{snapshot.id} has {snapshot.count:,} images: its health is computed on "
+                           f"every view (up to {settings.quality_live_max:,})")
+    job = stored.queue_health(session, snapshot)
+    return {"job": job.id, "status": job.status}
+
+
+@router.get("/api/snapshots/{snapshot_id}/diff/{other_id}", tags=["snapshots"], responses=PENDING)
+def read_snapshot_diff(session: ReadSession, settings: SettingsDep, snapshot_id: Id, other_id: Id,
+                       limit: int = LIMIT, offset: int = 0) -> dict:
+    """What changed from this snapshot to the other: exact `counts` of images added, removed, relabelled and
+    moved, and the lists from `offset`, at most `limit` (default 1,000, up to 100,000) each, in image id order.
+    Past `quality_live_max` images (both together) a report job computes it once (`job`); until then HTTP 202
+    with `pending` (POST here queues it)."""
+    old, new = get_snapshot(session, snapshot_id), get_snapshot(session, other_id)
+    shown = stored.diff_state(session, settings, old, new, limit=limit, offset=offset)
+    if shown["diff"] is None:
+        return JSONResponse({"pending": shown["refreshing"], "failed": shown["failed"], "message": (
+            f"being computed (report job #{shown['refreshing']})" if shown["refreshing"] else
+            f"not computed yet: POST /api/snapshots/{old.id}/diff/{new.id}")}, status_code=202)
+    return shown["diff"]
+
+
+@router.post("/api/snapshots/{snapshot_id}/diff/{other_id}", status_code=202, tags=["snapshots"])
+def queue_snapshot_diff(session: WriteSession, settings: SettingsDep, snapshot_id: Id, other_id: Id) -> dict:
+    """Queue the report job that computes this diff once (either direction), or return the one queued. Only
+    past `quality_live_max` images: smaller diffs are computed on every view."""
+    old, new = get_snapshot(session, snapshot_id), get_snapshot(session, other_id)
+    if not stored.big(settings, old, new):
+        raise InvalidInput(f"these snapshots hold {old.count + new.count:,} images together: their diff is "
+                           f"computed on every view (up to {settings.quality_live_max:,})")
+    job = stored.queue_diff(session, old, new)
+    return {"job": job.id, "status": job.status}
 
 
 def _slug(name: str) -> str:
@@ -156,7 +208,7 @@ def snapshots_page(request: Request, session: ReadSession):
 
 
 @router.post("/snapshots", include_in_schema=False)
-async def create_snapshot_page(request: Request, session: WriteSession):
+async def create_snapshot_page(request: Request, session: WriteSession, settings: SettingsDep):
     """The create form: freeze and go to the new snapshot, or show the form again with the problem."""
     form = await request.form()
     values = {k: form.getlist(k) if k in ("sources", "classes", "exclude_tags") else form.get(k) for k in form}
@@ -172,6 +224,7 @@ async def create_snapshot_page(request: Request, session: WriteSession):
         session.rollback()
         return render(request, "pages/snapshots.html", _form_context(session, error=exc.detail, values=values),
                       status_code=exc.status_code)
+    stored.after_freeze(session, settings, snapshot)
     return RedirectResponse(f"/snapshots/{snapshot.id}", status_code=303)
 
 
@@ -183,14 +236,39 @@ def live_health_page(request: Request, session: ReadSession, settings: SettingsD
                                                  "images": library_counts(session)["images"]})
 
 
+PAGE_LIST = 50  # entries of each diff list the page shows (the counts are whole; the JSON API pages on)
+
+
 @router.get("/snapshots/{snapshot_id}", include_in_schema=False)
-def snapshot_page(request: Request, session: ReadSession, snapshot_id: Id, diff_with: Id | None = None):
-    """One snapshot: its settings, health report, downloads and a diff with another snapshot."""
+def snapshot_page(request: Request, session: ReadSession, settings: SettingsDep, snapshot_id: Id,
+                  diff_with: Id | None = None):
+    """One snapshot: its settings, health report, downloads and a diff with another snapshot. Past
+    `quality_live_max` images the health and the diff are stored results (app.snapshots.stored)."""
     snapshot = get_snapshot(session, snapshot_id)
-    changes = diff(session, get_snapshot(session, diff_with), snapshot) if diff_with else None
-    return render(request, "pages/snapshot.html", {
-        "s": describe(session, snapshot),
-        "h": None if request.headers.get("HX-Request") == "true" else snapshot_health(session, snapshot),
-        "others": [x for x in list_snapshots(session) if x["id"] != snapshot.id], "diff": changes,
-        "diff_with": diff_with,
-    }, block="diff")
+    compare = None
+    if diff_with:
+        compare = stored.diff_state(session, settings, get_snapshot(session, diff_with), snapshot, limit=PAGE_LIST,
+                                    offset=0)
+    context = {"s": describe(session, snapshot), "others": [x for x in list_snapshots(session) if x["id"] != snapshot.id],
+               "diff": compare["diff"] if compare else None, "compare": compare, "diff_with": diff_with}
+    if request.headers.get("HX-Request") != "true":  # a compare answers with the diff block alone
+        shown = stored.health_view(session, settings, snapshot)
+        context |= {"h": shown["health"], "as_of": shown["as_of"]}
+    return render(request, "pages/snapshot.html", context, block="diff")
+
+
+@router.post("/snapshots/{snapshot_id}/actions/{action}", include_in_schema=False)
+async def snapshot_action(request: Request, session: WriteSession, settings: SettingsDep, snapshot_id: Id,
+                          action: str):
+    """The page's buttons: queue the health report again ("refresh"), or the diff with `diff_with` ("diff")."""
+    snapshot = get_snapshot(session, snapshot_id)
+    if action == "refresh":
+        if stored.big(settings, snapshot):
+            stored.queue_health(session, snapshot)
+        return RedirectResponse(f"/snapshots/{snapshot.id}", status_code=303)
+    if action == "diff":
+        other = get_snapshot(session, (await request.form()).get("diff_with") or "")
+        if stored.big(settings, other, snapshot):
+            stored.queue_diff(session, other, snapshot)
+        return RedirectResponse(f"/snapshots/{snapshot.id}?diff_with={other.id}", status_code=303)
+    raise NotFound(f"no action '{action}' on a snapshot")
