@@ -28,9 +28,10 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, Prediction, Snapshot, SnapshotItem
-from app.embeddings import analyses, ann, diversity, files, knn, neighbours, outliers, projection, similar
+from app.embeddings import analyses, ann, diversity, extend, files, knn, maps, neighbours, outliers, projection, similar
 from app.embeddings.spaces import SPACE_KINDS
 from app.errors import LoupeError
+from app.quality import results
 from app.training.artifacts import job_dir, publish_file
 from app.training.spec import Cancelled, TrainingError
 
@@ -71,25 +72,28 @@ class _Progress:
 
 
 def _state(session, ids: np.ndarray) -> dict[str, np.ndarray]:
-    """Per space row: "class" (current class id, -1 none), "labelled", "excluded", "event" (-1 none)."""
+    """Per space row: "class" (current class id, -1 none), "labelled", "excluded", "event" (-1 none),
+    "source" (-1: the image is gone)."""
     n = len(ids)
     out = {"class": np.full(n, -1, dtype=np.int64), "labelled": np.zeros(n, dtype=bool),
-           "excluded": np.ones(n, dtype=bool), "event": np.full(n, -1, dtype=np.int64)}
+           "excluded": np.ones(n, dtype=bool), "event": np.full(n, -1, dtype=np.int64),
+           "source": np.full(n, -1, dtype=np.int64)}
     if n == 0:
         return out
     rows = session.execute(
-        select(Image.id, Image.labelled, Image.excluded, CurrentLabel.class_id, CurrentLabel.event_id)
+        select(Image.id, Image.labelled, Image.excluded, CurrentLabel.class_id, CurrentLabel.event_id,
+               Image.source_id)
         .outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
         .where(Image.id >= int(ids[0]), Image.id <= int(ids[-1]))
         .order_by(Image.id).execution_options(yield_per=STREAM_ROWS))
     for chunk in rows.partitions(STREAM_ROWS):
-        got = np.array([(i, bool(lab), bool(x), -1 if c is None else c, -1 if e is None else e)
-                        for i, lab, x, c, e in chunk], dtype=np.int64).reshape(-1, 5)
+        got = np.array([(i, bool(lab), bool(x), -1 if c is None else c, -1 if e is None else e, src)
+                        for i, lab, x, c, e, src in chunk], dtype=np.int64).reshape(-1, 6)
         at = np.searchsorted(ids, got[:, 0])
         ok = (at < n) & (ids[np.minimum(at, n - 1)] == got[:, 0])
         at, got = at[ok], got[ok]
         out["labelled"][at], out["excluded"][at] = got[:, 1] > 0, got[:, 2] > 0
-        out["class"][at], out["event"][at] = got[:, 3], got[:, 4]
+        out["class"][at], out["event"][at], out["source"][at] = got[:, 3], got[:, 4], got[:, 5]
     out["class"][~out["labelled"]] = -1  # a "none of these" label carries no class
     return out
 
@@ -178,8 +182,14 @@ def run_job(db, settings: Settings, job_id: int, worker: str, hooks) -> dict:
         if index is None:
             raise TrainingError(f"job {space_id} stored no embeddings (it predates them): nothing to analyse")
         ids, unit = index.ids, index.vectors
-        state = _state(s, ids)
-        predicted, margin = _predictions(s, space, ids)
+        seen = results.stamp(s)  # before the labels are read: a label given meanwhile counts as "since"
+        base = extend.base_for(s, settings, job, index)
+        if base is None:
+            state = _state(s, ids)
+            predicted, margin = _predictions(s, space, ids)
+            snapshot, split = maps.latest_split(s, ids)
+    if base is not None:  # images embedded since the newest analysis, few enough to place into it
+        return extend.run(db, settings, job_id, space, index, base, seen, hooks)
     n = len(ids)
     hooks.log(f"{worker} analyses the {space.kind} space of job {space_id}: {n} images, "
               f"{int(state['labelled'].sum())} labelled, {int(state['excluded'].sum())} excluded")
@@ -201,10 +211,15 @@ def run_job(db, settings: Settings, job_id: int, worker: str, hooks) -> dict:
     saved["outlier_knn_distance"] = analyses.save(folder, "outlier_knn_distance", ref_dist)
     distance = outliers.kth_distance(ref_dist)
     group = np.where(state["labelled"], state["class"], predicted)
-    z, usual = outliers.robust_z(distance, group, reference=~state["excluded"])
+    usual, scale, overall = outliers.robust_stats(distance, group, reference=~state["excluded"])
+    z = outliers.z_score(distance, usual, scale)
     saved["outlier"] = analyses.save(folder, "outlier", z)
     saved["outlier_class"] = analyses.save(folder, "outlier_class", group)
     saved["outlier_usual"] = analyses.save(folder, "outlier_usual", usual)
+    saved["outlier_scale"] = analyses.save(folder, "outlier_scale", scale)
+    in_reference = np.zeros(n, dtype=bool)
+    in_reference[reference] = len(reference) > knn.K  # all False: measured to every image (extend.py reads it)
+    saved["outlier_reference"] = analyses.save(folder, "outlier_reference", in_reference)
 
     stages.stage("evidence")
     with db.reading() as s:
@@ -223,6 +238,7 @@ def run_job(db, settings: Settings, job_id: int, worker: str, hooks) -> dict:
 
     stages.stage("map")
     saved["xy"] = analyses.save(folder, "xy", projection.project(unit, seed=0))
+    saved.update(maps.save_state(folder, state, split))
 
     stages.stage("index")
     saved.update(ann.build_for_analysis(ids, unit, folder))
@@ -236,9 +252,11 @@ def run_job(db, settings: Settings, job_id: int, worker: str, hooks) -> dict:
                "excluded": int(state["excluded"].sum()), "k": knn.K, "knn": method,
                "over_outlier_cut": int(np.sum(np.nan_to_num(z, nan=-np.inf)[~state["excluded"]] >= outliers.Z_CUT)),
                "share_mean": None if not np.isfinite(share).any() else round(float(np.nanmean(share)), 4),
-               "diverse": len(order), "seconds": stages.seconds}
+               "diverse": len(order), "seconds": stages.seconds, "stamp": seen,
+               "outlier_overall": list(overall)}
     hooks.log(f"analysed in {sum(stages.seconds.values()):.1f} s: {stages.seconds}")
-    return {"artifacts": {"space": space_id, "files": saved}, "metrics": metrics, "device": "cpu",
+    return {"artifacts": {"space": space_id, "files": saved, "snapshot": snapshot}, "metrics": metrics,
+            "device": "cpu",
             "message": f"done: {n} images analysed"}
 
 

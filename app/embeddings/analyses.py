@@ -21,6 +21,21 @@ The names (not every analysis has every file; a reader asks `has`):
                                     NaN for an image without a label then
   share_neighbours  int64 (n, K)    the image ids those out-of-sample neighbours are, -1 padded
   diverse           int64 (m,)      unlabelled image ids in the "diverse" labelling order
+  outlier_scale     float32 (n,)    the scale of the robust z of each row's group (z = (d - usual) / scale)
+  outlier_reference bool (n,)       the rows the outlier distances were measured to (labelled, not excluded
+                                    when the analysis read the labels)
+  map_class         int32 (n,)      the current class when the analysis read the labels (-1 none)
+  map_source        int32 (n,)      the image's source id
+  map_marks         uint8 (n,)      bits: 1 labelled, 2 excluded, at that time
+  map_split         int8 (n,)       the split in snapshot artifacts["snapshot"] (app.embeddings.maps.SPLITS; -1)
+
+job.metrics["stamp"] is what the analysis saw (app.quality.results.stamp: the
+time, the newest label event, image and exclusion), taken before it read the
+labels: everything after it is "since", and the map's colours are the stored
+map_* state with every label and exclusion made since applied (app.embeddings.maps).
+An extension (config {"space": N, "extend": true}, app.embeddings.extend) places
+images embedded since into its base analysis without recomputing the rest; its
+artifacts["borrowed"] names files it reuses from an older analysis ({name: job}).
 """
 
 from __future__ import annotations
@@ -42,7 +57,10 @@ FILES = {"ids": "analysis-ids.npy", "xy": "map.npy", "knn": "knn.npy", "knn_dist
          "outlier": "outlier.npy",
          "outlier_knn": "outlier-knn.npy", "outlier_knn_distance": "outlier-knn-distance.npy",
          "outlier_class": "outlier-class.npy", "outlier_usual": "outlier-usual.npy",
-         "share_neighbours": "share-neighbours.npy", "neighbour_share": "neighbour-share.npy", "diverse": "diverse.npy"}
+         "share_neighbours": "share-neighbours.npy", "neighbour_share": "neighbour-share.npy", "diverse": "diverse.npy",
+         "outlier_scale": "outlier-scale.npy", "outlier_reference": "outlier-reference.npy",
+         "map_class": "map-class.npy", "map_source": "map-source.npy", "map_marks": "map-marks.npy",
+         "map_split": "map-split.npy"}
 
 
 def save(folder: Path, name: str, array: np.ndarray) -> str:
@@ -62,6 +80,9 @@ class Analysis:
     space: int  # the train or embed job whose embeddings were analysed
     files: dict[str, str]  # name -> recorded path
     settings: Settings
+    stamp: dict | None = None  # app.quality.results.stamp, taken before the labels were read (None: older jobs)
+    borrowed: dict[str, int] = field(default_factory=dict)  # name -> the older analysis whose file it is
+    extends: int | None = None  # the analysis this one extended (app.embeddings.extend), None: a full one
     _arrays: dict = field(default_factory=dict, repr=False)
 
     def has(self, name: str) -> bool:
@@ -88,21 +109,24 @@ class Analysis:
 
     def _local(self, name: str) -> Path:
         recorded = Path(self.files[name])
-        for path in (recorded, job_dir(self.settings, self.job) / recorded.name):
+        owner = int(self.borrowed.get(name, self.job))  # a file an extension reuses lives with its writer
+        for path in (recorded, job_dir(self.settings, owner) / recorded.name):
             if path.is_file():
                 return path
-        target = self.settings.cache_dir / "analyses" / f"job-{self.job}" / recorded.name
+        target = self.settings.cache_dir / "analyses" / f"job-{owner}" / recorded.name
         if not target.is_file():
             from app.images import blobs
 
-            blobs.for_settings(self.settings).fetch(file_key(self.job, recorded.name), target)
+            blobs.for_settings(self.settings).fetch(file_key(owner, recorded.name), target)
         return target
 
 
 def of_job(settings: Settings, job: Job) -> Analysis:
     artifacts = job.artifacts or {}
     return Analysis(job=job.id, space=int(artifacts.get("space") or 0), files=dict(artifacts.get("files") or {}),
-                    settings=settings)
+                    settings=settings, stamp=(job.metrics or {}).get("stamp"),
+                    borrowed={k: int(v) for k, v in (artifacts.get("borrowed") or {}).items()},
+                    extends=artifacts.get("extends"))
 
 
 def latest(session: Session, settings: Settings, space: int | None = None) -> Analysis | None:

@@ -41,29 +41,32 @@ def _block_rows(n: int) -> int:
     return int(max(16, min(4096, BLOCK_BYTES // (4 * max(n, 1)))))
 
 
-def exact(unit: np.ndarray, k: int, *, candidates: np.ndarray | None = None,
+def exact(unit: np.ndarray, k: int, *, candidates: np.ndarray | None = None, queries: np.ndarray | None = None,
           progress: Callable[[float], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(rows int32 (n, k), cosine distances float16 (n, k)) of each unit row's k nearest, itself excluded.
+    """(rows int32 (q, k), cosine distances float16 (q, k)) of each query row's k nearest, itself excluded.
 
     `candidates`: row indices the neighbours may come from (default: every row); a row that is itself a
-    candidate never finds itself. k is cut to what there is; missing places hold row -1 and distance inf.
+    candidate never finds itself. `queries`: the rows to answer for (default: every row, q = n). k is cut to
+    what there is; missing places hold row -1 and distance inf.
     """
-    n = len(unit)
-    pool = np.arange(n) if candidates is None else np.asarray(candidates, dtype=np.int64)
+    asked = np.arange(len(unit)) if queries is None else np.asarray(queries, dtype=np.int64)
+    n = len(asked)
+    pool = np.arange(len(unit)) if candidates is None else np.asarray(candidates, dtype=np.int64)
     k = int(max(0, min(k, len(pool))))
     rows = np.full((n, k), -1, dtype=np.int32)
     dist = np.full((n, k), np.inf, dtype=np.float16)
     if n == 0 or k == 0:
         return rows, dist
     # A query that is a candidate: its own column is blanked, so at most len(pool) - 1 real neighbours.
-    position = np.full(n, -1, dtype=np.int64)
+    position = np.full(len(unit), -1, dtype=np.int64)
     position[pool] = np.arange(len(pool))
     targets = np.ascontiguousarray(unit[pool], dtype=np.float32).T
     step = _block_rows(len(pool))
     for start in range(0, n, step):
         stop = min(n, start + step)
-        d = 1.0 - np.asarray(unit[start:stop], dtype=np.float32) @ targets
-        own = position[start:stop]
+        block = asked[start:stop]
+        d = 1.0 - np.asarray(unit[block] if queries is not None else unit[start:stop], dtype=np.float32) @ targets
+        own = position[block]
         hit = np.flatnonzero(own >= 0)
         d[hit, own[hit]] = np.inf
         part = np.argpartition(d, k - 1, axis=1)[:, :k] if k < d.shape[1] else np.tile(np.arange(k), (len(d), 1))

@@ -97,6 +97,21 @@ def robust_z(d: np.ndarray, groups: np.ndarray, reference: np.ndarray | None = N
     `groups` int (n,): a group id per row, -1 for "against every image". `reference` bool (n,): rows that
     shape the statistics (default all); the others (excluded images) are scored against them.
     """
+    median, scale, _ = robust_stats(d, groups, reference)
+    return z_score(d, median, scale), median
+
+
+def z_score(d: np.ndarray, median: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """float32: (d - median) / scale, NaN where that is not finite."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (np.asarray(d, dtype=np.float32) - median) / scale
+    return np.where(np.isfinite(z), z, np.nan).astype(np.float32)
+
+
+def robust_stats(d: np.ndarray, groups: np.ndarray, reference: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """(median float32 (n,), scale float32 (n,), (global median, global scale)) of each row's group, as
+    robust_z uses them; the global pair is what a group too small for its own gets (an extension needs it)."""
     d = np.asarray(d, dtype=np.float32)
     groups = np.asarray(groups, dtype=np.int64)
     ref = np.ones(len(d), dtype=bool) if reference is None else np.asarray(reference, dtype=bool)
@@ -114,9 +129,7 @@ def robust_z(d: np.ndarray, groups: np.ndarray, reference: np.ndarray | None = N
     # global MAD, which the gaps between the classes' medians would inflate).
     _, pooled = _centre_scale((d - median)[ref])
     floor = max(SCALE_FLOOR * pooled, 1e-6)
-    scale = np.maximum(scale, floor)
-    z = (d - median) / scale
-    return np.where(np.isfinite(z), z, np.nan).astype(np.float32), median
+    return median, np.maximum(scale, floor).astype(np.float32), (float(g_median), float(max(g_scale, floor)))
 
 
 def to_flag(z: np.ndarray, eligible: np.ndarray) -> np.ndarray:

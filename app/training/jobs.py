@@ -182,8 +182,12 @@ def create_analyse_job(session: Session, config: dict) -> Job:
     nearest neighbours, outlier scores, neighbour agreement, the diverse labelling order."""
     from app.embeddings.spaces import latest_space
 
-    if not isinstance(config, dict) or set(config) - {"space"}:
-        raise InvalidInput('an analyse job takes only {"space": N} (a train or embed job) as its config')
+    if not isinstance(config, dict) or set(config) - {"space", "extend"}:
+        raise InvalidInput('an analyse job takes only {"space": N} (a train or embed job) and "extend" as its '
+                           'config')
+    if not isinstance(config.get("extend", False), bool):
+        raise InvalidInput("extend must be true or false: true places images embedded since into the newest "
+                           "analysis")
     ref = config.get("space")
     if ref is None:
         space = latest_space(session)
@@ -196,19 +200,38 @@ def create_analyse_job(session: Session, config: dict) -> Job:
         if space.kind not in ("train", "embed") or space.status != "succeeded" \
                 or not (space.artifacts or {}).get("embeddings"):
             raise InvalidInput(f"job {ref} is not a succeeded train or embed job with embeddings")
-    job = Job(kind="analyse", snapshot_id=space.snapshot_id, config={"space": space.id}, status="queued", notes=[],
-              artifacts={}, message="waiting for a worker")
+    extra = {"extend": True} if config.get("extend") else {}  # app.embeddings.extend
+    job = Job(kind="analyse", snapshot_id=space.snapshot_id, config={"space": space.id, **extra}, status="queued",
+              notes=[], artifacts={}, message="waiting for a worker")
     session.add(job)
     session.commit()
     return job
 
 
-def queue_analysis(session: Session, space_job_id: int) -> Job | None:
-    """After a train or embed job succeeded: its analyses, unless one for it is already waiting."""
+def queue_analysis(session: Session, space_job_id: int, extend: bool = False) -> Job | None:
+    """After a train or embed job succeeded: its analyses, unless one for it is already waiting (a full one
+    waiting covers an extension too). `extend`: after a predict job, place its images into the newest analysis."""
     waiting = session.scalars(select(Job.config).where(Job.kind == "analyse", Job.status == "queued"))
-    if any((config or {}).get("space") == space_job_id for config in waiting):
+    if any((config or {}).get("space") == space_job_id and (extend or not (config or {}).get("extend"))
+           for config in waiting):
         return None
-    return create_analyse_job(session, {"space": space_job_id})
+    return create_analyse_job(session, {"space": space_job_id, **({"extend": True} if extend else {})})
+
+
+def queue_extension(session: Session, predict_job_id: int) -> Job | None:
+    """After a predict job succeeded: an analyse job placing its images into its model's newest analysis, when
+    that analysis is the one the map shows (the newest of all); None otherwise."""
+    from app.embeddings import analyses
+
+    job = get_job(session, predict_job_id)
+    model = int((job.config or {}).get("model_job") or 0)
+    if not (job.artifacts or {}).get("embeddings") or not model:
+        return None
+    newest = session.scalars(select(Job).where(Job.kind == analyses.KIND, Job.status == "succeeded")
+                             .order_by(Job.id.desc()).limit(1)).first()
+    if newest is None or int((newest.artifacts or {}).get("space") or 0) != model:
+        return None
+    return queue_analysis(session, model, extend=True)
 
 
 def queue_predictions(session: Session) -> Job | None:
@@ -229,7 +252,7 @@ def queue_predictions_after_training(session: Session, job_id: int) -> Job | Non
     when it started), so that they too get the newest model's guesses. None when there were none."""
     job = get_job(session, job_id)
     since = job.claimed_at or job.created_at
-    imported = session.scalar(select(Image.id).where(Image.imported_at >= since, Image.excluded == False)  # noqa: E712
+    imported = session.scalar(select(Image.id).where(Image.imported_at >= since, Image.excluded == False)
                               .limit(1))
     return queue_predictions(session) if imported is not None else None
 

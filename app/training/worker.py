@@ -283,6 +283,12 @@ def after_finish(db: Database, job_id: int, status: str, kind: str = "train",
                 jobs.queue_analysis(s, job_id)
         except Exception:  # the map and outliers can be asked for again from the jobs page
             log.exception("job %s: could not queue the analysis of its embeddings", job_id)
+    if status == "succeeded" and kind == "predict":
+        try:  # its images get a point on the map and an outlier score (app.embeddings.extend)
+            with db.writing() as s:
+                jobs.queue_extension(s, job_id)
+        except Exception:
+            log.exception("job %s: could not queue the extension of the analysis", job_id)
     if status == "succeeded" and kind == "analyse":
         from app.embeddings.analyse import after_analysis
 

@@ -57,20 +57,27 @@
   // ---- data ----
   async function load() {
     // The very request map.html preloads (same URL, no extra headers), so the browser hands that response over.
-    const r = await fetch(`/api/embeddings/map?job=${encodeURIComponent(job)}&format=columns`);
+    // Binary (app.embeddings.maps.as_binary): a JSON header, then typed arrays viewed in place, no parsing.
+    const r = await fetch(`/api/embeddings/map?job=${encodeURIComponent(job)}&format=binary`);
     if (!r.ok) {
       countText.textContent = (await r.json().catch(() => ({}))).detail || `the map did not load (${r.status})`;
       return;
     }
-    const c = await r.json();
-    n = c.image.length;
+    const buf = await r.arrayBuffer();
+    const headerLength = new DataView(buf).getUint32(0, true);
+    const c = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, headerLength)));
+    const TYPES = { "<i4": Int32Array, "<i2": Int16Array, "i1": Int8Array, "u1": Uint8Array };
+    const col = {};
+    for (const { name, dtype, offset } of c.columns) col[name] = new TYPES[dtype](buf, offset, c.n);
+    n = c.n;
+    const marks = col.marks, bit = (b) => Uint8Array.from(marks, (m) => (m & b ? 1 : 0));
     d = {
       // x / scale: the same double the server tests a region against (app.embeddings.maps.as_columns).
-      image: Int32Array.from(c.image), x: Float64Array.from(c.x, (v) => v / c.scale),
-      y: Float64Array.from(c.y, (v) => v / c.scale),
-      cls: Int32Array.from(c.class), source: Int32Array.from(c.source), split: Int8Array.from(c.split),
-      flagged: Uint8Array.from(c.flagged), unlabelled: Uint8Array.from(c.unlabelled),
-      excluded: Uint8Array.from(c.excluded), classes: c.classes, sources: c.sources, splits: c.splits,
+      image: col.image, x: Float64Array.from(col.x, (v) => v / c.scale),
+      y: Float64Array.from(col.y, (v) => v / c.scale),
+      cls: Int32Array.from(col.class), source: Int32Array.from(col.source), split: col.split,
+      flagged: bit(c.marks.flagged), unlabelled: bit(c.marks.unlabelled),
+      excluded: bit(c.marks.excluded), classes: c.classes, sources: c.sources, splits: c.splits,
     };
     classColour = c.classes.map((_, i) => rgba(colour(i)));
     fillFilters();

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.embeddings.maps import NEWER_CAP, NO_MAP, as_columns, as_items, map_analysis, map_data, newer_images
+from app.embeddings.maps import (NEWER_CAP, NO_MAP, SINCE_CAP, as_binary, as_columns, as_items, as_of,
+                                 map_analysis, map_data)
 from app.errors import NotFound
 from app.web.deps import ReadSession, SettingsDep
 from app.web.params import Id
@@ -18,20 +19,33 @@ router = APIRouter()
 
 
 @router.get("/api/embeddings/map", tags=["embeddings"], response_class=Response,
-            responses={200: {"content": {"application/json": {}}, "description": "the map's points"}})
+            responses={200: {"content": {"application/json": {}, "application/octet-stream": {}},
+                             "description": "the map's points"}})
 def read_map(session: ReadSession, settings: SettingsDep,
              job: Annotated[Id | None, Query(description="an analyse job; default: the newest succeeded one")] = None,
-             format: Annotated[Literal["items", "columns"], Query(
-                 description="items: one object per image; columns: one list per field (what /map reads)")] = "items",
+             format: Annotated[Literal["items", "columns", "binary"], Query(
+                 description="items: one object per image; columns: one list per field; binary: the columns as "
+                             "typed arrays after a JSON header (what /map reads)")] = "items",
              ) -> Response:
     """Every image of an analysis as a point on the 2-D map: `{"job", "space", "snapshot", "items": [{"image",
     "x", "y", "class", "source", "split", "flagged", "unlabelled", "excluded"}]}`, x and y in [-1, 1]. `class`
     is the current label (null: none), `split` the image's split in the latest snapshot (null: not in it),
     `flagged` an open flag of any kind. `format=columns` gives one list per field instead, with `class`,
     `source` and `split` as indexes into `classes`, `sources` and `splits` (-1: none). 404 when there is no
-    analysis yet, 422 when `job` is not an analyse job."""
+    analysis yet, 422 when `job` is not an analyse job.
+
+    `as_of` says how old the points are: {"job", "space", "at" (when the analysis read the labels), "extends",
+    "placed_at", "since": {"labels", "exclusions", "images"} (made since "at"; images: imported since and not on
+    the map), "refreshing" (an analyse job queued or running), "colours": "current"}. The points and the outlier
+    scores are as of "at"; class, marks and split are always current. `format=binary`: a 4-byte little-endian
+    header length, a JSON header (job, space, snapshot, as_of, classes, sources, splits, scale, n, marks,
+    columns: [{"name", "dtype", "offset"}]) and the columns (image int32, x and y int16 in units of 1 / scale,
+    class and source int16 indexes, split int8, marks uint8 bits), 14 bytes a point."""
     data = map_data(session, settings, job)
-    body = as_columns(data) if format == "columns" else as_items(data)
+    when = as_of(session, map_analysis(session, settings, data.job))
+    if format == "binary":
+        return Response(as_binary(data, when), media_type="application/octet-stream")
+    body = as_columns(data, when) if format == "columns" else as_items(data, when)
     # Serialised here: FastAPI's encoder walks every value of 100,000 items one by one (seconds, not ms).
     return Response(json.dumps(body, separators=(",", ":"), allow_nan=False), media_type="application/json")
 
@@ -43,5 +57,6 @@ def map_page(request: Request, session: ReadSession, settings: SettingsDep, job:
         analysis = map_analysis(session, settings, job)
     except NotFound as exc:
         return render(request, "pages/map.html", {"analysis": None, "why": exc.detail if job else NO_MAP})
-    newer = newer_images(session, analysis)
-    return render(request, "pages/map.html", {"analysis": analysis, "newer": newer, "newer_cap": NEWER_CAP})
+    when = as_of(session, analysis)
+    return render(request, "pages/map.html", {"analysis": analysis, "as_of": when, "newer": when["since"]["images"],
+                                              "newer_cap": NEWER_CAP, "since_cap": SINCE_CAP})
