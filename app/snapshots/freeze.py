@@ -8,6 +8,8 @@ its split and fold, and near-duplicates (pHash confirmed by thumbnails, see
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -46,8 +48,10 @@ def create_snapshot(session: Session, *, name: str, filter: dict | None = None, 
     placed = splits.assign(shas, val=spec.val, test=spec.test, seed=spec.seed, folds=spec.folds, near=near,
                            previous=[before.get(r.image_id) for r in rows])
     digest = splits.content_hash((r.sha256, names[r.class_id], *p) for r, p in zip(rows, placed))
+    sizes = Counter(split for split, _ in placed)  # kept with the settings: counting 1,000,000 items per view is slow
     snapshot = Snapshot(
-        name=name, taxonomy_version_id=version.id, filter=f.stored, split=spec.as_dict(), seed=spec.seed,
+        name=name, taxonomy_version_id=version.id, filter=f.stored,
+        split={**spec.as_dict(), "sizes": {part: sizes.get(part, 0) for part in splits.SPLITS}}, seed=spec.seed,
         classes=sorted(({"id": i, "name": names[i]} for i in class_ids), key=lambda c: (c["name"].lower(), c["id"])),
         hash=digest, count=len(rows),
     )

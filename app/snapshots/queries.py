@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from app.db.ids import as_id
@@ -32,15 +32,20 @@ def class_names(snapshot: Snapshot) -> dict[int, str]:
     return {c["id"]: c["name"] for c in snapshot.classes}
 
 
-def split_counts(session: Session, snapshot_ids: list[int]) -> dict[int, dict[str, int]]:
-    rows = session.execute(
-        select(SnapshotItem.snapshot_id, SnapshotItem.split, func.count())
-        .where(SnapshotItem.snapshot_id.in_(snapshot_ids))
-        .group_by(SnapshotItem.snapshot_id, SnapshotItem.split)
-    )
-    out: dict[int, dict[str, int]] = {i: dict.fromkeys(SPLITS, 0) for i in snapshot_ids}
-    for sid, split, n in rows:
-        out[sid][split] = n
+def split_counts(session: Session, snapshots: list[Snapshot]) -> dict[int, dict[str, int]]:
+    """Images per split of each snapshot: as frozen with it (`split["sizes"]`, since issue 16), else counted
+    (snapshots frozen before: a scan of their items, about 0.1 s per 1,000,000)."""
+    out: dict[int, dict[str, int]] = {s.id: dict(s.split["sizes"]) for s in snapshots if "sizes" in s.split}
+    older = [s.id for s in snapshots if s.id not in out]
+    if older:
+        out |= {i: dict.fromkeys(SPLITS, 0) for i in older}
+        rows = session.execute(
+            select(SnapshotItem.snapshot_id, SnapshotItem.split, func.count())
+            .where(SnapshotItem.snapshot_id.in_(older))
+            .group_by(SnapshotItem.snapshot_id, SnapshotItem.split)
+        )
+        for sid, split, n in rows:
+            out[sid][split] = n
     return out
 
 
@@ -57,7 +62,7 @@ def snapshot_view(snapshot: Snapshot, version: int, counts: dict[str, int]) -> d
         "count": snapshot.count,
         "created_at": iso(snapshot.created_at),
         "filter": snapshot.filter,
-        "split": snapshot.split,
+        "split": {k: v for k, v in snapshot.split.items() if k != "sizes"},  # the settings; sizes are "splits"
         "splits": counts,
         "classes": [c["name"] for c in snapshot.classes],
     }
@@ -69,23 +74,25 @@ REREVIEW_LINK = "/label?queue=rereview"
 def rereview_left_out(session: Session, snapshot: Snapshot) -> dict:
     """Images waiting in re-review (after a split or retire) that are not in `snapshot`: they have no label a
     snapshot could take, so they are left out; the answer says how many instead of dropping them silently."""
+    # NOT EXISTS: one primary-key look-up per waiting image, where NOT IN made SQLite copy every item of the
+    # snapshot first.
+    inside = exists().where(SnapshotItem.snapshot_id == snapshot.id, SnapshotItem.image_id == Flag.image_id)
     waiting = (select(Flag.image_id).join(Image, Image.id == Flag.image_id)
-               .where(Flag.kind == "rereview", Flag.status == "open", Image.excluded.is_(False)).distinct())
-    inside = select(SnapshotItem.image_id).where(SnapshotItem.snapshot_id == snapshot.id)
-    count = session.scalar(select(func.count()).select_from(waiting.where(Flag.image_id.not_in(inside)).subquery()))
+               .where(Flag.kind == "rereview", Flag.status == "open", Image.excluded.is_(False), ~inside).distinct())
+    count = session.scalar(select(func.count()).select_from(waiting.subquery()))
     return {"count": count, "link": REREVIEW_LINK}
 
 
 def describe(session: Session, snapshot: Snapshot) -> dict:
     version = session.get(TaxonomyVersion, snapshot.taxonomy_version_id)
-    view = snapshot_view(snapshot, version.number, split_counts(session, [snapshot.id])[snapshot.id])
+    view = snapshot_view(snapshot, version.number, split_counts(session, [snapshot])[snapshot.id])
     return {**view, "rereview_left_out": rereview_left_out(session, snapshot)}
 
 
 def list_snapshots(session: Session) -> list[dict]:
     """Every snapshot, newest first."""
     snapshots = list(session.scalars(select(Snapshot).order_by(Snapshot.id.desc())))
-    counts = split_counts(session, [s.id for s in snapshots])
+    counts = split_counts(session, snapshots)
     versions = _version_numbers(session)
     return [snapshot_view(s, versions[s.taxonomy_version_id], counts[s.id]) for s in snapshots]
 
