@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.db.ids import as_id
 from app.db.models import Flag, Image, Snapshot, SnapshotItem, TaxonomyVersion
-from app.errors import NotFound
+from app.errors import InvalidInput, NotFound
 from app.snapshots.splits import SPLITS
 from app.timeutil import iso
 
@@ -97,16 +97,28 @@ def list_snapshots(session: Session) -> list[dict]:
     return [snapshot_view(s, versions[s.taxonomy_version_id], counts[s.id]) for s in snapshots]
 
 
-def snapshot_items(session: Session, snapshot: Snapshot) -> list[dict]:
-    """One dict per image: id, class name (as frozen), split, fold and the label event used."""
+# GET /api/snapshots/{id}/items pages: 5,000 items cost 19-25 ms (410 KiB of JSON) on SQLite at 1,000,000
+# images, 10,000 about 40-50 ms, the whole 286,000-item snapshot 1.4-1.8 s and 22 MB (bench/scale.py --pages).
+ITEMS_PAGE = 5_000
+ITEMS_MAX = 50_000
+
+
+def snapshot_items(session: Session, snapshot: Snapshot, *, limit: int = ITEMS_PAGE, offset: int = 0,
+                   after: int | None = None) -> tuple[list[dict], int | None]:
+    """A page of the snapshot's images in image id order, each with its class name (as frozen), split, fold
+    and the label event used; and the next page's cursor (the last image id; None on the last page).
+
+    Pages by `offset`, or by keyset: `after` an image id (as fast deep in the snapshot as at its start)."""
+    if not 1 <= limit <= ITEMS_MAX:
+        raise InvalidInput(f"limit must be from 1 to {ITEMS_MAX:,}")
+    if offset and after is not None:
+        raise InvalidInput("give one of offset and after")
     names = class_names(snapshot)
-    rows = session.execute(
-        select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split, SnapshotItem.fold,
-               SnapshotItem.label_event_id)
-        .where(SnapshotItem.snapshot_id == snapshot.id)
-        .order_by(SnapshotItem.image_id)
-    )
-    return [
-        {"image": i, "class": names[c], "split": s, "fold": f, "label_event": e}
-        for i, c, s, f, e in rows
-    ]
+    q = (select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split, SnapshotItem.fold,
+                SnapshotItem.label_event_id)
+         .where(SnapshotItem.snapshot_id == snapshot.id))
+    if after is not None:
+        q = q.where(SnapshotItem.image_id > after)
+    rows = session.execute(q.order_by(SnapshotItem.image_id).offset(offset).limit(limit + 1)).all()
+    items = [{"image": i, "class": names[c], "split": s, "fold": f, "label_event": e} for i, c, s, f, e in rows[:limit]]
+    return items, (items[-1]["image"] if len(rows) > limit else None)

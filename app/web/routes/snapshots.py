@@ -6,8 +6,9 @@ import os
 import re
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
@@ -19,12 +20,12 @@ from app.quality import results
 from app.snapshots import stored
 from app.snapshots.export import export_zip, manifest_text
 from app.snapshots.freeze import create_snapshot
-from app.snapshots.queries import describe, get_snapshot, list_snapshots, snapshot_items
+from app.snapshots.queries import ITEMS_PAGE, describe, get_snapshot, list_snapshots, snapshot_items
 from app.snapshots.reports import LIMIT, live_health
 from app.taxonomy.service import active_classes
 from app.web.deps import ReadSession, SettingsDep, WriteSession
 from app.web.openapi import file_response
-from app.web.params import Id
+from app.web.params import Count, Id
 from app.web.templating import render
 
 router = APIRouter()
@@ -95,9 +96,16 @@ def read_snapshot(session: ReadSession, snapshot_id: Id) -> dict:
 
 
 @router.get("/api/snapshots/{snapshot_id}/items", tags=["snapshots"])
-def read_snapshot_items(session: ReadSession, snapshot_id: Id) -> dict:
-    """Every image of the snapshot with its frozen class, split, fold and label event."""
-    return {"items": snapshot_items(session, get_snapshot(session, snapshot_id))}
+def read_snapshot_items(
+    session: ReadSession, snapshot_id: Id, limit: Count = ITEMS_PAGE, offset: Count = 0,
+    after: Annotated[Count | None, Query(description="keyset cursor: items with a greater image id (the "
+                                         "previous page's `next`); as fast deep in the snapshot as at its start")] = None,
+) -> dict:
+    """The snapshot's images in image id order with their frozen class, split, fold and label event, a page at a
+    time (`limit` up to 50,000); `total` is the snapshot's size, `next` the next page's cursor (null on the last)."""
+    snapshot = get_snapshot(session, snapshot_id)
+    items, following = snapshot_items(session, snapshot, limit=limit, offset=offset, after=after)
+    return {"items": items, "total": snapshot.count, "next": following}
 
 
 PENDING = {202: {"description": "not computed yet: `pending` names the report job under way (null: none; "
