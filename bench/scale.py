@@ -21,8 +21,8 @@ change labels), freezes a second one (so a diff has something in it), queues a
 report job (POST /api/quality/refresh) and runs it with `loupe worker --once`
 (its compute time, process time and peak RSS from wait4), then GETs every GET
 route of the app (read from app.routes, path ids filled with the rows above:
-an image, the two snapshots, the report job, an open flag), --page-requests
-times each after 2 warm-ups (at most ~30 s per endpoint). File routes
+an image, the two snapshots, the report job, an open flag; a few get more forms:
+filters, deep pages, queue orders), --page-requests times each after 2 warm-ups (at most ~30 s per endpoint). File routes
 (file, thumb, preview, export, model download) and /static are skipped. Prints
 one line per endpoint, slowest p95 first, with its HTTP status and body size
 (a 404 there means the data has no such thing, e.g. no embeddings), then a
@@ -289,9 +289,21 @@ def fill(path: str, ids: dict[str, int]) -> list[str]:
     """The URL(s) to measure for a route path: path ids are real rows; a few pages get a second, fuller form."""
     url = path.format(image_id=ids["image"], snapshot_id=ids["snapshot"], other_id=ids["other"],
                       job_id=ids["job"], flag_id=ids["flag"], class_id=ids["class"], name="blurred")
+    c, mid = ids["class"], ids["mid"]
     extra = {"/snapshots/{snapshot_id}": [f"{url}?diff_with={ids['other']}"],
              "/label/stage": [f"/label/stage?after={ids['image']}"],
-             "/browse": ["/browse?status=labelled&source=stock&page=50"]}
+             "/browse": ["/browse?status=labelled&source=stock&page=50", "/browse?tag=blurred&split=val",
+                         f"/browse?class={c}&min_confidence=0.5&max_confidence=0.7"],
+             # The filters one by one, a sparse combination, and deep pages by cursor and by offset.
+             "/api/images": [f"/api/images?status=labelled&class={c}", "/api/images?status=unlabelled&source=web",
+                             "/api/images?tag=dark", "/api/images?min_confidence=0.5&max_confidence=0.7",
+                             "/api/images?split=val", f"/api/images?class={c}&source=phone&tag=blurred",
+                             f"/api/images?after={mid}", "/api/images?offset=200000"],
+             "/api/flags": ["/api/flags?kind=mislabel", "/api/flags?kind=duplicate&offset=2000",
+                            "/api/flags?status=resolved"],
+             "/api/queue": [f"/api/queue?order={o}" for o in ("uncertain", "diverse", "weakest-source")],
+             "/label": ["/label?order=uncertain", "/label?queue=rereview"],
+             "/api/snapshots/{snapshot_id}/items": [f"{url}?after={mid}", f"{url}?offset=200000"]}
     return [url, *extra.get(path, [])]
 
 
@@ -342,7 +354,7 @@ def pages(base: str, pid: int, data: Path, name: str, n: int, requests: int, pag
         flag = c.get("/api/flags", params={"limit": 1}).raise_for_status().json()["items"][0]["id"]
         cls = c.get("/api/taxonomy").raise_for_status().json()
     cls = (cls.get("classes") or cls.get("items") or [{}])[0].get("id", 1)
-    ids = {"image": image, "snapshot": second, "other": first, "job": job, "flag": flag, "class": cls}
+    ids = {"image": image, "snapshot": second, "other": first, "job": job, "flag": flag, "class": cls, "mid": n // 2}
     got = sweep(base, get_routes(), ids, page_requests)
     got.sort(key=lambda g: -pct(g[1], 95))
     for url, times, seen in got:
