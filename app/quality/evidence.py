@@ -4,6 +4,8 @@ an outlier flag how far it lies from its class."""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -66,18 +68,58 @@ def _model(session: Session, flag: Flag) -> dict | None:
     return {"job": job.id, "top": suggestions(session, flag.image_id, job)}
 
 
-_HASHES: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+# Database engine -> (ids, pHashes as uint64) of every image, ids ascending. Images are never deleted and their
+# pHash never changes, so an import only appends: the next view reads the new rows alone. A full read of
+# 1,000,000 rows takes 1.4-3 s (bench/review_pages.py's seed, 2 busy cores); the rows since, a few ms.
+_HASHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_HASH_LOCK = threading.Lock()
+HASH_CHUNK = 50_000  # rows per fetch while reading them: ~3 MB of Python tuples at a time
+# The second check reads a thumbnail per candidate (about 0.45 ms each, cold, bench/review_pages.py's note), so the
+# candidates are confirmed nearest first in growing rounds until NEIGHBOURS are confirmed, and at most
+# MAX_CANDIDATES are looked at: an image of a huge family of look-alikes (50,000 images sharing a pHash in the
+# 1,000,000-image bench) made the page read every one (1.6 s). Copies sit at 0-2 bits, ahead of the look-alikes
+# at 3-4 that the thumbnails mostly reject (3 of 3,341 pHash pairs kept on 10,000 Fashion-MNIST images,
+# app.snapshots.looks), so the strip loses only look-alikes past the 96th nearest.
+FIRST_ROUND = 2 * NEIGHBOURS
+MAX_CANDIDATES = 8 * NEIGHBOURS
+
+
+def _read_hashes(session: Session, after: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, pHashes) of the images with id > `after`, ascending, read as plain tuples in chunks (SQLAlchemy rows
+    cost 3-4 us each: 1,000,000 of them took 3.6 s against 1.4 s)."""
+    cursor = session.connection().connection.cursor()  # the session's own connection: the same transaction
+    ids, hashes = [], []
+    try:
+        cursor.execute("SELECT id, phash FROM images WHERE id > %d ORDER BY id" % int(after))
+        while rows := cursor.fetchmany(HASH_CHUNK):
+            block = np.array(rows, dtype=np.int64).reshape(-1, 2)
+            ids.append(block[:, 0])
+            hashes.append(block[:, 1])
+    finally:
+        cursor.close()
+    if not ids:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    return np.concatenate(ids), np.concatenate(hashes).view(np.uint64)
 
 
 def _all_hashes(session: Session) -> tuple[np.ndarray, np.ndarray]:
-    """(ids, pHashes as uint64) of every image; kept while no image is added (hashes never change)."""
-    key = (library_counts(session)["images"], session.scalar(select(func.max(Image.id))))
-    if key not in _HASHES:
-        rows = session.connection().execute(select(Image.id, Image.phash).order_by(Image.id)).all()
-        ids, hashes = (zip(*rows) if rows else ((), ()))
-        _HASHES.clear()
-        _HASHES[key] = (np.array(ids, dtype=np.int64), np.array(hashes, dtype=np.int64).view(np.uint64))
-    return _HASHES[key]
+    """(ids, pHashes as uint64) of every image, ids ascending; kept per database, new images appended."""
+    engine = session.get_bind()
+    count = library_counts(session)["images"]
+    newest = session.scalar(select(func.max(Image.id))) or 0
+    with _HASH_LOCK:
+        ids, hashes = _HASHES.get(engine, (np.zeros(0, np.int64), np.zeros(0, np.uint64)))
+    last = int(ids[-1]) if len(ids) else 0
+    if len(ids) == count and last == newest:
+        return ids, hashes
+    if last < newest and len(ids) < count:  # an import since: read its rows only
+        more_ids, more_hashes = _read_hashes(session, last)
+        ids, hashes = np.concatenate([ids, more_ids]), np.concatenate([hashes, more_hashes])
+    if len(ids) != count:  # not what an import explains (another database behind the same engine): read them all
+        ids, hashes = _read_hashes(session, 0)
+    with _HASH_LOCK:
+        _HASHES[engine] = (ids, hashes)
+    return ids, hashes
 
 
 def _neighbours(session: Session, image: Image, flag: Flag) -> list[dict]:
@@ -85,14 +127,19 @@ def _neighbours(session: Session, image: Image, flag: Flag) -> list[dict]:
     nearest first, with their labels."""
     ids, hashes = _all_hashes(session)
     dist = np.bitwise_count(hashes ^ np.array([image.phash], dtype=np.int64).view(np.uint64))
-    close = np.flatnonzero((dist <= MAX_DISTANCE) & (ids != image.id))
-    close = close[np.argsort(dist[close], kind="stable")]
-    if len(close):  # the second check: a pHash look-alike that the thumbnails disagree with is not evidence
-        shas = dict(session.execute(select(Image.id, Image.sha256).where(Image.id.in_(ids[close].tolist()))).all())
-        candidates = [image.sha256] + [shas[int(i)] for i in ids[close]]
-        ok = looks.confirmer(session, candidates)(np.zeros(len(close), np.int64), np.arange(1, len(close) + 1))
-        close = close[ok]
-    close = close[:NEIGHBOURS]
+    close = np.flatnonzero(dist <= MAX_DISTANCE)
+    close = close[ids[close] != image.id]
+    close = close[np.argsort(dist[close], kind="stable")][:MAX_CANDIDATES]
+    kept, start, size = [], 0, FIRST_ROUND
+    while start < len(close) and len(kept) < NEIGHBOURS:  # nearest first, each round twice the last
+        batch = close[start:start + size]
+        start, size = start + len(batch), size * 2
+        # The second check: a pHash look-alike that the thumbnails disagree with is not evidence.
+        shas = dict(session.execute(select(Image.id, Image.sha256).where(Image.id.in_(ids[batch].tolist()))).all())
+        candidates = [image.sha256] + [shas[int(i)] for i in ids[batch]]
+        ok = looks.confirmer(session, candidates)(np.zeros(len(batch), np.int64), np.arange(1, len(batch) + 1))
+        kept += batch[ok].tolist()
+    close = kept[:NEIGHBOURS]
     found: dict[int, int | None] = {int(ids[i]): int(dist[i]) for i in close}
     for other in (flag.details or {}).get("group", []):
         if other != image.id and other not in found and len(found) < NEIGHBOURS:

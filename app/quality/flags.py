@@ -28,10 +28,13 @@ the review page loads. The rules, per kind:
 
 from __future__ import annotations
 
+import weakref
+
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent
+from app.db.models import (ClassCount, CurrentLabel, ExclusionEvent, Flag, Image, LabelClass, LabelEvent, SourceCount,
+                           TaxonomyVersion)
 from app.errors import Conflict, InvalidInput, NotFound
 from app.images.exclusion import set_excluded
 from app.labelling.events import LabelInput, append_label_events
@@ -313,9 +316,40 @@ def _cancel_stale(session: Session, ids: set[int]) -> list[int]:
     return cancelled
 
 
+# Engine -> the fingerprint of the flags' inputs after the last full pass of the safety net in this process.
+_NET: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(session: Session) -> tuple:
+    """What the safety net's verdicts depend on: the newest label event (labels, migrations, undos), exclusion
+    event, flag and taxonomy version; the open flags' count and id sum (a flag reopened or closed by a
+    decision that wrote neither a label nor an exclusion, e.g. ambiguous, changes those); and, for rows changed
+    behind the app's back (no event), the trigger-kept excluded count and a checksum of the per-class counts.
+    Index look-ups, a few counter rows and an index-only scan of the open flags (about 1 ms with 3,000 open
+    flags at 1,000,000 images)."""
+    newest = lambda column: select(func.coalesce(func.max(column), 0)).scalar_subquery()  # noqa: E731
+    total = lambda expr: select(func.coalesce(func.sum(expr), 0)).scalar_subquery()  # noqa: E731
+    opened = select(func.count().label("n"), func.coalesce(func.sum(Flag.id), 0).label("ids")).where(
+        Flag.status == "open").subquery()
+    return tuple(session.execute(select(
+        newest(LabelEvent.id), newest(ExclusionEvent.id), newest(Flag.id), newest(TaxonomyVersion.id), *opened.c,
+        total(SourceCount.excluded), total(ClassCount.class_id * ClassCount.labels),
+    )).one())
+
+
 def cancel_stale_open(session: Session) -> list[int]:
-    """`cancel_stale` over every image with an open flag (the review page's safety net); commits when any closed."""
+    """`cancel_stale` over every image with an open flag (the review page's safety net); commits when any closed.
+
+    A pass reads every open flag (about 50-100 us each: 3,000 open flags at 1,000,000 images took 150-380 ms), so
+    it is skipped while nothing it reads has changed since the last pass in this process (`_fingerprint`):
+    such a pass would cancel nothing."""
+    engine = session.get_bind()
+    seen = _fingerprint(session)
+    if _NET.get(engine) == seen:
+        return []
     cancelled = cancel_stale(session, set(session.scalars(select(Flag.image_id).where(Flag.status == "open"))))
+    after = _fingerprint(session) if cancelled else seen  # in this transaction: a concurrent write is not counted
     if cancelled:
         session.commit()
+    _NET[engine] = after
     return cancelled
