@@ -37,6 +37,7 @@ from app.training.spec import Cancelled, TrainingError
 
 log = logging.getLogger("loupe.analyse")
 STREAM_ROWS = 5_000
+FEW_ROWS = 20_000  # up to this many images are read by id; more, as the range of ids they span
 FLAG_NEIGHBOURS = 8  # neighbours a flag keeps as its evidence (the review strip shows 8)
 KEPT = ("keep", "ambiguous")  # a reviewer's decision that the image stays as it is
 
@@ -80,13 +81,15 @@ def _state(session, ids: np.ndarray) -> dict[str, np.ndarray]:
            "source": np.full(n, -1, dtype=np.int64)}
     if n == 0:
         return out
-    rows = session.execute(
-        select(Image.id, Image.labelled, Image.excluded, CurrentLabel.class_id, CurrentLabel.event_id,
-               Image.source_id)
-        .outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
-        .where(Image.id >= int(ids[0]), Image.id <= int(ids[-1]))
-        .order_by(Image.id).execution_options(yield_per=STREAM_ROWS))
-    for chunk in rows.partitions(STREAM_ROWS):
+    q = (select(Image.id, Image.labelled, Image.excluded, CurrentLabel.class_id, CurrentLabel.event_id,
+                Image.source_id).outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id))
+    if n <= FEW_ROWS:  # a few images spread over the id range (the flagged ones): by id, not the range between
+        chunks = (session.execute(q.where(Image.id.in_(ids[i:i + 1000].tolist()))).all()
+                  for i in range(0, n, 1000))
+    else:
+        chunks = session.execute(q.where(Image.id >= int(ids[0]), Image.id <= int(ids[-1]))
+                                 .order_by(Image.id).execution_options(yield_per=STREAM_ROWS)).partitions(STREAM_ROWS)
+    for chunk in chunks:
         got = np.array([(i, bool(lab), bool(x), -1 if c is None else c, -1 if e is None else e, src)
                         for i, lab, x, c, e, src in chunk], dtype=np.int64).reshape(-1, 6)
         at = np.searchsorted(ids, got[:, 0])
@@ -138,9 +141,15 @@ def _oof(session, settings: Settings, space: Job) -> tuple[np.ndarray, np.ndarra
     if not (space.artifacts or {}).get("oof_embeddings"):
         return None
     ids, rows = files.load(*similar.local_files(settings, space, prefix="oof_"))
-    folds = dict(session.execute(select(SnapshotItem.image_id, SnapshotItem.fold)
-                                 .where(SnapshotItem.snapshot_id == space.snapshot_id)).all())
-    fold = np.array([folds.get(int(i), -1) for i in ids], dtype=np.int64)
+    fold = np.full(len(ids), -1, dtype=np.int64)
+    found = session.execute(select(SnapshotItem.image_id, SnapshotItem.fold)
+                            .where(SnapshotItem.snapshot_id == space.snapshot_id)
+                            .execution_options(yield_per=STREAM_ROWS))
+    for chunk in found.partitions(STREAM_ROWS):  # no dict of a million snapshot items: a chunk at a time
+        got = np.array([(i, -1 if f is None else f) for i, f in chunk], dtype=np.int64).reshape(-1, 2)
+        at = np.searchsorted(ids, got[:, 0])
+        ok = (at < len(ids)) & (ids[np.minimum(at, max(len(ids) - 1, 0))] == got[:, 0])
+        fold[at[ok]] = got[ok, 1]
     return ids, similar.normalise(rows), fold
 
 

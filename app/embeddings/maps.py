@@ -95,6 +95,45 @@ class MapData:
     snapshot: int | None
     classes: dict[int, str]
     sources: dict[int, str]
+    fixed: tuple[np.ndarray, np.ndarray] | None = None  # x, y as int16 in units of 10**-ROUND (binary), cached
+
+
+@dataclass(frozen=True)
+class _Static:
+    """What a stored analysis' map never changes: read from its files once per process (they never change)."""
+    ids: np.ndarray
+    xy: np.ndarray  # float64, rounded
+    fixed: tuple[np.ndarray, np.ndarray]
+    class_id: np.ndarray  # as the analysis read them; copied before the changes since are applied
+    source_id: np.ndarray
+    labelled: np.ndarray
+    excluded: np.ndarray
+
+
+_static: dict[tuple, _Static] = {}
+_static_lock = threading.Lock()
+STATIC_KEPT = 2  # analyses' maps kept: the newest, and one more (a page open on the one before)
+
+
+def _static_of(analysis: analyses.Analysis) -> _Static:
+    key = (str(analysis.settings.data_dir), analysis.settings.store_url, analysis.job)
+    with _static_lock:
+        if key in _static:
+            return _static[key]
+    xy = rounded_xy(analysis)
+    marks = np.asarray(analysis.array("map_marks"))
+    found = _Static(ids=np.asarray(analysis.ids, dtype=np.int64), xy=xy,
+                    fixed=(_fixed_array(xy[:, 0]), _fixed_array(xy[:, 1])),
+                    class_id=np.asarray(analysis.array("map_class"), dtype=np.int64),
+                    source_id=np.asarray(analysis.array("map_source"), dtype=np.int64),
+                    labelled=(marks & MARK_LABELLED) > 0, excluded=(marks & MARK_EXCLUDED) > 0)
+    for array in (found.ids, found.xy, *found.fixed, found.class_id, found.source_id, found.labelled, found.excluded):
+        array.flags.writeable = False  # shared between requests: each copies what it changes
+    with _static_lock:
+        while len(_static) >= STATIC_KEPT:
+            _static.pop(next(iter(_static)))
+        _static[key] = found
+    return found
 
 
 def _ints(session: Session, q, width: int) -> np.ndarray:
@@ -188,12 +227,9 @@ def map_data(session: Session, settings: Settings, job: int | None = None) -> Ma
 
 def _stored_data(session: Session, analysis: analyses.Analysis) -> MapData:
     """The analysis' stored state with the labels and exclusions made since its stamp applied."""
-    ids, xy = np.asarray(analysis.ids, dtype=np.int64), rounded_xy(analysis)
-    n = len(ids)
-    class_id = np.asarray(analysis.array("map_class"), dtype=np.int64)
-    source_id = np.asarray(analysis.array("map_source"), dtype=np.int64)
-    marks = np.asarray(analysis.array("map_marks"))
-    labelled, excluded = (marks & MARK_LABELLED) > 0, (marks & MARK_EXCLUDED) > 0
+    static = _static_of(analysis)
+    ids, n = static.ids, len(static.ids)
+    class_id, labelled, excluded = static.class_id.copy(), static.labelled.copy(), static.excluded.copy()
     stamp = analysis.stamp
     changed = (select(LabelEvent.image_id).where(LabelEvent.id > int(stamp.get("label_event") or 0))
                .union(select(ExclusionEvent.image_id).where(ExclusionEvent.id > int(stamp.get("exclusion") or 0))))
@@ -208,10 +244,11 @@ def _stored_data(session: Session, analysis: analyses.Analysis) -> MapData:
         class_id[at], labelled[at], excluded[at] = got[:, 1], got[:, 2] > 0, got[:, 3] > 0
     class_id[~labelled] = -1  # as the live read: a label taken back (undo) leaves no class
     snapshot, split = _split_now(session, analysis, ids)
-    return MapData(job=analysis.job, space=analysis.space, ids=ids, xy=xy, class_id=class_id, source_id=source_id,
-                   unlabelled=~labelled, excluded=excluded, flagged=_flagged(session, ids), split=split,
-                   snapshot=snapshot, classes=dict(session.execute(select(LabelClass.id, LabelClass.name)).all()),
-                   sources=dict(session.execute(select(Source.id, Source.name)).all()))
+    return MapData(job=analysis.job, space=analysis.space, ids=ids, xy=static.xy, class_id=class_id,
+                   source_id=static.source_id, unlabelled=~labelled, excluded=excluded,
+                   flagged=_flagged(session, ids), split=split, snapshot=snapshot,
+                   classes=dict(session.execute(select(LabelClass.id, LabelClass.name)).all()),
+                   sources=dict(session.execute(select(Source.id, Source.name)).all()), fixed=static.fixed)
 
 
 def _flagged(session: Session, ids: np.ndarray) -> np.ndarray:
@@ -340,15 +377,14 @@ def as_binary(data: MapData, when: dict | None = None) -> bytes:
     plus "n" and "columns": [{"name", "dtype", "offset"}], offsets from the start of the body, each a multiple
     of 4 so that a typed array can view it in place), then the columns. "marks" holds MARK_BITS. 14 bytes a
     point: 14 MB at 1,000,000."""
-    class_ids = sorted(set(np.unique(data.class_id[data.class_id >= 0]).tolist()))
-    source_ids = sorted(set(np.unique(data.source_id).tolist()))
+    class_ids, class_index = _present(data.class_id)
+    source_ids, source_index = _present(data.source_id)
     marks = ((data.flagged.astype(np.uint8) * MARK_BITS["flagged"])
              | (data.unlabelled.astype(np.uint8) * MARK_BITS["unlabelled"])
              | (data.excluded.astype(np.uint8) * MARK_BITS["excluded"]))
-    values = {"image": data.ids, "x": np.rint(data.xy[:, 0] * 10**ROUND), "y": np.rint(data.xy[:, 1] * 10**ROUND),
-              "class": _index_array(data.class_id, {c: i for i, c in enumerate(class_ids)}),
-              "source": _index_array(data.source_id, {s: i for i, s in enumerate(source_ids)}),
-              "split": data.split, "marks": marks}
+    x, y = data.fixed if data.fixed is not None else (_fixed_array(data.xy[:, 0]), _fixed_array(data.xy[:, 1]))
+    values = {"image": data.ids, "x": x, "y": y, "class": class_index, "source": source_index, "split": data.split,
+              "marks": marks}
     header = {"job": data.job, "space": data.space, "snapshot": data.snapshot, "as_of": when,
               "classes": [data.classes.get(c, f"class {c}") for c in class_ids],
               "sources": [data.sources.get(s, f"source {s}") for s in source_ids],
@@ -373,6 +409,24 @@ def as_binary(data: MapData, when: dict | None = None) -> bytes:
         out += bytes(column["offset"] - len(out))
         out += blob
     return bytes(out)
+
+
+def _present(values: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """(the distinct ids >= 0 in `values`, sorted; each value's index among them, -1 for a negative value):
+    a count per id and a lookup table, no sort of a million values."""
+    values = np.asarray(values, dtype=np.int64)
+    ok = values >= 0
+    if not ok.any():
+        return [], np.full(len(values), -1, dtype=np.int64)
+    counts = np.bincount(values[ok])
+    present = np.flatnonzero(counts)
+    table = np.full(len(counts), -1, dtype=np.int64)
+    table[present] = np.arange(len(present))
+    return present.tolist(), np.where(ok, table[np.where(ok, values, 0)], -1)
+
+
+def _fixed_array(values: np.ndarray) -> np.ndarray:
+    return np.rint(np.asarray(values) * 10**ROUND).astype(np.int16)
 
 
 def _align(offset: int) -> int:
