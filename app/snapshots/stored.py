@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from pathlib import Path
 
 import numpy as np
 from sqlalchemy import exists, func, select
@@ -33,8 +32,8 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Flag, Job, Snapshot, SnapshotItem
 from app.errors import InvalidInput
-from app.snapshots.reports import Changes, check_page, changes, diff, diff_view, snapshot_health
 from app.snapshots.queries import get_snapshot
+from app.snapshots.reports import Changes, changes, check_page, diff, diff_view, snapshot_health
 from app.timeutil import iso, utcnow
 from app.training.artifacts import artifact_path, job_dir
 
@@ -159,7 +158,7 @@ def health_view(session: Session, settings, snapshot: Snapshot) -> dict:
 
 def _stored_changes(settings, job: Job) -> Changes:
     """The diff's lists, memory-mapped: a page reads only its slice."""
-    load = lambda name: np.load(artifact_path(settings, job, name), mmap_mode="r")  # noqa: E731
+    load = lambda name: np.load(artifact_path(settings, job, name), mmap_mode="r")
     return Changes(load("added"), load("removed"), load("relabelled"), load("moved"), job.metrics["counts"]["unchanged"])
 
 

@@ -132,7 +132,7 @@ def test_a_big_diff_is_stored_once_and_paged(labelled, settings, db):
     r = client.get(pair)
     assert r.status_code == 202 and r.json()["pending"] is None
     page = client.get(f"/snapshots/{third['id']}?diff_with={old['id']}", headers=HTML).text
-    assert 'action="/snapshots/%d/actions/diff"' % third["id"] in page and "Compute the diff" in page
+    assert f'action="/snapshots/{third["id"]}/actions/diff"' in page and "Compute the diff" in page
     r = client.post(f"/snapshots/{third['id']}/actions/diff", data={"diff_with": str(old["id"])}, headers=HTML,
                     follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].endswith(f"?diff_with={old['id']}")
