@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import resource
 import subprocess
 import sys
@@ -45,14 +46,19 @@ def prepare(n: int) -> Settings:
     pngs = OUT / f"fmnist-png-{n}"
     if not pngs.exists():
         fmnist.write_pngs(pngs, n)
-    import_paths(db, settings, [pngs], source="fmnist")
+    with db.reading() as s:
+        imported = s.execute(text("SELECT count(*) FROM images")).scalar()
+    if not imported:
+        import_paths(db, settings, [pngs], source="fmnist")
     _, labels = fmnist.load("train", n)
     with db.writing() as s:
+        have = set(s.execute(text("SELECT name FROM classes")).scalars())
         for name in fmnist.CLASSES:
-            apply_change(s, change={"op": "add", "name": name})
+            if name not in have:
+                apply_change(s, change={"op": "add", "name": name})
     with db.writing() as s:
         rows = s.execute(text("SELECT id, original_filename FROM images ORDER BY id")).all()
-        append_label_events(s, [(image_id, LabelInput(fmnist.CLASSES[labels[int(filename.split("-")[1][:5])]],
+        append_label_events(s, [(image_id, LabelInput(fmnist.CLASSES[labels[int(re.search(r"(\d+)\.png$", filename).group(1))]],
                                                       annotator="bench"))
                                 for image_id, filename in rows[::2]])
         s.commit()
