@@ -121,7 +121,7 @@ def _predictions(session, space: Job, ids: np.ndarray) -> tuple[np.ndarray, np.n
     if model is None or n == 0:
         return predicted, margin
     family = model_family(session, model.id)
-    snapshot = session.get(Snapshot, model.snapshot_id)
+    snapshot = session.get(Snapshot, model.snapshot_id) if model.snapshot_id is not None else None
     frozen = [c["id"] for c in snapshot.classes] if snapshot is not None else []
     rows = session.execute(
         select(Prediction.image_id, Prediction.probs, Prediction.margin)
@@ -307,6 +307,7 @@ def _flag_outliers(db, job_id: int) -> dict:
         group, usual = _load(job, "outlier_class"), _load(job, "outlier_usual")
         state = _state(s, ids[over]) if len(over) else {"excluded": np.zeros(0, bool), "event": np.zeros(0)}
         names = dict(s.execute(select(LabelClass.id, LabelClass.name)).all())
+        labels_as_of = ((job.metrics or {}).get("stamp") or {}).get("at")  # the labels the scores were measured by
     counts = {"analysis": job_id, "over_cut": len(over), "created": 0, "updated": 0, "kept": 0,
               "cancelled": 0}
     eligible = np.zeros(len(ids), dtype=bool)
@@ -338,7 +339,8 @@ def _flag_outliers(db, job_id: int) -> dict:
                        "class": names.get(cls) if cls >= 0 else None,
                        "compared_with": "all" if cls < 0 else ("label" if event is not None else "prediction"),
                        "distance": round(float(outliers.kth_distance(knn_dist[row:row + 1])[0]), 4),
-                       "usual": round(float(usual[row]), 4), "label_event_id": event, "z": round(float(z[row]), 4)}
+                       "usual": round(float(usual[row]), 4), "label_event_id": event, "z": round(float(z[row]), 4),
+                       "labels_as_of": labels_as_of}
             score = round(float(np.searchsorted(ranked, z[row], side="left")) / max(len(ranked), 1), 6)
             raised.add(image_id)
             if image_id in opened:
