@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.config import Settings
 from app.db.engine import Database
-from app.db.models import Job
+from app.db.models import Flag, Job
 from app.embeddings import analyses, knn, outliers
 from app.main import create_app
 from tests import databases, fmnist
@@ -132,6 +132,14 @@ def test_images_imported_after_the_analysis_are_placed_into_it_not_analysed_agai
     assert body["as_of"]["extends"] == base.job and body["as_of"]["placed_at"]
     page = world.client.get("/map", params={"job": ext.job}).text
     assert f"images embedded since #{base.job} placed at" in page
+    # Its outlier flags say which labels they were scored against, and so does the review page.
+    with world.db.reading() as s:
+        flag = s.scalars(select(Flag).where(Flag.kind == "outlier", Flag.status == "open")).first()
+        assert flag is not None
+        at = s.get(Job, flag.details["analysis"]).metrics["stamp"]["at"]
+        assert flag.details["labels_as_of"] == at
+    review = world.client.get("/review", params={"kind": "outlier"}).text
+    assert "scored against the labels as of " + at[:16].replace("T", " ") in review
 
 
 def test_the_extension_measures_what_a_full_analysis_with_the_same_labels_does(world):
