@@ -313,7 +313,7 @@ def sweep(base: str, routes: list[str], ids: dict[str, int], requests: int) -> l
     out = []
     with httpx.Client(base_url=base, timeout=120, follow_redirects=False) as c:
         for path in routes:
-            for url in fill(path, ids):
+            for url in (fill(path, ids) if ids else [path]):
                 times, codes, size, deadline = [], {}, 0, None
                 for i in range(2 + requests):
                     t0 = time.perf_counter()

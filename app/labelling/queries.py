@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, bindparam, exists, func, select
+from sqlalchemy import Select, Text, bindparam, cast, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.config import Settings
-from app.db.models import CurrentLabel, Flag, Image, LabelClass, LabelEvent, Snapshot, SnapshotItem, Source
+from app.db.models import ClassCount, CurrentLabel, Flag, Image, LabelClass, LabelEvent, Snapshot, SnapshotItem, Source
 from app.errors import InvalidInput
 from app.images.catalog import library_counts
 from app.labelling import orders
 from app.taxonomy.queries import resolve_class
 
 STATUSES = ("unlabelled", "labelled", "flagged")
+# A tag the substring test may look for: printable ASCII, but no quote or backslash (JSON escapes them) and no
+# LIKE wildcard.
+_PLAIN_TAG = re.compile(r'[ !#$&\'()*+,\-./0-9:;<=>?@A-Z\[\]^`a-z{|}~]+')
 MAX_LIMIT = 1000
 # Pages count matches only this far and then say "1,000+": an exact count reads every match (a million
 # index entries for "unlabelled"), and 1,000 costs about a millisecond even where each match needs a row lookup.
@@ -153,6 +157,11 @@ def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True)
         # The rows of the label's JSON tag list: SQLite's json_each, PostgreSQL's json_array_elements_text.
         spread = func.json_each if session.get_bind().dialect.name == "sqlite" else func.json_array_elements_text
         each = spread(LabelEvent.tags).table_valued("value")
+        if _PLAIN_TAG.fullmatch(f.tag):
+            # A substring test first, so that the JSON is taken apart only where the tag can be: counting a tag
+            # over 290,000 current labels took 385 ms with json_each alone, 216 ms with this in front (SQLite,
+            # 1M images). Every JSON writer writes a printable ASCII string without quotes or backslashes as is.
+            q = q.where(cast(LabelEvent.tags, Text).like(f'%"{f.tag}"%'))
         q = q.where(exists(select(each.c.value).where(each.c.value == f.tag)))
     if f.split:
         q = q.where(_in_split(f.split))
@@ -264,12 +273,19 @@ def list_images(
 
 
 def _counted(session: Session, f: ImageFilter) -> int | None:
-    """How many match a filter of status labelled / unlabelled and a source at most, from the counters
-    (exact, no rows read); None for any other filter."""
-    if f.class_ref or f.tag or f.min_confidence is not None or f.max_confidence is not None:
+    """How many match, without reading the matches, where counters or a snapshot's frozen sizes say it exactly:
+    status labelled / unlabelled and a source at most (source_counts), one class (class_counts), one split
+    of the latest snapshot; None for any other filter (counting a class's 25,000 labels took 110 ms at 1M
+    images, a split's 290,000 items 90 ms)."""
+    if f.tag or f.min_confidence is not None or f.max_confidence is not None or f.members is not None:
         return None
-    if f.split or f.members is not None:
-        return None
+    if f.class_ref:
+        if f.source or f.split or f.status not in (None, "", "labelled"):
+            return None
+        cls = resolve_class(session, f.class_ref, active_only=False)
+        return session.scalar(select(ClassCount.labels).where(ClassCount.class_id == cls.id)) or 0
+    if f.split:
+        return None if f.source or f.status else _split_size(session, f.split)
     if f.status not in (None, "", "labelled", "unlabelled"):
         return None
     source_id = None
@@ -281,6 +297,21 @@ def _counted(session: Session, f: ImageFilter) -> int | None:
     if f.status == "labelled":
         return counts["labelled"]
     return counts["images"] - counts["labelled"] if f.status == "unlabelled" else counts["images"]
+
+
+def _split_size(session: Session, split: str) -> int:
+    """Images in one split of the latest snapshot ("none": not in it), as `_in_split` selects them."""
+    if split not in SPLITS:
+        raise InvalidInput(f"split must be one of {', '.join(SPLITS)}, not '{split}'")
+    latest = session.scalars(select(Snapshot).order_by(Snapshot.id.desc()).limit(1)).first()
+    if split == "none":
+        return library_counts(session)["images"] - (latest.count if latest else 0)
+    if latest is None:
+        return 0
+    if "sizes" in latest.split:  # frozen with the snapshot (issue 16)
+        return latest.split["sizes"].get(split, 0)
+    return session.scalar(select(func.count()).select_from(SnapshotItem).where(
+        SnapshotItem.snapshot_id == latest.id, SnapshotItem.split == split))
 
 
 def image_summary(row, names: dict[int, str]) -> dict:
