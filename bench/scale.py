@@ -6,7 +6,8 @@
     nice -n 10 .venv/bin/python bench/scale.py --images 100000 --pages [--page-requests 20]
 
 Rows are bulk-inserted (one INSERT ... SELECT per table) and point at a few
-real imported files, with a realistic mix: four sources of unequal size, the
+real imported files, each with a pHash of its own (one in 50 a near-duplicate of
+the one before), with a realistic mix: four sources of unequal size, the
 first quarter of the import order labelled (people label the queue in order)
 plus 5 % scattered (bulk labels), some relabels, tags, confidence levels, open
 flags and excluded images. The SQLite data dir is kept under bench/out and
@@ -58,6 +59,7 @@ REAL = 20
 SOURCES = ("camera", "stock", "web", "phone")
 WARMUP = 10
 PHASE_S = 120  # each measured phase stops after this long, whatever --requests says
+SEED = 2  # in the data dir's and database's names: a change to the seeded rows must not reuse older ones
 
 
 def _series(dialect: str, n: int) -> str:
@@ -78,11 +80,17 @@ def _seed_rows(s, dialect: str, n: int) -> None:
     # Half camera, 30 % stock, 10 % web, 10 % phone; one in 200 excluded.
     source = (f"CASE WHEN i % 10 < 5 THEN {ids['camera']} WHEN i % 10 < 8 THEN {ids['stock']} "
               f"WHEN i % 10 < 9 THEN {ids['web']} ELSE {ids['phone']} END")
+    # A pHash of its own per image (two multiplicative hashes of i, one per 32-bit half, under 2^63), and one
+    # in 50 that of the image before (a near-duplicate pair): copying the 20 real rows' pHashes made 1M images
+    # 20 huge near-duplicate groups (one snapshot group, every image in "val", a 50,000-image duplicate group).
+    def phash(x: str) -> str:
+        return f"(({x}) * 2654435761 % 2147483648) * 4294967296 + ({x}) * 2246822519 % 4294967296"
+    hashed = f"CASE WHEN i % 50 = 0 THEN {phash('i - 1')} ELSE {phash('i')} END"
     s.execute(text(_series(dialect, n) + f"""
         INSERT INTO images (id, sha256, stored_path, original_filename, source_id, batch_id, width, height,
                             format, mode, byte_size, phash, imported_at, excluded)
         SELECT i, {hexed}, r.stored_path, r.original_filename, {source}, r.batch_id, r.width, r.height,
-               r.format, r.mode, r.byte_size, r.phash, r.imported_at, CASE WHEN i % 200 = 0 THEN {true} ELSE {false} END
+               r.format, r.mode, r.byte_size, {hashed}, r.imported_at, CASE WHEN i % 200 = 0 THEN {true} ELSE {false} END
         FROM k JOIN images r ON r.id = 1 + i % {REAL} WHERE i > {REAL}
     """))
     version = s.execute(text("SELECT max(id) FROM taxonomy_versions")).scalar()
@@ -151,8 +159,8 @@ def seed(settings: Settings, n: int) -> None:
 
 
 def pg_database(server: str, n: int) -> str:
-    """A database `loupe_scale_N` on the server, created when missing."""
-    name = f"loupe_scale_{n}"
+    """A database `loupe_scale_N_sSEED` on the server, created when missing."""
+    name = f"loupe_scale_{n}_s{SEED}"
     engine = create_engine(server, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
@@ -383,7 +391,7 @@ def main() -> None:
     args = ap.parse_args()
     url = args.database_url or (pg_database(os.environ["LOUPE_TEST_DATABASE_URL"], args.images) if args.pg else "")
     name = "postgresql" if url else "sqlite"
-    data = OUT / f"scale-{args.images}" / name
+    data = OUT / f"scale-{args.images}-s{SEED}" / name
     settings = Settings(data=data, database_url=url)
     seed(settings, args.images)
     if url:
