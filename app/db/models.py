@@ -248,6 +248,18 @@ class Flag(Base):
     resolved_by: Mapped[str | None] = mapped_column(String(100))
 
 
+class FlagCount(Base):
+    """Per kind, status and resolution ('' for none): how many flags. Kept exact by triggers on flags (migration
+    0013), for the quality page at a million images."""
+
+    __tablename__ = "flag_counts"
+
+    kind: Mapped[str] = mapped_column(String(20), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), primary_key=True)
+    resolution: Mapped[str] = mapped_column(String(20), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer)
+
+
 class Snapshot(Base):
     """A frozen, curated dataset. Append-only: triggers refuse UPDATE and DELETE."""
 

