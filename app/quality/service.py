@@ -241,11 +241,13 @@ LIVE_CHUNK = 50_000  # rows turned into arrays at a time: 1,000,000 rows as tupl
 def live_images(session: Session) -> dict[str, np.ndarray]:
     """Every image not excluded, in id order: "ids", "phashes", "classes" and "events" (current label; -1
     when unlabelled), "sources" (source id) and "shas" (a list of sha256)."""
-    result = session.connection().execution_options(yield_per=LIVE_CHUNK).execute(
+    # The option on the statement, not the connection: Connection.execution_options changes the session's
+    # connection in place, and on PostgreSQL its later INSERTs then went through a server-side cursor (an error).
+    result = session.connection().execute(
         select(Image.id, Image.phash, func.coalesce(CurrentLabel.class_id, -1),
                func.coalesce(CurrentLabel.event_id, -1), Image.source_id, Image.sha256)
         .outerjoin(CurrentLabel, CurrentLabel.image_id == Image.id)
-        .where(Image.excluded.is_(False)).order_by(Image.id)
+        .where(Image.excluded.is_(False)).order_by(Image.id).execution_options(yield_per=LIVE_CHUNK)
     )
     names = ("ids", "phashes", "classes", "events", "sources")
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}

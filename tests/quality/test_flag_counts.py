@@ -1,11 +1,16 @@
 """The per kind, status and resolution flag counts that triggers keep (migration 0013) agree with counting the
-flags, through every writer: new flags, review decisions and their undo, stale-flag cancellation, raw SQL."""
+flags, through every writer: new flags, review decisions and their undo, stale-flag cancellation, raw SQL; and
+the audit statistics kept between views follow every answer, pick and taxonomy change."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 from sqlalchemy import text
 
 from app.db.models import Flag
+from app.quality.audits import pick_audits
+from app.timeutil import utcnow
 from tests.factories import add_class, label, upload_fmnist
 
 
@@ -58,3 +63,30 @@ def test_flag_counts_follow_every_writer(client, db):
         s.commit()
     got = _agree(client, db)
     assert sum(got["by_kind"][k]["open"] for k in got["by_kind"]) == 0 and got["by_kind"]["audit"]["cancelled"] == 0
+
+
+def test_audit_stats_follow_answers_picks_and_the_taxonomy(client, db):
+    for name in ("shirt", "coat", "bag"):
+        add_class(client, name)
+    ids = upload_fmnist(client, 12)
+    for n, i in enumerate(ids):
+        label(client, i, ("shirt", "coat", "bag")[n % 3], annotator="ana")
+    stats = lambda: client.get("/api/quality/audits").json()  # noqa: E731
+    assert (stats()["n"], stats()["pending"]) == (0, 0)
+    with db.writing() as s:
+        assert pick_audits(s, share=0.5, seed=1, now=utcnow() + timedelta(days=2))["picked"] == 6
+    assert (stats()["n"], stats()["pending"]) == (0, 6)
+    pending = sorted(f["image"] for f in client.get("/api/flags", params={"kind": "audit", "status": "pending"})
+                     .json()["items"])
+    given = {i: client.get(f"/api/images/{i}").json()["label"]["class"] for i in pending[:2]}
+    assert client.post(f"/api/images/{pending[0]}/audit", json={"class": given[pending[0]]}).status_code == 201
+    got = stats()
+    assert (got["n"], got["pending"], got["agreement"]) == (1, 5, 1.0)
+    other = next(c for c in ("shirt", "coat", "bag") if c != given[pending[1]])
+    assert client.post(f"/api/images/{pending[1]}/audit", json={"class": other}).status_code == 201
+    got = stats()
+    assert (got["n"], got["pending"], got["agreement"]) == (2, 4, 0.5)
+    # A merge makes the two answers one class: the pair agrees now (classes are followed to their heirs).
+    r = client.post("/api/taxonomy/changes", json={"op": "merge", "classes": [other], "into": given[pending[1]]})
+    assert r.status_code == 201, r.text
+    assert stats()["agreement"] == 1.0
