@@ -7,7 +7,8 @@ The data is bench/scale.py's seed (four sources, a quarter labelled in order and
 flag in 97 labelled images; every image's row copies one of 20 real imports, so each pHash is shared by
 N / 20 images: the worst case for the review page's near-duplicate strip) in its own data dir
 (bench/out/review-N) or database (loupe_review_N), with the stored quality report refreshed by a worker
-once. Prints one line per URL: p50 and p95 of `--requests` GETs after 2 warm-ups, and one summary line.
+once. Prints one line per URL: p50 and p95 of `--requests` GETs after 2 warm-ups and the server's CPU time per
+request (user + system: what a busy machine does not inflate), and one summary line.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from app.config import Settings
-from scale import pct, refresh_report, seed, server_ms
+from scale import cpu_ms, pct, refresh_report, seed, server_ms
 
 URLS = ("/review", "/review?kind=mislabel", "/review?kind=duplicate", "/review/stage", "/review/stage?kind=duplicate",
         "/quality", "/api/quality", "/api/flags?limit=50")
@@ -61,10 +62,13 @@ def main() -> None:
         skip = ",".join(re.findall(r'data-flag-id="(\d+)"', stage)[:1])
         worst = 0.0
         for page in (*URLS, f"/review/stage?skip={skip}"):
-            times = [server_ms(c.get(page)) for _ in range(2 + args.requests)][2:]
+            times = [server_ms(c.get(page)) for _ in range(2)]
+            cpu0 = cpu_ms(pid)
+            times = [server_ms(c.get(page)) for _ in range(args.requests)]
+            cpu = (cpu_ms(pid) - cpu0) / args.requests  # not inflated by a busy machine, unlike server time
             worst = max(worst, pct(times, 95))
-            print(f"review {name} {args.images}: GET {page} p50 {pct(times, 50):.1f} ms p95 {pct(times, 95):.1f} ms",
-                  flush=True)
+            print(f"review {name} {args.images}: GET {page} p50 {pct(times, 50):.1f} ms p95 {pct(times, 95):.1f} ms "
+                  f"(server CPU {cpu:.1f} ms a request)", flush=True)
         _, peak = rss_mb(pid)
     print(f"review {name} {args.images}: worst p95 {worst:.1f} ms ({'under' if worst < 100 else 'OVER'} 100); "
           f"server peak RSS {peak:.0f} MiB; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
