@@ -60,12 +60,16 @@ def _config_diff(a: Snapshot, b: Snapshot) -> dict:
     return {"diff": [lo, hi]}
 
 
+def _owner(config: dict) -> int:
+    """The snapshot a job's snapshot_id names: the one reported on, or a diff's newer one."""
+    return config["snapshot"] if "snapshot" in config else config["diff"][1]
+
+
 def _jobs(session: Session, config: dict, statuses) -> list[int]:
     """Ids of report jobs with this config and one of these statuses, newest first. A snapshot has a few such
     jobs (one per refresh), so the config is compared here rather than in JSON SQL (SQLite and PostgreSQL
     differ there)."""
-    owner = config["snapshot"] if "snapshot" in config else config["diff"][1]
-    rows = session.execute(select(Job.id, Job.config).where(Job.kind == KIND, Job.snapshot_id == owner,
+    rows = session.execute(select(Job.id, Job.config).where(Job.kind == KIND, Job.snapshot_id == _owner(config),
                                                             Job.status.in_(statuses)).order_by(Job.id.desc()))
     return [i for i, c in rows if c == config]
 
@@ -75,8 +79,7 @@ def _queue(session: Session, config: dict, message: str) -> Job:
     waiting = _jobs(session, config, ACTIVE)
     if waiting:
         return session.get(Job, waiting[0])
-    owner = config["snapshot"] if "snapshot" in config else config["diff"][1]
-    job = Job(kind=KIND, snapshot_id=owner, config=config, status="queued", notes=[], artifacts={},
+    job = Job(kind=KIND, snapshot_id=_owner(config), config=config, status="queued", notes=[], artifacts={},
               message=message)
     session.add(job)
     session.commit()
