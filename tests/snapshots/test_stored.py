@@ -156,3 +156,18 @@ def test_small_snapshots_stay_live_and_queue_nothing(labelled, settings, db):
     assert 'id="as-of"' not in client.get(f"/snapshots/{first['id']}", headers=HTML).text
     with db.reading() as s:
         assert s.query(Job).filter(Job.kind == "report").count() == 0
+
+
+def test_a_cancelled_report_job_says_so_and_the_page_queues_another(labelled, settings):
+    client = labelled.client
+    settings.quality_live_max = BIG
+    snap = freeze(client, "big")
+    job = snap["queued"][0]
+    assert client.post(f"/api/jobs/{job}/cancel").status_code == 200
+    r = client.get(f"/api/snapshots/{snap['id']}/health")
+    assert r.status_code == 202 and r.json()["pending"] is None and r.json()["as_of"]["failed"] == job
+    page = client.get(f"/snapshots/{snap['id']}", headers=HTML).text
+    assert f"job #{job}</a> did not finish" in page and "Compute it" in page
+    assert client.post(f"/snapshots/{snap['id']}/actions/refresh", headers=HTML, follow_redirects=False).status_code == 303
+    assert client.get(f"/api/snapshots/{snap['id']}/health").json()["pending"] > job
+    assert client.post(f"/snapshots/{snap['id']}/actions/nothing", headers=HTML).status_code == 404
