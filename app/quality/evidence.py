@@ -5,7 +5,6 @@ an outlier flag how far it lies from its class."""
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -68,10 +67,12 @@ def _model(session: Session, flag: Flag) -> dict | None:
     return {"job": job.id, "top": suggestions(session, flag.image_id, job)}
 
 
-# Database engine -> (ids, pHashes as uint64) of every image, ids ascending. Images are never deleted and their
-# pHash never changes, so an import only appends: the next view reads the new rows alone. A full read of
-# 1,000,000 rows takes 1.4-3 s (bench/review_pages.py's seed, 2 busy cores); the rows since, a few ms.
-_HASHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Database URL -> (ids, pHashes as uint64) of every image, ids ascending (one copy for the app's read and write
+# engines: 16 MB at 1,000,000 images). Images are never deleted and their pHash never changes, so an import only
+# appends: the next view reads the new rows alone. A full read of 1,000,000 rows takes 1.4-3 s
+# (bench/review_pages.py's seed, 2 busy cores); the rows since, a few ms.
+_HASHES: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+_HASHED_DATABASES = 4  # kept at once (tests open many)
 _HASH_LOCK = threading.Lock()
 HASH_CHUNK = 50_000  # rows per fetch while reading them: ~3 MB of Python tuples at a time
 # The second check reads a thumbnail per candidate (about 0.45 ms each, cold, bench/review_pages.py's note), so the
@@ -104,21 +105,28 @@ def _read_hashes(session: Session, after: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _all_hashes(session: Session) -> tuple[np.ndarray, np.ndarray]:
     """(ids, pHashes as uint64) of every image, ids ascending; kept per database, new images appended."""
-    engine = session.get_bind()
+    url = session.get_bind().url.render_as_string(hide_password=False)
     count = library_counts(session)["images"]
     newest = session.scalar(select(func.max(Image.id))) or 0
     with _HASH_LOCK:
-        ids, hashes = _HASHES.get(engine, (np.zeros(0, np.int64), np.zeros(0, np.uint64)))
+        ids, hashes = _HASHES.get(url, (np.zeros(0, np.int64), np.zeros(0, np.uint64)))
     last = int(ids[-1]) if len(ids) else 0
     if len(ids) == count and last == newest:
         return ids, hashes
+    if len(ids) > count:  # this view began before an import that another view read already: the rows it sees
+        end = int(np.searchsorted(ids, newest, side="right"))
+        if end == count:
+            return ids[:end], hashes[:end]
     if last < newest and len(ids) < count:  # an import since: read its rows only
         more_ids, more_hashes = _read_hashes(session, last)
         ids, hashes = np.concatenate([ids, more_ids]), np.concatenate([hashes, more_hashes])
-    if len(ids) != count:  # not what an import explains (another database behind the same engine): read them all
+    if len(ids) != count:  # not what an import explains (a database made anew at that URL): read them all
         ids, hashes = _read_hashes(session, 0)
     with _HASH_LOCK:
-        _HASHES[engine] = (ids, hashes)
+        _HASHES.pop(url, None)
+        _HASHES[url] = (ids, hashes)
+        while len(_HASHES) > _HASHED_DATABASES:
+            _HASHES.pop(next(iter(_HASHES)))
     return ids, hashes
 
 
