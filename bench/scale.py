@@ -59,7 +59,7 @@ REAL = 20
 SOURCES = ("camera", "stock", "web", "phone")
 WARMUP = 10
 PHASE_S = 120  # each measured phase stops after this long, whatever --requests says
-SEED = 3  # in the data dir's and database's names: a change to the seeded rows must not reuse older ones
+SEED = 4  # in the data dir's and database's names: a change to the seeded rows must not reuse older ones
 
 
 def _series(dialect: str, n: int) -> str:
@@ -72,7 +72,6 @@ def _series(dialect: str, n: int) -> str:
 def _seed_rows(s, dialect: str, n: int) -> None:
     """Images REAL+1..n copying the real rows, then label events, current labels and flags."""
     sqlite = dialect == "sqlite"
-    hexed = "printf('%064x', i)" if sqlite else "lpad(to_hex(i), 64, '0')"
     false, true = ("0", "1") if sqlite else ("false", "true")
     json = "" if sqlite else "::json"
     ids = {name: s.execute(text("SELECT id FROM sources WHERE name = :n"), {"n": name}).scalar_one()
@@ -81,8 +80,7 @@ def _seed_rows(s, dialect: str, n: int) -> None:
     source = (f"CASE WHEN i % 10 < 5 THEN {ids['camera']} WHEN i % 10 < 8 THEN {ids['stock']} "
               f"WHEN i % 10 < 9 THEN {ids['web']} ELSE {ids['phone']} END")
     # A pHash of its own per image, and one in 50 that of the image before (a near-duplicate pair): copying the
-    # 20 real rows' pHashes made 1M images 20 near-duplicate groups of 50,000 (so one snapshot group: every
-    # item in "val"). Four 16-bit pieces of (i * a + b) mod a prime, each product under 2^63 on both databases:
+    # 20 real rows' pHashes made 1M images 20 near-duplicate groups of 50,000. Four 16-bit pieces of (i * a + b) mod a prime, each product under 2^63 on both databases:
     # 1M of them make exactly the 20,000 planted pairs at neardup.MAX_DISTANCE 4, where a multiplicative hash
     # mod 2^32 (structured low bits) chained them into one group.
     def phash(x: str) -> str:
@@ -92,6 +90,10 @@ def _seed_rows(s, dialect: str, n: int) -> None:
                                               (2017262681, 7654321), (1597334677, 744335195)))]
         return "(" + " + ".join(pieces) + ")"
     hashed = f"CASE WHEN i % 50 = 0 THEN {phash('i - 1')} ELSE {phash('i')} END"
+    # A sha256 that looks like one where it is read as a number (splits and folds hash its first 16 hex digits:
+    # i in zero-padded hex gave every image the same key, so every item went to "val"), unique by i at its end.
+    hexed = (f"printf('%016x%048x', {phash('i')}, i)" if sqlite
+             else f"lpad(to_hex({phash('i')}), 16, '0') || lpad(to_hex(i), 48, '0')")
     s.execute(text(_series(dialect, n) + f"""
         INSERT INTO images (id, sha256, stored_path, original_filename, source_id, batch_id, width, height,
                             format, mode, byte_size, phash, imported_at, excluded)
