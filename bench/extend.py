@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--new", type=int, default=1_000)
     parser.add_argument("--dim", type=int, default=256)
+    parser.add_argument("--profile", action="store_true", help="print where the extension's time goes")
     args = parser.parse_args()
     data = build(args.n)
     settings = Settings(data=data)
@@ -139,7 +140,15 @@ def main() -> None:
         space_row = s.get(Job, space)
     assert found is not None and found.job == base, "the base analysis cannot be extended"
     t, c = time.perf_counter(), cpu_s()
-    outcome = extend.run(db, settings, job_id, space_row, index, found, seen, hooks)
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        outcome = profiler.runcall(extend.run, db, settings, job_id, space_row, index, found, seen, hooks)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+    else:
+        outcome = extend.run(db, settings, job_id, space_row, index, found, seen, hooks)
     ext_s, ext_cpu = time.perf_counter() - t, cpu_s() - c
     with db.writing() as s:
         job = s.get(Job, job_id)

@@ -76,22 +76,6 @@ def base_for(session, settings: Settings, job: Job, index) -> analyses.Analysis 
     return base
 
 
-def _nearest_merged(unit, new_rows, base_rows, k) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(rows, dist) of each new row's k nearest among every row, and (rows, dist) among the base rows only."""
-    to_base, to_base_d = knn.exact(unit, k, candidates=base_rows, queries=new_rows)
-    to_new, to_new_d = knn.exact(unit, k, candidates=new_rows, queries=new_rows)
-    rows = np.concatenate([to_base, to_new], axis=1).astype(np.int64)
-    dist = np.concatenate([to_base_d, to_new_d], axis=1).astype(np.float32)
-    dist = np.where(rows >= 0, dist, np.inf)
-    order = np.lexsort((np.where(rows >= 0, rows, np.iinfo(np.int64).max), dist), axis=1)[:, :k]
-    rows, dist = np.take_along_axis(rows, order, axis=1), np.take_along_axis(dist, order, axis=1)
-    width = k if len(rows) == 0 else rows.shape[1]
-    out_rows = np.full((len(new_rows), k), -1, dtype=np.int32)
-    out_dist = np.full((len(new_rows), k), np.inf, dtype=np.float16)
-    out_rows[:, :width], out_dist[:, :width] = np.where(np.isfinite(dist), rows, -1), dist
-    return out_rows, out_dist, to_base, to_base_d
-
-
 def place(base_xy: np.ndarray, rows: np.ndarray, dist: np.ndarray) -> np.ndarray:
     """float32 (m, 2): each new row's point from its nearest analysed rows (`rows` index `base_xy`)."""
     rows = np.asarray(rows, dtype=np.int64)
@@ -138,17 +122,24 @@ def run(db, settings: Settings, job_id: int, space: Job, index, base: analyses.A
         base_job = s.get(Job, base.job)
         overall = tuple(base_job.metrics["outlier_overall"])
 
-    rows, dist, to_base, to_base_d = _nearest_merged(unit, new_rows, pos_base, knn.K)
-    if hooks.cancelled():
-        from app.training.spec import Cancelled
+    everyone = np.ones(n, dtype=bool)
+    in_base = ~is_new
+    reference = np.zeros(n, dtype=bool)
+    reference[pos_base[np.asarray(base.array("outlier_reference"), dtype=bool)]] = True
 
-        raise Cancelled()
-    hooks.progress(0.6, "outlier scores")
-    reference = pos_base[np.asarray(base.array("outlier_reference"), dtype=bool)]
-    if len(reference):
-        ref_rows, ref_dist = knn.exact(unit, knn.K, candidates=reference, queries=new_rows)
-    else:  # the base measured every image against every image: so do the new rows
-        ref_rows, ref_dist = rows, dist
+    def within(fraction: float) -> None:
+        if hooks.cancelled():
+            from app.training.spec import Cancelled
+
+            raise Cancelled()
+        hooks.progress(0.05 + 0.75 * fraction, f"placing {m} new images")
+
+    pools = [everyone, in_base] + ([reference] if reference.any() else [])
+    found = knn.among(unit, new_rows, knn.K, pools, progress=within)
+    (rows, dist), (to_base, to_base_d) = found[0], found[1]
+    # The base measured every image against every image when it had too few labelled ones: so do the new rows.
+    ref_rows, ref_dist = found[2] if len(found) > 2 else (rows, dist)
+    hooks.progress(0.8, "outlier scores")
     distance = outliers.kth_distance(ref_dist)
     group = np.where(state["labelled"], state["class"], predicted)
     stats = _group_stats(base, overall)
@@ -158,7 +149,7 @@ def run(db, settings: Settings, job_id: int, space: Job, index, base: analyses.A
     xy = place(np.asarray(base.array("xy")), np.where(to_base >= 0, np.searchsorted(pos_base, to_base), -1),
                to_base_d)
 
-    hooks.progress(0.8, "writing")
+    hooks.progress(0.85, "writing")
     folder = job_dir(settings, job_id)
 
     def merged(name: str, new_values, remap: bool = False) -> str:

@@ -130,3 +130,73 @@ def graph(unit: np.ndarray, k: int = K, *,
         return rows.astype(np.int32), dist.astype(np.float16), "hnsw"
     rows, dist = _hnsw(unit, np.arange(len(unit)), k, progress)
     return rows, dist, "hnsw"
+
+
+def among(unit: np.ndarray, queries: np.ndarray, k: int, pools: list[np.ndarray], *,
+          progress: Callable[[float], None] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For a few query rows, their k nearest within each pool at once, exactly: [(rows int32 (q, k), distances
+    float16 (q, k))], one per pool (a bool mask over the rows), each query itself excluded.
+
+    One pass over the rows in column blocks, every query against a block at a time: a million rows are read
+    once and never copied (exact() with `candidates` copies the pool's rows, once per pool), so m new images
+    cost one m x n product for all pools (app.embeddings.extend). Once each query has k of each pool, only a
+    block's columns nearer than its k-th best so far are looked at: one comparison and a handful of columns,
+    not a partition of every block.
+    """
+    queries = np.asarray(queries, dtype=np.int64)
+    q = len(queries)
+    best = [(np.full((q, k), -1, dtype=np.int64), np.full((q, k), np.inf, dtype=np.float32)) for _ in pools]
+    if q == 0 or k == 0:
+        return [(r.astype(np.int32), d.astype(np.float16)) for r, d in best]
+    query = np.ascontiguousarray(unit[queries], dtype=np.float32)
+    n = len(unit)
+    step = int(max(1024, BLOCK_BYTES // (4 * q)))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        sim = query @ np.asarray(unit[start:stop], dtype=np.float32).T  # cosine distance = 1 - sim
+        own = (queries >= start) & (queries < stop)
+        sim[np.flatnonzero(own), queries[own] - start] = -np.inf
+        kth = np.stack([dist[:, -1] for _, dist in best], axis=1)  # (q, pools)
+        if np.isfinite(kth).all():
+            floor = 1.0 - kth.max(axis=1)
+            asked = np.flatnonzero(sim.max(axis=1) > floor)  # the queries this block can improve: few, late on
+            qi, cj = np.nonzero(sim[asked] > floor[asked][:, None])
+            qi = asked[qi]
+            d = 1.0 - sim[qi, cj]
+            for p, pool in enumerate(pools):
+                pick = pool[start + cj] & (d < kth[qi, p])
+                best[p] = _merge(best[p], qi[pick], start + cj[pick], d[pick], k)
+        else:  # the first blocks: every column is nearer than nothing yet, so each query's k best of the block
+            for p, pool in enumerate(pools):
+                masked = sim if pool[start:stop].all() else np.where(pool[start:stop][None, :], sim, -np.inf)
+                width = min(k, stop - start)
+                part = np.argpartition(-masked, width - 1, axis=1)[:, :width]
+                qi, cj = np.repeat(np.arange(q), width), part.ravel()
+                ok = np.isfinite(masked[qi, cj])
+                qi, cj = qi[ok], cj[ok]
+                best[p] = _merge(best[p], qi, start + cj, 1.0 - masked[qi, cj], k)
+        if progress is not None:
+            progress(stop / n)
+    out = []
+    for rows, dist in best:
+        finite = np.isfinite(dist)
+        out.append((np.where(finite, rows, -1).astype(np.int32),
+                    np.where(finite, np.clip(dist, 0.0, 2.0), np.inf).astype(np.float16)))
+    return out
+
+
+def _merge(best: tuple[np.ndarray, np.ndarray], qi: np.ndarray, rows: np.ndarray, dist: np.ndarray, k: int):
+    """The running k best (rows, distances) per query with candidates (query qi, row, distance) merged in."""
+    old_rows, old_dist = best
+    q = len(old_rows)
+    if not len(qi):
+        return best
+    all_q = np.concatenate([np.repeat(np.arange(q), k), qi])
+    all_r = np.concatenate([old_rows.ravel(), rows])
+    all_d = np.concatenate([old_dist.ravel(), np.asarray(dist, dtype=np.float32)])
+    key = np.where(np.isfinite(all_d), all_r, np.iinfo(np.int64).max)  # ties to the lower row; empties last
+    order = np.lexsort((key, all_d, all_q))
+    all_q, all_r, all_d = all_q[order], all_r[order], all_d[order]
+    rank = np.arange(len(all_q)) - np.searchsorted(all_q, np.arange(q))[all_q]
+    keep = rank < k  # every query has its k running entries, so exactly k kept each
+    return all_r[keep].reshape(q, k), all_d[keep].reshape(q, k)

@@ -173,3 +173,20 @@ def test_an_analysis_finishing_after_a_newer_one_leaves_the_flags_alone(db):
     with db.reading() as s:
         assert s.get(Job, older_id).metrics["outlier_flags"] == {"skipped": f"analysis #{newer_id} is newer"}
         assert s.query(Flag).filter(Flag.kind == "outlier", Flag.status == "open").count() == open_flags
+
+
+def test_among_gives_exacts_answer_for_each_pool_in_one_pass_whatever_the_block(monkeypatch):
+    rng = np.random.default_rng(3)
+    unit = rng.normal(size=(3000, 16)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    queries = np.array([0, 5, 1500, 2999])
+    pool = np.ones(3000, dtype=bool)
+    pool[::3] = False
+    for block in (knn.BLOCK_BYTES, 4 * 4 * 1024):  # one block; blocks of 1,024 rows (the running best merged)
+        monkeypatch.setattr(knn, "BLOCK_BYTES", block)
+        (rows, dist), (in_pool, in_pool_d) = knn.among(unit, queries, 10, [np.ones(3000, dtype=bool), pool])
+        exact_rows, exact_dist = knn.exact(unit, 10, queries=queries)
+        assert np.array_equal(rows, exact_rows) and not (rows == queries[:, None]).any()
+        assert np.allclose(dist.astype(np.float32), exact_dist.astype(np.float32), atol=1e-3)
+        assert np.array_equal(in_pool, knn.exact(unit, 10, candidates=np.flatnonzero(pool), queries=queries)[0])
+        assert pool[in_pool].all()
