@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.db.models import LabelClass, Snapshot, SnapshotItem
 from app.errors import Conflict, InvalidInput
 from app.snapshots import looks, neardup, splits
-from app.snapshots.rows import live_rows
+from app.snapshots.rows import Rows, live_rows
 from app.snapshots.spec import SplitSpec, clean_name, parse_filter, parse_split
 from app.taxonomy.service import current_version
 
@@ -36,18 +36,18 @@ def create_snapshot(session: Session, *, name: str, filter: dict | None = None, 
     f = parse_filter(session, filter)
     spec = parse_split(split)
     version = current_version(session)
-    rows = live_rows(session, f) if version is not None else []
-    if not rows:
+    rows = live_rows(session, f) if version is not None else Rows()
+    if not len(rows):
         raise InvalidInput("no labelled images match this filter: nothing to freeze")
 
-    class_ids = sorted({r.class_id for r in rows})
+    class_ids = np.unique(rows.class_id).tolist()
     names = dict(session.execute(select(LabelClass.id, LabelClass.name).where(LabelClass.id.in_(class_ids))).all())
-    shas = [r.sha256 for r in rows]
-    near = neardup.groups(np.array([r.phash for r in rows], dtype=np.int64), confirm=looks.confirmer(session, shas))
+    shas = rows.sha256
+    near = neardup.groups(rows.phash, confirm=looks.confirmer(session, shas))
     before = previous_places(session, spec)
     placed = splits.assign(shas, val=spec.val, test=spec.test, seed=spec.seed, folds=spec.folds, near=near,
-                           previous=[before.get(r.image_id) for r in rows])
-    digest = splits.content_hash((r.sha256, names[r.class_id], *p) for r, p in zip(rows, placed))
+                           previous=[before.get(i) for i in rows.image_id.tolist()])
+    digest = splits.content_hash((sha, names[c], *p) for sha, c, p in zip(shas, rows.class_id.tolist(), placed))
     sizes = Counter(split for split, _ in placed)  # kept with the settings: counting 1,000,000 items per view is slow
     snapshot = Snapshot(
         name=name, taxonomy_version_id=version.id, filter=f.stored,
@@ -63,7 +63,8 @@ def create_snapshot(session: Session, *, name: str, filter: dict | None = None, 
     conn.exec_driver_sql(
         "INSERT INTO snapshot_items (snapshot_id, image_id, label_event_id, class_id, split, fold) "
         f"VALUES ({', '.join([mark] * 6)})",
-        [(snapshot.id, r.image_id, r.event_id, r.class_id, *p) for r, p in zip(rows, placed)],
+        [(snapshot.id, i, e, c, *p)
+         for i, e, c, p in zip(rows.image_id.tolist(), rows.event_id.tolist(), rows.class_id.tolist(), placed)],
     )
     session.commit()
     return snapshot

@@ -16,13 +16,13 @@ Definitions (the page and the tests use the same ones):
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 
 from app.snapshots import neardup
-from app.snapshots.rows import Row
+from app.snapshots.rows import Rows
 
 CONFIDENT = 0.8
 CONFIDENCE_EDGES = (0.2, 0.4, 0.6, 0.8)  # bins [0, .2), [.2, .4), [.4, .6), [.6, .8), [.8, 1]
@@ -32,82 +32,98 @@ TIME_LABELS = ("< 1 s", "1–2 s", "2–5 s", "5–10 s", "10–30 s", "≥ 30 s
 EXAMPLES = 10
 
 
-def _bins(values: list[float], edges: Sequence[float], labels: Sequence[str]) -> list[dict]:
-    counts = np.bincount(np.digitize(values, edges), minlength=len(labels)) if values else [0] * len(labels)
+def _bins(values: np.ndarray, edges: Sequence[float], labels: Sequence[str]) -> list[dict]:
+    counts = np.bincount(np.digitize(values, edges), minlength=len(labels)) if len(values) else [0] * len(labels)
     return [{"label": label, "count": int(n)} for label, n in zip(labels, counts)]
 
 
-def _confidence(rows: Sequence[Row]) -> dict:
-    known = [r.confidence for r in rows if r.confidence is not None]
+def _confidence(rows: Rows) -> dict:
+    known = rows.confidence[~np.isnan(rows.confidence)]
     return {
         "bins": _bins(known, CONFIDENCE_EDGES, CONFIDENCE_LABELS),
         "unknown": len(rows) - len(known),
-        "mean": float(np.mean(known)) if known else None,
+        "mean": float(np.mean(known)) if len(known) else None,
     }
 
 
-def _time(rows: Sequence[Row]) -> dict:
-    known = [r.ms for r in rows if r.ms is not None]
+def _time(rows: Rows) -> dict:
+    known = rows.ms[~np.isnan(rows.ms)]
     return {
         "bins": _bins(known, TIME_EDGES_MS, TIME_LABELS),
         "unknown": len(rows) - len(known),
-        "median_ms": float(np.median(known)) if known else None,
-        "p90_ms": float(np.percentile(known, 90)) if known else None,
+        "median_ms": float(np.median(known)) if len(known) else None,
+        "p90_ms": float(np.percentile(known, 90)) if len(known) else None,
     }
 
 
-def _tags(rows: Sequence[Row]) -> dict:
-    tagged = sum(1 for r in rows if r.tags)
-    per_tag = Counter(t for r in rows for t in r.tags)
+def _tagged(rows: Rows) -> np.ndarray:
+    return np.fromiter((bool(t) for t in rows.tags), bool, len(rows))
+
+
+def _tags(rows: Rows, tagged: np.ndarray) -> dict:
+    per_tag = Counter(t for tags in rows.tags if tags for t in tags)
     return {
-        "tagged": tagged,
-        "share": tagged / len(rows) if rows else 0.0,
+        "tagged": int(tagged.sum()),
+        "share": float(tagged.sum()) / len(rows) if len(rows) else 0.0,
         "per_tag": dict(sorted(per_tag.items(), key=lambda kv: (-kv[1], kv[0]))),
     }
 
 
-def _effective(rows: Sequence[Row], group: np.ndarray, confirm=None) -> tuple[dict, set[tuple[int, int]]]:
-    confident = np.array([r.confidence is not None and r.confidence >= CONFIDENT for r in rows], dtype=bool)
-    unflagged = np.array([not r.flagged for r in rows], dtype=bool)
+def _codes(values: list[str]) -> tuple[list[str], np.ndarray]:
+    """Sorted distinct values and each entry's index among them (values repeat a few strings)."""
+    distinct = sorted(set(values))
+    at = {v: i for i, v in enumerate(distinct)}
+    return distinct, np.fromiter((at[v] for v in values), np.int64, len(values))
+
+
+def _effective(rows: Rows, group: np.ndarray, confirm=None) -> tuple[dict, dict[int, int]]:
+    """The effective size, and each class's number of near-duplicate groups among its usable images."""
+    with np.errstate(invalid="ignore"):
+        confident = rows.confidence >= CONFIDENT  # NaN (unknown) is not confident
+    unflagged = ~rows.flagged
     usable = confident & unflagged
-    phashes = np.array([r.phash for r in rows], dtype=np.int64)
     idx = np.flatnonzero(usable)
     sub = (lambda a, b: confirm(idx[a], idx[b])) if confirm is not None else None
-    usable_groups = neardup.groups(phashes[usable], confirm=sub) if usable.any() else np.empty(0, np.int64)
-    classes = np.array([r.class_id for r in rows], dtype=np.int64)[usable]
-    per_class = set(zip(classes.tolist(), usable_groups.tolist()))
+    usable_groups = neardup.groups(rows.phash[usable], confirm=sub) if usable.any() else np.empty(0, np.int64)
+    pairs = np.unique(np.stack([rows.class_id[usable], usable_groups], axis=1), axis=0) if usable.any() else \
+        np.empty((0, 2), np.int64)
+    classes, per_class = np.unique(pairs[:, 0], return_counts=True)
     return {
-        "size": len(set(usable_groups.tolist())),
+        "size": len(np.unique(usable_groups)),
         "raw": len(rows),
         "confident": int(confident.sum()),
         "unflagged": int(unflagged.sum()),
-        "non_duplicate": len(set(group.tolist())),
-    }, per_class
+        "non_duplicate": len(np.unique(group)),
+    }, dict(zip(classes.tolist(), per_class.tolist()))
 
 
-def _leakage(rows: Sequence[Row], group: np.ndarray) -> dict | None:
-    if not rows or rows[0].split is None:
+def _leakage(rows: Rows, group: np.ndarray) -> dict | None:
+    if not len(rows) or rows.split is None:
         return None
-    splits: dict[int, set[str]] = defaultdict(set)
-    members: dict[int, list[int]] = defaultdict(list)
-    for r, g in zip(rows, group.tolist()):
-        splits[g].add(r.split)
-        members[g].append(r.image_id)
-    leaking = [g for g, s in splits.items() if len(s) > 1]
-    leaking.sort(key=lambda g: members[g][0])
+    _, split = _codes(rows.split)
+    group_split = np.unique(np.stack([group, split], axis=1), axis=0)
+    spans, n_splits = np.unique(group_split[:, 0], return_counts=True)
+    leaking = spans[n_splits > 1]
+    inside = np.isin(group, leaking)
+    order = np.lexsort((rows.image_id[inside], group[inside]))
+    ids, groups = rows.image_id[inside][order], group[inside][order]
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]]) if len(groups) else np.empty(0, np.int64)
+    firsts = ids[starts]
+    shown = np.argsort(firsts, kind="stable")[:EXAMPLES]  # groups in order of their first image
+    ends = np.r_[starts[1:], len(ids)]
     return {
-        "groups": len(leaking),
-        "images": sum(len(members[g]) for g in leaking),
-        "examples": [members[g][:EXAMPLES] for g in leaking[:EXAMPLES]],
+        "groups": int(len(leaking)),
+        "images": int(inside.sum()),
+        "examples": [ids[starts[g]:min(ends[g], starts[g] + EXAMPLES)].tolist() for g in shown.tolist()],
     }
 
 
-def report(rows: Sequence[Row], class_names: dict[int, str], *, folds: int, confirm=None) -> dict:
+def report(rows: Rows, class_names: dict[int, str], *, folds: int, confirm=None) -> dict:
     """All the health numbers for `rows`.
 
     Parameters
     ----------
-    rows : sequence of Row
+    rows : Rows
         The images to describe, with split and fold when they come from a snapshot.
     class_names : dict
         Class id -> the name to show.
@@ -116,30 +132,29 @@ def report(rows: Sequence[Row], class_names: dict[int, str], *, folds: int, conf
     confirm : callable, optional
         The second near-duplicate check over indices into `rows` (see `neardup.groups`).
     """
-    phashes = np.array([r.phash for r in rows], dtype=np.int64)
-    group = neardup.groups(phashes, confirm=confirm) if rows else np.empty(0, np.int64)
-    effective, usable_pairs = _effective(rows, group, confirm) if rows else (
-        {"size": 0, "raw": 0, "confident": 0, "unflagged": 0, "non_duplicate": 0}, set())
-    sources = sorted({r.source for r in rows})
-    per_class: dict[int, dict] = {}
-    for r in rows:
-        c = per_class.get(r.class_id)
-        if c is None:
-            c = per_class[r.class_id] = {"count": 0, "tagged": 0, "sources": Counter(), "splits": Counter()}
-        c["count"] += 1
-        c["tagged"] += bool(r.tags)
-        c["sources"][r.source] += 1
-        if r.split:
-            c["splits"][r.split] += 1
-    class_effective = Counter(cls for cls, _ in usable_pairs)
+    n = len(rows)
+    group = neardup.groups(rows.phash, confirm=confirm) if n else np.empty(0, np.int64)
+    effective, class_effective = _effective(rows, group, confirm) if n else (
+        {"size": 0, "raw": 0, "confident": 0, "unflagged": 0, "non_duplicate": 0}, {})
+    tagged = _tagged(rows)
+    sources, source = _codes(rows.source)
+    class_ids, cls, counts = np.unique(rows.class_id, return_inverse=True, return_counts=True)
+    cls = cls.ravel()
+    per_source = np.bincount(cls * len(sources) + source, minlength=len(class_ids) * len(sources)) \
+        .reshape(len(class_ids), len(sources)) if sources else np.zeros((len(class_ids), 0), np.int64)
+    tagged_per_class = np.bincount(cls, weights=tagged, minlength=len(class_ids))
+    split_names, split = _codes(rows.split) if rows.split is not None else ([], np.zeros(n, np.int64))
+    per_split = np.bincount(cls * len(split_names) + split, minlength=len(class_ids) * len(split_names)) \
+        .reshape(len(class_ids), len(split_names)) if split_names else np.zeros((len(class_ids), 0), np.int64)
     classes = [
-        {"id": cid, "name": class_names.get(cid, f"#{cid}"), "count": c["count"],
-         "share": c["count"] / len(rows), "tagged": c["tagged"], "effective": class_effective.get(cid, 0),
-         "sources": {s: c["sources"].get(s, 0) for s in sources}, "splits": dict(c["splits"])}
-        for cid, c in per_class.items()
+        {"id": cid, "name": class_names.get(cid, f"#{cid}"), "count": int(counts[k]),
+         "share": int(counts[k]) / n, "tagged": int(tagged_per_class[k]), "effective": class_effective.get(cid, 0),
+         "sources": {s: int(per_source[k, j]) for j, s in enumerate(sources)},
+         "splits": {s: int(per_split[k, j]) for j, s in enumerate(split_names) if per_split[k, j]}}
+        for k, cid in enumerate(class_ids.tolist())
     ]
     classes.sort(key=lambda c: (-c["count"], c["name"].lower()))
-    split_counts = Counter(r.split for r in rows if r.split)
+    split_counts = {s: int(c) for s, c in zip(split_names, per_split.sum(axis=0).tolist()) if c}
     warnings = [
         {"kind": "small_class", "class": c["name"], "count": c["count"], "folds": folds,
          "message": f"'{c['name']}' has {c['count']} image{'s' if c['count'] != 1 else ''}, "
@@ -158,12 +173,12 @@ def report(rows: Sequence[Row], class_names: dict[int, str], *, folds: int, conf
                          "message": f"{leakage['groups']} near-duplicate group{'s' if leakage['groups'] != 1 else ''}"
                                     f" ({leakage['images']} images) span more than one split"})
     return {
-        "total": len(rows),
+        "total": n,
         "classes": classes,
         "sources": sources,
-        "splits": dict(split_counts) if split_counts else None,
+        "splits": split_counts or None,
         "confidence": _confidence(rows),
-        "tags": _tags(rows),
+        "tags": _tags(rows, tagged),
         "time": _time(rows),
         "effective": effective,
         "leakage": leakage,

@@ -28,14 +28,14 @@ def snapshot_health(session: Session, snapshot: Snapshot) -> dict:
     """The health report of a snapshot's frozen labels, with its splits and leakage check."""
     rows = snapshot_rows(session, snapshot)
     return report(rows, class_names(snapshot), folds=snapshot.split["folds"],
-                  confirm=confirmer(session, [r.sha256 for r in rows]))
+                  confirm=confirmer(session, rows.sha256))
 
 
 def live_health(session: Session, *, folds: int = LIVE_FOLDS) -> dict:
     """The health report of today's labels: what a snapshot with the default filter would hold."""
     rows = live_rows(session, parse_filter(session, {}))
     names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
-    out = report(rows, names, folds=folds, confirm=confirmer(session, [r.sha256 for r in rows]))
+    out = report(rows, names, folds=folds, confirm=confirmer(session, rows.sha256))
     counts = library_counts(session)
     out["library"] = {"images": counts["images"], "labelled": counts["labelled"],
                       "unlabelled": counts["images"] - counts["labelled"], "excluded": counts["excluded"]}

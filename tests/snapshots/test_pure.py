@@ -15,7 +15,7 @@ from app.images import hashing
 from app.images.decode import Limits, decode
 from app.snapshots import looks, neardup, splits
 from app.snapshots.health import report
-from app.snapshots.rows import Row
+from app.snapshots.rows import Rows
 from tests import fmnist
 
 
@@ -139,8 +139,9 @@ def test_content_hash_ignores_row_order():
 
 
 def test_health_warns_when_a_class_has_no_training_images():
-    rows = [Row(i, _shas(1, str(i))[0], "s", 1 if i < 8 else 2, i, 1.0, (), None, i * 7919, split=split, fold=0)
-            for i, split in enumerate(["train"] * 6 + ["val"] * 2 + ["val", "test"])]
+    split = ["train"] * 6 + ["val"] * 2 + ["val", "test"]
+    rows = Rows.of(range(10), [_shas(1, str(i))[0] for i in range(10)], ["s"] * 10, [1] * 8 + [2] * 2,
+                   phash=[i * 7919 for i in range(10)], split=split, fold=[0] * 10)
     warnings = {w["kind"]: w for w in report(rows, {1: "shirt", 2: "hat"}, folds=2)["warnings"]}
     assert warnings["no_train"]["class"] == "hat" and "no training images" in warnings["no_train"]["message"]
     assert all(w["class"] != "shirt" for w in report(rows, {1: "shirt", 2: "hat"}, folds=2)["warnings"]
