@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, Text, bindparam, cast, exists, func, select
+from sqlalchemy import Select, Text, bindparam, cast, exists, false, func, select, true
 from sqlalchemy.orm import Session, aliased
 
 from app.config import Settings
@@ -164,7 +164,7 @@ def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True)
             q = q.where(cast(LabelEvent.tags, Text).like(f'%"{f.tag}"%'))
         q = q.where(exists(select(each.c.value).where(each.c.value == f.tag)))
     if f.split:
-        q = q.where(_in_split(f.split))
+        q = q.where(_in_split(session, f.split))
     if f.region is not None and f.members is None:
         raise InvalidInput("a map region needs resolving first (app.embeddings.regions.resolve)")
     if f.members is not None:
@@ -181,14 +181,21 @@ def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True)
 SPLITS = ("train", "val", "test", "none")
 
 
-def _in_split(split: str):
+def _in_split(session: Session, split: str):
+    """Images in one split of the latest snapshot ("none": in no split of it), as a look-up per image of the
+    snapshot's (snapshot, image) key. IN (its items) made SQLite list all of a split's items before the first
+    row: at 1M images (val 57,800 of 286,000 items) a page of val took 161 ms that way and 19 ms this way, of
+    labelled images in train 550 and 8 ms, of one source in val 190 and 5 ms. A look-up per image loses where
+    few images match (a filter matching none reads every image), so an empty split matches nothing at once."""
     if split not in SPLITS:
         raise InvalidInput(f"split must be one of {', '.join(SPLITS)}, not '{split}'")
-    latest = select(func.max(Snapshot.id)).scalar_subquery()
-    if split == "none":
-        return Image.id.not_in(select(SnapshotItem.image_id).where(SnapshotItem.snapshot_id == latest))
-    return Image.id.in_(select(SnapshotItem.image_id).where(SnapshotItem.snapshot_id == latest,
-                                                            SnapshotItem.split == split))
+    latest = session.scalars(select(Snapshot).order_by(Snapshot.id.desc()).limit(1)).first()
+    if latest is None:
+        return true() if split == "none" else false()
+    if split != "none" and latest.split.get("sizes", {}).get(split, 1) == 0:  # sizes: frozen with it (issue 16)
+        return false()
+    inside = exists().where(SnapshotItem.snapshot_id == latest.id, SnapshotItem.image_id == Image.id)
+    return ~inside if split == "none" else inside.where(SnapshotItem.split == split)
 
 
 def filtered_ids(session: Session, f: ImageFilter) -> list[int]:

@@ -32,6 +32,7 @@ def test_totals_equal_the_listed_images(client):
     label(client, ids[2], "shoe", tags=["odd angle"])
     label(client, ids[3], "shoe", tags=["50%_off"])
     label(client, ids[7], "shirt")
+    assert _walk(client, {"split": "none"}) == (10, ids) and _walk(client, {"split": "val"}) == (0, [])  # no snapshot
     r = client.post("/api/snapshots", json={"name": "half", "split": {"val": 0.5, "seed": 1, "folds": 2}})
     assert r.status_code == 201, r.text
     label(client, ids[7], "shoe")            # relabelled after the snapshot: a class count moves, a split's does not
@@ -40,6 +41,7 @@ def test_totals_equal_the_listed_images(client):
     filters = [{"class": "shirt"}, {"class": shoe["id"]}, {"class": "shoe", "status": "labelled"},
                {"class": "shirt", "status": "unlabelled"}, {"class": "shirt", "source": "web"},
                {"split": "train"}, {"split": "val"}, {"split": "none"}, {"split": "val", "status": "labelled"},
+               {"split": "test"}, {"split": "train", "source": "web"}, {"split": "none", "status": "unlabelled"},
                {"tag": "blur"}, {"tag": "motion blur"}, {"tag": "odd angle"}, {"tag": "50%_off"}, {"tag": "dark"},
                {"tag": "blur", "class": "shirt"}]
     seen = {}
@@ -51,6 +53,7 @@ def test_totals_equal_the_listed_images(client):
     assert seen[(("class", "shirt"), ("status", "unlabelled"))] == []
     assert seen[(("tag", "blur"),)] == [ids[1], ids[4]]   # not "motion blur"
     assert seen[(("tag", "50%_off"),)] == [ids[3]]
+    assert seen[(("split", "test"),)] == []   # an empty split (test 0.0)
     in_snapshot = set(seen[(("split", "train"),)]) | set(seen[(("split", "val"),)])
     assert in_snapshot == set(ids[:4] + ids[7:8]) and set(seen[(("split", "none"),)]) == set(ids) - in_snapshot
     assert client.get("/api/images", params={"split": "later"}).status_code == 422
