@@ -124,7 +124,7 @@ def main() -> None:
     t, c = time.perf_counter(), cpu_s()
     with db.reading() as s:
         index = similar_mod.load_index(s, settings, space)
-        mapped = analyses.latest(s, settings)  # bench/_map_data's analysis: the map's stored state
+        mapped = analyses.latest(s, settings, space=0)  # bench/_map_data's analysis: the stored state
     load_s, load_cpu = time.perf_counter() - t, cpu_s() - c
     base = base_analysis(db, settings, space, index.vectors, index.ids[:args.n - args.new], mapped)
     with db.writing() as s:

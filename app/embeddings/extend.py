@@ -28,8 +28,18 @@ exclusion events (the map says "as of" the base, N labels since) and records
 when it placed the new images ("placed_at"). Past EXTEND_MAX_SHARE, or when the
 base lacks what this needs, the job is a full analysis.
 
-Measured (bench/extend.py, synthetic clustered 256-d rows on two busy cores):
-see EXTEND_MAX_SHARE.
+What "cheap" means, measured (bench/extend.py: clustered synthetic 256-d rows, two cores shared with other
+work; CPU seconds, wall in brackets; the space's load from its files is the same for both kinds of job):
+
+  space rows   new rows   extension               full analysis (bench/analyse.py)
+    100,000      1,000      5.4 CPU s (9.6)         199 CPU s (361), PaCMAP half of it
+    100,000      9,000     20.1 CPU s (31.7)
+  1,000,000      1,000     22.9 CPU s (29.7), peak RSS 2.1 GB (the space's unit rows are 1 GB)
+
+The exact search is about 2.2e-8 CPU s per (new row, space row) pair; rewriting the files ~5 s at 1,000,000.
+A full analysis grows at least n log n (10x the rows: 2,000+ CPU s at 1,000,000, not run here). So an
+extension is cheap while m x n stays under EXTEND_MAX_PAIRS (~450 CPU s: a quarter of a full analysis at a
+million rows; 20,000 new images there) and the new rows are at most EXTEND_MAX_SHARE of the analysed ones.
 """
 
 from __future__ import annotations
@@ -45,9 +55,10 @@ from app.training.artifacts import job_dir, publish_file
 
 # New rows at most this share of the base's: above it the new images would shape the map and the groups' statistics
 # enough that they deserve a full analysis (whose layout places them with the rest), and the rows the ANN index
-# lacks (searched exactly beside it) would grow past what similar-image search should scan. bench/extend.py at
-# 1,000,000 rows: see the module docstring.
+# lacks (searched exactly beside it) would grow past what similar-image search should scan. The cost: see the
+# module docstring (bench/extend.py).
 EXTEND_MAX_SHARE = 0.10
+EXTEND_MAX_PAIRS = 2e10  # new rows x space rows searched exactly: ~450 CPU s at the measured 2.2e-8 s a pair
 NEEDS = ("ids", "xy", "knn", "knn_distance", "outlier", "outlier_knn", "outlier_knn_distance", "outlier_class",
          "outlier_usual", "outlier_scale", "outlier_reference", "neighbour_share", "share_neighbours", "diverse",
          "map_class", "map_source", "map_marks", "map_split")
@@ -71,7 +82,7 @@ def base_for(session, settings: Settings, job: Job, index) -> analyses.Analysis 
     if len(ids) and (not len(index.ids) or (index.ids[at] != ids).any()):
         return None  # an analysed image left the space: only a full analysis knows what to do
     new = len(index.ids) - len(ids)
-    if new > EXTEND_MAX_SHARE * max(len(ids), 1):
+    if new > EXTEND_MAX_SHARE * max(len(ids), 1) or new * len(index.ids) > EXTEND_MAX_PAIRS:
         return None
     return base
 
