@@ -66,9 +66,12 @@ class Changes:
 def _placement(session: Session, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The snapshot's image ids (sorted), class ids and splits (indices into SPLITS), read in chunks."""
     code = {name: i for i, name in enumerate(SPLITS)}
-    result = session.connection().execution_options(stream_results=True).execute(
+    # A statement option: on the connection, stream_results would stay on for every later statement of the
+    # session (PostgreSQL's INSERTs through a server-side cursor fail).
+    result = session.connection().execute(
         select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split)
-        .where(SnapshotItem.snapshot_id == snapshot.id).order_by(SnapshotItem.image_id))
+        .where(SnapshotItem.snapshot_id == snapshot.id).order_by(SnapshotItem.image_id)
+        .execution_options(stream_results=True))
     ids, classes, splits = [], [], []
     for part in result.partitions(CHUNK):
         ids.append(np.fromiter((r[0] for r in part), np.int64, len(part)))
