@@ -7,7 +7,8 @@ The data is bench/scale.py's seed (four sources, a quarter labelled in order and
 flag in 97 labelled images; every image's row copies one of 20 real imports, so each pHash is shared by
 N / 20 images: the worst case for the review page's near-duplicate strip) in its own data dir
 (bench/out/review-N) or database (loupe_review_N), with the stored quality report refreshed by a worker
-once. Prints one line per URL: p50 and p95 of `--requests` GETs after 2 warm-ups and the server's CPU time per
+once. With --history, a year of reviewing on top: 300,000 more flags (one per labelled image: resolved or cancelled
+mislabel, duplicate and audit flags) and 30,000 more open mislabel flags. Prints one line per URL: p50 and p95 of `--requests` GETs after 2 warm-ups and the server's CPU time per
 request (user + system: what a busy machine does not inflate), and one summary line.
 """
 
@@ -30,7 +31,7 @@ URLS = ("/review", "/review?kind=mislabel", "/review?kind=duplicate", "/review/s
         "/quality", "/api/quality", "/api/flags?limit=50")
 
 
-def pg_database(server: str, n: int) -> str:
+def pg_database(server: str, n) -> str:
     name = f"loupe_review_{n}"
     engine = create_engine(server, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
@@ -40,17 +41,49 @@ def pg_database(server: str, n: int) -> str:
     return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
+def add_history(settings: Settings) -> None:
+    """--history: resolved and cancelled flags on every labelled image, and open ones on a tenth (once)."""
+    from app.db.engine import Database
+
+    db = Database(settings.database_url)
+    json = "" if db.write_engine.dialect.name == "sqlite" else "::json"
+    with db.writing() as s:
+        if s.execute(text("SELECT count(*) FROM flags WHERE status <> 'open'")).scalar():
+            return
+        s.execute(text(f"""
+            INSERT INTO flags (image_id, kind, score, suggested_class_id, status, details, created_at, resolution,
+                               resolved_at, resolved_by)
+            SELECT image_id, CASE image_id % 3 WHEN 0 THEN 'mislabel' WHEN 1 THEN 'duplicate' ELSE 'audit' END,
+                   (image_id % 1000) / 1000.0, 1 + (class_id + 2) % 10,
+                   CASE WHEN image_id % 2 = 0 THEN 'resolved' ELSE 'cancelled' END, '{{}}'{json}, CURRENT_TIMESTAMP,
+                   CASE WHEN image_id % 2 = 1 THEN 'cancelled' WHEN image_id % 4 = 0 THEN 'keep' ELSE 'relabel' END,
+                   CURRENT_TIMESTAMP, 'bench'
+            FROM current_labels"""))
+        s.execute(text(f"""
+            INSERT INTO flags (image_id, kind, score, suggested_class_id, status, details, created_at)
+            SELECT image_id, 'mislabel', (image_id % 997) / 997.0, 1 + (class_id + 1) % 10, 'open',
+                   ('{{"label_event_id": ' || event_id || '}}'){json}, CURRENT_TIMESTAMP
+            FROM current_labels WHERE image_id % 10 = 3"""))
+        s.commit()
+    db.dispose()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=1_000_000)
     ap.add_argument("--requests", type=int, default=30)
+    ap.add_argument("--history", action="store_true", help="add 330,000 flags of past reviews (own data dir)")
     ap.add_argument("--pg", action="store_true", help="use the server LOUPE_TEST_DATABASE_URL names (scripts/pg.sh)")
     args = ap.parse_args()
-    url = pg_database(os.environ["LOUPE_TEST_DATABASE_URL"], args.images) if args.pg else ""
+    tag = f"{args.images}" + ("_history" if args.history else "")
+    url = pg_database(os.environ["LOUPE_TEST_DATABASE_URL"], tag) if args.pg else ""
     name = "postgresql" if url else "sqlite"
-    data = OUT / f"review-{args.images}" / name
+    data = OUT / f"review-{tag}" / name
     settings = Settings(data=data, database_url=url)
     seed(settings, args.images)
+    if args.history:
+        add_history(settings)
+        name += " with history"
     if url:
         os.environ["LOUPE_DATABASE_URL"] = settings.database_url
     with serve(data) as (base, pid), httpx.Client(base_url=base, timeout=120) as c:

@@ -230,7 +230,12 @@ class Flag(Base):
     """Something a person should look at again: a likely mislabel, a re-review after a split, ..."""
 
     __tablename__ = "flags"
-    __table_args__ = (Index("ix_flags_status_kind", "status", "kind"),)
+    __table_args__ = (
+        Index("ix_flags_status_kind", "status", "kind"),
+        # The next flag to review (highest score first, then oldest) in two index look-ups a kind instead of
+        # sorting every open flag (20 ms with 30,000 open at 1,000,000 images): app.quality.evidence.next_flag.
+        Index("ix_flags_status_kind_score_id", "status", "kind", "score", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)

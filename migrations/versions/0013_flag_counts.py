@@ -1,4 +1,4 @@
-"""flag_counts: flags per kind, status and resolution, kept by triggers
+"""flag_counts: flags per kind, status and resolution, kept by triggers; flags in review order
 
 Revision ID: 0013
 Revises: 0012
@@ -12,6 +12,10 @@ growing with them. One row per (kind, status, resolution) now holds its count
 (job checks, review decisions and their undo, stale-flag cancellation, audits,
 raw SQL), as class_counts' are (0011): row triggers on SQLite, one statement
 per statement over its transition tables on PostgreSQL.
+
+The review page sorted every open flag by score to show the first (20 ms
+with 30,000 open flags at 1,000,000 images): ix_flags_status_kind_score_id
+finds each kind's top score and then its oldest flag with two look-ups.
 
 A later batch_alter_table('flags') on SQLite copies the table anew and loses
 its triggers: such a migration must create these again.
@@ -90,9 +94,11 @@ def upgrade() -> None:
     """)
     for sql in SQLITE_TRIGGERS if _sqlite() else PG_STATEMENTS:
         op.execute(sql)
+    op.create_index('ix_flags_status_kind_score_id', 'flags', ['status', 'kind', 'score', 'id'])
 
 
 def downgrade() -> None:
+    op.drop_index('ix_flags_status_kind_score_id', table_name='flags')
     for event in ("insert", "delete", "update"):
         op.execute(f"DROP TRIGGER IF EXISTS flags_counts_{event}" + ("" if _sqlite() else " ON flags"))
         if not _sqlite():

@@ -90,3 +90,31 @@ def test_the_safety_net_sees_a_change_made_behind_the_apps_back(client, db):
     assert client.get("/review").status_code == 200
     status = {f["id"]: f["status"] for f in client.get("/api/flags", params={"status": ""}).json()["items"]}
     assert status[flags[2]] == "cancelled"
+
+
+def test_flags_come_up_highest_score_first_then_oldest_whatever_their_kind(client, db):
+    add_class(client, "shirt")
+    ids = upload_fmnist(client, 8)
+    for i in ids:
+        label(client, i, "shirt")
+    scores = [(0.5, "mislabel"), (0.9, "duplicate"), (None, "outlier"), (0.9, "mislabel"), (0.95, "audit"),
+              (None, "mislabel"), (0.9, "outlier"), (0.2, "rereview")]
+    with db.writing() as s:
+        made = [Flag(image_id=i, kind=kind, status="open", score=score, details={})
+                for i, (score, kind) in zip(ids, scores)]
+        s.add_all(made)
+        s.commit()
+        flags = [f.id for f in made]
+    order = lambda picked: [flags[n] for n in picked]  # noqa: E731
+
+    def reviewed(kind: str | None = None) -> list[int]:
+        seen = []
+        with db.reading() as s:
+            while (flag := evidence.next_flag(s, kind=kind, skip=seen)) is not None:
+                seen.append(flag.id)
+        return seen
+
+    assert reviewed() == order([4, 1, 3, 6, 0, 2, 5])  # rereview flags are labelled, not reviewed
+    assert reviewed("mislabel") == order([3, 0, 5])
+    assert reviewed("outlier") == order([6, 2])
+    assert reviewed("rereview") == order([7])
