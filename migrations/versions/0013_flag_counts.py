@@ -98,7 +98,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index('ix_flags_status_kind_score_id', table_name='flags')
+    op.execute('DROP INDEX IF EXISTS ix_flags_status_kind_score_id')  # a database upgraded before the index was added
     for event in ("insert", "delete", "update"):
         op.execute(f"DROP TRIGGER IF EXISTS flags_counts_{event}" + ("" if _sqlite() else " ON flags"))
         if not _sqlite():
