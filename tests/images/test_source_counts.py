@@ -89,6 +89,18 @@ def test_counts_follow_imports_labels_undo_taxonomy_and_raw_sql(client, db):
     _agree(client, db)
     assert relabel["image"] == cam[0]
 
+    # Bulk actions write many rows per statement (PostgreSQL's triggers run once per statement, migration 0012).
+    r = client.post("/api/labels/bulk", json={"images": [web[0], web[1], web[3]], "class": "top", "annotator": "ana"})
+    assert r.status_code == 201, r.text
+    assert _agree(client, db)["web"][1] == 3
+    r = client.post("/api/labels/bulk", json={"images": cam[3:5], "action": "exclude", "reason": "blurry",
+                                               "annotator": "ana"})
+    assert r.status_code == 201, r.text
+    _agree(client, db)
+    undo = client.post(f"/api/labels/bulk/{r.json()['id']}/undo", json={"annotator": "ana"})
+    assert undo.status_code in (200, 201), undo.text
+    _agree(client, db)
+
     # Writers that bypass the app: an exclusion, a move to another source, a removed row.
     with db.writing() as s:
         s.execute(text("UPDATE images SET excluded = :yes WHERE id IN (:a, :b)"), {"yes": True, "a": cam[2], "b": web[3]})
