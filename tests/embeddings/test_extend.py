@@ -132,6 +132,8 @@ def test_images_imported_after_the_analysis_are_placed_into_it_not_analysed_agai
     assert body["as_of"]["extends"] == base.job and body["as_of"]["placed_at"]
     page = world.client.get("/map", params={"job": ext.job}).text
     assert f"images embedded since #{base.job} placed at" in page
+    job_page = world.client.get(f"/jobs/{ext.job}")
+    assert job_page.status_code == 200 and f"placed into analysis #{base.job}" in job_page.text
     # Its outlier flags say which labels they were scored against, and so does the review page.
     with world.db.reading() as s:
         flag = s.scalars(select(Flag).where(Flag.kind == "outlier", Flag.status == "open")).first()
