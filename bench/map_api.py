@@ -6,6 +6,12 @@ Each is the median (and p95) of --requests requests after one warm-up. Data from
 analysis that stored its colours and marks, then --changes label events made after it (the map applies the
 changes since its analysis to the stored state on every request). Peak RSS of the server at the end.
 
+Measured (two cores shared with other work):
+  map_api n=100,000 changes=1,000 page: p50_ms=42 p95_ms=52 | binary: server_ms=135 p95_ms=158 cpu_ms=50 mb=1.4 |
+      columns: server_ms=609 cpu_ms=220 mb=3.0 | items: server_ms=1383 cpu_ms=670 mb=13.5 (load 6.3)
+  map_api n=1,000,000 changes=1,000 page: p50_ms=9 p95_ms=11 | binary: server_ms=60 p95_ms=66 cpu_ms=70 mb=14.0 |
+      columns: server_ms=1067 p95_ms=1584 cpu_ms=1085 mb=29.2 | server_peak_mb=407 (load 2.5)
+
 Run: .venv/bin/python bench/map_api.py [--n 100000] [--requests 5] [--formats binary,columns,items] [--changes 1000]
 """
 

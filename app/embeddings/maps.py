@@ -16,6 +16,13 @@ Three shapes: `items` (one object per image, the public contract; 13.5 MB and
 small lists: 3.0 MB) and `binary` (the same columns as little-endian typed
 arrays after a JSON header, which the page reads: 14 bytes a point, no list of
 a million Python ints to build or a million numbers to parse; see as_binary).
+
+bench/map_api.py at 1,000,000 points (SQLite, 1,000 label changes since the
+analysis, load 2.5 on two cores): GET /map p95 11 ms; binary p50 60 ms, p95
+66 ms, 70 ms of server CPU, 14.0 MB; columns 1.1 s and 29 MB; the server's
+peak RSS 407 MB. The unchanging columns (ids, points, sources) are kept as
+bytes per analysis in the process (_Static); each request copies the class
+and marks, applies the changes since and lays the body out once.
 """
 
 from __future__ import annotations
