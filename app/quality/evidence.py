@@ -34,21 +34,24 @@ SIMILAR = 8
 def next_flag(session: Session, *, kind: str | None = None, skip: Sequence[int] = ()) -> Flag | None:
     """The open flag to review next: highest score first, then oldest (no score last).
 
-    Per kind, its top score and then that score's oldest flag: each a walk of ix_flags_status_kind_score_id
-    (migration 0013) from one end, where ORDER BY score DESC, id sorted every open flag (20 ms with 30,000 open
-    at 1,000,000 images; 0.1-1 ms now)."""
-    best: tuple | None = None  # (no score, -score, id)
-    for k in [kind] if kind else REVIEWED_KINDS:
-        q = select(Flag.id).where(Flag.status == "open", Flag.kind == k)
-        if skip:
-            q = q.where(Flag.id.not_in(list(skip)))
-        top = session.scalar(q.with_only_columns(Flag.score).where(Flag.score.is_not(None))
-                             .order_by(Flag.score.desc()).limit(1))
-        first = session.scalar(q.where(Flag.score.is_(None) if top is None else Flag.score == top)
-                               .order_by(Flag.id).limit(1))
-        if first is not None and (best is None or (top is None, -(top or 0), first) < best):
-            best = (top is None, -(top or 0), first)
-    return session.get(Flag, best[2]) if best else None
+    Two statements, each walking ix_flags_status_kind_score_id (migration 0013) from one end per kind: every
+    kind's top score, then the oldest flag with the best of them; ORDER BY score DESC, id sorted every open
+    flag instead (20 ms with 30,000 open at 1,000,000 images; 1-3 ms now)."""
+    kinds = [kind] if kind else list(REVIEWED_KINDS)
+
+    def scoped(*columns, kinds=kinds):
+        q = select(*columns).where(Flag.status == "open", Flag.kind.in_(kinds))
+        return q.where(Flag.id.not_in(list(skip))) if skip else q
+
+    tops = session.execute(select(*(
+        scoped(Flag.score, kinds=[k]).where(Flag.score.is_not(None)).order_by(Flag.score.desc()).limit(1)
+        .scalar_subquery() for k in kinds))).one()
+    known = [t for t in tops if t is not None]
+    best = max(known) if known else None
+    chosen = scoped(Flag.id, kinds=[k for k, t in zip(kinds, tops) if t == best] if known else kinds)
+    first = session.scalar(chosen.where(Flag.score.is_(None) if best is None else Flag.score == best)
+                           .order_by(Flag.id).limit(1))
+    return session.get(Flag, first) if first is not None else None
 
 
 def open_count(session: Session, kind: str | None = None) -> int:
