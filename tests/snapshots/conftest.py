@@ -90,3 +90,29 @@ def run_loupe(*args: str) -> subprocess.CompletedProcess:
     command = [str(LOUPE)] if LOUPE.exists() else [sys.executable, "-m", "app.cli"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOUPE_")} | databases.data_env(args)
     return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
+
+
+@dataclass
+class Changed:
+    old: dict
+    new: dict
+    gone: int  # excluded after "old"
+    relabelled: int
+    added: int  # imported and labelled after "old"
+
+
+def freeze_change_freeze(labelled: Labelled, db) -> Changed:
+    """Freeze "old" (seed 0); exclude one image, relabel one, import and label one; freeze "new" with
+    another seed, so that images move between splits too."""
+    from app.db.models import Image
+
+    client = labelled.client
+    old = freeze(client, "old", split={"seed": 0})
+    gone, relabelled = labelled.ids[3], labelled.ids[4]
+    with db.writing() as s:
+        s.get(Image, gone).excluded = True
+        s.commit()
+    label(client, relabelled, "bag" if labelled.given[relabelled]["class"] != "bag" else "shirt")
+    added = upload_fmnist(client, 1, start=200)[0]
+    label(client, added, "shoe")
+    return Changed(old, freeze(client, "new", split={"seed": 5}), gone, relabelled, added)

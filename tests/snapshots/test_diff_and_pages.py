@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from app.db.models import Image
-from tests.factories import label, upload_fmnist
-from tests.snapshots.conftest import freeze, items
+from tests.snapshots.conftest import freeze_change_freeze, items
 
 HTML = {"Accept": "text/html"}
 
 
 def test_diff_reports_added_removed_relabelled_and_moved(labelled, db):
     client = labelled.client
-    old = freeze(client, "old", split={"seed": 0})
-
-    gone, relabelled = labelled.ids[3], labelled.ids[4]
-    with db.writing() as s:
-        s.get(Image, gone).excluded = True
-        s.commit()
-    label(client, relabelled, "bag" if labelled.given[relabelled]["class"] != "bag" else "shirt")
-    new_id = upload_fmnist(client, 1, start=200)[0]
-    label(client, new_id, "shoe")
-    new = freeze(client, "new", split={"seed": 5})
+    changed = freeze_change_freeze(labelled, db)
+    old, new, gone, relabelled, new_id = changed.old, changed.new, changed.gone, changed.relabelled, changed.added
 
     a = {x["image"]: x for x in items(client, old["id"])}
     b = {x["image"]: x for x in items(client, new["id"])}

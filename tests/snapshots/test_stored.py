@@ -8,9 +8,8 @@ import os
 import subprocess
 import sys
 
-from app.db.models import Flag, Image, Job
-from tests.factories import label, upload_fmnist
-from tests.snapshots.conftest import freeze
+from app.db.models import Flag, Job
+from tests.snapshots.conftest import freeze, freeze_change_freeze
 
 HTML = {"Accept": "text/html"}
 BIG = 5  # quality_live_max here: the 90-image snapshots are big
@@ -86,15 +85,8 @@ def test_a_big_snapshot_reads_its_health_from_a_job_and_says_how_old_its_flags_a
 def test_a_big_diff_is_stored_once_and_paged(labelled, settings, db):
     client = labelled.client
     settings.quality_live_max = BIG
-    old = freeze(client, "old", split={"seed": 0})
-    gone, relabelled = labelled.ids[3], labelled.ids[4]
-    with db.writing() as s:
-        s.get(Image, gone).excluded = True
-        s.commit()
-    label(client, relabelled, "bag" if labelled.given[relabelled]["class"] != "bag" else "shirt")
-    new_id = upload_fmnist(client, 1, start=200)[0]
-    label(client, new_id, "shoe")
-    new = freeze(client, "new", split={"seed": 5})   # another seed: images move between splits
+    changed = freeze_change_freeze(labelled, db)
+    old, new, gone, new_id = changed.old, changed.new, changed.gone, changed.added
     assert len(new["queued"]) == 2                   # its health, and its diff with "old"
     url = f"/api/snapshots/{old['id']}/diff/{new['id']}"
 
