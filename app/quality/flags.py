@@ -211,6 +211,8 @@ def undo_decision(session: Session, *, flag_id: int, annotator: str = "") -> dic
         for f in closed:
             f.details = {**f.details, "label_event_id": event.id}
     session.commit()
+    if event is None and resolution != "exclude":  # reopened without an event: the next safety net looks at all
+        _NET.pop(session.get_bind(), None)
     return {"flag": view(session, flag), "event": event.id if event is not None else None,
             "reopened": [f.id for f in closed]}
 
@@ -316,17 +318,18 @@ def _cancel_stale(session: Session, ids: set[int]) -> list[int]:
     return cancelled
 
 
-# Engine -> the fingerprint of the flags' inputs after the last full pass of the safety net in this process.
+# Engine -> the fingerprint (`_fingerprint`) of the flags' inputs after the last pass of the safety net in this
+# process; dropped by a decision undone without an event (its flags reopen unseen).
 _NET: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+LABEL_EVENT, EXCLUSION_EVENT, FLAG, VERSION, OPEN, OPEN_IDS, EXCLUDED, CLASS_SUM = range(8)
 
 
 def _fingerprint(session: Session) -> tuple:
     """What the safety net's verdicts depend on: the newest label event (labels, migrations, undos), exclusion
-    event, flag and taxonomy version; the open flags' count and id sum (a flag reopened or closed by a
-    decision that wrote neither a label nor an exclusion, e.g. ambiguous, changes those); and, for rows changed
-    behind the app's back (no event), the trigger-kept excluded count and a checksum of the per-class counts.
-    Index look-ups, a few counter rows and an index-only scan of the open flags (about 1 ms with 3,000 open
-    flags at 1,000,000 images)."""
+    event, flag and taxonomy version; the open flags' count and id sum; and, for rows changed behind the app's
+    back (no event), the trigger-kept excluded count and a checksum of the per-class counts. Index look-ups, a
+    few counter rows and a scan of the open flags' index (1-3 ms with 3,000 open flags at 1,000,000 images,
+    8 ms with 28,000 on PostgreSQL)."""
     newest = lambda column: select(func.coalesce(func.max(column), 0)).scalar_subquery()  # noqa: E731
     total = lambda expr: select(func.coalesce(func.sum(expr), 0)).scalar_subquery()  # noqa: E731
     opened = select(func.count().label("n"), func.coalesce(func.sum(Flag.id), 0).label("ids")).where(
@@ -337,17 +340,52 @@ def _fingerprint(session: Session) -> tuple:
     )).one())
 
 
+def _touched(session: Session, last: tuple | None, seen: tuple) -> set[int] | None:
+    """The images whose label, exclusion or flags changed since the pass that saw `last`; None when only a
+    pass over every open flag can tell (the first in this process, a taxonomy change, or an exclusion or a label
+    changed without its event)."""
+    if last is None or seen[VERSION] != last[VERSION] or (
+            seen[EXCLUDED] != last[EXCLUDED] and seen[EXCLUSION_EVENT] == last[EXCLUSION_EVENT]) or (
+            seen[CLASS_SUM] != last[CLASS_SUM] and seen[LABEL_EVENT] == last[LABEL_EVENT]):
+        return None
+    touched = set(session.scalars(select(LabelEvent.image_id).where(LabelEvent.id > last[LABEL_EVENT])))
+    touched |= set(session.scalars(select(ExclusionEvent.image_id).where(ExclusionEvent.id > last[EXCLUSION_EVENT])))
+    touched |= set(session.scalars(select(Flag.image_id).where(Flag.id > last[FLAG])))
+    return touched if len(touched) < seen[OPEN] else None  # a bulk change: the pass over every open flag is cheaper
+
+
+def _open_among(session: Session, touched: set[int]) -> set[int]:
+    """The touched images with an open flag, and the images whose open duplicate flag's group holds a touched
+    image (a member relabelled or excluded can end the conflict flagged on the others)."""
+    ids = sorted(touched)
+    out: set[int] = set()
+    for start in range(0, len(ids), STALE_CHUNK):
+        out |= set(session.scalars(select(Flag.image_id).where(
+            Flag.status == "open", Flag.image_id.in_(ids[start:start + STALE_CHUNK]))))
+    for image_id, details in session.execute(select(Flag.image_id, Flag.details).where(
+            Flag.status == "open", Flag.kind == "duplicate")):
+        if any(int(i) in touched for i in (details or {}).get("group", [])):
+            out.add(image_id)
+    return out
+
+
 def cancel_stale_open(session: Session) -> list[int]:
     """`cancel_stale` over every image with an open flag (the review page's safety net); commits when any closed.
 
-    A pass reads every open flag (about 50-100 us each: 3,000 open flags at 1,000,000 images took 150-380 ms), so
-    it is skipped while nothing it reads has changed since the last pass in this process (`_fingerprint`):
-    such a pass would cancel nothing."""
+    A pass over every open flag takes about 50-100 us a flag (3,000 open flags at 1,000,000 images: 150-380 ms;
+    28,000: 1.4-1.9 s), so after the first in this process a pass looks only at what changed since the last
+    (`_fingerprint`): nothing, when nothing did; else the open flags of the images labelled, excluded or
+    flagged since and the duplicate flags whose group holds one of them: what a full pass would cancel."""
     engine = session.get_bind()
-    seen = _fingerprint(session)
-    if _NET.get(engine) == seen:
+    seen, last = _fingerprint(session), _NET.get(engine)
+    if seen == last:
         return []
-    cancelled = cancel_stale(session, set(session.scalars(select(Flag.image_id).where(Flag.status == "open"))))
+    touched = _touched(session, last, seen)
+    if touched is None:
+        ids = set(session.scalars(select(Flag.image_id).where(Flag.status == "open")))
+    else:
+        ids = _open_among(session, touched)
+    cancelled = cancel_stale(session, ids)
     after = _fingerprint(session) if cancelled else seen  # in this transaction: a concurrent write is not counted
     if cancelled:
         session.commit()

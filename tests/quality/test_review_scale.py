@@ -118,3 +118,26 @@ def test_flags_come_up_highest_score_first_then_oldest_whatever_their_kind(clien
     assert reviewed("mislabel") == order([3, 0, 5])
     assert reviewed("outlier") == order([6, 2])
     assert reviewed("rereview") == order([7])
+
+
+def test_the_safety_net_after_a_change_looks_at_the_groups_holding_a_changed_image(client, db):
+    add_class(client, "shirt")
+    add_class(client, "coat")
+    ids = upload_fmnist(client, 4)
+    for i, cls in zip(ids, ("shirt", "coat", "shirt", "coat")):
+        label(client, i, cls)
+    with db.writing() as s:  # the first member's own flag was decided already; the second's is open
+        s.add(Flag(image_id=ids[0], kind="duplicate", status="resolved", resolution="keep", score=0.9,
+                   details={"group": ids[:2]}))
+        grouped = Flag(image_id=ids[1], kind="duplicate", status="open", score=0.9, details={"group": ids[:2]})
+        other = Flag(image_id=ids[3], kind="mislabel", status="open", score=0.5, details={})
+        s.add_all([grouped, other])
+        s.commit()
+        grouped, other = grouped.id, other.id
+    assert client.get("/review").status_code == 200  # a first pass: the labels disagree, nothing stale
+    label(client, ids[0], "coat")  # the image holds no open flag: writing its label cancels nothing
+    assert client.get(f"/api/flags/{grouped}").json()["status"] == "open"
+    assert client.get("/review").status_code == 200  # the next pass looks at the groups that hold it
+    got = client.get(f"/api/flags/{grouped}").json()
+    assert got["status"] == "cancelled" and got["details"]["cancelled_because"] == "the near-duplicates' labels agree now"
+    assert client.get(f"/api/flags/{other}").json()["status"] == "open"
