@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,27 @@ def refused(url: str, sql: str) -> str:
     finally:
         engine.dispose()
     return str(caught.value.orig)
+
+
+@contextmanager
+def module_app(template: Template, data: Path):
+    """A fresh database for `data` with the app on it, for module-scoped fixtures: (settings, db, client);
+    the database is dropped afterwards."""
+    from fastapi.testclient import TestClient
+
+    from app.db.engine import Database
+    from app.main import create_app
+
+    with pytest.MonkeyPatch.context() as mp:
+        url = template.fresh(data)
+        if ON_POSTGRES:
+            mp.setenv("LOUPE_DATABASE_URL", url)
+        settings = Settings(data=data, database_url=url)
+        settings.ensure_dirs()
+        db = Database(url)
+        try:
+            with TestClient(create_app(settings)) as client:
+                yield settings, db, client
+        finally:
+            db.dispose()
+    drop(url)

@@ -9,15 +9,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from app.config import Settings
-from app.db.engine import Database
 from app.db.models import Flag, Image, Job
 from app.embeddings import analyses, knn, neighbours, outliers
-from app.main import create_app
 from tests import databases, fmnist
 from tests.embeddings import strays
 from tests.factories import add_class, upload
@@ -64,50 +60,41 @@ def world(tmp_path_factory, database_template):
     images imported class by class, 6 photos and 6 noise images unlabelled; one train job, whose analysis
     runs by itself."""
     data = tmp_path_factory.mktemp("analyse") / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        url = database_template.fresh(data)
-        if databases.ON_POSTGRES:
-            mp.setenv("LOUPE_DATABASE_URL", url)
-        settings = Settings(data=data, database_url=url)
-        settings.ensure_dirs()
-        db = Database(url)
-        with TestClient(create_app(settings)) as client:
-            for c in CLASSES:
-                add_class(client, fmnist.CLASSES[c])
-            planted_labelled = [x["id"] for x in upload(client, strays.photos(2, start=6), "scrape")["imported"]]
-            files, truth = _fmnist(PER_CLASS, 0)
-            labelled = [x["id"] for x in upload(client, files, "fmnist")["imported"]]
-            for c in CLASSES:
-                chosen = [i for i, t in zip(labelled, truth) if t == c] + (planted_labelled if c == 8 else [])
-                r = client.post("/api/labels/bulk", json={"images": chosen, "class": fmnist.CLASSES[c],
-                                                          "annotator": "truth"})
-                assert r.status_code in (200, 201), r.text
-            snap = client.post("/api/snapshots", json={"name": "s", "split": {"val": 0.2, "seed": 0, "folds": 2}})
-            assert snap.status_code == 201, snap.text
-            files, truth = _fmnist(PER_CLASS, 5000)
-            unlabelled = [x["id"] for x in upload(client, files, "folders")["imported"]]
-            assert len(unlabelled) == len(files)
-            photos = [x["id"] for x in upload(client, strays.photos(6), "scrape")["imported"]]
-            noise = [x["id"] for x in upload(client, strays.noise(6), "scrape")["imported"]]
-            train = client.post("/api/jobs", json={"snapshot": snap.json()["id"], "config": FAST})
-            assert train.status_code == 201, train.text
-            worker = start_worker(data)
-            try:
-                train_id = train.json()["id"]
-                assert wait_for(client, train_id, finished)["status"] == "succeeded"
-                job = _queued_analysis(db)  # queued by the worker once the train job's quality checks ran
-                assert job.config == {"space": train_id}
-                done = wait_for(client, job.id, flags_written, timeout=120)
-                assert done["status"] == "succeeded", done["error"]
-                with db.reading() as s:
-                    analysis = analyses.latest(s, settings)
-                yield SimpleNamespace(client=client, settings=settings, db=db, train=train_id, analysis=analysis,
-                                      job=done, unlabelled=unlabelled, truth=dict(zip(unlabelled, truth)),
-                                      photos=photos, noise=noise, planted_labelled=planted_labelled, worker=worker)
-            finally:
-                stop(worker)
-        db.dispose()
-    databases.drop(url)
+    with databases.module_app(database_template, data) as (settings, db, client):
+        for c in CLASSES:
+            add_class(client, fmnist.CLASSES[c])
+        planted_labelled = [x["id"] for x in upload(client, strays.photos(2, start=6), "scrape")["imported"]]
+        files, truth = _fmnist(PER_CLASS, 0)
+        labelled = [x["id"] for x in upload(client, files, "fmnist")["imported"]]
+        for c in CLASSES:
+            chosen = [i for i, t in zip(labelled, truth) if t == c] + (planted_labelled if c == 8 else [])
+            r = client.post("/api/labels/bulk", json={"images": chosen, "class": fmnist.CLASSES[c],
+                                                      "annotator": "truth"})
+            assert r.status_code in (200, 201), r.text
+        snap = client.post("/api/snapshots", json={"name": "s", "split": {"val": 0.2, "seed": 0, "folds": 2}})
+        assert snap.status_code == 201, snap.text
+        files, truth = _fmnist(PER_CLASS, 5000)
+        unlabelled = [x["id"] for x in upload(client, files, "folders")["imported"]]
+        assert len(unlabelled) == len(files)
+        photos = [x["id"] for x in upload(client, strays.photos(6), "scrape")["imported"]]
+        noise = [x["id"] for x in upload(client, strays.noise(6), "scrape")["imported"]]
+        train = client.post("/api/jobs", json={"snapshot": snap.json()["id"], "config": FAST})
+        assert train.status_code == 201, train.text
+        worker = start_worker(data)
+        try:
+            train_id = train.json()["id"]
+            assert wait_for(client, train_id, finished)["status"] == "succeeded"
+            job = _queued_analysis(db)  # queued by the worker once the train job's quality checks ran
+            assert job.config == {"space": train_id}
+            done = wait_for(client, job.id, flags_written, timeout=120)
+            assert done["status"] == "succeeded", done["error"]
+            with db.reading() as s:
+                analysis = analyses.latest(s, settings)
+            yield SimpleNamespace(client=client, settings=settings, db=db, train=train_id, analysis=analysis,
+                                  job=done, unlabelled=unlabelled, truth=dict(zip(unlabelled, truth)),
+                                  photos=photos, noise=noise, planted_labelled=planted_labelled, worker=worker)
+        finally:
+            stop(worker)
 
 
 def test_an_analysis_follows_the_train_job_and_covers_every_image_on_the_map(world):

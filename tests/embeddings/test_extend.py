@@ -11,15 +11,11 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 from sqlalchemy import select
 
-from app.config import Settings
-from app.db.engine import Database
 from app.db.models import Flag, Job
 from app.embeddings import analyses, knn, outliers
-from app.main import create_app
 from tests import databases, fmnist
 from tests.embeddings import strays
 from tests.factories import add_class, label, upload
@@ -60,49 +56,40 @@ def _analysis_job(db, where, timeout: float = 120) -> Job:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, database_template):
     data = tmp_path_factory.mktemp("extend") / "data"
-    with pytest.MonkeyPatch.context() as mp:
-        url = database_template.fresh(data)
-        if databases.ON_POSTGRES:
-            mp.setenv("LOUPE_DATABASE_URL", url)
-        settings = Settings(data=data, database_url=url)
-        settings.ensure_dirs()
-        db = Database(url)
-        with TestClient(create_app(settings)) as client:
-            for c in CLASSES:
-                add_class(client, fmnist.CLASSES[c])
-            files = _fmnist(PER_CLASS, 0)
-            labelled = [x["id"] for x in upload(client, files, "fmnist")["imported"]]
-            for k, c in enumerate(CLASSES):
-                chosen = labelled[k * PER_CLASS:(k + 1) * PER_CLASS]
-                r = client.post("/api/labels/bulk", json={"images": chosen, "class": fmnist.CLASSES[c],
-                                                          "annotator": "truth"})
-                assert r.status_code in (200, 201), r.text
-            snap = client.post("/api/snapshots", json={"name": "s", "split": {"val": 0.2, "seed": 0, "folds": 2}})
-            assert snap.status_code == 201, snap.text
-            upload(client, _fmnist(10, 5000), "folders")
-            worker = start_worker(data)
-            try:
-                train = client.post("/api/jobs", json={"snapshot": snap.json()["id"], "config": FAST}).json()["id"]
-                assert wait_for(client, train, finished)["status"] == "succeeded"
-                base = _analysis_job(db, lambda j: j.config.get("space") == train)
-                assert wait_for(client, base.id, flags_written)["status"] == "succeeded"
-                # Imported after the analysis: 2 of each class and a noise image. The import queues a predict job
-                # (the model's guesses and embeddings), and that an extension of the analysis.
-                new = [x["id"] for x in upload(client, _fmnist(2, 9000) + strays.noise(1, seed=3), "later")["imported"]]
-                ext = _analysis_job(db, lambda j: (j.config or {}).get("extend") is True)
-                assert wait_for(client, ext.id, flags_written)["status"] == "succeeded"
-                # The same space analysed in full, with the same labels, for comparison.
-                full = client.post("/api/jobs", json={"kind": "analyse", "config": {"space": train}})
-                assert full.status_code == 201, full.text
-                assert wait_for(client, full.json()["id"], flags_written)["status"] == "succeeded"
-                with db.reading() as s:
-                    got = {k: analyses.of_job(settings, s.get(Job, j)) for k, j in
-                           (("base", base.id), ("ext", ext.id), ("full", full.json()["id"]))}
-                yield SimpleNamespace(client=client, settings=settings, db=db, train=train, new=new, **got)
-            finally:
-                stop(worker)
-        db.dispose()
-    databases.drop(url)
+    with databases.module_app(database_template, data) as (settings, db, client):
+        for c in CLASSES:
+            add_class(client, fmnist.CLASSES[c])
+        files = _fmnist(PER_CLASS, 0)
+        labelled = [x["id"] for x in upload(client, files, "fmnist")["imported"]]
+        for k, c in enumerate(CLASSES):
+            chosen = labelled[k * PER_CLASS:(k + 1) * PER_CLASS]
+            r = client.post("/api/labels/bulk", json={"images": chosen, "class": fmnist.CLASSES[c],
+                                                      "annotator": "truth"})
+            assert r.status_code in (200, 201), r.text
+        snap = client.post("/api/snapshots", json={"name": "s", "split": {"val": 0.2, "seed": 0, "folds": 2}})
+        assert snap.status_code == 201, snap.text
+        upload(client, _fmnist(10, 5000), "folders")
+        worker = start_worker(data)
+        try:
+            train = client.post("/api/jobs", json={"snapshot": snap.json()["id"], "config": FAST}).json()["id"]
+            assert wait_for(client, train, finished)["status"] == "succeeded"
+            base = _analysis_job(db, lambda j: j.config.get("space") == train)
+            assert wait_for(client, base.id, flags_written)["status"] == "succeeded"
+            # Imported after the analysis: 2 of each class and a noise image. The import queues a predict job
+            # (the model's guesses and embeddings), and that an extension of the analysis.
+            new = [x["id"] for x in upload(client, _fmnist(2, 9000) + strays.noise(1, seed=3), "later")["imported"]]
+            ext = _analysis_job(db, lambda j: (j.config or {}).get("extend") is True)
+            assert wait_for(client, ext.id, flags_written)["status"] == "succeeded"
+            # The same space analysed in full, with the same labels, for comparison.
+            full = client.post("/api/jobs", json={"kind": "analyse", "config": {"space": train}})
+            assert full.status_code == 201, full.text
+            assert wait_for(client, full.json()["id"], flags_written)["status"] == "succeeded"
+            with db.reading() as s:
+                got = {k: analyses.of_job(settings, s.get(Job, j)) for k, j in
+                       (("base", base.id), ("ext", ext.id), ("full", full.json()["id"]))}
+            yield SimpleNamespace(client=client, settings=settings, db=db, train=train, new=new, **got)
+        finally:
+            stop(worker)
 
 
 def _a(analysis, name):
