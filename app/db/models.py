@@ -180,6 +180,28 @@ class CurrentLabel(Base):
     class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
 
 
+class CurrentLabelTag(Base):
+    """One tag of an image's current label event. Kept by triggers on current_labels (migration 0014), for the
+    tag filter at a million images: an index range, not the JSON of every current label."""
+
+    __tablename__ = "current_label_tags"
+    __table_args__ = (Index("ix_current_label_tags_tag_image_id", "tag", "image_id"),)
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    tag: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
+class CurrentConfidence(Base):
+    """The confidence of an image's current label event, where it has one. Kept by triggers on current_labels
+    (migration 0014), for the confidence filters at a million images."""
+
+    __tablename__ = "current_confidences"
+    __table_args__ = (Index("ix_current_confidences_confidence_image_id", "confidence", "image_id"),)
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    confidence: Mapped[float] = mapped_column(Float)
+
+
 class ClassCount(Base):
     """Per class: its current labels. Kept exact by triggers on classes and current_labels (migration 0011),
     for the taxonomy page at a million images."""

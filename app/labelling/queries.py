@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, Text, bindparam, cast, exists, false, func, select, true
+from sqlalchemy import Select, bindparam, exists, false, func, select, true
 from sqlalchemy.orm import Session, aliased
 
 from app.config import Settings
-from app.db.models import ClassCount, CurrentLabel, Flag, Image, LabelClass, LabelEvent, Snapshot, SnapshotItem, Source
+from app.db.models import (
+    ClassCount,
+    CurrentConfidence,
+    CurrentLabel,
+    CurrentLabelTag,
+    Flag,
+    Image,
+    LabelClass,
+    LabelEvent,
+    Snapshot,
+    SnapshotItem,
+    Source,
+)
 from app.errors import InvalidInput
 from app.images.catalog import library_counts
 from app.labelling import orders
 from app.taxonomy.queries import resolve_class
 
 STATUSES = ("unlabelled", "labelled", "flagged")
-# A tag the substring test may look for: printable ASCII, but no quote or backslash (JSON escapes them) and no
-# LIKE wildcard.
-_PLAIN_TAG = re.compile(r'[ !#$&\'()*+,\-./0-9:;<=>?@A-Z\[\]^`a-z{|}~]+')
 MAX_LIMIT = 1000
 # Pages count matches only this far and then say "1,000+": an exact count reads every match (a million
 # index entries for "unlabelled"), and 1,000 costs about a millisecond even where each match needs a row lookup.
@@ -132,15 +140,26 @@ def queue_ids(
 
 
 def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True) -> Select:
-    """Images matching `f`; joined to their current label events when `labels` or when the filter needs them
-    (a count without the joins reads one index: SQLite drops an unused outer join only at the chain's end)."""
-    by_event = _by_event(f)
+    """Images matching `f`; joined to their current label events when `labels` (a count without the joins reads
+    one index: SQLite drops an unused outer join only at the chain's end).
+
+    Tags and confidence are read off current_label_tags and current_confidences (migration 0014), joined
+    (inner) so that a page of one tag walks its (tag, image_id) index in order."""
     q = select(*columns).select_from(Image)
-    # Inner joins where the filter needs a label anyway: the planner may then start from current_labels.
-    join = "join" if by_event or f.class_ref else "outerjoin"
-    if labels or by_event or f.class_ref:
+    if f.tag:
+        q = q.join(CurrentLabelTag, (CurrentLabelTag.image_id == Image.id) & (CurrentLabelTag.tag == f.tag))
+    bounds = [(bound, op) for bound, op in ((f.min_confidence, "__ge__"), (f.max_confidence, "__le__"))
+              if bound is not None]
+    if bounds:
+        if not all(0 <= bound <= 1 for bound, _ in bounds):
+            raise InvalidInput("confidence bounds must be from 0 to 1")
+        q = q.join(CurrentConfidence, CurrentConfidence.image_id == Image.id).where(
+            *(getattr(CurrentConfidence.confidence, op)(bound) for bound, op in bounds))
+    # An inner join where the filter needs a label anyway: the planner may then start from current_labels.
+    join = "join" if f.class_ref else "outerjoin"
+    if labels or f.class_ref:
         q = getattr(q, join)(CurrentLabel, CurrentLabel.image_id == Image.id)
-    if labels or by_event:
+    if labels:
         q = getattr(q, join)(LabelEvent, LabelEvent.id == CurrentLabel.event_id)
     if f.status:
         if f.status not in STATUSES:
@@ -153,19 +172,6 @@ def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True)
         q = q.where(Image.source_id == select(Source.id).where(Source.name == f.source).scalar_subquery())
     if f.class_ref:
         q = q.where(CurrentLabel.class_id == resolve_class(session, f.class_ref, active_only=False).id)
-    if f.tag:
-        # The rows of the label's JSON tag list: SQLite's json_each, PostgreSQL's json_array_elements_text.
-        sqlite = session.get_bind().dialect.name == "sqlite"
-        spread = func.json_each if sqlite else func.json_array_elements_text
-        each = spread(LabelEvent.tags).table_valued("value")
-        if sqlite and _PLAIN_TAG.fullmatch(f.tag):
-            # A substring test first, so that the JSON is taken apart only where the tag can be: counting a tag
-            # over 290,000 current labels took 385 ms with json_each alone, 216 ms with this in front (SQLite,
-            # 1M images). Every JSON writer writes a printable ASCII string without quotes or backslashes as is.
-            # Not on PostgreSQL: it guesses the pair matches a few hundred rows and hash-joins every label event
-            # (a /browse page of a tag 96 -> 783 ms, of a tag in a split 162 -> 1,579 ms at 1M images).
-            q = q.where(cast(LabelEvent.tags, Text).like(f'%"{f.tag}"%'))
-        q = q.where(exists(select(each.c.value).where(each.c.value == f.tag)))
     if f.split:
         q = q.where(_in_split(session, f.split))
     if f.region is not None and f.members is None:
@@ -173,11 +179,6 @@ def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True)
     if f.members is not None:
         # Inlined, not bound one by one: a lasso may hold 50,000 images, past SQLite's bound-parameter limit.
         q = q.where(Image.id.in_(bindparam("members", f.members, expanding=True, literal_execute=True)))
-    for bound, op in ((f.min_confidence, "__ge__"), (f.max_confidence, "__le__")):
-        if bound is not None:
-            if not 0 <= bound <= 1:
-                raise InvalidInput("confidence bounds must be from 0 to 1")
-            q = q.where(getattr(LabelEvent.confidence, op)(bound))
     return q
 
 
@@ -214,15 +215,18 @@ class Page:
     prev_before: int | None  # the cursor of the page before, None on the first one
 
 
-def _by_event(f: ImageFilter) -> bool:
-    return f.tag is not None or f.min_confidence is not None or f.max_confidence is not None
-
-
 def _key(f: ImageFilter):
-    """The id to order and page by. Filtering on labels, the current label's: SQLite then walks the
+    """The id to order and page by. Filtering on a class, the current label's: SQLite then walks the
     (class_id, image_id) index in order, which it will not do for ORDER BY images.id across the join,
-    and PostgreSQL starts its merge join over current_labels at the cursor, not at the first label."""
-    return CurrentLabel.image_id if f.class_ref or _by_event(f) else Image.id
+    and PostgreSQL starts its merge join over current_labels at the cursor, not at the first label.
+    On a tag (no class), the tag row's: its (tag, image_id) index is in that order."""
+    if f.class_ref:
+        return CurrentLabel.image_id
+    if f.tag:
+        return CurrentLabelTag.image_id
+    if f.min_confidence is not None or f.max_confidence is not None:
+        return CurrentConfidence.image_id
+    return Image.id
 
 
 _SOURCE = aliased(Source)  # not Source itself: the source filter's subquery would correlate to it
