@@ -38,6 +38,14 @@ def _agree(client, db) -> tuple[set[tuple[int, str]], dict[int, float]]:
     page = client.get("/api/images", params={"min_confidence": 0.5, "tag": "dark"}).json()
     assert [item["id"] for item in page["items"]] == sorted(
         image for image, t in tags if t == "dark" and confidences.get(image, -1) >= 0.5)
+    # With a filter on the images row or the class too (the query then starts from images, not the tag rows).
+    dark = client.get("/api/images", params={"tag": "dark", "limit": 1000}).json()["items"]
+    page = client.get("/api/images", params={"tag": "dark", "status": "labelled", "source": "fmnist"}).json()
+    assert [item["id"] for item in page["items"]] == [item["id"] for item in dark if item["class_id"] is not None]
+    for item in dark[:1]:
+        page = client.get("/api/images", params={"tag": "dark", "class": item["class_id"], "max_confidence": 1}).json()
+        assert [i["id"] for i in page["items"]] == [
+            i["id"] for i in dark if i["class_id"] == item["class_id"] and i["id"] in confidences]
     return tags, confidences
 
 
@@ -88,7 +96,8 @@ def test_kept_tags_and_confidences_follow_labels_undo_bulk_merge_and_raw_sql(cli
     # Writers that bypass the app: a current label pointed at an older event, and one removed.
     with db.writing() as s:
         older = s.scalar(select(LabelEvent.id).where(LabelEvent.image_id == ids[1]).order_by(LabelEvent.id).limit(1))
-        s.execute(text("UPDATE current_labels SET event_id = :e WHERE image_id = :i"), {"e": older, "i": ids[1]})
+        s.execute(text("UPDATE current_labels SET event_id = :e, class_id = (SELECT class_id FROM label_events "
+                       "WHERE id = :e) WHERE image_id = :i"), {"e": older, "i": ids[1]})
         s.execute(text("DELETE FROM current_labels WHERE image_id = :i"), {"i": ids[0]})
         s.commit()
     tags, confidences = _agree(client, db)
