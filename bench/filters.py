@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.db.engine import Database  # noqa: E402
-from app.labelling.queries import COUNT_CAP, ImageFilter, list_images  # noqa: E402
+from app.db.engine import Database
+from app.labelling.queries import COUNT_CAP, ImageFilter, list_images
 
 # (name, filter, limit, count cap): the five forms bench/scale.py --pages found over 100 ms p95 at 1M images.
 CASES = [
