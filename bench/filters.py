@@ -5,6 +5,13 @@
 
 One line per filter: p50/p95 ms of list_images (page + exact total for /api/images, page + total capped
 at 1,000 for /browse), after 2 warm-ups; the database is only read.
+
+Measured at 1,000,000 images (bench/scale.py's data, 2 shared cores), p50/p95 ms, before (JSON tags and
+confidence through label_events) -> after (migration 0014's current_label_tags / current_confidences):
+  SQLite      tag=dark 109/469 -> 4.3/4.4; confidence 0.5-0.7 72/85 -> 12.7/13.3; browse tag+split=val
+              197/209 -> 11.4/13.2; class+source+tag (none) 73/151 -> 39/41; browse class+confidence 6.2/6.9 -> 3.9/4.3
+  PostgreSQL  tag=dark 390/449 -> 8.9/10.1; confidence 121/140 -> 11.7/12.4; class+source+tag (none) 73/85 ->
+              37/40; browse class+confidence 49/52 -> 13.4/16.0 (no snapshot in that seed: split=val matched none)
 """
 
 from __future__ import annotations
