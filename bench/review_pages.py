@@ -21,24 +21,13 @@ import re
 from _server import OUT, rss_mb, serve  # also puts the repo on sys.path
 
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import text
 
 from app.config import Settings
-from scale import cpu_ms, pct, refresh_report, seed, server_ms
+from scale import cpu_ms, pct, pg_database, refresh_report, seed, server_ms
 
 URLS = ("/review", "/review?kind=mislabel", "/review?kind=duplicate", "/review/stage", "/review/stage?kind=duplicate",
         "/quality", "/api/quality", "/api/flags?limit=50")
-
-
-def pg_database(server: str, n) -> str:
-    name = f"loupe_review_{n}"
-    engine = create_engine(server, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
-            conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    engine.dispose()
-    return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
 def add_history(settings: Settings) -> None:
@@ -79,7 +68,7 @@ def main() -> None:
     ap.add_argument("--pg", action="store_true", help="use the server LOUPE_TEST_DATABASE_URL names (scripts/pg.sh)")
     args = ap.parse_args()
     tag = f"{args.images}" + ("_history" if args.history else "")
-    url = pg_database(os.environ["LOUPE_TEST_DATABASE_URL"], tag) if args.pg else ""
+    url = pg_database(os.environ["LOUPE_TEST_DATABASE_URL"], args.images, f"loupe_review_{tag}") if args.pg else ""
     name = "postgresql" if url else "sqlite"
     data = OUT / f"review-{tag}" / name
     settings = Settings(data=data, database_url=url)

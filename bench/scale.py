@@ -166,9 +166,9 @@ def seed(settings: Settings, n: int) -> None:
         db.dispose()
 
 
-def pg_database(server: str, n: int) -> str:
-    """A database `loupe_scale_N_sSEED` on the server, created when missing."""
-    name = f"loupe_scale_{n}_s{SEED}"
+def pg_database(server: str, n: int, name: str = "") -> str:
+    """A database `name` (default `loupe_scale_N_sSEED`) on the server, created when missing."""
+    name = name or f"loupe_scale_{n}_s{SEED}"
     engine = create_engine(server, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar():
