@@ -386,7 +386,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or .zip archives")
     imp.add_argument("--source", required=True, help="where these images come from (created if new)")
     imp.add_argument("--labels", metavar="folders|FILE.csv|FILE.jsonl",
-                     help="bring existing labels in: from class folders, or from a manifest with file and label columns")
+                     help="bring existing labels in: from class folders, or from a manifest with file and "
+                          "label columns")
     imp.add_argument("--data", help="data directory (default: $LOUPE_DATA or ./loupe-data)")
     imp.set_defaults(func=cmd_import)
 

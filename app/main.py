@@ -22,9 +22,9 @@ from app.training.reaper import start_reaper
 from app.web import auth
 from app.web.headers import SafeHeaders
 from app.web.openapi import document_errors
-from app.web.timing import ServerTiming
 from app.web.routes import account, flags, images, jobs, labels, maps, pages, quality, search, snapshots, taxonomy
 from app.web.templating import env
+from app.web.timing import ServerTiming
 from app.web.unhandled import Unhandled
 
 log = logging.getLogger("loupe")

@@ -40,7 +40,8 @@ from similar import clustered  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db.engine import Database  # noqa: E402
 from app.db.models import Job  # noqa: E402
-from app.embeddings import analyses, extend, files, knn, maps, similar as similar_mod  # noqa: E402
+from app.embeddings import analyses, extend, files, knn, maps  # noqa: E402
+from app.embeddings import similar as similar_mod  # noqa: E402
 from app.embeddings.analyse import after_analysis  # noqa: E402
 from app.embeddings.projection import pca  # noqa: E402
 from app.quality import results  # noqa: E402

@@ -35,7 +35,6 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
-
 from _server import OUT, REAL_IMAGES, build, rss_mb, serve
 
 from app.config import Settings

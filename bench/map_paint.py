@@ -20,7 +20,6 @@ import statistics
 
 from _map_data import build
 from _server import serve
-
 from playwright.sync_api import sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"

@@ -23,11 +23,10 @@ import os
 import re
 import time
 
+import httpx
 import numpy as np
 from _server import OUT, serve  # also puts the repo on sys.path
 from scale import cpu_ms, pct, seed, server_ms
-
-import httpx
 from sqlalchemy import text
 
 from app.config import Settings

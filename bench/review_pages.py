@@ -18,13 +18,12 @@ import argparse
 import os
 import re
 
-from _server import OUT, rss_mb, serve  # also puts the repo on sys.path
-
 import httpx
+from _server import OUT, rss_mb, serve  # also puts the repo on sys.path
+from scale import cpu_ms, pct, pg_database, refresh_report, seed, server_ms
 from sqlalchemy import text
 
 from app.config import Settings
-from scale import cpu_ms, pct, pg_database, refresh_report, seed, server_ms
 
 URLS = ("/review", "/review?kind=mislabel", "/review?kind=duplicate", "/review/stage", "/review/stage?kind=duplicate",
         "/quality", "/api/quality", "/api/flags?limit=50")

@@ -7,7 +7,6 @@ import statistics
 import time
 
 import httpx
-
 from _server import build, rss_mb, serve
 
 N_IMAGES = 100_000

@@ -42,9 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from _server import OUT, ROOT, rss_mb, serve  # also puts the repo on sys.path
-
 import httpx
+from _server import OUT, ROOT, rss_mb, serve  # also puts the repo on sys.path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 

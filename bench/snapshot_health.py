@@ -24,9 +24,8 @@ import sys
 import time
 
 import httpx
-from sqlalchemy import text
-
 from _server import OUT, ROOT, build, serve
+from sqlalchemy import text
 
 from app.config import Settings
 from app.db.engine import Database

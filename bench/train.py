@@ -41,7 +41,6 @@ from app.training import train  # noqa: E402
 from app.training.spec import Item, TrainConfig  # noqa: E402
 from tests import fmnist, letters, noise  # noqa: E402
 
-
 FULL = {"epochs": 15, "batch_size": 128}  # 60,000 images: more epochs are cheap on a GPU and pay off
 
 

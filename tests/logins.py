@@ -48,7 +48,8 @@ def user_client(app, db, name: str, role: str) -> tuple[TestClient, dict]:
 def fill_accounts(db) -> None:
     """A row in every accounts table: a user with a session and an API token, and a failed login."""
     from app.accounts.ratelimit import Limits
-    from app.accounts.sessions import LoginFailed, log_in as start
+    from app.accounts.sessions import LoginFailed
+    from app.accounts.sessions import log_in as start
 
     make_user(db, "root", "admin")
     make_token(db, "script", "root")

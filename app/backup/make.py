@@ -93,7 +93,8 @@ def _contents(db_path: Path) -> tuple[str, dict[str, int], list[tuple[str, str]]
             "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
         tables = {n: conn.execute(f'SELECT count(*) FROM "{n}"').fetchone()[0] for n in names}
         images = [(sha, stored) for sha, stored in conn.execute("SELECT sha256, stored_path FROM images ORDER BY id")]
-        jobs = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE status = 'succeeded'")] if "jobs" in tables else []
+        jobs = ([r[0] for r in conn.execute("SELECT id FROM jobs WHERE status = 'succeeded'")]
+                if "jobs" in tables else [])
     finally:
         conn.close()
     return revision, tables, images, jobs

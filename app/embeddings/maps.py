@@ -39,8 +39,18 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.db.models import (CurrentLabel, ExclusionEvent, Flag, Image, Job, LabelClass, LabelEvent, Snapshot,
-                           SnapshotItem, Source)
+from app.db.models import (
+    CurrentLabel,
+    ExclusionEvent,
+    Flag,
+    Image,
+    Job,
+    LabelClass,
+    LabelEvent,
+    Snapshot,
+    SnapshotItem,
+    Source,
+)
 from app.embeddings import analyses
 from app.errors import InvalidInput, NotFound
 

@@ -26,7 +26,8 @@ uses for similar images. openTSNE (FFT, both cores) draws the tightest classes
 On raw pixels, a space no network shaped, UMAP separates classes a little better
 (same10 +0.026) for 3.4x PaCMAP's CPU and openTSNE clearly better (+0.077) for
 4.2x; the map is drawn from a model's embeddings, where the three are close, and
-t-SNE's cost grows past what a worker should spend at a million images. umap-learn with a seed runs its optimisation on one thread
+t-SNE's cost grows past what a worker should spend at a million images. umap-learn
+with a seed runs its optimisation on one thread
 (umap-learn only parallelises unseeded runs); a map that moves on every analysis
 would make points jump between analyses, so the seed stays. PCA keeps only the
 two widest directions: classes overlap (same10 0.70).

@@ -42,7 +42,7 @@ def source_counts(session: Session) -> list[dict]:
         .join(SourceCount, SourceCount.source_id == Source.id)
         .order_by(Source.name)
     )
-    return [{"name": n, "images": i, "labelled": l} for n, i, l in rows]
+    return [{"name": name, "images": images, "labelled": labelled} for name, images, labelled in rows]
 
 
 def library_counts(session: Session, *, source_id: int | None = None) -> dict[str, int]:

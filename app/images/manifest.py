@@ -52,7 +52,8 @@ def _pick(columns: list[str], wanted: tuple[str, ...], what: str, source: str) -
     for name in wanted:
         if name in columns:
             return name
-    raise InvalidInput(f"{source}: no {what} column (one of {', '.join(wanted)}); found: {', '.join(columns) or 'none'}")
+    raise InvalidInput(f"{source}: no {what} column (one of {', '.join(wanted)}); "
+                       f"found: {', '.join(columns) or 'none'}")
 
 
 def _row(record: dict, line: int, source: str, file_col: str, label_col: str) -> ManifestRow:
@@ -96,7 +97,8 @@ def read_manifest(path: Path) -> list[ManifestRow]:
         reader = csv.DictReader(text.splitlines())
         columns = [(c or "").strip().lower() for c in (reader.fieldnames or [])]
         reader.fieldnames = columns
-        file_col, label_col = _pick(columns, FILE_COLUMNS, "file", path.name), _pick(columns, LABEL_COLUMNS, "label", path.name)
+        file_col = _pick(columns, FILE_COLUMNS, "file", path.name)
+        label_col = _pick(columns, LABEL_COLUMNS, "label", path.name)
         return [_row(r, i, path.name, file_col, label_col) for i, r in enumerate(reader, 2)]
     rows = []
     for i, line in enumerate(text.splitlines(), 1):

@@ -14,8 +14,8 @@ from app.db.models import CurrentLabel, Image, LabelClass, LabelEvent, TaxonomyV
 from app.errors import Conflict, InvalidInput, NotFound
 from app.labelling import rereview
 from app.labelling.tags import check_tags
-from app.taxonomy.queries import current_version, resolve_class
 from app.taxonomy.history import NamesByVersion, names_by_version
+from app.taxonomy.queries import current_version, resolve_class
 from app.timeutil import iso
 
 KINDS = ("manual", "import", "migration", "review", "audit", "undo", "bulk")

@@ -65,7 +65,8 @@ def _audit() -> Select:
     return select(Flag.image_id).where(Flag.kind == "audit", Flag.status == "pending").distinct()
 
 
-QUEUES = {"unlabelled": (_unlabelled, Image.id), "rereview": (_rereview, Flag.image_id), "audit": (_audit, Flag.image_id)}
+QUEUES = {"unlabelled": (_unlabelled, Image.id), "rereview": (_rereview, Flag.image_id),
+          "audit": (_audit, Flag.image_id)}
 
 
 def _queue(queue: str):

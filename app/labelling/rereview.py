@@ -47,7 +47,8 @@ def offered_classes(session: Session, flag: Flag) -> list[LabelClass]:
             return offered
     return list(
         session.scalars(
-            select(LabelClass).where(LabelClass.retired_version_id.is_(None)).order_by(LabelClass.position, LabelClass.id)
+            select(LabelClass).where(LabelClass.retired_version_id.is_(None))
+            .order_by(LabelClass.position, LabelClass.id)
         )
     )
 

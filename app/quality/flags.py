@@ -33,8 +33,17 @@ import weakref
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.db.models import (ClassCount, CurrentLabel, ExclusionEvent, Flag, Image, LabelClass, LabelEvent, SourceCount,
-                           TaxonomyVersion)
+from app.db.models import (
+    ClassCount,
+    CurrentLabel,
+    ExclusionEvent,
+    Flag,
+    Image,
+    LabelClass,
+    LabelEvent,
+    SourceCount,
+    TaxonomyVersion,
+)
 from app.errors import Conflict, InvalidInput, NotFound
 from app.images.exclusion import set_excluded
 from app.labelling.events import LabelInput, append_label_events

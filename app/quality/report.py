@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from app.db.models import FlagCount, Job, LabelClass, Prediction, Snapshot, SnapshotItem
 from app.errors import Conflict
+from app.images.catalog import library_counts
 from app.quality import duplicates, noise, results
 from app.quality.audits import audit_stats
 from app.quality.flags import KINDS
 from app.quality.service import OUT_OF_SAMPLE_ROLES, active_class, job_probs, live_images, near_groups
 from app.quality.sources import source_trend
-from app.images.catalog import library_counts
 
 EXAMPLES = 10  # groups shown per duplicate row
 EXAMPLE_MEMBERS = 8  # images shown per group: a group of 5,000 copies made the report 2 MB at 100,000 images

@@ -111,7 +111,9 @@ def diff_view(old: Snapshot, new: Snapshot, found: Changes, *, limit: int = LIMI
     check_page(limit, offset)
     names_a, names_b = class_names(old), class_names(new)
     page = slice(offset, offset + limit)
-    pairs = lambda rows: ((i, b, a) if found.flipped else (i, a, b) for i, a, b in rows[page].tolist())
+    def pairs(rows):
+        return ((i, b, a) if found.flipped else (i, a, b) for i, a, b in rows[page].tolist())
+
     return {
         "from": {"id": old.id, "name": old.name, "hash": old.hash},
         "to": {"id": new.id, "name": new.name, "hash": new.hash},

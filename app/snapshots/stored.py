@@ -161,8 +161,11 @@ def health_view(session: Session, settings, snapshot: Snapshot) -> dict:
 
 def _stored_changes(settings, job: Job) -> Changes:
     """The diff's lists, memory-mapped: a page reads only its slice."""
-    load = lambda name: np.load(artifact_path(settings, job, name), mmap_mode="r")
-    return Changes(load("added"), load("removed"), load("relabelled"), load("moved"), job.metrics["counts"]["unchanged"])
+    def load(name):
+        return np.load(artifact_path(settings, job, name), mmap_mode="r")
+
+    return Changes(load("added"), load("removed"), load("relabelled"), load("moved"),
+                   job.metrics["counts"]["unchanged"])
 
 
 def diff_state(session: Session, settings, old: Snapshot, new: Snapshot, *, limit: int, offset: int) -> dict:

@@ -201,7 +201,8 @@ def op_set_shortcut(ctx: Ctx, change: dict) -> dict:
     raw = change.get("shortcut")
     wanted = raw.strip().lower() if isinstance(raw, str) else raw
     if (wanted or None) == cls.shortcut:
-        raise InvalidInput(f"class '{cls.name}' already has key {wanted}" if wanted else f"class '{cls.name}' has no key")
+        raise InvalidInput(f"class '{cls.name}' already has key {wanted}" if wanted
+                           else f"class '{cls.name}' has no key")
     key = check_key(ctx.session, raw) if raw not in (None, "") else None
     was = previous_holder(ctx.session, key, besides=cls.id) if key else None
     old, cls.shortcut = cls.shortcut, key

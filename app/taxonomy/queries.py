@@ -19,7 +19,8 @@ def current_version(session: Session) -> TaxonomyVersion | None:
 def active_classes(session: Session) -> list[LabelClass]:
     return list(
         session.scalars(
-            select(LabelClass).where(LabelClass.retired_version_id.is_(None)).order_by(LabelClass.position, LabelClass.id)
+            select(LabelClass).where(LabelClass.retired_version_id.is_(None))
+            .order_by(LabelClass.position, LabelClass.id)
         )
     )
 

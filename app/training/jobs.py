@@ -252,7 +252,7 @@ def queue_predictions_after_training(session: Session, job_id: int) -> Job | Non
     when it started), so that they too get the newest model's guesses. None when there were none."""
     job = get_job(session, job_id)
     since = job.claimed_at or job.created_at
-    imported = session.scalar(select(Image.id).where(Image.imported_at >= since, Image.excluded == False)
+    imported = session.scalar(select(Image.id).where(Image.imported_at >= since, Image.excluded.is_(False))
                               .limit(1))
     return queue_predictions(session) if imported is not None else None
 

@@ -16,7 +16,6 @@ from fastapi.responses import FileResponse, Response, StreamingResponse
 from app.errors import NotFound
 from app.images.blobs import Blobs
 
-
 # Thumbnails and previews are a few KB: read in the route's thread and sent in one piece. FileResponse
 # would stat, open, read and close each in a thread-pool hop of its own, which under many labellers
 # made a preview cost as much as a save; it stays for originals (range requests, any size).

@@ -9,9 +9,8 @@ triggers refuse UPDATE and DELETE on them, so no code path can rewrite history.
 On PostgreSQL the triggers call one PL/pgSQL function (and TRUNCATE is refused too).
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0001'
 down_revision = None

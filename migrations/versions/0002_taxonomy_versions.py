@@ -8,9 +8,8 @@ Classes made before this revision get their first revision row from the
 classes table (no rename or redefinition existed before it).
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0002'
 down_revision = '0001'

@@ -10,9 +10,8 @@ snapshot_items is a WITHOUT ROWID table keyed by (snapshot, image): one b-tree,
 so freezing 100,000 images writes less and reading a snapshot reads it in order.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0003'
 down_revision = '0002'

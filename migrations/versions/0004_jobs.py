@@ -9,9 +9,8 @@ claims a queued row, heartbeats into it, streams epochs and logs, and writes
 predictions in the same transaction that marks the job finished.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0004'
 down_revision = '0003'

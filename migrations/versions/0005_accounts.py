@@ -9,9 +9,8 @@ argon2id password hash, browser sessions and API tokens stored as sha256 of
 their secret, and failed login attempts for the rate limit.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0005'
 down_revision = '0004'

@@ -15,9 +15,8 @@ plus "id > cursor ORDER BY id LIMIT n" is one index range on both databases
 (SQLite's secondary indexes carry the rowid already; PostgreSQL's do not).
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0006'
 down_revision = '0005'

@@ -12,7 +12,6 @@ in margin order and stops after a few.
 
 from alembic import op
 
-
 revision = '0007'
 down_revision = '0006'
 branch_labels = None

@@ -15,9 +15,8 @@ A later batch_alter_table('images') on SQLite copies the table anew and loses
 its triggers: such a migration must create these again.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0008'
 down_revision = '0007'

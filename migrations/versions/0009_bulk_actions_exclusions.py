@@ -16,9 +16,8 @@ triggers of 0008. Images excluded before this revision get one event each, so
 images.excluded is always the state of an image's latest exclusion event.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0009'
 down_revision = '0008'

@@ -11,9 +11,8 @@ one. jobs has no triggers, so SQLite's batch copy of the table loses nothing
 (Alembic's own connection runs with foreign keys off, as batch mode needs).
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0010'
 down_revision = '0009'

@@ -14,9 +14,8 @@ A later batch_alter_table('current_labels') on SQLite copies the table anew
 and loses its triggers: such a migration must create these again.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0011'
 down_revision = '0010'

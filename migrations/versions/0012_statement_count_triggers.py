@@ -20,7 +20,6 @@ images seed in about 20 s there).
 
 from alembic import op
 
-
 revision = '0012'
 down_revision = '0011'
 branch_labels = None

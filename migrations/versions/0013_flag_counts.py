@@ -21,9 +21,8 @@ A later batch_alter_table('flags') on SQLite copies the table anew and loses
 its triggers: such a migration must create these again.
 """
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0013'
 down_revision = '0012'

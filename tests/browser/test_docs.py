@@ -45,7 +45,7 @@ def test_docs_render_every_operation_offline(live_server, page):
     assert not elsewhere, f"/docs reached outside the server: {elsewhere}"
 
 
-def test_try_it_out_as_the_signed_in_user(login_server, page):
+def test_try_it_out_as_the_signed_in_user(login_server, page):  # noqa: F811  (the imported fixture)
     """With logins required, a change sent from /docs carries the session's CSRF token and is signed by the user."""
     base, _, _ = login_server
     page.goto(f"{base}/login?next=%2Fdocs")

@@ -7,7 +7,6 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import select
 
 from app.db.models import Image
-
 from tests.factories import files_under
 from tests.images import broken
 

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from app.db.models import Image
-from app.labelling.queries import ImageFilter, count_rows, count_text, queue_count, _filtered
+from app.labelling.queries import ImageFilter, _filtered, count_rows, count_text, queue_count
 from tests.factories import add_class, label, upload_fmnist
 
 

@@ -11,7 +11,6 @@ from app.timeutil import utcnow
 from tests.factories import add_class, label, near_duplicates, upload, upload_fmnist
 
 
-
 def test_duplicate_conflicts_are_flagged_and_settled(client):
     for name in ("shirt", "coat"):
         add_class(client, name)

@@ -13,10 +13,10 @@ from sqlalchemy import select
 
 from app.db.models import Flag, Job
 from app.embeddings import analyses, knn, neighbours
-from app.quality.service import detect_mislabels
 from app.quality.evidence import SIMILAR, evidence
-from tests.embeddings import strays
+from app.quality.service import detect_mislabels
 from tests import fmnist
+from tests.embeddings import strays
 from tests.factories import add_class, label, labelled_snapshot, upload
 from tests.workers import FAST, finished, start_worker, stop, wait_for
 

@@ -7,7 +7,6 @@ import statistics
 from collections import Counter
 
 from PIL import Image as PILImage
-
 from sqlalchemy import select
 
 from app.db.models import Flag, Image, Snapshot, SnapshotItem

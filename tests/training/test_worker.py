@@ -84,7 +84,7 @@ def test_two_workers_never_share_a_job_and_a_killed_worker_is_replaced(client, s
         stop(a)
         stop(b)
     assert [x["status"] for x in bodies] == ["succeeded"] * 3, [x["error"] for x in bodies]
-    assert bodies[0]["attempts"] == 2 and "stopped responding" in " ".join(l["message"] for l in bodies[0]["log"])
+    assert bodies[0]["attempts"] == 2 and "stopped responding" in " ".join(e["message"] for e in bodies[0]["log"])
     for body in bodies:
-        starts = [l["message"].split(" starts")[0] for l in body["log"] if " starts:" in l["message"]]
+        starts = [e["message"].split(" starts")[0] for e in body["log"] if " starts:" in e["message"]]
         assert len(starts) == body["attempts"]   # one worker per attempt, never two at once

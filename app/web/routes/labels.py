@@ -9,23 +9,22 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.accounts.users import role_at_least
 from app.embeddings import regions
 from app.errors import Conflict, InvalidInput
 from app.images.catalog import get_image
-from app.labelling import bulk
+from app.labelling import bulk, orders, rereview
 from app.labelling.bulk import Selection
 from app.labelling.events import LabelInput, current_label, history, record_label, undo_label
 from app.labelling.keys import ACTIONS, CONFIDENCE_LEVELS
 from app.labelling.leases import lease_image, next_images
+from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, queue_count, queue_ids
 from app.labelling.seen import check_seen, current_event_id
-from app.labelling import orders, rereview
 from app.labelling.shortcuts import key_map
 from app.labelling.suggestions import suggestions
-from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, queue_count, queue_ids
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
 from app.quality.audits import answer_audit
 from app.taxonomy.queries import active_classes, examples
-from app.accounts.users import role_at_least
 from app.web.auth import current_user, signed
 from app.web.deps import ReadSession, SettingsDep, WriteSession
 from app.web.params import Id, parse_ids

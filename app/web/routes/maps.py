@@ -8,8 +8,17 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from app.embeddings.maps import (NEWER_CAP, NO_MAP, SINCE_CAP, as_binary, as_columns, as_items, as_of,
-                                 map_analysis, map_data)
+from app.embeddings.maps import (
+    NEWER_CAP,
+    NO_MAP,
+    SINCE_CAP,
+    as_binary,
+    as_columns,
+    as_items,
+    as_of,
+    map_analysis,
+    map_data,
+)
 from app.errors import NotFound
 from app.web.deps import ReadSession, SettingsDep
 from app.web.params import Id

@@ -98,8 +98,8 @@ def read_snapshot(session: ReadSession, snapshot_id: Id) -> dict:
 @router.get("/api/snapshots/{snapshot_id}/items", tags=["snapshots"])
 def read_snapshot_items(
     session: ReadSession, snapshot_id: Id, limit: Count = ITEMS_PAGE, offset: Count = 0,
-    after: Annotated[Count | None, Query(description="keyset cursor: items with a greater image id (the "
-                                         "previous page's `next`); as fast deep in the snapshot as at its start")] = None,
+    after: Annotated[Count | None, Query(description="keyset cursor: items with a greater image id (the previous "
+                                         "page's `next`); as fast deep in the snapshot as at its start")] = None,
 ) -> dict:
     """The snapshot's images in image id order with their frozen class, split, fold and label event, a page at a
     time (`limit` up to 50,000); `total` is the snapshot's size, `next` the next page's cursor (null on the last)."""
@@ -223,7 +223,8 @@ async def create_snapshot_page(request: Request, session: WriteSession, settings
     try:
         snapshot = create_snapshot(session, name=form.get("name") or "", filter={
             "sources": form.getlist("sources"), "classes": form.getlist("classes"),
-            "min_confidence": _number(form, "min_confidence", float, None), "exclude_tags": form.getlist("exclude_tags"),
+            "min_confidence": _number(form, "min_confidence", float, None),
+            "exclude_tags": form.getlist("exclude_tags"),
             "exclude_flagged": "exclude_flagged" in form, "exclude_ambiguous": "exclude_ambiguous" in form,
             "exclude_excluded": "exclude_excluded" in form, "labelled_before": form.get("labelled_before") or None,
         }, split={"val": _number(form, "val", float, 0.2), "test": _number(form, "test", float, 0.0),
@@ -257,7 +258,8 @@ def snapshot_page(request: Request, session: ReadSession, settings: SettingsDep,
     if diff_with:
         compare = stored.diff_state(session, settings, get_snapshot(session, diff_with), snapshot, limit=PAGE_LIST,
                                     offset=0)
-    context = {"s": describe(session, snapshot), "others": [x for x in list_snapshots(session) if x["id"] != snapshot.id],
+    others = [x for x in list_snapshots(session) if x["id"] != snapshot.id]
+    context = {"s": describe(session, snapshot), "others": others,
                "diff": compare["diff"] if compare else None, "compare": compare, "diff_with": diff_with}
     if request.headers.get("HX-Request") != "true":  # a compare answers with the diff block alone
         shown = stored.health_view(session, settings, snapshot)
