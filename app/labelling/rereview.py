@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Flag, LabelClass, LabelEvent
 from app.errors import InvalidInput
+from app.labelling.heirs import heir
 from app.timeutil import utcnow
 
 KIND = "rereview"
@@ -25,22 +26,13 @@ def open_flag(session: Session, image_id: int) -> Flag | None:
     ).first()
 
 
-def _active(cls: LabelClass | None, session: Session) -> LabelClass | None:
-    """Follow merges forward to the class that replaced it, if any."""
-    seen = set()
-    while cls is not None and cls.retired_version_id is not None and cls.id not in seen:
-        seen.add(cls.id)
-        cls = session.get(LabelClass, cls.replaced_by_id) if cls.replaced_by_id else None
-    return cls
-
-
 def offered_classes(session: Session, flag: Flag) -> list[LabelClass]:
     """The active classes this re-review may choose from (all active ones when none remain)."""
     ids = flag.details.get("classes")
     if ids:
         offered = []
         for cid in ids:
-            cls = _active(session.get(LabelClass, cid), session)
+            cls = heir(session, cid)
             if cls is not None and cls not in offered:
                 offered.append(cls)
         if offered:

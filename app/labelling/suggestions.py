@@ -16,7 +16,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import Job, LabelClass, Prediction, Snapshot
+from app.db.models import Job, Prediction, Snapshot
+from app.labelling.heirs import heir
 
 TOP = 3
 
@@ -57,14 +58,6 @@ def newest_prediction(session: Session, image_id: int) -> tuple[Job, Prediction]
     return (row[0], row[1]) if row is not None else None
 
 
-def _active(session: Session, class_id: int) -> LabelClass | None:
-    cls, seen = session.get(LabelClass, class_id), set()
-    while cls is not None and cls.retired_version_id is not None and cls.id not in seen:
-        seen.add(cls.id)
-        cls = session.get(LabelClass, cls.replaced_by_id) if cls.replaced_by_id else None
-    return cls
-
-
 def suggestions(session: Session, image_id: int, job: Job | None = None) -> list[dict]:
     """Up to three {"class_id", "name", "prob"} from `job`, or from the image's newest prediction
     (newest_prediction), best first; [] when it has none."""
@@ -82,7 +75,7 @@ def _top(session: Session, job: Job, pred: Prediction) -> list[dict]:
     frozen = session.get(Snapshot, job.snapshot_id).classes
     merged: dict[int, dict] = {}
     for k, p in enumerate(pred.probs):
-        cls = _active(session, frozen[k]["id"]) if k < len(frozen) else None
+        cls = heir(session, frozen[k]["id"]) if k < len(frozen) else None
         if cls is not None:  # a class split or retired since has no single heir: its share is dropped
             entry = merged.setdefault(cls.id, {"class_id": cls.id, "name": cls.name, "prob": 0.0})
             entry["prob"] += p

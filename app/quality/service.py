@@ -24,8 +24,9 @@ from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, LabelEvent, Prediction, Snapshot, SnapshotItem
+from app.db.models import CurrentLabel, Flag, Image, Job, LabelEvent, Prediction, Snapshot, SnapshotItem
 from app.errors import Conflict, NotFound
+from app.labelling.heirs import heir
 from app.quality import duplicates, mislabels, noise
 from app.quality.neighbourhood import job_neighbours
 from app.snapshots import looks, neardup
@@ -53,15 +54,8 @@ class JobProbs:
 
 def active_class(session: Session, class_id: int, cache: dict | None = None) -> int | None:
     """The class in use today that `class_id` became (itself, or its merge heir); None after a split or retire."""
-    cache = {} if cache is None else cache
-    if class_id in cache:
-        return cache[class_id]
-    cls, seen = session.get(LabelClass, class_id), set()
-    while cls is not None and cls.retired_version_id is not None and cls.id not in seen:
-        seen.add(cls.id)
-        cls = session.get(LabelClass, cls.replaced_by_id) if cls.replaced_by_id else None
-    cache[class_id] = cls.id if cls is not None else None
-    return cache[class_id]
+    cls = heir(session, class_id, {} if cache is None else cache)
+    return cls.id if cls is not None else None
 
 
 def finished_job(session: Session, job_id: int) -> Job:
@@ -100,9 +94,9 @@ def job_probs(session: Session, job: Job) -> JobProbs:
     if raw.ndim != 2 or raw.shape[1] != len(frozen):
         raise Conflict(f"job {job.id}'s predictions do not match its snapshot's {len(frozen)} classes")
     merge = np.zeros((len(frozen), len(class_ids)))
-    for k, heir in enumerate(heirs):
-        if heir is not None:
-            merge[k, column[heir]] = 1.0
+    for k, today in enumerate(heirs):
+        if today is not None:
+            merge[k, column[today]] = 1.0
     probs = raw @ merge
     given = np.array(given, dtype=np.int64)
     distinct = np.unique(given)
