@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -20,7 +20,9 @@ from app.labelling.leases import Leases
 from app.snapshots import looks
 from app.training.reaper import start_reaper
 from app.web import auth
+from app.web.errors import error_response
 from app.web.headers import SafeHeaders
+from app.web.identity import csrf_token
 from app.web.openapi import document_errors
 from app.web.routes import account, flags, images, jobs, labels, maps, pages, quality, search, snapshots, taxonomy
 from app.web.templating import env
@@ -30,17 +32,6 @@ from app.web.unhandled import Unhandled
 log = logging.getLogger("loupe")
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 SWAGGER_UI = "swagger-ui-5.35.0"  # static/vendor/<this>: swagger-ui-dist's bundle and CSS, pinned
-
-
-def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or "text/html" not in request.headers.get("accept", "")
-
-
-def _error(request: Request, status: int, detail: str) -> JSONResponse | HTMLResponse:
-    if _wants_json(request):
-        return JSONResponse({"detail": detail}, status_code=status)
-    html = env.get_template("pages/error.html").render(request=request, status=status, detail=detail)
-    return HTMLResponse(html, status_code=status)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -53,7 +44,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 async def _on_unexpected(request: Request, exc: Exception):
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return _error(request, 500, "internal error: the server log has the details")
+    return error_response(request, 500, "internal error: the server log has the details")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -87,15 +78,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(LoupeError)
     async def on_loupe_error(request: Request, exc: LoupeError):
-        return _error(request, exc.status_code, exc.detail)
+        return error_response(request, exc.status_code, exc.detail)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, exc: RequestValidationError):
-        return _error(request, 422, _validation_message(exc))
+        return error_response(request, 422, _validation_message(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http_error(request: Request, exc: StarletteHTTPException):
-        return _error(request, exc.status_code, str(exc.detail))
+        return error_response(request, exc.status_code, str(exc.detail))
 
     # Only what a middleware itself raises still gets here (Starlette then also re-raises it to the server).
     app.exception_handler(Exception)(_on_unexpected)
@@ -107,7 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/docs", include_in_schema=False)
     def docs(request: Request) -> HTMLResponse:
         page = env.get_template("docs.html").render(swagger=SWAGGER_UI, openapi_url=app.openapi_url,
-                                                    csrf=auth.csrf_token(request))
+                                                    csrf=csrf_token(request))
         return HTMLResponse(page)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

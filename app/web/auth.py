@@ -15,13 +15,14 @@ import hmac
 from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.accounts import sessions, tokens
 from app.accounts.sessions import Identity
 from app.accounts.users import role_at_least
 from app.config import Settings, is_loopback
+from app.web.errors import error_response, wants_json
 
 COOKIE = "loupe_session"
 CSRF_HEADER = "x-csrf-token"
@@ -88,17 +89,8 @@ def _foreign_host(scope) -> bool:
     return not is_loopback(host)
 
 
-def _wants_json(scope) -> bool:
-    return scope["path"].startswith("/api/") or "text/html" not in (_header(scope, "accept") or "")
-
-
 def _refuse(scope, status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
-    if _wants_json(scope):
-        return JSONResponse({"detail": detail}, status_code=status, headers=headers)
-    from app.web.templating import env  # late: templating's globals import this module
-
-    html = env.get_template("pages/error.html").render(request=Request(scope), status=status, detail=detail)
-    return HTMLResponse(html, status_code=status, headers=headers)
+    return error_response(Request(scope), status, detail, headers)
 
 
 def _login_url(scope) -> str:
@@ -116,7 +108,7 @@ def _login_url(scope) -> str:
 def _not_logged_in(scope, method: str) -> Response:
     if _header(scope, "hx-request") == "true":  # htmx follows HX-Redirect, not a 303
         return Response(status_code=401, headers={"HX-Redirect": _login_url(scope)})
-    if method == "GET" and not _wants_json(scope):
+    if method == "GET" and not wants_json(Request(scope)):
         return RedirectResponse(_login_url(scope), status_code=303)
     return JSONResponse(
         {"detail": "log in first (/login), or send an API token as 'Authorization: Bearer ...'"},
@@ -248,20 +240,6 @@ def install(app: FastAPI, settings: Settings) -> None:
 
 
 # For routes and templates.
-
-
-def current_user(request: Request) -> Identity | None:
-    return getattr(request.state, "user", None)
-
-
-def csrf_token(request: Request) -> str:
-    return getattr(request.state, "csrf", "")
-
-
-def signed(request: Request, given: str) -> str:
-    """The logged-in user's name (nobody labels as someone else), else the name the client sent."""
-    user = current_user(request)
-    return user.name if user else given
 
 
 def set_session_cookie(response: Response, request: Request, raw: str, max_age: int) -> None:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, Template, nodes, select_autoescape
 
 from app.timeutil import iso
-from app.web.auth import csrf_token, current_user
+from app.web.identity import csrf_token, current_user
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 

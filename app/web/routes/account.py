@@ -9,8 +9,9 @@ from fastapi.responses import RedirectResponse
 
 from app.accounts.ratelimit import Limits
 from app.accounts.sessions import LoginFailed, LoginLocked, end_session, log_in
-from app.web.auth import COOKIE, clear_session_cookie, current_user, set_session_cookie
+from app.web.auth import COOKIE, clear_session_cookie, set_session_cookie
 from app.web.deps import DatabaseDep, SettingsDep
+from app.web.identity import current_user
 from app.web.templating import render
 
 router = APIRouter()

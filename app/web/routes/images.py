@@ -26,9 +26,9 @@ from app.labelling.suggestions import latest_prediction
 from app.labelling.tags import active_tags
 from app.taxonomy.service import active_classes
 from app.training.jobs import predict_after_import
-from app.web.auth import signed
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
 from app.web.files import blob_response
+from app.web.identity import signed
 from app.web.openapi import file_response
 from app.web.params import Count, Id
 from app.web.templating import render

@@ -25,8 +25,8 @@ from app.labelling.suggestions import suggestions
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
 from app.quality.audits import answer_audit
 from app.taxonomy.queries import active_classes, examples
-from app.web.auth import current_user, signed
 from app.web.deps import ReadSession, SettingsDep, WriteSession
+from app.web.identity import current_user, signed
 from app.web.params import Id, parse_ids
 from app.web.templating import render, render_block
 

@@ -10,8 +10,8 @@ from app.errors import Conflict, InvalidInput, LoupeError
 from app.labelling.tags import active_tags, add_tag
 from app.taxonomy.queries import retired_keys
 from app.taxonomy.service import apply_change, list_versions, taxonomy_view
-from app.web.auth import signed
 from app.web.deps import ReadSession, WriteSession
+from app.web.identity import signed
 from app.web.openapi import ERROR
 from app.web.taxonomy_bodies import EXAMPLES, TaxonomyChangeBody, TaxonomyView, as_change
 from app.web.templating import render
