@@ -11,10 +11,10 @@ from app.quality.audits import answer_audit
 from app.quality.evidence import evidence, next_flag, open_count
 from app.quality.flags import KINDS, cancel_stale_open, get_flag, list_flags, resolve, undo_decision, view
 from app.taxonomy.queries import active_classes, examples
+from app.web.bodies import LabelBody
 from app.web.deps import ReadSession, SettingsDep, WriteSession
 from app.web.identity import signed
 from app.web.params import Count, Id, parse_ids
-from app.web.routes.labels import LabelBody
 from app.web.templating import render, render_block
 
 router = APIRouter()

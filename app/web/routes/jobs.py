@@ -16,7 +16,7 @@ from app.training import jobs
 from app.training.artifacts import artifact_path, model_key
 from app.training.spec import MODELS, TrainConfig
 from app.web.charts import epoch_charts
-from app.web.deps import ReadSession, WriteSession
+from app.web.deps import ReadSession, WriteSession, get_settings
 from app.web.files import blob_response
 from app.web.openapi import file_response
 from app.web.params import Id
@@ -73,7 +73,7 @@ def cancel_job(session: WriteSession, job_id: Id) -> dict:
 @router.get("/api/jobs/{job_id}/model", tags=["jobs"], **file_response("application/octet-stream"))
 def download_model(request: Request, session: ReadSession, job_id: Id) -> Response:
     """The final model as TorchScript (its class list and input size are in the job's artifacts)."""
-    settings = request.app.state.settings
+    settings = get_settings(request)
     job = jobs.get_job(session, job_id)
     name = f"loupe-job-{job_id}.pt"
     path = artifact_path(settings, job, "model")

@@ -25,7 +25,8 @@ from app.labelling.suggestions import suggestions
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
 from app.quality.audits import answer_audit
 from app.taxonomy.queries import active_classes, examples
-from app.web.deps import ReadSession, SettingsDep, WriteSession
+from app.web.bodies import LabelBody
+from app.web.deps import ReadSession, SettingsDep, WriteSession, get_settings
 from app.web.identity import current_user, signed
 from app.web.params import Id, parse_ids
 from app.web.templating import render, render_block
@@ -37,28 +38,12 @@ PREFETCH = 3
 LABELLER_COOKIE = "loupe_labeller"
 
 
-class LabelBody(BaseModel):
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
-
-    class_: str | Id = Field(alias="class", description="class name or id")
-    confidence: float = 1.0
-    tags: list[str] = []
-    note: str = ""
-    annotator: str = ""
-    ms: int | None = None
-    seen_event: Id | None = Field(None, description="the image's current label event when you looked at it (null: "
-                                  "unlabelled); 409 if it changed since. Leave it out to label regardless")
-
-    def to_input(self) -> LabelInput:
-        return LabelInput(self.class_, self.confidence, self.tags, self.note, self.annotator, self.ms)
-
-
 class UndoBody(BaseModel):
     event: Id = Field(description="the label event to undo; must be the image's current one")
     annotator: str = ""
 
 
-class FilterBody(BaseModel):
+class ImageFilterBody(BaseModel):
     status: str | None = None
     source: str | None = None
     class_: str | None = Field(None, alias="class")
@@ -74,7 +59,7 @@ class BulkBody(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     images: list[Id] | None = Field(None, description="the selected image ids (or give `filter`)")
-    filter: FilterBody | None = Field(None, description="every image matching it, as /browse filters")
+    filter: ImageFilterBody | None = Field(None, description="every image matching it, as /browse filters")
     action: Literal["label", "exclude", "include"] = "label"
     class_: str | Id | None = Field(None, alias="class", description="class name or id (action label only)")
     confidence: float = 1.0
@@ -228,7 +213,7 @@ def _stage(request: Request, session, *, after: int | None, skip: list[int], que
            image_id: int | None = None, last_event=None):
     """The stage block: the image to label now (leased to this labeller), and the next ones to prefetch."""
     leases, labeller = request.app.state.leases, request.cookies.get(LABELLER_COOKIE)
-    settings = request.app.state.settings
+    settings = get_settings(request)
     if image_id is not None:
         ids = [get_image(session, image_id).id] + queue_ids(
             session, after=image_id, skip=skip + [image_id], n=PREFETCH, queue=queue, order=order, settings=settings)
@@ -245,7 +230,7 @@ def label_page(request: Request, session: ReadSession, image: Id | None = None, 
                order: str = "import"):
     """The labelling page: one large image, keys for everything."""
     labeller = request.cookies.get(LABELLER_COOKIE) or secrets.token_urlsafe(12)
-    leases, settings = request.app.state.leases, request.app.state.settings
+    leases, settings = request.app.state.leases, get_settings(request)
     ids = next_images(session, leases, holder=labeller, n=PREFETCH + 1, queue=queue, order=order, settings=settings)
     if image:
         ids = [image] + [i for i in ids if i != image][:PREFETCH]

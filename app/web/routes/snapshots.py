@@ -31,7 +31,7 @@ from app.web.templating import render
 router = APIRouter()
 
 
-class FilterBody(BaseModel):
+class SnapshotFilterBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sources: list[str] = Field([], description="source names; empty: all")
@@ -57,7 +57,7 @@ class SnapshotBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    filter: FilterBody = FilterBody()
+    filter: SnapshotFilterBody = SnapshotFilterBody()
     split: SplitBody = SplitBody()
 
 
