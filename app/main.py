@@ -21,6 +21,7 @@ from app.snapshots import looks
 from app.training.reaper import start_reaper
 from app.web import auth
 from app.web.errors import error_response
+from app.web.forms import Answered
 from app.web.headers import SafeHeaders
 from app.web.identity import csrf_token
 from app.web.openapi import document_errors
@@ -75,6 +76,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     auth.install(app, settings)
     app.add_middleware(ServerTiming)
     app.add_middleware(SafeHeaders)
+
+    @app.exception_handler(Answered)
+    async def on_refused_form(request: Request, exc: Answered):
+        return exc.response
 
     @app.exception_handler(LoupeError)
     async def on_loupe_error(request: Request, exc: LoupeError):

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.db.models import CurrentLabel, Image, LabelClass, LabelEvent, TaxonomyVersion
+from app.db.vocab import LabelKind, values
 from app.errors import Conflict, InvalidInput, NotFound
 from app.labelling import rereview
 from app.labelling.tags import check_tags
@@ -18,7 +19,7 @@ from app.taxonomy.history import NamesByVersion, names_by_version
 from app.taxonomy.queries import current_version, resolve_class
 from app.timeutil import iso
 
-KINDS = ("manual", "import", "migration", "review", "audit", "undo", "bulk")
+KINDS = values(LabelKind)
 MAX_NOTE = 2000
 MAX_ANNOTATOR = 100
 MAX_MS = 24 * 3600 * 1000

@@ -44,6 +44,7 @@ from app.db.models import (
     SourceCount,
     TaxonomyVersion,
 )
+from app.db.vocab import FlagKind, FlagStatus, values
 from app.errors import Conflict, InvalidInput, NotFound
 from app.images.exclusion import set_excluded
 from app.labelling.events import LabelInput, append_label_events
@@ -51,9 +52,9 @@ from app.quality.service import active_class
 from app.taxonomy.queries import resolve_class
 from app.timeutil import iso, utcnow
 
-KINDS = ("mislabel", "duplicate", "audit", "rereview", "outlier")
+KINDS = values(FlagKind)
 # "pending": an audit waiting for its blind answer (not yet something to review).
-STATUSES = ("open", "resolved", "cancelled", "pending")
+STATUSES = values(FlagStatus)
 ACTIONS = ("keep", "relabel", "ambiguous", "exclude")
 REVIEWED_KINDS = ("mislabel", "duplicate", "audit", "outlier")
 

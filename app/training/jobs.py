@@ -19,12 +19,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.db.models import Image, Job, JobEpoch, JobLog, Prediction, Snapshot, SnapshotItem
+from app.db.vocab import JobKind, JobStatus, values
 from app.errors import Conflict, InvalidInput, NotFound
 from app.snapshots.queries import get_snapshot
 from app.timeutil import iso, utcnow
 from app.training.spec import MODELS, TrainConfig
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+STATUSES = values(JobStatus)
 FINISHED = ("succeeded", "failed", "cancelled")
 MAX_ATTEMPTS = 3
 LIMITS = {"epochs": (1, 500), "image_size": (16, 512), "batch_size": (1, 4096), "folds": (2, 20),
@@ -91,7 +92,7 @@ def check_config(session: Session, snapshot: Snapshot, config: dict) -> dict:
     return full
 
 
-KINDS = ("train", "predict", "embed", "analyse", "search", "report")
+KINDS = values(JobKind)
 EMBED_KEYS = {"backbone", "weights", "image_size", "batch_size", "device"}
 BACKBONES = ("resnet18", "mobilenet_v3", "efficientnet_b0")  # nets.BACKBONES (that module imports torch)
 

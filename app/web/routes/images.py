@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.embeddings import regions
 from app.embeddings.similar import similar
-from app.errors import InvalidInput, LoupeError
+from app.errors import LoupeError
 from app.images import blobs, exclusion, store
 from app.images.catalog import get_image, image_meta, source_names
 from app.images.exclusion import exclusion_history
@@ -28,6 +28,7 @@ from app.taxonomy.service import active_classes
 from app.training.jobs import predict_after_import
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
 from app.web.files import blob_response
+from app.web.forms import form_number
 from app.web.identity import signed
 from app.web.openapi import file_response
 from app.web.params import Count, Id
@@ -73,15 +74,7 @@ def image_filter(
 
 
 def _number(name: str, value: str | None) -> float | None:
-    if value is None or not value.strip():
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        number = math.nan
-    if not 0 <= number <= 1:  # also refuses "nan" and "inf", which float() accepts
-        raise InvalidInput(f"{name} must be a number from 0 to 1, not '{value}'")
-    return number
+    return form_number(value, name, float, low=0, high=1)
 
 
 FilterDep = Annotated[ImageFilter, Depends(image_filter)]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from app.errors import LoupeError, NotFound
+from app.errors import NotFound
 from app.images import blobs
 from app.images.catalog import source_names
 from app.snapshots.queries import list_snapshots
@@ -18,6 +18,7 @@ from app.training.spec import MODELS, TrainConfig
 from app.web.charts import epoch_charts
 from app.web.deps import ReadSession, WriteSession, get_settings
 from app.web.files import blob_response
+from app.web.forms import form_number, refusal_shows
 from app.web.openapi import file_response
 from app.web.params import Id
 from app.web.templating import render
@@ -109,18 +110,13 @@ def launch_from_page(
 ):
     """Launch from the jobs page; errors come back on the same page."""
     config: dict[str, Any] = {"model": model}
-    try:
+    with refusal_shows(session, lambda exc: jobs_page(request, session, error=exc.detail)):
         for key, value in (("epochs", epochs), ("image_size", image_size)):
-            if value.strip():
-                if not (value.strip().isascii() and value.strip().isdigit()):
-                    raise LoupeError(f"{key} must be a whole number")
-                config[key] = int(value)
+            if (number := form_number(value, key)) is not None:
+                config[key] = number
         if holdout_source:
             config["holdout_source"] = holdout_source
         job = jobs.create_job(session, snapshot_ref=snapshot, config=config)
-    except LoupeError as exc:
-        session.rollback()
-        return jobs_page(request, session, error=exc.detail)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
@@ -129,11 +125,8 @@ def follow_up_from_page(request: Request, session: WriteSession, kind: str):
     """The jobs page's one-click jobs: "Predict new images", "Embed with a pretrained backbone", "Analyse"."""
     if kind not in ("predict", "embed", "analyse"):
         raise NotFound(f"no page action {kind!r}")
-    try:
+    with refusal_shows(session, lambda exc: jobs_page(request, session, error=exc.detail)):
         job = jobs.create_job(session, kind=kind)
-    except LoupeError as exc:
-        session.rollback()
-        return jobs_page(request, session, error=exc.detail)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 

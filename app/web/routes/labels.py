@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.accounts.users import role_at_least
+from app.db.ids import as_id
 from app.embeddings import regions
 from app.errors import Conflict, InvalidInput
 from app.images.catalog import get_image
@@ -183,9 +184,9 @@ def _parse_seen(value: str) -> int | None:
     absent), else an event id."""
     if value == "none":
         return None
-    if not value.isdigit():
+    if (event := as_id(value)) is None:
         raise InvalidInput(f"seen_event must be a label event id or 'none', not {value[:40]!r}")
-    return int(value)
+    return event
 
 
 def _parse_skip(skip: str) -> list[int]:

@@ -16,6 +16,7 @@ from app.quality.sources import source_trend
 from app.taxonomy.queries import current_version
 from app.web.charts import line_chart
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
+from app.web.forms import refusal_shows
 from app.web.params import Id
 from app.web.templating import render
 
@@ -116,7 +117,7 @@ def quality_page(request: Request, session: ReadSession, settings: SettingsDep):
 @router.post("/quality/actions/{action}", include_in_schema=False)
 def quality_action(request: Request, session: WriteSession, settings: SettingsDep, action: str):
     """The page's buttons: pick audits, scan for duplicates, re-check the latest job."""
-    try:
+    with refusal_shows(session, lambda exc: _page(request, session, settings, error=exc.detail)):
         if action == "audits":
             got = pick_audits(session, share=settings.audit_share)
             notice = f"{got['picked']} image(s) wait for a blind audit ({got['already']} already audited)."
@@ -137,7 +138,4 @@ def quality_action(request: Request, session: WriteSession, settings: SettingsDe
             notice = f"job #{job.id}: {got['issues']} suspected mislabel(s), {got['created']} new flag(s)."
         else:
             raise LoupeError(f"unknown action '{action}'")
-    except LoupeError as exc:
-        session.rollback()
-        return _page(request, session, settings, error=exc.detail)
     return _page(request, session, settings, notice=notice)

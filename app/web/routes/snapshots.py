@@ -24,6 +24,7 @@ from app.snapshots.queries import ITEMS_PAGE, describe, get_snapshot, list_snaps
 from app.snapshots.reports import LIMIT, live_health
 from app.taxonomy.service import active_classes
 from app.web.deps import ReadSession, SettingsDep, WriteSession
+from app.web.forms import form_number, refusal_shows
 from app.web.openapi import file_response
 from app.web.params import Count, Id
 from app.web.templating import render
@@ -200,13 +201,7 @@ def _form_context(session, *, error: str | None = None, values: dict | None = No
 
 
 def _number(form, key: str, cast, default):
-    raw = (form.get(key) or "").strip()
-    if not raw:
-        return default
-    try:
-        return cast(raw)
-    except ValueError:
-        raise InvalidInput(f"{key.replace('_', ' ')} must be a number, not '{raw}'") from None
+    return form_number(form.get(key), key.replace("_", " "), cast, default)
 
 
 @router.get("/snapshots", include_in_schema=False)
@@ -220,7 +215,11 @@ async def create_snapshot_page(request: Request, session: WriteSession, settings
     """The create form: freeze and go to the new snapshot, or show the form again with the problem."""
     form = await request.form()
     values = {k: form.getlist(k) if k in ("sources", "classes", "exclude_tags") else form.get(k) for k in form}
-    try:
+    def refused(exc: LoupeError):
+        return render(request, "pages/snapshots.html", _form_context(session, error=exc.detail, values=values),
+                      status_code=exc.status_code)
+
+    with refusal_shows(session, refused):
         snapshot = create_snapshot(session, name=form.get("name") or "", filter={
             "sources": form.getlist("sources"), "classes": form.getlist("classes"),
             "min_confidence": _number(form, "min_confidence", float, None),
@@ -229,10 +228,6 @@ async def create_snapshot_page(request: Request, session: WriteSession, settings
             "exclude_excluded": "exclude_excluded" in form, "labelled_before": form.get("labelled_before") or None,
         }, split={"val": _number(form, "val", float, 0.2), "test": _number(form, "test", float, 0.0),
                   "seed": _number(form, "seed", int, 0), "folds": _number(form, "folds", int, 5)})
-    except LoupeError as exc:
-        session.rollback()
-        return render(request, "pages/snapshots.html", _form_context(session, error=exc.detail, values=values),
-                      status_code=exc.status_code)
     stored.after_freeze(session, settings, snapshot)
     return RedirectResponse(f"/snapshots/{snapshot.id}", status_code=303)
 

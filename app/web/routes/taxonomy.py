@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Form, Request
 
-from app.errors import Conflict, InvalidInput, LoupeError
+from app.errors import Conflict, LoupeError
 from app.labelling.tags import active_tags, add_tag
 from app.taxonomy.queries import retired_keys
 from app.taxonomy.service import apply_change, list_versions, taxonomy_view
 from app.web.deps import ReadSession, WriteSession
+from app.web.forms import form_number, refusal_shows
 from app.web.identity import signed
 from app.web.openapi import ERROR
 from app.web.taxonomy_bodies import EXAMPLES, TaxonomyChangeBody, TaxonomyView, as_change
@@ -100,17 +101,15 @@ def taxonomy_form_change(
         change["classes"] = [c for c in classes if c]
     if op == "split":
         change["into"] = [n.strip() for n in into.split(",") if n.strip()]
-    try:
-        for key, value in (("base_version", base_version), ("version", version), ("image", image)):
-            if value.strip():
-                if not (value.strip().isascii() and value.strip().isdigit()):
-                    raise InvalidInput(f"{key} must be a number")
-                change[key] = int(value)
-        apply_change(session, change=change, author=signed(request, author.strip()))
-    except LoupeError as exc:
-        session.rollback()
+    def refused(exc: LoupeError):  # the form again, filled in as sent (the numbers read so far included)
         kept = {**change, "into": into.strip(), "description": description, "classes": change.get("classes", [])}
         return _page(request, session, error=_refused(exc, op), kept=kept)
+
+    with refusal_shows(session, refused):
+        for key, value in (("base_version", base_version), ("version", version), ("image", image)):
+            if (number := form_number(value, key)) is not None:
+                change[key] = number
+        apply_change(session, change=change, author=signed(request, author.strip()))
     return _page(request, session, notice=_notice(change, list_versions(session)[-1]))
 
 
@@ -133,9 +132,6 @@ def taxonomy_add_tag(
     request: Request, session: WriteSession, name: Annotated[str, Form()] = "", key: Annotated[str, Form()] = ""
 ):
     """Add a difficulty tag from the page form."""
-    try:
+    with refusal_shows(session, lambda exc: _page(request, session, error=exc.detail)):
         add_tag(session, name=name, key=key or None)
-    except LoupeError as exc:
-        session.rollback()
-        return _page(request, session, error=exc.detail)
     return _page(request, session)
