@@ -20,6 +20,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+# The local store's folders under the data directory. An image's keys (app.images.store) begin with
+# them, so a key is also the file's path relative to the data directory, and the same key names it in S3.
+ORIGINALS, THUMBS, PREVIEWS = "store", "thumbs", "previews"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LOUPE_")
 
@@ -104,15 +109,15 @@ class Settings(BaseSettings):
 
     @property
     def store_dir(self) -> Path:
-        return self.data_dir / "store"
+        return self.data_dir / ORIGINALS
 
     @property
     def thumbs_dir(self) -> Path:
-        return self.data_dir / "thumbs"
+        return self.data_dir / THUMBS
 
     @property
     def previews_dir(self) -> Path:
-        return self.data_dir / "previews"
+        return self.data_dir / PREVIEWS
 
     @property
     def jobs_dir(self) -> Path:

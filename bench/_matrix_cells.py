@@ -56,8 +56,8 @@ from app.db.engine import Database  # noqa: E402
 from app.db.models import Job  # noqa: E402
 from app.embeddings import files as embedding_files  # noqa: E402
 from app.main import create_app  # noqa: E402
+from app.quality.jobprobs import job_probs  # noqa: E402
 from app.quality.report import noise_summary  # noqa: E402
-from app.quality.service import job_probs  # noqa: E402
 from app.training.artifacts import job_dir  # noqa: E402
 from tests import fmnist, letters, noise  # noqa: E402
 

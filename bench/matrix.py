@@ -19,7 +19,7 @@ rerun with --reuse.
 
 Per cell, one line: out-of-sample accuracy (against the true labels); Loupe:
 P / R / F1 of its flags at the default cut (the detection recomputed from the
-cache exactly as app.quality.service.detect_mislabels does, neighbours from
+cache exactly as app.quality.mislabel_flags.detect_mislabels does, neighbours from
 the cached oof-embeddings included; the count of flags where it differs from
 the worker's own, written when the cell was built, shows when the detector
 changed since), precision of the first k flags in review order (score
@@ -78,7 +78,7 @@ def neighbours_of(c: dict) -> np.ndarray | None:
 
 
 def loupe_detect(c: dict, use_confidence: bool = True, neighbours: np.ndarray | None = None) -> dict:
-    """app.quality.service.detect_mislabels on cached arrays: flags, review-order scores and the noise estimate."""
+    """app.quality.mislabel_flags.detect_mislabels on cached arrays: flags, review-order scores and the noise estimate."""
     prior = c["confidence"] if use_confidence else None
     found = mislabels.detect(c["given"], c["probs"], prior=prior, neighbours=neighbours)
     structure = mislabels.noise_structure(c["given"], c["probs"], posterior=found["posterior"],

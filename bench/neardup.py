@@ -93,7 +93,7 @@ def _sheet(images: np.ndarray, pairs: list[tuple[int, int, float]], out: str) ->
 
 
 def freeze_cost(n: int) -> None:
-    """What embedding confirmation adds to a freeze's near-duplicate grouping (app.quality.service.near_groups).
+    """What embedding confirmation adds to a freeze's near-duplicate grouping (app.quality.duplicate_flags.near_groups).
 
     On bench/_server.build(n) (2,000 real Fashion-MNIST imports with thumbnails, the rest copies of their
     rows under new hashes: every copy is a pHash candidate pair), a copy of its database: grouping timed
@@ -108,7 +108,7 @@ def freeze_cost(n: int) -> None:
     from app.db.engine import Database
     from app.db.models import Job
     from app.embeddings import files
-    from app.quality import service
+    from app.quality import duplicate_flags as service
 
     source = build(n)
     copy = OUT / f"neardup-{n}.db"

@@ -27,6 +27,7 @@ import numpy as np
 from sqlalchemy import select
 
 from app.config import Settings
+from app.db import flagstate
 from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, Prediction, Snapshot, SnapshotItem
 from app.embeddings import analyses, ann, diversity, extend, files, knn, maps, neighbours, outliers, projection, similar
 from app.embeddings.spaces import SPACE_KINDS
@@ -286,7 +287,6 @@ def after_analysis(db, job_id: int) -> dict | None:
 
 
 def _flag_outliers(db, job_id: int) -> dict:
-    from app.quality.service import cancel
 
     with db.reading() as s:
         newer = s.scalar(select(Job.id).where(Job.kind == analyses.KIND, Job.status == "succeeded",
@@ -349,11 +349,11 @@ def _flag_outliers(db, job_id: int) -> dict:
                     "first_analysis", (flag.details or {}).get("analysis"))}
                 counts["updated"] += 1
             else:
-                s.add(Flag(image_id=image_id, kind="outlier", score=score, status="open", details=details))
+                s.add(flagstate.raised("outlier", image_id, score=score, details=details))
                 counts["created"] += 1
         for image_id, flag in opened.items():
             if image_id not in raised:
-                cancel(flag, f"analysis #{job_id} no longer ranks the image among the outliers")
+                flagstate.cancel(flag, f"analysis #{job_id} no longer ranks the image among the outliers")
                 counts["cancelled"] += 1
         job = s.get(Job, job_id)  # on the job page; and a sign for whoever waits that the flags are written
         job.metrics = {**(job.metrics or {}), "outlier_flags": {k: v for k, v in counts.items() if k != "analysis"}}

@@ -12,20 +12,17 @@ as they are. Files are written once and never change (content-addressed);
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
 
-from app.errors import InvalidInput
+from app.images.store import CHUNK, atomic_copy, check_key
 
 if TYPE_CHECKING:
     from app.config import Settings
 
-CHUNK = 1 << 20
 
 
 class Blobs(Protocol):
@@ -56,14 +53,6 @@ class Blobs(Protocol):
 
     def fetch(self, key: str, dest: Path) -> None:
         """Copy the file to `dest`, which appears complete or not at all; FileNotFoundError when there is none."""
-
-
-def check_key(key: str) -> str:
-    """Keys come from the database: one that could point outside the store is refused, not followed."""
-    path = PurePosixPath(key)
-    if not key or path.is_absolute() or ".." in path.parts or "\\" in key or "\x00" in key:
-        raise InvalidInput(f"not a key of the image store: {key!r}")
-    return key
 
 
 class LocalBlobs:
@@ -113,17 +102,6 @@ class LocalBlobs:
 
     def fetch(self, key: str, dest: Path) -> None:
         atomic_copy(self.open(key), dest)
-
-
-def atomic_copy(src: BinaryIO, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    temp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
-    try:
-        with src, open(temp, "wb") as out:
-            shutil.copyfileobj(src, out, CHUNK)
-        os.replace(temp, dest)
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 def for_settings(settings: Settings) -> Blobs:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from app.errors import InvalidInput, Unavailable
-from app.images.blobs import CHUNK, atomic_copy, check_key
+from app.images.store import CHUNK, atomic_copy, check_key
 
 try:
     import boto3

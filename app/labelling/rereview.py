@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.db import flagstate
 from app.db.models import Flag, LabelClass, LabelEvent
 from app.errors import InvalidInput
 from app.labelling.heirs import heir
-from app.timeutil import utcnow
 
 KIND = "rereview"
 
@@ -45,9 +45,8 @@ def offered_classes(session: Session, flag: Flag) -> list[LabelClass]:
     )
 
 
-def offered_ids(session: Session, image_id: int) -> list[int] | None:
-    """Class ids the labelling page may offer for this image; None means any."""
-    flag = open_flag(session, image_id)
+def offered_ids(session: Session, flag: Flag | None) -> list[int] | None:
+    """Class ids an image in re-review (its open flag: `open_flag`) may take; None means any."""
     return [c.id for c in offered_classes(session, flag)] if flag else None
 
 
@@ -89,9 +88,7 @@ def settle(session: Session, events: Sequence[LabelEvent]) -> None:
                 f"image {flag.image_id} is waiting in re-review ({flag.details.get('reason', 'taxonomy change')}); "
                 f"choose one of: {names}"
             )
-        flag.status, flag.resolution = "resolved", "relabel"
-        flag.resolution_event_id, flag.resolved_at = event.id, utcnow()
-        flag.resolved_by = event.annotator
+        flagstate.resolve(flag, "relabel", event_id=event.id, who=event.annotator)
     _reopen_all(session, [e.reverts_event_id for e in events if e.kind == "undo" and e.reverts_event_id])
 
 
@@ -110,15 +107,10 @@ def _reopen_all(session: Session, resolving_event_ids: list[int]) -> None:
                                     .order_by(Flag.id)):
             first.setdefault(flag.resolution_event_id, flag)
         for closed in first.values():
-            session.add(Flag(image_id=closed.image_id, kind=KIND, status="open", details=dict(closed.details),
-                             created_version_id=closed.created_version_id))
+            session.add(flagstate.raised(KIND, closed.image_id, details=dict(closed.details),
+                                         created_version_id=closed.created_version_id))
 
 
 def cancel_from_version(session: Session, version_id: int) -> int:
     """Close the open re-reviews a version created (its undo made them moot)."""
-    result = session.execute(
-        update(Flag)
-        .where(Flag.kind == KIND, Flag.status == "open", Flag.created_version_id == version_id)
-        .values(status="cancelled", resolution="cancelled", resolved_at=utcnow())
-    )
-    return result.rowcount
+    return flagstate.cancel_where(session, Flag.kind == KIND, Flag.created_version_id == version_id)

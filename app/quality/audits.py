@@ -27,11 +27,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.db import flagstate
 from app.db.models import CurrentLabel, Flag, FlagCount, Image, LabelClass, LabelEvent, TaxonomyVersion
 from app.errors import Conflict, InvalidInput, NotFound
 from app.labelling.events import LabelInput, append_label_events
 from app.quality import agreement
-from app.quality.service import active_class
+from app.quality.jobprobs import active_class
 from app.timeutil import utcnow
 
 KIND = "audit"
@@ -66,7 +67,7 @@ def pick_audits(session: Session, *, share: float = 0.05, older_than: timedelta 
     need = max(0, min(target - len(done), len(free)))
     chosen = random.Random(seed).sample(free, need) if need else []
     for image_id, event_id, class_id, created_at in chosen:
-        session.add(Flag(image_id=image_id, kind=KIND, status="pending", score=None, details={
+        session.add(flagstate.raised(KIND, image_id, pending=True, score=None, details={
             "phase": "pending", "label_event_id": event_id, "class_id": class_id,
             "labelled_at": created_at.isoformat(timespec="seconds")}))
     session.commit()
@@ -102,10 +103,9 @@ def answer_audit(session: Session, *, image_id: int, data: LabelInput) -> LabelE
                     "answered_at": event.created_at.isoformat(timespec="seconds") if event.created_at else None})
     flag.details = details
     if agree:
-        flag.status, flag.resolution, flag.resolved_at = "resolved", "keep", utcnow()
-        flag.resolution_event_id, flag.resolved_by = event.id, event.annotator
+        flagstate.resolve(flag, "keep", event_id=event.id, who=event.annotator)
     else:
-        flag.status, flag.score, flag.suggested_class_id = "open", float(event.confidence or 1.0), event.class_id
+        flagstate.ask(flag, score=float(event.confidence or 1.0), suggested_class_id=event.class_id)
     session.commit()
     return event
 

@@ -2,11 +2,10 @@
 
 Groups come from `app.snapshots.neardup.groups` (perceptual hashes within a few
 bits, each pair confirmed by comparing the thumbnails and, where both images
-have one in the latest embedding space, their embeddings; transitively). Image
-embeddings from a trained model are turned into 64-bit SimHashes (signs of 64
-seeded random projections: the share of differing bits estimates the angle
-between two vectors over pi), so the same fast grouping finds images the model
-sees as near-identical.
+have one in the latest embedding space, their embeddings; transitively).
+Embeddings confirm pHash candidates and never propose groups of their own: a
+model puts look-alikes of one class close together by design, so proposing
+from them would flag ordinary same-class neighbours as copies.
 
 Labels are class indices (or ids) with -1 for an unlabelled image.
 """
@@ -25,35 +24,6 @@ def phash_groups(phashes, *, max_distance: int = neardup.MAX_DISTANCE, confirm=N
     `confirm` when given (see `app.snapshots.neardup.groups`; `app.snapshots.looks.confirmer` checks the
     thumbnails and the latest space's embeddings)."""
     return neardup.groups(np.asarray(phashes, dtype=np.int64), max_distance=max_distance, confirm=confirm)
-
-
-def embedding_hashes(vectors, *, seed: int = 0) -> np.ndarray:
-    """64-bit SimHash of each embedding.
-
-    Parameters
-    ----------
-    vectors : array_like of float, shape (N, D)
-    seed : int
-        Seeds the random hyperplanes; hashes are comparable only under one seed.
-
-    Returns
-    -------
-    ndarray of int64, shape (N,)
-        Bit b is set when the vector lies on the positive side of hyperplane b.
-        Two vectors at angle theta differ in about ``64 * theta / pi`` bits.
-    """
-    x = np.asarray(vectors, dtype=np.float64)
-    if x.ndim != 2 or x.shape[1] < 1:
-        raise ValueError(f"vectors must have shape (N, D), not {x.shape}")
-    planes = np.random.default_rng(seed).standard_normal((x.shape[1], 64))
-    bits = (x @ planes) > 0
-    weights = np.left_shift(np.uint64(1), np.arange(64, dtype=np.uint64))
-    return (bits.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64).view(np.int64)
-
-
-def embedding_groups(vectors, *, max_distance: int = 3, seed: int = 0) -> np.ndarray:
-    """Near-duplicate group per image from model embeddings (SimHashes within `max_distance` bits)."""
-    return neardup.groups(embedding_hashes(vectors, seed=seed), max_distance=max_distance)
 
 
 def _check(groups, labels) -> tuple[np.ndarray, np.ndarray]:

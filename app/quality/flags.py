@@ -33,6 +33,7 @@ import weakref
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.db import flagstate
 from app.db.models import (
     ClassCount,
     CurrentLabel,
@@ -48,7 +49,7 @@ from app.db.vocab import FlagKind, FlagStatus, values
 from app.errors import Conflict, InvalidInput, NotFound
 from app.images.exclusion import set_excluded
 from app.labelling.events import LabelInput, append_label_events
-from app.quality.service import active_class
+from app.quality.jobprobs import active_class
 from app.taxonomy.queries import resolve_class
 from app.timeutil import iso, utcnow
 
@@ -172,7 +173,7 @@ def resolve(session: Session, *, flag_id: int, action: str, class_ref=None, anno
     cancel_stale(session, [flag.image_id])  # e.g. the re-review or duplicate flags an exclusion makes moot
     session.commit()
     if flag.kind == "duplicate" or any(f.kind == "duplicate" for f in closed):
-        from app.quality.service import settle_duplicate_group  # a relabel may end the group's conflict
+        from app.quality.duplicate_flags import settle_duplicate_group  # a relabel may end the group's conflict
 
         settle_duplicate_group(session, flag)
     return {"flag": view(session, flag), "event": event.id if event is not None else None,
@@ -207,7 +208,7 @@ def undo_decision(session: Session, *, flag_id: int, annotator: str = "") -> dic
         details = {k: v for k, v in (f.details or {}).items() if k != "via_flag"}
         details["undone"] = [*details.get("undone", []), undone]
         f.details = details
-        f.status, f.resolution, f.resolved_at, f.resolved_by, f.resolution_event_id = "open", None, None, None, None
+        flagstate.reopen(f)
     if resolution == "exclude":
         set_excluded(session, [flag.image_id], excluded=False, annotator=who, flag_id=flag.id,
                      reason=f"undo of the review of flag #{flag.id}")
@@ -235,14 +236,13 @@ def _close(session: Session, flag: Flag, resolution: str, event: LabelEvent | No
     ).all()
     now = utcnow()
     for f in siblings:
-        f.status, f.resolution, f.resolved_at, f.resolved_by = "resolved", resolution, now, who
-        f.resolution_event_id = event.id if event is not None else None
+        flagstate.resolve(f, resolution, event_id=event.id if event is not None else None, who=who, at=now)
         # The label as it stands after the decision: a later job must beat the kept score to flag it again.
         f.details = {**(f.details or {}), "label_event_id": current.event_id if current else None,
                      **({"via_flag": flag.id} if f.id != flag.id else {})}
     if resolution == "exclude":  # an excluded image is not audited any more
         for f in session.scalars(select(Flag).where(Flag.image_id == flag.image_id, Flag.status == "pending")):
-            f.status, f.resolution, f.resolved_at = "cancelled", "cancelled", now
+            flagstate.cancel(f, "the image was excluded", at=now)
     return list(siblings)
 
 
@@ -321,8 +321,7 @@ def _cancel_stale(session: Session, ids: set[int]) -> list[int]:
         why = _why_stale(f, current, excluded, group_classes, heir)
         if why is None:
             continue
-        f.status, f.resolution, f.resolved_at = "cancelled", "cancelled", now
-        f.details = {**(f.details or {}), "cancelled_because": why}
+        flagstate.cancel(f, why, at=now)
         cancelled.append(f.id)
     session.flush()
     return cancelled

@@ -34,7 +34,7 @@ def source_codes(session: Session, image_ids: np.ndarray) -> np.ndarray:
 
 
 def estimate(session: Session, data, *, prior=None, posterior=None, neighbours: bool = False) -> dict:
-    """`summary` of a job's out-of-sample predictions (app.quality.service.JobProbs): from `posterior` (the
+    """`summary` of a job's out-of-sample predictions (app.quality.jobprobs.JobProbs): from `posterior` (the
     detection's) when given, else fitted here with the annotator `prior`; `neighbours`: whether they were weighed."""
     structure = mislabels.noise_structure(data.labels, data.probs, prior=prior, posterior=posterior,
                                           groups={"source": source_codes(session, data.image_ids)})

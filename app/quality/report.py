@@ -19,8 +19,9 @@ from app.errors import Conflict
 from app.images.catalog import library_counts
 from app.quality import duplicates, noise, results
 from app.quality.audits import audit_stats
+from app.quality.duplicate_flags import live_images, near_groups
 from app.quality.flags import KINDS
-from app.quality.service import OUT_OF_SAMPLE_ROLES, active_class, job_probs, live_images, near_groups
+from app.quality.jobprobs import OUT_OF_SAMPLE_ROLES, active_class, job_probs
 from app.quality.sources import source_trend
 
 EXAMPLES = 10  # groups shown per duplicate row

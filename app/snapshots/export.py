@@ -144,4 +144,4 @@ def export_zip(session: Session, settings: Settings, snapshot: Snapshot, dest: P
             info = zipfile.ZipInfo(r["path"], stamp)
             info.external_attr = 0o644 << 16  # a plain readable file when unzipped
             with store.open(r["_stored"]) as src, zf.open(info, "w", force_zip64=True) as out:
-                shutil.copyfileobj(src, out, blobs.CHUNK)
+                shutil.copyfileobj(src, out, store.CHUNK)

@@ -12,6 +12,7 @@ import json
 from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
+from app.db import flagstate
 from app.db.models import TaxonomyVersion
 from app.timeutil import utcnow
 
@@ -72,6 +73,7 @@ def flag_for_rereview(
     details = {"reason": reason, "from_class_id": class_id, "classes": offered, "version": version.number}
     return session.execute(text("""
         INSERT INTO flags (image_id, kind, score, suggested_class_id, status, details, created_version_id, created_at)
-        SELECT image_id, 'rereview', NULL, NULL, 'open', :details, :v, :now
+        SELECT image_id, 'rereview', NULL, NULL, :open, :details, :v, :now
         FROM current_labels WHERE class_id = :cid ORDER BY image_id
-    """), {"details": json.dumps(details), "v": version.id, "now": utcnow(), "cid": class_id}).rowcount
+    """), {"details": json.dumps(details), "v": version.id, "now": utcnow(), "cid": class_id,
+          "open": flagstate.OPEN}).rowcount

@@ -69,7 +69,7 @@ def _query_file(settings: Settings, key: str) -> tuple[Path, bool]:
     local = store.local_path(key)
     if local is not None:
         return local, False
-    target = settings.cache_dir / blobs.check_key(key)
+    target = settings.cache_dir / store.check_key(key)
     try:
         store.fetch(key, target)
     except FileNotFoundError:

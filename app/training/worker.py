@@ -269,7 +269,7 @@ def after_finish(db: Database, job_id: int, status: str, kind: str = "train",
     and the new model's guesses for images imported while it trained. A predict job's guesses are not out of
     sample for any label, so they raise no flags."""
     if status == "succeeded" and kind == "train":
-        from app.quality.service import after_job
+        from app.quality.after_job import after_job
 
         after_job(db, job_id, settings)
         try:

@@ -62,15 +62,3 @@ def test_phash_groups_and_crossings():
     np.testing.assert_array_equal(duplicates.crossing_groups(groups, sources), [1, 1, 1, 0, 0])
     splits = np.array(["train", "train", None, "train", "val"], dtype=object)
     np.testing.assert_array_equal(duplicates.crossing_groups(groups, splits), [0, 0, 0, 1, 1])
-
-
-def test_embedding_simhash_groups_near_vectors():
-    rng = np.random.default_rng(1)
-    vectors = rng.normal(size=(50, 128))
-    copies = vectors[:5] + rng.normal(scale=0.01, size=(5, 128))
-    groups = duplicates.embedding_groups(np.vstack([vectors, copies]))
-    assert all(groups[50 + i] == groups[i] for i in range(5))
-    assert len(set(groups[:50].tolist())) == 50
-    a = duplicates.embedding_hashes(vectors[:1])
-    b = duplicates.embedding_hashes(-vectors[:1])
-    assert np.bitwise_count((a ^ b).view(np.uint64))[0] == 64        # opposite vectors differ in every bit

@@ -131,30 +131,3 @@ def test_undo_skips_an_audit_answer(client, db):
     coat = label(client, image, "coat")
     r = client.post(f"/api/images/{image}/labels/undo", json={"event": coat["id"]})
     assert r.status_code == 201 and r.json()["label"]["class"] == "shirt"     # not the audit's "bag"
-
-
-def test_model_embeddings_join_near_duplicate_groups(client, db, settings):
-    from app.db.models import Job
-    from app.quality.service import flag_duplicates
-    from tests.factories import labelled_snapshot
-    from tests.quality.helpers import confident_probs, finish_job, snapshot_labels
-
-    snap = labelled_snapshot(client, 12, classes=3, folds=2)
-    classes, labels = snapshot_labels(client, snap)
-    ids = sorted(labels)
-    a = ids[0]
-    b = next(i for i in ids if labels[i] != labels[a])     # looks different (pHash), the model sees the same thing
-    job = finish_job(client, db, snap, confident_probs(labels, 3), run_hook=False)
-    vectors = np.random.default_rng(0).normal(size=(len(ids), 64))
-    vectors[ids.index(b)] = vectors[ids.index(a)] + 1e-3
-    path = settings.data_dir / "embeddings.npz"
-    np.savez(path, image_ids=np.array(ids), vectors=vectors)
-    with db.writing() as s:
-        row = s.get(Job, job)
-        row.artifacts = {**row.artifacts, "embeddings": str(path)}
-        s.commit()
-    with db.writing() as s:
-        got = flag_duplicates(s, job_id=job)
-    assert got["groups"] == 1 and got["images"] == 2
-    flags = client.get("/api/flags", params={"kind": "duplicate"}).json()["items"]
-    assert {f["image"] for f in flags} == {a, b} and {f["details"]["via"] for f in flags} == {"embedding"}

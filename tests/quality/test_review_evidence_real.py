@@ -14,7 +14,7 @@ from sqlalchemy import select
 from app.db.models import Flag, Job
 from app.embeddings import analyses, knn, neighbours
 from app.quality.evidence import SIMILAR, evidence
-from app.quality.service import detect_mislabels
+from app.quality.mislabel_flags import detect_mislabels
 from tests import fmnist
 from tests.embeddings import strays
 from tests.factories import add_class, label, labelled_snapshot, upload

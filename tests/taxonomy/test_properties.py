@@ -189,7 +189,7 @@ class TaxonomyMachine(RuleBasedStateMachine):
     def label(self, data, confidence):
         image = data.draw(st.sampled_from(self.images))
         with self.db.reading() as s:
-            allowed = rereview.offered_ids(s, image)
+            allowed = rereview.offered_ids(s, rereview.open_flag(s, image))
         choices = allowed or [c.id for c in self._active()]
         if not choices:
             return
