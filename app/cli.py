@@ -157,7 +157,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     labels = None
     try:
         if args.labels:
-            from app.images.labelled import import_labelled
+            from app.labelling.imported import import_labelled
 
             report, labels = import_labelled(db, settings, [Path(p) for p in args.paths], source=args.source,
                                              labels=args.labels, on_progress=bar)
@@ -176,7 +176,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if predict_job is not None:
         print(f"queued predict job #{predict_job}: the latest model's suggestions for the new images")
     if labels is not None:
-        from app.images.labelled import summary as label_summary
+        from app.labelling.imported import summary as label_summary
 
         print(label_summary(labels))
     return 0

@@ -1,4 +1,5 @@
-"""Domain errors; app.web maps them to HTTP status codes in one place."""
+"""Domain errors; app.web maps them to HTTP status codes in one place. And how a background job ends early,
+so that every package whose work runs as a job (training, embeddings) can say it without importing the worker."""
 
 
 class LoupeError(Exception):
@@ -27,3 +28,11 @@ class Unavailable(LoupeError):
     """Something Loupe depends on (the image store, a remote server) cannot be reached; retrying may work."""
 
     status_code = 503
+
+
+class TrainingError(Exception):
+    """A readable reason a job cannot run (bad snapshot, missing file, out of memory)."""
+
+
+class Cancelled(Exception):
+    """The job was cancelled while it ran."""

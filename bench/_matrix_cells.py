@@ -51,6 +51,7 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 
 from fastapi.testclient import TestClient  # noqa: E402
 
+from app.artifacts import job_dir  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db.engine import Database  # noqa: E402
 from app.db.models import Job  # noqa: E402
@@ -58,14 +59,13 @@ from app.embeddings import files as embedding_files  # noqa: E402
 from app.main import create_app  # noqa: E402
 from app.quality.jobprobs import job_probs  # noqa: E402
 from app.quality.report import noise_summary  # noqa: E402
-from app.training.artifacts import job_dir  # noqa: E402
 from tests import fmnist, letters, noise  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "matrix"
 SOURCES = ["source-a", "source-b", "source-c"]
 SOURCE_SHARES = [0.40, 0.35, 0.25]
 NOISY_SOURCE = 0  # the noisy_source kind: this one at 4x the others' rate
-LEVELS = np.array([1.0, 0.6, 0.3])  # sure, unsure, guess (app.labelling.keys.CONFIDENCE_LEVELS)
+LEVELS = np.array([1.0, 0.6, 0.3])  # sure, unsure, guess (app.keyboard.CONFIDENCE_LEVELS)
 P_CLEAN, P_FLIPPED = [0.85, 0.12, 0.03], [0.40, 0.35, 0.25]
 # Look-alike pairs for Fashion-MNIST (bags never flipped).
 FMNIST_SIMILAR = {0: [6, 2], 6: [0, 2, 4], 2: [4, 6, 0], 4: [2, 6], 3: [4, 1], 1: [3], 5: [7, 9], 7: [5, 9],

@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from app.embeddings import similar  # noqa: E402
+from app.errors import TrainingError  # noqa: E402
 from app.training import backbones, data, embed, nets  # noqa: E402
-from app.training.spec import TrainingError  # noqa: E402
 from tests import fmnist  # noqa: E402
 
 

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from _map_data import build  # noqa: E402
 from similar import clustered  # noqa: E402
 
+from app.artifacts import job_dir  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.db.engine import Database  # noqa: E402
 from app.db.models import Job  # noqa: E402
@@ -45,7 +46,6 @@ from app.embeddings import similar as similar_mod  # noqa: E402
 from app.embeddings.analyse import after_analysis  # noqa: E402
 from app.embeddings.projection import pca  # noqa: E402
 from app.quality import results  # noqa: E402
-from app.training.artifacts import job_dir  # noqa: E402
 
 
 def peak_mb() -> float:

@@ -29,11 +29,11 @@ from _server import OUT, serve  # also puts the repo on sys.path
 from scale import cpu_ms, pct, seed, server_ms
 from sqlalchemy import text
 
+from app.artifacts import job_dir
 from app.config import Settings
 from app.db.engine import Database
 from app.db.models import Job
 from app.embeddings import analyses
-from app.training.artifacts import job_dir
 
 SUGGESTIONS = 20_000
 RANKED = 20_000

@@ -18,9 +18,10 @@ APP = Path(__file__).resolve().parents[1] / "app"
 RANK = {
     "errors": 0, "timeutil": 0, "config": 0,
     "db": 1,
-    "accounts": 2, "images": 2,
-    "labelling": 3,
-    "taxonomy": 4,
+    "accounts": 2, "images": 2, "keyboard": 2,
+    "artifacts": 3,
+    "taxonomy": 3,
+    "labelling": 4,
     "snapshots": 5,
     "embeddings": 6,
     "quality": 7,
@@ -33,18 +34,7 @@ RANK = {
 KNOWN = {
     ("app/embeddings/analyse.py", "quality"),
     ("app/embeddings/analyse.py", "training"),
-    ("app/embeddings/analyses.py", "training"),
-    ("app/embeddings/extend.py", "training"),
-    ("app/embeddings/similar.py", "training"),
-    ("app/images/exclusion.py", "quality"),
-    ("app/images/labelled.py", "labelling"),
-    ("app/images/labelled.py", "taxonomy"),
-    ("app/labelling/bulk.py", "taxonomy"),
-    ("app/labelling/events.py", "quality"),
-    ("app/labelling/events.py", "taxonomy"),
     ("app/labelling/orders.py", "embeddings"),
-    ("app/labelling/queries.py", "taxonomy"),
-    ("app/snapshots/stored.py", "training"),
     ("app/snapshots/looks.py", "embeddings"),
 }
 

@@ -26,15 +26,14 @@ from typing import ClassVar
 import numpy as np
 from sqlalchemy import select
 
+from app.artifacts import job_dir, publish_file
 from app.config import Settings
 from app.db import flagstate
 from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, Prediction, Snapshot, SnapshotItem
 from app.embeddings import analyses, ann, diversity, extend, files, knn, maps, neighbours, outliers, projection, similar
 from app.embeddings.spaces import SPACE_KINDS
-from app.errors import LoupeError
+from app.errors import Cancelled, LoupeError, TrainingError
 from app.quality import results
-from app.training.artifacts import job_dir, publish_file
-from app.training.spec import Cancelled, TrainingError
 
 log = logging.getLogger("loupe.analyse")
 STREAM_ROWS = 5_000

@@ -48,9 +48,9 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.artifacts import file_key, job_dir
 from app.config import Settings
 from app.db.models import Job
-from app.training.artifacts import file_key, job_dir
 
 KIND = "analyse"
 FILES = {"ids": "analysis-ids.npy", "xy": "map.npy", "knn": "knn.npy", "knn_distance": "knn-distance.npy",

@@ -48,10 +48,10 @@ import time
 
 import numpy as np
 
+from app.artifacts import job_dir, publish_file
 from app.config import Settings
 from app.db.models import Job
 from app.embeddings import analyses, knn, maps, outliers
-from app.training.artifacts import job_dir, publish_file
 
 # New rows at most this share of the base's: above it the new images would shape the map and the groups' statistics
 # enough that they deserve a full analysis (whose layout places them with the rest), and the rows the ANN index
@@ -140,7 +140,7 @@ def run(db, settings: Settings, job_id: int, space: Job, index, base: analyses.A
 
     def within(fraction: float) -> None:
         if hooks.cancelled():
-            from app.training.spec import Cancelled
+            from app.errors import Cancelled
 
             raise Cancelled()
         hooks.progress(0.05 + 0.75 * fraction, f"placing {m} new images")

@@ -29,13 +29,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.artifacts import artifact_path, file_key
 from app.config import Settings
 from app.db.models import CurrentLabel, Image, Job, LabelClass
 from app.embeddings import analyses, ann, files
 from app.embeddings.spaces import SPACE_KINDS
 from app.errors import InvalidInput, NotFound
 from app.labelling.suggestions import model_family
-from app.training.artifacts import artifact_path, file_key
 
 CACHE_SIZE = 2  # matrices kept: the latest model's, and one more (a search against an older job)
 CHUNK = 65_536  # rows normalised at a time while loading

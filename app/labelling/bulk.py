@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session, aliased
 
 from app.db.models import BulkAction, BulkLabelItem, CurrentLabel, ExclusionEvent, Flag, Image, LabelClass, LabelEvent
 from app.errors import Conflict, InvalidInput, NotFound
-from app.images.exclusion import CHUNK, changing, clean_annotator, clean_reason, latest_events, set_excluded
 from app.labelling import rereview
 from app.labelling.events import LabelInput, append_events, append_label_events
+from app.labelling.exclusion import CHUNK, changing, clean_annotator, clean_reason, latest_events, set_excluded
 from app.labelling.queries import ImageFilter, filtered_ids
 from app.taxonomy.queries import current_version, resolve_class
 from app.timeutil import iso

@@ -14,6 +14,7 @@ from app.db.models import CurrentLabel, Image, LabelClass, LabelEvent, TaxonomyV
 from app.db.vocab import LabelKind, values
 from app.errors import Conflict, InvalidInput, NotFound
 from app.labelling import rereview
+from app.labelling.stale import cancel_stale
 from app.labelling.tags import check_tags
 from app.taxonomy.history import NamesByVersion, names_by_version
 from app.taxonomy.queries import current_version, resolve_class
@@ -121,9 +122,8 @@ def _set_current(session: Session, events: list[LabelEvent]) -> None:
         if isinstance(obj, CurrentLabel):
             session.expire(obj)
     rereview.settle(session, events)
-    from app.quality.flags import cancel_stale  # quality reads labelling; imported here to keep that one way
 
-    # Flags whose cause this label removed (see app.quality.flags); a review event's own flags are resolved by
+    # Flags whose cause this label removed (see app.labelling.stale); a review event's own flags are resolved by
     # the review, which then cancels what is stale itself.
     cancel_stale(session, [i for i, e in latest.items() if e.kind != "review"])
 

@@ -109,8 +109,3 @@ def _reopen_all(session: Session, resolving_event_ids: list[int]) -> None:
         for closed in first.values():
             session.add(flagstate.raised(KIND, closed.image_id, details=dict(closed.details),
                                          created_version_id=closed.created_version_id))
-
-
-def cancel_from_version(session: Session, version_id: int) -> int:
-    """Close the open re-reviews a version created (its undo made them moot)."""
-    return flagstate.cancel_where(session, Flag.kind == KIND, Flag.created_version_id == version_id)

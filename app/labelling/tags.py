@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import Tag
 from app.errors import InvalidInput, NotFound
-from app.labelling.shortcuts import check_key
+from app.keyboard import check_key
 
 MAX_TAG = 50
 

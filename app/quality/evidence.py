@@ -17,7 +17,7 @@ from app.embeddings import neighbours as neighbour_labels
 from app.embeddings.similar import similar
 from app.errors import LoupeError
 from app.images.catalog import library_counts
-from app.labelling.keys import confidence_name
+from app.keyboard import confidence_name
 from app.labelling.suggestions import latest_job, suggestions
 from app.quality.flags import REVIEWED_KINDS, view
 from app.snapshots import looks

@@ -30,12 +30,12 @@ import numpy as np
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from app.artifacts import artifact_path, job_dir
 from app.db.models import Flag, Job, Snapshot, SnapshotItem
 from app.errors import InvalidInput
 from app.snapshots.queries import get_snapshot
 from app.snapshots.reports import Changes, changes, check_page, diff, diff_view, snapshot_health
 from app.timeutil import iso, utcnow
-from app.training.artifacts import artifact_path, job_dir
 
 KIND = "report"
 ACTIVE = ("queued", "running")

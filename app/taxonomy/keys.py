@@ -15,8 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import LabelClass, TaxonomyChange
-from app.labelling.keys import AUTO_SHORTCUTS, RESERVED_KEYS
-from app.labelling.shortcuts import keys_in_use
+from app.keyboard import AUTO_SHORTCUTS, RESERVED_KEYS, keys_in_use
 
 
 def keys_ever_held(session: Session) -> set[str]:

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from app.db.ids import as_id
 from app.db.models import ClassExample, ClassRevision, Image, LabelClass, TaxonomyVersion
 from app.errors import Conflict, InvalidInput, NotFound
-from app.labelling.shortcuts import check_key, keys_in_use
+from app.keyboard import check_key, keys_in_use
 from app.taxonomy import relabel
 from app.taxonomy.keys import fresh_key, key_change, previous_holder
 from app.taxonomy.queries import resolve_class

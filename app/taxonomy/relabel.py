@@ -13,7 +13,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.orm import Session
 
 from app.db import flagstate
-from app.db.models import TaxonomyVersion
+from app.db.models import Flag, TaxonomyVersion
 from app.timeutil import utcnow
 
 _INSERT = """
@@ -77,3 +77,8 @@ def flag_for_rereview(
         FROM current_labels WHERE class_id = :cid ORDER BY image_id
     """), {"details": json.dumps(details), "v": version.id, "now": utcnow(), "cid": class_id,
           "open": flagstate.OPEN}).rowcount
+
+
+def cancel_rereviews(session: Session, version_id: int) -> int:
+    """Close the open re-reviews a version created (its undo made them moot)."""
+    return flagstate.cancel_where(session, Flag.kind == "rereview", Flag.created_version_id == version_id)

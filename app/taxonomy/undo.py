@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from app.db.ids import as_id
 from app.db.models import LabelClass, TaxonomyChange, TaxonomyVersion
 from app.errors import Conflict, InvalidInput, NotFound
-from app.labelling import rereview
 from app.taxonomy import operations as ops
 from app.taxonomy import relabel
 
@@ -77,7 +76,7 @@ def _inverse(ctx: ops.Ctx, undone: TaxonomyVersion, ch: TaxonomyChange) -> list[
         cls = _class(s, d["class_id"], active=False, undone=n)
         restored, keys = ops.restore(ctx, cls)
         return [{"op": "restore", "classes": [restored], "keys": keys,
-                 "cancelled": rereview.cancel_from_version(s, undone.id)}]
+                 "cancelled": relabel.cancel_rereviews(s, undone.id)}]
     if ch.op == "merge":
         into = _class(s, d["into"]["class_id"], active=True, undone=n)
         restored, keys = _restore_all(ctx, [_class(s, c["class_id"], active=False, undone=n) for c in d["classes"]])
@@ -89,7 +88,7 @@ def _inverse(ctx: ops.Ctx, undone: TaxonomyVersion, ch: TaxonomyChange) -> list[
     if ch.op == "split":
         source = _class(s, d["class_id"], active=False, undone=n)
         parts = [_class(s, c["class_id"], active=True, undone=n) for c in d["into"]]
-        cancelled = rereview.cancel_from_version(s, undone.id)
+        cancelled = relabel.cancel_rereviews(s, undone.id)
         restored, keys = ops.restore(ctx, source)
         merged = ops.op_merge(ctx, {"classes": [c.id for c in parts], "into": source.id})
         return [{"op": "restore", "classes": [restored], "keys": keys, "cancelled": cancelled},

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from app.errors import TrainingError
 from app.training import nets
-from app.training.spec import TrainingError
 
 WRAPPERS = ("state_dict", "model", "model_state_dict")  # keys checkpoints often put the state dict under
 

@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from app.training.spec import TrainingError
+from app.errors import TrainingError
 
 OUT_OF_MEMORY = "ran out of memory: try a smaller batch size or image size"
 

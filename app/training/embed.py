@@ -23,14 +23,15 @@ import numpy as np
 import torch
 from sqlalchemy import select
 
+from app.artifacts import job_dir, publish_embeddings
 from app.config import Settings
 from app.db.models import Image, Job
 from app.embeddings import files
+from app.errors import Cancelled, TrainingError
 from app.images import blobs
 from app.training import backbones, data
 from app.training import device as devices
-from app.training.artifacts import job_dir, publish_embeddings
-from app.training.spec import Cancelled, Hooks, TrainingError
+from app.training.spec import Hooks
 
 # bench/embed.py, resnet18 with RANDOM weights (no pretrained file on the machine that measured), 1,000
 # Fashion-MNIST images each, share of same-class neighbours at k=10 / seconds per 1,000 images (decode + embed,

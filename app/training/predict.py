@@ -20,12 +20,13 @@ from pathlib import Path
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
+from app.artifacts import artifact_path, job_dir, model_key
 from app.config import Settings
 from app.db.models import Image, Job, Prediction
 from app.embeddings import files as embedding_files
+from app.errors import Cancelled, TrainingError
 from app.labelling.suggestions import model_family
-from app.training.artifacts import artifact_path, job_dir, model_key
-from app.training.spec import Cancelled, Hooks, TrainingError
+from app.training.spec import Hooks
 
 CHUNK = 512  # images decoded and predicted at a time: memory stays flat however many there are
 

@@ -24,9 +24,10 @@ from sqlalchemy import select
 from app.config import Settings
 from app.db.models import CurrentLabel, Job, LabelClass
 from app.embeddings import similar
+from app.errors import TrainingError
 from app.images import blobs
 from app.training import backbones, data, predict
-from app.training.spec import Hooks, TrainingError
+from app.training.spec import Hooks
 
 MODELS_KEPT = 2  # loaded space models kept by a worker process (the newest space, and one more)
 _models: OrderedDict[tuple, tuple[object, int]] = OrderedDict()

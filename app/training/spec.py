@@ -53,14 +53,6 @@ class Hooks(Protocol):
     def cancelled(self) -> bool: ...
 
 
-class TrainingError(Exception):
-    """A readable reason a job cannot run (bad snapshot, missing file, out of memory)."""
-
-
-class Cancelled(Exception):
-    """The job was cancelled while it ran."""
-
-
 @dataclass
 class Result:
     classes: list[str]

@@ -42,10 +42,11 @@ import torch
 import torch.nn.functional as F
 
 from app.embeddings import files as embedding_files
+from app.errors import Cancelled, TrainingError
 from app.training import data, nets
 from app.training import device as devices
 from app.training.evaluate import evaluate
-from app.training.spec import MODELS, Cancelled, Hooks, Item, Result, TrainConfig, TrainingError
+from app.training.spec import MODELS, Hooks, Item, Result, TrainConfig
 
 DECODE_SHARE = 0.05  # of progress
 FINISH_SHARE = 0.02

@@ -20,15 +20,15 @@ from dataclasses import fields, replace
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
+from app.artifacts import drop_resume_files, job_dir, publish_embeddings, publish_model
 from app.config import Settings
 from app.db.engine import Database
 from app.db.migrate import upgrade_head
 from app.db.models import Image, Job, LabelEvent, Snapshot, SnapshotItem, Source
-from app.errors import LoupeError
+from app.errors import Cancelled, LoupeError, TrainingError
 from app.images import blobs
 from app.training import jobs
-from app.training.artifacts import drop_resume_files, job_dir, publish_embeddings, publish_model
-from app.training.spec import Cancelled, Item, TrainConfig, TrainingError
+from app.training.spec import Item, TrainConfig
 
 log = logging.getLogger("loupe.worker")
 STREAM_ROWS = 5_000

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from app.artifacts import job_dir
 from app.db.models import Job
 from app.embeddings import analyses, maps
-from app.training.artifacts import job_dir
 
 
 def stored_analysis(db, settings, ids, xy, *, space: int = 0, state: bool = False) -> int:

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from app.db.engine import Database
 from app.db.models import Image, LabelClass, LabelEvent, TaxonomyVersion
 from app.errors import InvalidInput
-from app.images.labelled import import_labelled
+from app.labelling.imported import import_labelled
 from tests import databases, fmnist
 from tests.factories import add_class, label, upload
 from tests.images import broken

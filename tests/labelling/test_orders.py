@@ -6,10 +6,10 @@ import re
 
 import numpy as np
 
+from app.artifacts import job_dir
 from app.db.models import Job
 from app.embeddings import analyses
 from app.labelling.queries import queue_ids
-from app.training.artifacts import job_dir
 from tests.factories import add_class, finish_train, label, labelled_snapshot, stage_image, upload_fmnist
 
 

@@ -9,8 +9,8 @@ from torchvision import models
 
 from app.db.models import Job
 from app.embeddings import files, spaces
+from app.errors import TrainingError
 from app.training import backbones, embed, nets
-from app.training.spec import TrainingError
 from tests.factories import upload_fmnist
 from tests.workers import finished, start_worker, stop, wait_for
 
@@ -169,7 +169,7 @@ def test_run_job_streams_in_chunks_skips_unreadable_images_and_a_cancel_leaves_n
     """In process (the worker's runner with recording hooks): 40 images in chunks of 16, one original damaged
     on disk; then a job cancelled after its first chunk."""
     from app.db.models import Image
-    from app.training.spec import Cancelled
+    from app.errors import Cancelled
     from tests.training.test_train import Recorder
 
     ids = upload_fmnist(client, 40, start=200)

@@ -185,8 +185,8 @@ def test_the_exported_model_predicts_what_the_trained_one_did(tmp_path):
     file gets none (and a note); a cancel stops it."""
     import torch
 
+    from app.errors import Cancelled
     from app.training import data
-    from app.training.spec import Cancelled
     from tests.training.test_train import Recorder
 
     model, mean, std, path, images = exported_model_and_images(tmp_path, 5)

@@ -15,9 +15,10 @@ import pytest
 import torch  # no skip: a worker without torch cannot train
 from PIL import Image
 
+from app.errors import Cancelled, TrainingError
 from app.training import data, nets, train
 from app.training import device as devices
-from app.training.spec import Cancelled, Item, TrainConfig, TrainingError
+from app.training.spec import Item, TrainConfig
 from tests import fmnist
 
 CLASSES = ["t-shirt", "trouser", "sneaker"]

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.db.models import ExclusionEvent, Image
 from app.errors import Conflict, InvalidInput, NotFound
+from app.labelling.stale import cancel_stale
 from app.timeutil import iso
 
 MAX_REASON = 2000
@@ -67,8 +68,6 @@ def set_excluded(session: Session, image_ids: Sequence[int], *, excluded: bool, 
             session.expire(obj)
     session.flush()
     if excluded and ids and settle:
-        from app.quality.flags import cancel_stale  # quality reads images; imported here to keep that one way
-
         cancel_stale(session, ids)  # an excluded image's open flags have no cause left
     return events
 
