@@ -39,13 +39,13 @@ from similar import clustered  # noqa: E402
 
 from app.artifacts import job_dir  # noqa: E402
 from app.config import Settings  # noqa: E402
+from app.db import asof  # noqa: E402
 from app.db.engine import Database  # noqa: E402
 from app.db.models import Job  # noqa: E402
 from app.embeddings import analyses, extend, files, knn, maps  # noqa: E402
 from app.embeddings import similar as similar_mod  # noqa: E402
 from app.embeddings.analyse import after_analysis  # noqa: E402
 from app.embeddings.projection import pca  # noqa: E402
-from app.quality import results  # noqa: E402
 
 
 def peak_mb() -> float:
@@ -86,7 +86,7 @@ def base_analysis(db, settings, space: int, unit: np.ndarray, ids: np.ndarray, m
     n = len(ids)
     rng = np.random.default_rng(0)
     with db.reading() as s:
-        seen = results.stamp(s)
+        seen = asof.stamp(s)
     marks = np.asarray(mapped.array("map_marks"))[:n]
     cls = np.asarray(mapped.array("map_class"))[:n].astype(np.int64)
     reference = (marks & maps.MARK_LABELLED > 0) & (marks & maps.MARK_EXCLUDED == 0)
@@ -143,7 +143,7 @@ def main() -> None:
     hooks = SimpleNamespace(progress=lambda *a: None, log=lambda *a: None, cancelled=lambda: False)
     with db.reading() as s:
         found = extend.base_for(s, settings, s.get(Job, job_id), index)
-        seen = results.stamp(s)
+        seen = asof.stamp(s)
         space_row = s.get(Job, space)
     assert found is not None and found.job == base, "the base analysis cannot be extended"
     t, c = time.perf_counter(), cpu_s()

@@ -28,12 +28,11 @@ from sqlalchemy import select
 
 from app.artifacts import job_dir, publish_file
 from app.config import Settings
-from app.db import flagstate
+from app.db import asof, flagstate
 from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, Prediction, Snapshot, SnapshotItem
 from app.embeddings import analyses, ann, diversity, extend, files, knn, maps, neighbours, outliers, projection, similar
 from app.embeddings.spaces import SPACE_KINDS
 from app.errors import Cancelled, LoupeError, TrainingError
-from app.quality import results
 
 log = logging.getLogger("loupe.analyse")
 STREAM_ROWS = 5_000
@@ -105,7 +104,7 @@ def _model_job(session, space: Job) -> Job | None:
     """The model whose predictions go with this space: its own (a train space) or the latest one (embed)."""
     if space.kind == "train":
         return space
-    from app.training.jobs import latest_model_job
+    from app.labelling.suggestions import latest_model_job
 
     return latest_model_job(session)
 
@@ -191,7 +190,7 @@ def run_job(db, settings: Settings, job_id: int, worker: str, hooks) -> dict:
         if index is None:
             raise TrainingError(f"job {space_id} stored no embeddings (it predates them): nothing to analyse")
         ids, unit = index.ids, index.vectors
-        seen = results.stamp(s)  # before the labels are read: a label given meanwhile counts as "since"
+        seen = asof.stamp(s)  # before the labels are read: a label given meanwhile counts as "since"
         base = extend.base_for(s, settings, job, index)
         if base is None:
             state = _state(s, ids)

@@ -29,7 +29,7 @@ The names (not every analysis has every file; a reader asks `has`):
   map_marks         uint8 (n,)      bits: 1 labelled, 2 excluded, at that time
   map_split         int8 (n,)       the split in snapshot artifacts["snapshot"] (app.embeddings.maps.SPLITS; -1)
 
-job.metrics["stamp"] is what the analysis saw (app.quality.results.stamp: the
+job.metrics["stamp"] is what the analysis saw (app.db.asof.stamp: the
 time, the newest label event, image and exclusion), taken before it read the
 labels: everything after it is "since", and the map's colours are the stored
 map_* state with every label and exclusion made since applied (app.embeddings.maps).
@@ -80,7 +80,7 @@ class Analysis:
     space: int  # the train or embed job whose embeddings were analysed
     files: dict[str, str]  # name -> recorded path
     settings: Settings
-    stamp: dict | None = None  # app.quality.results.stamp, taken before the labels were read (None: older jobs)
+    stamp: dict | None = None  # app.db.asof.stamp, taken before the labels were read (None: older jobs)
     borrowed: dict[str, int] = field(default_factory=dict)  # name -> the older analysis whose file it is
     extends: int | None = None  # the analysis this one extended (app.embeddings.extend), None: a full one
     _arrays: dict = field(default_factory=dict, repr=False)

@@ -29,6 +29,15 @@ def latest_job(session: Session) -> Job | None:
     ).first()
 
 
+def latest_model_job(session: Session) -> Job | None:
+    """The newest succeeded train job that exported a model."""
+    for job in session.scalars(select(Job).where(Job.kind == "train", Job.status == "succeeded")
+                               .order_by(Job.id.desc()).limit(20)):
+        if (job.artifacts or {}).get("model"):
+            return job
+    return None
+
+
 def model_family(session: Session, model_job_id: int | None = None) -> list[int]:
     """The train job `model_job_id` (default: the latest succeeded one) and the succeeded predict jobs that ran
     its model; [] when there is no model."""

@@ -15,32 +15,16 @@ from __future__ import annotations
 import json
 import time
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import ExclusionEvent, Image, Job, LabelEvent
+from app.db.asof import changes_since, stamp
+from app.db.models import Job
 from app.images.catalog import library_counts
-from app.timeutil import iso, utcnow
 
 KIND = "report"
 PARTS = ("duplicates", "health")
 ACTIVE = ("queued", "running")
-
-
-def stamp(session: Session) -> dict:
-    """What the data looked like: the time, and the newest label event, image and exclusion ids."""
-    newest = lambda column: session.scalar(select(func.max(column))) or 0  # noqa: E731
-    return {"at": iso(utcnow()), "label_event": newest(LabelEvent.id), "image": newest(Image.id),
-            "exclusion": newest(ExclusionEvent.id)}
-
-
-def changes_since(session: Session, seen: dict) -> dict:
-    """Label events, imported images and exclusion changes made after `seen` (a `stamp`)."""
-    since = lambda column, last: session.scalar(select(func.count()).where(column > last)) or 0  # noqa: E731
-    out = {"labels": since(LabelEvent.id, seen.get("label_event", 0)), "images": since(Image.id, seen.get("image", 0)),
-           "exclusions": since(ExclusionEvent.id, seen.get("exclusion", 0))}
-    out["total"] = sum(out.values())
-    return out
 
 
 def _live(session: Session, parts) -> dict:

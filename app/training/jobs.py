@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from app.db.models import Image, Job, JobEpoch, JobLog, Prediction, Snapshot, SnapshotItem
 from app.db.vocab import JobKind, JobStatus, values
 from app.errors import Conflict, InvalidInput, NotFound
+from app.labelling.suggestions import latest_model_job
 from app.snapshots.queries import get_snapshot
 from app.timeutil import iso, utcnow
 from app.training.spec import MODELS, TrainConfig
@@ -120,15 +121,6 @@ def create_job(session: Session, *, snapshot_ref=None, config: dict | None = Non
     session.add(job)
     session.commit()
     return job
-
-
-def latest_model_job(session: Session) -> Job | None:
-    """The newest succeeded train job that exported a model."""
-    for job in session.scalars(select(Job).where(Job.kind == "train", Job.status == "succeeded")
-                               .order_by(Job.id.desc()).limit(20)):
-        if (job.artifacts or {}).get("model"):
-            return job
-    return None
 
 
 def create_predict_job(session: Session, config: dict) -> Job:

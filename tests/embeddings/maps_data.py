@@ -14,15 +14,15 @@ def stored_analysis(db, settings, ids, xy, *, space: int = 0, state: bool = Fals
 
     `state`: also the stamp and the map's stored colours and marks, read now as the analyse job reads them
     (app.embeddings.analyse: the stamp first, then every row's state, then the latest snapshot's splits)."""
+    from app.db import asof
     from app.embeddings.analyse import _state
-    from app.quality import results
 
     ids = np.asarray(ids, dtype=np.int64)
     order = np.argsort(ids)
     metrics, extra = {}, {}
     if state:
         with db.reading() as s:
-            metrics["stamp"] = results.stamp(s)
+            metrics["stamp"] = asof.stamp(s)
             read = _state(s, ids[order])
             extra["snapshot"], split = maps.latest_split(s, ids[order])
     with db.writing() as s:
