@@ -26,6 +26,7 @@ from app.config import Settings
 from app.db.models import Image, LabelEvent, Snapshot, SnapshotItem, Source
 from app.errors import InvalidInput
 from app.images import blobs
+from app.images.store import CHUNK
 from app.snapshots.queries import class_names
 
 FORMATS = ("imagefolder", "csv", "jsonl")
@@ -144,4 +145,4 @@ def export_zip(session: Session, settings: Settings, snapshot: Snapshot, dest: P
             info = zipfile.ZipInfo(r["path"], stamp)
             info.external_attr = 0o644 << 16  # a plain readable file when unzipped
             with store.open(r["_stored"]) as src, zf.open(info, "w", force_zip64=True) as out:
-                shutil.copyfileobj(src, out, store.CHUNK)
+                shutil.copyfileobj(src, out, CHUNK)

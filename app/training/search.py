@@ -26,6 +26,7 @@ from app.db.models import CurrentLabel, Job, LabelClass
 from app.embeddings import similar
 from app.errors import TrainingError
 from app.images import blobs
+from app.images.store import check_key
 from app.training import backbones, data, predict
 from app.training.spec import Hooks
 
@@ -70,7 +71,7 @@ def _query_file(settings: Settings, key: str) -> tuple[Path, bool]:
     local = store.local_path(key)
     if local is not None:
         return local, False
-    target = settings.cache_dir / store.check_key(key)
+    target = settings.cache_dir / check_key(key)
     try:
         store.fetch(key, target)
     except FileNotFoundError:
