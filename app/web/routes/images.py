@@ -13,14 +13,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.embeddings import regions
 from app.embeddings.similar import similar
 from app.errors import LoupeError
-from app.images import blobs, exclusion, store
+from app.images import blobs, store
 from app.images.catalog import get_image, image_meta, source_names
-from app.images.exclusion import exclusion_history
 from app.images.ingest import import_uploads
 from app.images.standing import open_flags, snapshots_of
+from app.keyboard import CONFIDENCE_LEVELS
+from app.labelling import exclusion
 from app.labelling.bulk import actions_for_image, recent_actions
 from app.labelling.events import current_label, history
-from app.labelling.keys import CONFIDENCE_LEVELS
+from app.labelling.exclusion import exclusion_history
 from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, list_images
 from app.labelling.suggestions import latest_prediction
 from app.labelling.tags import active_tags
@@ -32,6 +33,7 @@ from app.web.forms import form_number
 from app.web.identity import signed
 from app.web.openapi import file_response
 from app.web.params import Count, Id
+from app.web.schemas.images import ExclusionEvent, ImageDetail, ImagePage, ImportReport, SimilarImages
 from app.web.templating import render
 
 router = APIRouter()
@@ -39,7 +41,7 @@ IMMUTABLE = {"Cache-Control": "public, max-age=31536000, immutable"}
 PAGE_SIZE = 120
 
 
-@router.post("/api/images", tags=["images"])
+@router.post("/api/images", tags=["images"], response_model=ImportReport)
 def upload_images(
     db: DatabaseDep,
     settings: SettingsDep,
@@ -80,7 +82,7 @@ def _number(name: str, value: str | None) -> float | None:
 FilterDep = Annotated[ImageFilter, Depends(image_filter)]
 
 
-@router.get("/api/images", tags=["images"])
+@router.get("/api/images", tags=["images"], response_model=ImagePage)
 def read_images(
     session: ReadSession, f: FilterDep, limit: Count = 100, offset: Count = 0,
     after: Annotated[Count | None, Query(description="keyset cursor: images with a greater id (the "
@@ -94,7 +96,7 @@ def read_images(
     return {"items": page.items, "total": page.total, "next": page.next_after}
 
 
-@router.get("/api/images/{image_id}", tags=["images"])
+@router.get("/api/images/{image_id}", tags=["images"], response_model=ImageDetail)
 def read_image(session: ReadSession, image_id: Id) -> dict:
     """One image: metadata, current label, full label history (oldest first; each event's `kind`: manual,
     bulk, undo, review, ...), its exclusions (`exclusions`, oldest first) and the latest model's prediction
@@ -133,7 +135,7 @@ def read_image_preview(session: ReadSession, settings: SettingsDep, image_id: Id
     return _file(session, settings, image_id, "preview")
 
 
-@router.get("/api/images/{image_id}/similar", tags=["images"])
+@router.get("/api/images/{image_id}/similar", tags=["images"], response_model=SimilarImages)
 def read_similar(session: ReadSession, settings: SettingsDep, image_id: Id,
                  k: Annotated[int, Query(ge=1, le=200, description="how many neighbours")] = 20,
                  job: Annotated[Id | None, Query(description="a train job (or one of its predict jobs); default: "
@@ -197,7 +199,7 @@ class ExclusionBody(BaseModel):
     annotator: str = ""
 
 
-@router.post("/api/images/{image_id}/exclude", status_code=201, tags=["images"])
+@router.post("/api/images/{image_id}/exclude", status_code=201, tags=["images"], response_model=ExclusionEvent)
 def exclude_image(request: Request, session: WriteSession, image_id: Id, body: ExclusionBody) -> dict:
     """Take the image out of the dataset (snapshots leave it out, queues skip it): an exclusion event with a
     reason; its open flags close themselves. 409 when it is excluded already."""
@@ -205,7 +207,7 @@ def exclude_image(request: Request, session: WriteSession, image_id: Id, body: E
     return exclusion.event_view(event)
 
 
-@router.post("/api/images/{image_id}/include", status_code=201, tags=["images"])
+@router.post("/api/images/{image_id}/include", status_code=201, tags=["images"], response_model=ExclusionEvent)
 def include_image(request: Request, session: WriteSession, image_id: Id, body: ExclusionBody) -> dict:
     """Put an excluded image back (an include event; the exclusion stays in its history). 409 when it is not
     excluded."""

@@ -22,14 +22,19 @@ from app.embeddings.maps import (
 from app.errors import NotFound
 from app.web.deps import ReadSession, SettingsDep
 from app.web.params import Id
+from app.web.schemas.maps import MapColumns, MapItems
 from app.web.templating import render
 
 router = APIRouter()
 
 
+# The route answers a Response it serialised itself, so FastAPI neither validates nor documents a body on its own:
+# `model` under `responses` names the JSON shapes for the schema (format=items or columns), and binary stays bytes.
 @router.get("/api/embeddings/map", tags=["embeddings"], response_class=Response,
-            responses={200: {"content": {"application/json": {}, "application/octet-stream": {}},
-                             "description": "the map's points"}})
+            responses={200: {"model": MapItems | MapColumns, "description": "the map's points",
+                             "content": {"application/json": {},
+                                         "application/octet-stream": {"schema": {"type": "string",
+                                                                                 "format": "binary"}}}}})
 def read_map(session: ReadSession, settings: SettingsDep,
              job: Annotated[Id | None, Query(description="an analyse job; default: the newest succeeded one")] = None,
              format: Annotated[Literal["items", "columns", "binary"], Query(

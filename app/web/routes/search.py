@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from pydantic import BaseModel
 
 from app.embeddings.search import MAX_K, create_search, recent_spaces, search_result
 from app.taxonomy.service import active_classes
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep
 from app.web.params import Id
+from app.web.schemas.search import SearchQueued, SearchResult
 from app.web.templating import render
 
 router = APIRouter()
 
 
-class SearchQueued(BaseModel):
-    job: int
-    space: int
-    status: str
-
-
-class SearchResult(BaseModel):
-    job: int
-    space: int | None
-    status: str
-    message: str | None
-    error: str | None
-    filename: str | None
-    items: list[dict[str, Any]]  # {"image", "distance", "class"}, nearest first
-
-
-@router.post("/api/similar", status_code=202, tags=["images"])
+@router.post("/api/similar", status_code=202, tags=["images"], response_model=SearchQueued)
 def create_similar_search(
     db: DatabaseDep, settings: SettingsDep,
     file: Annotated[UploadFile, File(description="the image to search for (not imported into the dataset)")],
@@ -46,7 +30,7 @@ def create_similar_search(
     return SearchQueued(job=queued.id, space=queued.config["space"], status=queued.status)
 
 
-@router.get("/api/similar/{job_id}", tags=["images"])
+@router.get("/api/similar/{job_id}", tags=["images"], response_model=SearchResult)
 def read_similar_search(session: ReadSession, job_id: Id) -> SearchResult:
     """A search's state and, once it succeeded, `items`: [{"image", "distance", "class"}], nearest first
     (`class`: the current label, or null)."""
