@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from app.formats import READERS, WRITERS
+
 
 def _settings(data: str | None):
     from app.config import Settings
@@ -385,15 +387,17 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="import images from files, folders (recursively) and zip archives")
     imp.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or .zip archives")
     imp.add_argument("--source", required=True, help="where these images come from (created if new)")
-    imp.add_argument("--labels", metavar="folders|FILE.csv|FILE.jsonl",
-                     help="bring existing labels in: from class folders, or from a manifest with file and "
-                          "label columns")
+    imp.add_argument("--labels", metavar="FORMAT_OR_FILE",
+                     help="bring existing labels in: 'folders' (class folders), a label file (a CSV / JSONL "
+                          f"manifest, or another tool's export), or a format's name ({', '.join(READERS)}) to "
+                          "find its usual file among PATH")
     imp.add_argument("--data", help="data directory (default: $LOUPE_DATA or ./loupe-data)")
     imp.set_defaults(func=cmd_import)
 
-    exp = sub.add_parser("export", help="export a snapshot as ImageFolder, or files with a CSV / JSONL manifest")
+    exp = sub.add_parser("export", help="export a snapshot as ImageFolder, files with a CSV / JSONL manifest, or "
+                                        "another tool's dataset")
     exp.add_argument("snapshot", metavar="SNAPSHOT", help="snapshot id or name")
-    exp.add_argument("--format", required=True, choices=["imagefolder", "csv", "jsonl"])
+    exp.add_argument("--format", required=True, choices=list(WRITERS))
     exp.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder to write")
     exp.add_argument("--data", help="data directory (default: $LOUPE_DATA or ./loupe-data)")
     exp.set_defaults(func=cmd_export)

@@ -18,7 +18,7 @@ APP = Path(__file__).resolve().parents[1] / "app"
 RANK = {
     "errors": 0, "timeutil": 0, "config": 0,
     "db": 1,
-    "accounts": 2, "images": 2, "keyboard": 2,
+    "accounts": 2, "images": 2, "keyboard": 2, "formats": 2,
     "artifacts": 3,
     "taxonomy": 3,
     "labelling": 4,

@@ -1,34 +1,26 @@
-"""Labels for files about to be imported: read from a CSV / JSONL manifest or from the folder layout."""
+"""Loupe's own label files: a CSV / JSONL manifest (what `loupe export` writes), and the folder layout.
+
+Also how rows from any format find the files they name (`match_manifest`).
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-from dataclasses import dataclass, field
+import re
 from pathlib import Path
 
 from app.errors import InvalidInput
+from app.formats.rows import Given, ManifestRow
 
 FILE_COLUMNS = ("file", "path", "filename")
+COLUMNS = ("path", "label", "source", "confidence", "tags", "split", "fold", "sha256", "image")  # what export writes
+NAMES = ("manifest.csv", "manifest.jsonl")  # an export's manifest, found by `--labels loupe`
+DROPS: tuple[str, ...] = ()  # the manifest carries every field of a snapshot item
 LABEL_COLUMNS = ("label", "class")
 SPLIT_FOLDERS = frozenset({"train", "training", "val", "valid", "validation", "test", "testing", "eval"})
-
-
-@dataclass(frozen=True)
-class Given:
-    """The label a file comes with."""
-
-    label: str
-    confidence: float = 1.0
-    tags: tuple[str, ...] = field(default_factory=tuple)
-
-
-@dataclass
-class ManifestRow:
-    line: int
-    file: str
-    given: Given
 
 
 def folder_label(filename: str) -> str | None:
@@ -79,6 +71,39 @@ def _row(record: dict, line: int, source: str, file_col: str, label_col: str) ->
     if not isinstance(tags, list):
         raise InvalidInput(f"{where}: tags must be a list (or ';'-separated text)")
     return ManifestRow(line, file, Given(label, confidence, tuple(str(t) for t in tags)))
+
+
+def detect(path: Path) -> bool:
+    """A .csv or .jsonl whose first record has a file and a label column."""
+    if path.suffix.lower() not in (".csv", ".jsonl"):
+        return False
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if path.suffix.lower() == ".csv":
+        columns = {c.strip().lower() for c in next(csv.reader([first]), [])}
+    else:
+        try:
+            record = json.loads(first)
+        except json.JSONDecodeError:
+            return False
+        columns = {str(k).lower() for k in record} if isinstance(record, dict) else set()
+    return bool(columns & set(FILE_COLUMNS)) and bool(columns & set(LABEL_COLUMNS))
+
+
+def find(paths: list[Path]) -> Path | None:
+    """An export's manifest.csv / manifest.jsonl at the top of an imported folder."""
+    for folder in (Path(p) for p in paths if Path(p).is_dir()):
+        for name in NAMES:
+            if (folder / name).is_file():
+                return folder / name
+    return None
+
+
+def read(path: Path) -> list[ManifestRow]:
+    return read_manifest(path)
 
 
 def read_manifest(path: Path) -> list[ManifestRow]:
@@ -161,3 +186,35 @@ def match_manifest(rows: list[ManifestRow], filenames: list[str]) -> tuple[dict[
     for name in twice:
         del given[name]
     return given, unmatched
+
+
+# -- writing (loupe export --format imagefolder | csv | jsonl) ------------------------------------------------
+
+def layout(row: dict, fmt: str) -> str:
+    """ImageFolder: split/class/file; csv and jsonl: images/file beside the manifest."""
+    return f"{row['split']}/{folder_name(row['label'])}/{row['name']}" if fmt == "imagefolder" \
+        else f"images/{row['name']}"
+
+
+def folder_name(name: str) -> str:
+    """A class name usable as one folder name (no separators, not hidden)."""
+    safe = re.sub(r"[/\\\x00]", "_", name)
+    return "_" + safe[1:] if safe.startswith(".") else safe
+
+
+def write(out: Path, rows: list[dict], info: dict, fmt: str) -> None:
+    name = "manifest.jsonl" if fmt == "jsonl" else "manifest.csv"
+    (out / name).write_text(to_jsonl(rows) if fmt == "jsonl" else to_csv(rows), encoding="utf-8")
+
+
+def to_csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    for r in rows:
+        writer.writerow([";".join(r["tags"]) if c == "tags" else "" if r[c] is None else r[c] for c in COLUMNS])
+    return buf.getvalue()
+
+
+def to_jsonl(rows: list[dict]) -> str:
+    return "".join(json.dumps({c: r[c] for c in COLUMNS}, ensure_ascii=False) + "\n" for r in rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -18,7 +19,7 @@ from app.labelling.stale import cancel_stale
 from app.labelling.tags import check_tags
 from app.taxonomy.history import NamesByVersion, names_by_version
 from app.taxonomy.queries import current_version, resolve_class
-from app.timeutil import iso
+from app.timeutil import iso, utcnow
 
 KINDS = values(LabelKind)
 MAX_NOTE = 2000
@@ -37,6 +38,7 @@ class LabelInput:
     annotator: str = ""
     ms: int | None = None
     kind: str = "manual"
+    made_at: datetime | None = None  # an import's own time of the label (Label Studio's created_at); else now
 
 
 @dataclass
@@ -49,6 +51,7 @@ class _Valid:
     ms: int | None
     kind: str
     version_id: int | None
+    made_at: datetime | None = None
 
 
 def _validate(session: Session, data: LabelInput) -> _Valid:
@@ -76,13 +79,27 @@ def _validate(session: Session, data: LabelInput) -> _Valid:
         raise InvalidInput(f"unknown label kind '{data.kind}'")
     version = current_version(session)
     return _Valid(cls, confidence, check_tags(session, list(data.tags)), note, annotator, ms, data.kind,
-                  version.id if version else None)
+                  version.id if version else None, _made_at(data))
+
+
+def _made_at(data: LabelInput) -> datetime | None:
+    """Only an import says when its labels were made (elsewhere, before they came here); in UTC, never later
+    than now (history is read in id order, and a label from the future would read as made after this one)."""
+    when = data.made_at
+    if when is None:
+        return None
+    if data.kind != "import":
+        raise InvalidInput("only imported labels carry their own time")
+    if when.tzinfo is not None:
+        when = when.astimezone(timezone.utc).replace(tzinfo=None)
+    return min(when, utcnow())
 
 
 def _append(session: Session, image_id: int, v: _Valid) -> LabelEvent:
     event = LabelEvent(
         image_id=image_id, class_id=v.cls.id, confidence=v.confidence, tags=v.tags, note=v.note,
         annotator=v.annotator, taxonomy_version_id=v.version_id, kind=v.kind, ms=v.ms,
+        **({"created_at": v.made_at} if v.made_at is not None else {}),
     )
     session.add(event)
     return event
@@ -175,7 +192,8 @@ def append_label_events(session: Session, items: Sequence[tuple[int, LabelInput]
     cache: dict[tuple, _Valid] = {}
     events = []
     for image_id, data in items:
-        key = (data.class_ref, data.confidence, tuple(data.tags), data.note, data.annotator, data.ms, data.kind)
+        key = (data.class_ref, data.confidence, tuple(data.tags), data.note, data.annotator, data.ms, data.kind,
+               data.made_at)
         if key not in cache:
             cache[key] = _validate(session, data)
         events.append(_append(session, image_id, cache[key]))

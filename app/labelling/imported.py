@@ -29,14 +29,16 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import formats
 from app.config import Settings
 from app.db.engine import Database
 from app.db.models import CurrentLabel, LabelClass, LabelEvent
 from app.errors import InvalidInput
+from app.formats.manifest import folder_label, match_manifest
+from app.formats.rows import Given
 from app.images import collect
 from app.images.archive import ArchiveLimits
 from app.images.ingest import ImportReport, Progress, import_paths
-from app.images.manifest import Given, folder_label, match_manifest, read_manifest
 from app.labelling.events import LabelInput, append_label_events
 from app.labelling.tags import check_tags
 from app.taxonomy.service import active_classes, current_version, ensure_classes
@@ -53,6 +55,7 @@ class LabelReport:
     unlabelled: list[str] = field(default_factory=list)  # imported files the labels say nothing about
     new_classes: list[str] = field(default_factory=list)
     taxonomy_version: int | None = None
+    format: str = "folders"  # which reader of app.formats read the labels
 
 
 def _entry_names(settings: Settings, paths: list[Path]) -> list[str]:
@@ -65,21 +68,26 @@ def _entry_names(settings: Settings, paths: list[Path]) -> list[str]:
 
 
 def plan(settings: Settings, paths: list[Path], labels: str) -> tuple[dict[str, Given], LabelReport, str]:
-    """Which label each file to import gets, before anything is written; also the annotator name."""
+    """Which label each file to import gets, before anything is written; also the annotator name.
+
+    `labels` is "folders", a format's name (its usual file is looked for in `paths`) or a label file in any
+    format of `app.formats.READERS`.
+    """
     names = _entry_names(settings, paths)
     report = LabelReport()
-    if labels == "folders":
+    if labels == formats.FOLDERS:
         given = {n: Given(label) for n in names if (label := folder_label(n))}
         return given, report, ""
-    manifest = Path(labels)
-    rows = read_manifest(manifest)
+    fmt, path = formats.reader_for(labels, [Path(p) for p in paths])
+    rows = [r for r in formats.module(fmt, formats.READERS).read(path) if r.given is not None]
     given, report.unmatched = match_manifest(rows, names)
     if rows and not given:
         raise InvalidInput(
-            f"none of the {len(rows)} files listed in {manifest.name} is among the files to import "
-            f"(first: '{rows[0].file}'); paths in the manifest must end like the imported files' paths"
+            f"none of the {len(rows)} files listed in {path.name} is among the files to import "
+            f"(first: '{rows[0].file}'); paths in the label file must end like the imported files' paths"
         )
-    return given, report, f"import:{manifest.name}"
+    report.format = fmt
+    return given, report, f"import:{path.name}"
 
 
 def _check(db: Database, given: dict[str, Given]) -> None:
@@ -129,7 +137,8 @@ def write_labels(session: Session, per_image: dict[int, list[tuple[str, Given]]]
                                  message=f"classes added by {annotator}")
         report.new_classes = sorted(n for n in classes if n.lower() not in before)
         append_label_events(session, [
-            (i, LabelInput(classes[g.label].id, g.confidence, g.tags, "", annotator, None, "import")) for i, g in todo
+            (i, LabelInput(classes[g.label].id, g.confidence, g.tags, "", g.annotator or annotator, g.ms, "import",
+                           made_at=g.made_at)) for i, g in todo
         ])
     report.labelled = len(todo)
     version = current_version(session)

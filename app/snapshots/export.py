@@ -1,15 +1,17 @@
-"""Export a snapshot: an ImageFolder tree (split/class/file), or files plus a CSV or JSONL manifest.
+"""Export a snapshot in one of the formats of `app.formats.WRITERS`: an ImageFolder tree (split/class/file),
+files plus a CSV or JSONL manifest, or another tool's dataset layout.
 
 Exported files keep their original bytes and are named
 ``<first 16 hex digits of sha256>-<original name>`` so names never collide.
-Every export writes a manifest (path, label, source, confidence, tags, split,
-fold, sha256, image id); `loupe import --labels` reads it back.
+Every export writes loupe-export.json: the snapshot (id, name, hash), its
+taxonomy version and classes, the format, the counts, and which fields of a
+Loupe label the format drops. The csv / jsonl / imagefolder manifest (path,
+label, source, confidence, tags, split, fold, sha256, image id) is read back by
+`loupe import --labels`.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
@@ -22,15 +24,19 @@ from pathlib import Path, PurePosixPath
 from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
+from app import formats
 from app.config import Settings
-from app.db.models import Image, LabelEvent, Snapshot, SnapshotItem, Source
+from app.db.models import Image, LabelEvent, Snapshot, SnapshotItem, Source, TaxonomyVersion
 from app.errors import InvalidInput
+from app.formats import WRITERS
+from app.formats import manifest as loupe_manifest
 from app.images import blobs
 from app.images.store import CHUNK
 from app.snapshots.queries import class_names
+from app.timeutil import iso, utcnow
 
-FORMATS = ("imagefolder", "csv", "jsonl")
-COLUMNS = ("path", "label", "source", "confidence", "tags", "split", "fold", "sha256", "image")
+FORMATS = tuple(WRITERS)
+INFO = "loupe-export.json"
 
 
 def file_name(sha256: str, original: str, stored: str) -> str:
@@ -40,22 +46,18 @@ def file_name(sha256: str, original: str, stored: str) -> str:
     return f"{sha256[:16]}-{stem}{ext}" if stem else f"{sha256[:16]}{ext}"
 
 
-def folder_name(name: str) -> str:
-    """A class name usable as one folder name (no separators, not hidden)."""
-    safe = re.sub(r"[/\\\x00]", "_", name)
-    return "_" + safe[1:] if safe.startswith(".") else safe
+def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
+    """One row per image; `path` is where the format puts it, relative to the export folder.
 
-
-def manifest(session: Session, snapshot: Snapshot, *, layout: str) -> list[dict]:
-    """One row per image; `path` is relative to the export folder (split/class/file, or images/file).
-
-    Each row also carries the private key `_stored`: the original's key in the image store.
+    Each row also carries `name` (the exported file's name), `annotator` and `labelled_at` (of the label event
+    frozen) and the private key `_stored`: the original's key in the image store.
     """
+    writer = formats.module(fmt, WRITERS)
     names = class_names(snapshot)
     q = (
         select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split, SnapshotItem.fold, Image.sha256,
                Image.original_filename, Image.stored_path, Source.name, LabelEvent.confidence,
-               cast(LabelEvent.tags, Text))
+               cast(LabelEvent.tags, Text), LabelEvent.annotator, LabelEvent.created_at)
         .select_from(SnapshotItem)
         .join(Image, Image.id == SnapshotItem.image_id)
         .join(Source, Source.id == Image.source_id)
@@ -64,37 +66,23 @@ def manifest(session: Session, snapshot: Snapshot, *, layout: str) -> list[dict]
         .order_by(SnapshotItem.split, SnapshotItem.class_id, SnapshotItem.image_id)
     )
     rows = []
-    for image_id, class_id, split, fold, sha, original, stored, source, confidence, tags in session.execute(q):
-        label = names[class_id]
-        name = file_name(sha, original, stored)
-        path = f"{split}/{folder_name(label)}/{name}" if layout == "imagefolder" else f"images/{name}"
-        rows.append({
-            "path": path, "label": label, "source": source, "confidence": confidence,
-            "tags": json.loads(tags) if tags and tags != "[]" else [], "split": split, "fold": fold,
-            "sha256": sha, "image": image_id, "_stored": stored,
-        })
+    for (image_id, class_id, split, fold, sha, original, stored, source, confidence, tags, annotator,
+         made_at) in session.execute(q):
+        row = {"label": names[class_id], "source": source, "confidence": confidence,
+               "tags": json.loads(tags) if tags and tags != "[]" else [], "split": split, "fold": fold,
+               "sha256": sha, "image": image_id, "name": file_name(sha, original, stored), "annotator": annotator,
+               "labelled_at": iso(made_at), "_stored": stored}
+        row["path"] = writer.layout(row, fmt)
+        rows.append(row)
     return rows
-
-
-def to_csv(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for r in rows:
-        writer.writerow([";".join(r["tags"]) if c == "tags" else "" if r[c] is None else r[c] for c in COLUMNS])
-    return buf.getvalue()
-
-
-def to_jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps({c: r[c] for c in COLUMNS}, ensure_ascii=False) + "\n" for r in rows)
 
 
 def manifest_text(session: Session, snapshot: Snapshot, fmt: str) -> str:
     """The CSV or JSONL manifest alone (what the web app offers for download)."""
     if fmt not in ("csv", "jsonl"):
         raise InvalidInput(f"format must be csv or jsonl, not '{fmt}'")
-    rows = manifest(session, snapshot, layout="flat")
-    return to_csv(rows) if fmt == "csv" else to_jsonl(rows)
+    rows = manifest(session, snapshot, fmt=fmt)
+    return loupe_manifest.to_csv(rows) if fmt == "csv" else loupe_manifest.to_jsonl(rows)
 
 
 def _check_out(out: Path) -> None:
@@ -108,7 +96,9 @@ def export_snapshot(session: Session, settings: Settings, snapshot: Snapshot, *,
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}, not '{fmt}'")
     out = Path(out)
     _check_out(out)
-    rows = manifest(session, snapshot, layout="imagefolder" if fmt == "imagefolder" else "flat")
+    rows = manifest(session, snapshot, fmt=fmt)
+    writer = formats.module(fmt, WRITERS)
+    info = _info(session, snapshot, fmt, rows, writer)
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     store = blobs.for_settings(settings)
@@ -120,27 +110,37 @@ def export_snapshot(session: Session, settings: Settings, snapshot: Snapshot, *,
                 target.parent.mkdir(parents=True, exist_ok=True)
                 made.add(target.parent)
             store.fetch(r["_stored"], target)
-        text = to_jsonl(rows) if fmt == "jsonl" else to_csv(rows)
-        (partial / ("manifest.jsonl" if fmt == "jsonl" else "manifest.csv")).write_text(text, encoding="utf-8")
+        writer.write(partial, rows, info, fmt)
+        (partial / INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         if out.exists():
             out.rmdir()
         os.rename(partial, out)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    return {"images": info["images"], "splits": info["splits"], "out": str(out)}
+
+
+def _info(session: Session, snapshot: Snapshot, fmt: str, rows: list[dict], writer) -> dict:
+    """What loupe-export.json says: which snapshot, under which taxonomy version, and what the format drops."""
     splits: dict[str, int] = {}
     for r in rows:
         splits[r["split"]] = splits.get(r["split"], 0) + 1
-    return {"images": len(rows), "splits": splits, "out": str(out)}
+    version = session.get(TaxonomyVersion, snapshot.taxonomy_version_id)
+    return {"loupe_export": 1, "format": fmt, "snapshot": {"id": snapshot.id, "name": snapshot.name,
+                                                           "hash": snapshot.hash},
+            "taxonomy_version": version.number if version else None,
+            "classes": [c["name"] for c in snapshot.classes], "images": len(rows), "splits": splits,
+            "drops": list(writer.DROPS), "exported_at": iso(utcnow())}
 
 
 def export_zip(session: Session, settings: Settings, snapshot: Snapshot, dest: Path) -> None:
     """The ImageFolder layout and manifest.csv as one zip file (stored, not compressed: images already are)."""
-    rows = manifest(session, snapshot, layout="imagefolder")
+    rows = manifest(session, snapshot, fmt="imagefolder")
     store = blobs.for_settings(settings)
     stamp = time.localtime()[:6]
     with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        zf.writestr("manifest.csv", to_csv(rows))
+        zf.writestr("manifest.csv", loupe_manifest.to_csv(rows))
         for r in rows:
             info = zipfile.ZipInfo(r["path"], stamp)
             info.external_attr = 0o644 << 16  # a plain readable file when unzipped

@@ -51,8 +51,13 @@ def test_imagefolder_export_round_trips_through_import(labelled, settings, tmp_p
     rows = _manifest(out / "manifest.csv")
     got = {x["image"]: x for x in items(client, snap["id"])}
     assert len(rows) == snap["count"] == len(got)
-    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file() and p.name != "manifest.csv")
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                   if p.is_file() and p.name not in ("manifest.csv", "loupe-export.json"))
     assert files == sorted(r["path"] for r in rows)
+    info = json.loads((out / "loupe-export.json").read_text())  # which snapshot, under which taxonomy version
+    assert info["snapshot"] == {"id": snap["id"], "name": "release 1", "hash": snap["hash"]}
+    assert info["taxonomy_version"] == snap["taxonomy_version"] and info["format"] == "imagefolder"
+    assert info["images"] == snap["count"] and info["drops"] == [] and sorted(info["classes"]) == info["classes"]
     for r in rows:
         split, cls, _ = r["path"].split("/")
         frozen = got[int(r["image"])]
@@ -63,7 +68,7 @@ def test_imagefolder_export_round_trips_through_import(labelled, settings, tmp_p
     fresh = tmp_path / "fresh"
     back = run_loupe("import", out, "--source", "release", "--labels", "folders", "--data", fresh)
     assert back.returncode == 0, back.stderr
-    assert back.stdout.splitlines()[0] == f"imported {snap['count']}, duplicates 0, rejected 0, ignored 1 (not images)"
+    assert back.stdout.splitlines()[0] == f"imported {snap['count']}, duplicates 0, rejected 0, ignored 2 (not images)"  # the two manifests
     assert f"labels: {snap['count']} added" in back.stdout
     library, frozen = _library(fresh), _frozen(client, snap["id"])
     assert library.keys() == frozen.keys()
