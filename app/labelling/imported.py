@@ -25,6 +25,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,7 +39,7 @@ from app.formats.manifest import folder_label, match_manifest
 from app.formats.rows import Given
 from app.images import collect
 from app.images.archive import ArchiveLimits
-from app.images.ingest import ImportReport, Progress, import_paths
+from app.images.ingest import ImportReport, Progress, import_paths, import_uploads
 from app.labelling.events import LabelInput, append_label_events
 from app.labelling.tags import check_tags
 from app.taxonomy.service import active_classes, current_version, ensure_classes
@@ -62,9 +63,12 @@ def _entry_names(settings: Settings, paths: list[Path]) -> list[str]:
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
         raise InvalidInput(f"no such file or folder: {', '.join(missing)}")
-    limits = ArchiveLimits(max_zip_bytes=settings.max_zip_bytes, max_zip_entries=settings.max_zip_entries)
     with ExitStack() as stack:
-        return [e.filename for e in collect.from_paths(list(paths), limits, stack).entries]
+        return [e.filename for e in collect.from_paths(list(paths), _limits(settings), stack).entries]
+
+
+def _limits(settings: Settings) -> ArchiveLimits:
+    return ArchiveLimits(max_zip_bytes=settings.max_zip_bytes, max_zip_entries=settings.max_zip_entries)
 
 
 def plan(settings: Settings, paths: list[Path], labels: str) -> tuple[dict[str, Given], LabelReport, str]:
@@ -73,12 +77,16 @@ def plan(settings: Settings, paths: list[Path], labels: str) -> tuple[dict[str, 
     `labels` is "folders", a format's name (its usual file is looked for in `paths`) or a label file in any
     format of `app.formats.READERS`.
     """
-    names = _entry_names(settings, paths)
+    return plan_for(_entry_names(settings, paths), labels, [Path(p) for p in paths])
+
+
+def plan_for(names: list[str], labels: str, paths: list[Path]) -> tuple[dict[str, Given], LabelReport, str]:
+    """`plan` over the entry names of the files to import; `paths` are searched for a format's usual file."""
     report = LabelReport()
     if labels == formats.FOLDERS:
         given = {n: Given(label) for n in names if (label := folder_label(n))}
         return given, report, ""
-    fmt, path = formats.reader_for(labels, [Path(p) for p in paths])
+    fmt, path = formats.reader_for(labels, paths)
     rows = [r for r in formats.module(fmt, formats.READERS).read(path) if r.given is not None]
     given, report.unmatched = match_manifest(rows, names)
     if rows and not given:
@@ -150,11 +158,38 @@ def import_labelled(
     db: Database, settings: Settings, paths: list[Path], *, source: str, labels: str,
     on_progress: Progress | None = None,
 ) -> tuple[ImportReport, LabelReport]:
-    """Import images and their labels (`labels` is "folders" or the path of a .csv / .jsonl manifest)."""
+    """Import images and their labels (`labels`: see `plan`)."""
     given, report, annotator = plan(settings, paths, labels)
-    annotator = (annotator or f"import:{' '.join(source.split())}")[:100]
     _check(db, given)
     imported = import_paths(db, settings, paths, source=source, on_progress=on_progress)
+    return imported, _label(db, imported, given, report, annotator or _annotator(source))
+
+
+def import_labelled_uploads(
+    db: Database, settings: Settings, uploads: list[tuple[str, BinaryIO]], *, source: str, labels: str,
+    label_file: Path | None = None,
+) -> tuple[ImportReport, LabelReport]:
+    """Import uploaded images (a zip counts as its files) and their labels: "folders" (class folders inside the
+    zips), or `label_file` (an uploaded label file, saved by the caller; its format is recognised)."""
+    with ExitStack() as stack:
+        names = [e.filename for e in collect.from_uploads(uploads, _limits(settings), stack).entries]
+    for _, f in uploads:  # listing a zip read it: the import reads it again from the start
+        f.seek(0)
+    spec = str(label_file) if label_file is not None else labels
+    given, report, annotator = plan_for(names, spec, [label_file.parent] if label_file is not None else [])
+    _check(db, given)
+    imported = import_uploads(db, settings, uploads, source=source)
+    return imported, _label(db, imported, given, report, annotator or _annotator(source))
+
+
+def _annotator(source: str) -> str:
+    return f"import:{' '.join(source.split())}"
+
+
+def _label(db: Database, imported: ImportReport, given: dict[str, Given], report: LabelReport,
+           annotator: str) -> LabelReport:
+    """Label the files just imported (new ones and duplicates alike) as the plan says."""
+    annotator = annotator[:100]
     ids = {x["filename"]: x["id"] for x in imported.imported + imported.duplicates}
     per_image: dict[int, list[tuple[str, Given]]] = {}
     for name, image_id in ids.items():
@@ -164,7 +199,7 @@ def import_labelled(
             report.unlabelled.append(name)
     with db.writing() as session:
         write_labels(session, per_image, report, annotator=annotator)
-    return imported, report
+    return report
 
 
 def summary(report: LabelReport, limit: int = 20) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import Annotated
 from urllib.parse import urlencode
 
@@ -22,13 +23,14 @@ from app.labelling import exclusion
 from app.labelling.bulk import actions_for_image, recent_actions
 from app.labelling.events import current_label, history
 from app.labelling.exclusion import exclusion_history
+from app.labelling.imported import import_labelled_uploads
 from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, list_images
 from app.labelling.suggestions import latest_prediction
 from app.labelling.tags import active_tags
 from app.taxonomy.service import active_classes
 from app.training.jobs import predict_after_import
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
-from app.web.files import blob_response
+from app.web.files import blob_response, save_upload, upload_dir
 from app.web.forms import form_number
 from app.web.identity import signed
 from app.web.openapi import file_response
@@ -47,11 +49,26 @@ def upload_images(
     settings: SettingsDep,
     files: Annotated[list[UploadFile], File(description="images or zip files")],
     source: Annotated[str, Form(description="where these images come from")],
+    labels: Annotated[UploadFile | None, File(description="a label file for these images: Loupe's CSV / JSONL "
+                                                          "manifest or another tool's export (its format is "
+                                                          "recognised)")] = None,
+    labels_format: Annotated[str, Form(description="'folders': each zipped file's class is its folder")] = "",
 ) -> dict:
-    """Import uploaded images (a zip counts as the files inside it). When a trained model exists, a predict job
-    is queued for the new images (`predict_job`: its id, or null)."""
-    report = import_uploads(db, settings, [(f.filename or "upload", f.file) for f in files], source=source)
-    return {**report.as_dict(), "predict_job": predict_after_import(db, len(report.imported))}
+    """Import uploaded images (a zip counts as the files inside it), with their labels when `labels` (a label
+    file) or `labels_format=folders` is given: each label becomes an "import" label event, unknown classes are
+    created in one taxonomy version, and a label that differs from an image's current one is reported, never
+    written. Everything is checked before anything is imported. When a trained model exists, a predict job is
+    queued for the new images (`predict_job`: its id, or null)."""
+    uploads = [(f.filename or "upload", f.file) for f in files]
+    if labels is None and not labels_format.strip():
+        report, labelled = import_uploads(db, settings, uploads, source=source), None
+    else:
+        with upload_dir(settings) as folder:
+            saved = save_upload(folder, labels) if labels is not None else None
+            report, labelled = import_labelled_uploads(db, settings, uploads, source=source,
+                                                       labels=labels_format.strip(), label_file=saved)
+    return {**report.as_dict(), "predict_job": predict_after_import(db, len(report.imported)),
+            "labels": asdict(labelled) if labelled is not None else None}
 
 
 def image_filter(

@@ -35,6 +35,36 @@ class RejectedFile(Reply):
     error: str = Field(description="a sentence saying why")
 
 
+class LabelConflict(Reply):
+    """A file the import gave a label that it did not take: the image keeps the label it had."""
+
+    file: str
+    image: int | None
+    current: str | None = Field(description="the label it keeps; null: the import itself gave it two classes")
+    given: str
+    reason: str
+
+
+class Unmatched(Reply):
+    """A record of the label file that named no imported file."""
+
+    file: str
+    reason: str
+
+
+class LabelImportReport(Reply):
+    """What an import with labels did with them."""
+
+    labelled: int = Field(description="images that got their label (one 'import' label event each)")
+    unchanged: int = Field(description="images that already had that label")
+    conflicts: list[LabelConflict]
+    unmatched: list[Unmatched]
+    unlabelled: list[str] = Field(description="imported files the labels say nothing about")
+    new_classes: list[str] = Field(description="classes the import created (in one taxonomy version)")
+    taxonomy_version: int | None
+    format: str = Field(description="the reader that read the labels: folders, loupe, label-studio, cvat, ...")
+
+
 class ImportReport(Reply):
     """What an upload imported, found already there, and refused."""
 
@@ -44,6 +74,8 @@ class ImportReport(Reply):
     ignored: int = Field(description="files skipped while walking zips: not images, __MACOSX/, dotfiles")
     predict_job: int | None = Field(description="the predict job queued for the new images; null: nothing new, no "
                                                 "model yet, or a predict job was already waiting")
+    labels: LabelImportReport | None = Field(None, description="with `labels` or `labels_format`: what became of "
+                                                               "the labels")
 
 
 class ImageItem(Reply):
