@@ -50,14 +50,14 @@ def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
     """One row per image; `path` is where the format puts it, relative to the export folder.
 
     Each row also carries `name` (the exported file's name), `annotator` and `labelled_at` (of the label event
-    frozen) and the private key `_stored`: the original's key in the image store.
+    frozen), the image's `width` and `height`, and the private key `_stored`: the original's key in the store.
     """
     writer = formats.module(fmt, WRITERS)
     names = class_names(snapshot)
     q = (
         select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split, SnapshotItem.fold, Image.sha256,
                Image.original_filename, Image.stored_path, Source.name, LabelEvent.confidence,
-               cast(LabelEvent.tags, Text), LabelEvent.annotator, LabelEvent.created_at)
+               cast(LabelEvent.tags, Text), LabelEvent.annotator, LabelEvent.created_at, Image.width, Image.height)
         .select_from(SnapshotItem)
         .join(Image, Image.id == SnapshotItem.image_id)
         .join(Source, Source.id == Image.source_id)
@@ -67,11 +67,11 @@ def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
     )
     rows = []
     for (image_id, class_id, split, fold, sha, original, stored, source, confidence, tags, annotator,
-         made_at) in session.execute(q):
+         made_at, width, height) in session.execute(q):
         row = {"label": names[class_id], "source": source, "confidence": confidence,
                "tags": json.loads(tags) if tags and tags != "[]" else [], "split": split, "fold": fold,
                "sha256": sha, "image": image_id, "name": file_name(sha, original, stored), "annotator": annotator,
-               "labelled_at": iso(made_at), "_stored": stored}
+               "labelled_at": iso(made_at), "width": width, "height": height, "_stored": stored}
         row["path"] = writer.layout(row, fmt)
         rows.append(row)
     return rows
@@ -134,13 +134,27 @@ def _info(session: Session, snapshot: Snapshot, fmt: str, rows: list[dict], writ
             "drops": list(writer.DROPS), "exported_at": iso(utcnow())}
 
 
-def export_zip(session: Session, settings: Settings, snapshot: Snapshot, dest: Path) -> None:
-    """The ImageFolder layout and manifest.csv as one zip file (stored, not compressed: images already are)."""
+def export_zip(session: Session, settings: Settings, snapshot: Snapshot, dest: Path, fmt: str = "imagefolder") -> None:
+    """The export as one zip file (stored, not compressed: images already are). ImageFolder streams each image
+    from the store into the zip; another format is written to a folder first (its writer may read the files),
+    then zipped."""
+    if fmt != "imagefolder":
+        folder = settings.tmp_dir / f"export-{uuid.uuid4().hex[:8]}"
+        try:
+            export_snapshot(session, settings, snapshot, fmt=fmt, out=folder)
+            with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                    zf.write(path, path.relative_to(folder).as_posix())
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     rows = manifest(session, snapshot, fmt="imagefolder")
+    info = _info(session, snapshot, fmt, rows, loupe_manifest)
     store = blobs.for_settings(settings)
     stamp = time.localtime()[:6]
     with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         zf.writestr("manifest.csv", loupe_manifest.to_csv(rows))
+        zf.writestr(INFO, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         for r in rows:
             info = zipfile.ZipInfo(r["path"], stamp)
             info.external_attr = 0o644 << 16  # a plain readable file when unzipped

@@ -118,7 +118,7 @@ def test_jsonl_export_and_downloads(labelled, settings, tmp_path):
     zipped = client.get(f"/api/snapshots/{snap['id']}/export?format=imagefolder")
     assert zipped.status_code == 200 and zipped.headers["content-type"] == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(zipped.content)).namelist()
-    assert "manifest.csv" in names and len(names) == snap["count"] + 1
+    assert "manifest.csv" in names and "loupe-export.json" in names and len(names) == snap["count"] + 2
     assert client.get(f"/api/snapshots/{snap['id']}/export?format=xml").status_code == 422
     assert not list(settings.tmp_dir.iterdir())  # the zip was cleaned up
 
