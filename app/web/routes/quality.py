@@ -10,14 +10,25 @@ from pydantic import BaseModel, Field
 from app.errors import LoupeError
 from app.quality import results
 from app.quality.audits import audit_stats, pick_audits
+from app.quality.duplicate_flags import flag_duplicates
+from app.quality.mislabel_flags import check_job, flag_mislabels
 from app.quality.report import duplicate_report, quality_report
-from app.quality.service import check_job, flag_duplicates, flag_mislabels
 from app.quality.sources import source_trend
 from app.taxonomy.queries import current_version
 from app.web.charts import line_chart
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
 from app.web.forms import refusal_shows
 from app.web.params import Id
+from app.web.schemas.quality import (
+    AuditPick,
+    AuditStats,
+    DuplicateFlagging,
+    DuplicatesReply,
+    MislabelCheck,
+    QualityReport,
+    RefreshQueued,
+    SourceTrend,
+)
 from app.web.templating import render
 
 router = APIRouter()
@@ -35,7 +46,8 @@ class AuditPickBody(BaseModel):
     seed: int | None = None
 
 
-@router.get("/api/quality", tags=["quality"])
+# exclude_unset: keys an empty or older stored report lacks (`snapshot`, `class_ids`, `joint`) stay absent, not null
+@router.get("/api/quality", tags=["quality"], response_model=QualityReport, response_model_exclude_unset=True)
 def read_quality(session: ReadSession, settings: SettingsDep) -> dict:
     """Estimated noise per class and source, flags by kind and status, audit agreement, duplicates, size.
     Past `quality_live_max` images the duplicates, hard cases and effective size are the newest stored report's
@@ -43,14 +55,14 @@ def read_quality(session: ReadSession, settings: SettingsDep) -> dict:
     return quality_report(session, settings)
 
 
-@router.post("/api/quality/refresh", status_code=202, tags=["quality"])
+@router.post("/api/quality/refresh", status_code=202, tags=["quality"], response_model=RefreshQueued)
 def refresh_quality(session: WriteSession) -> dict:
     """Queue a report job that recomputes the stored duplicate and health reports (or return the one queued)."""
     job = results.queue(session)
     return {"job": job.id, "status": job.status}
 
 
-@router.get("/api/quality/sources", tags=["quality"])
+@router.get("/api/quality/sources", tags=["quality"], response_model=SourceTrend)
 def read_source_trend(session: ReadSession) -> dict:
     """Out-of-sample accuracy per source for each snapshot (its newest succeeded train job), oldest first:
     `{"sources", "points": [{"snapshot", "snapshot_name", "images", "job", "finished_at", "accuracy": {source:
@@ -58,13 +70,15 @@ def read_source_trend(session: ReadSession) -> dict:
     return source_trend(session)
 
 
-@router.post("/api/quality/mislabels", tags=["quality"])
+@router.post("/api/quality/mislabels", tags=["quality"], response_model=MislabelCheck)
 def run_mislabels(db: DatabaseDep, settings: SettingsDep, body: MislabelBody) -> dict:
     """(Re-)run mislabel detection on a finished job; 409 when it has no out-of-sample predictions."""
     return check_job(db, job_id=body.job, use_confidence=body.use_confidence, settings=settings)
 
 
-@router.get("/api/quality/duplicates", tags=["quality"])
+# exclude_unset: `snapshot` (no images) and `as_of` (computed now) stay absent, as they always were
+@router.get("/api/quality/duplicates", tags=["quality"], response_model=DuplicatesReply,
+            response_model_exclude_unset=True)
 def read_duplicates(session: ReadSession, settings: SettingsDep) -> dict:
     """Exact and near duplicates crossing sources or splits, and groups whose labels disagree. Past
     `quality_live_max` images, the newest stored report's (with `as_of`); computed here when none is stored."""
@@ -74,19 +88,19 @@ def read_duplicates(session: ReadSession, settings: SettingsDep) -> dict:
     return {**shown["duplicates"], **({"as_of": shown["as_of"]} if shown["as_of"] else {})}
 
 
-@router.post("/api/quality/duplicates", tags=["quality"])
+@router.post("/api/quality/duplicates", tags=["quality"], response_model=DuplicateFlagging)
 def run_duplicates(session: WriteSession) -> dict:
     """Flag near-duplicates whose current labels disagree; cancel conflicts that are gone."""
     return flag_duplicates(session)
 
 
-@router.get("/api/quality/audits", tags=["quality"])
+@router.get("/api/quality/audits", tags=["quality"], response_model=AuditStats)
 def read_audits(session: ReadSession) -> dict:
     """Audit agreement and Cohen's kappa, overall, per week of the original label and per class."""
     return audit_stats(session)
 
 
-@router.post("/api/quality/audits", tags=["quality"])
+@router.post("/api/quality/audits", tags=["quality"], response_model=AuditPick)
 def start_audits(session: WriteSession, settings: SettingsDep, body: AuditPickBody) -> dict:
     """Send a share of labels older than a day back to the labelling page (queue=audit), blind."""
     share = settings.audit_share if body.share is None else body.share
