@@ -1,10 +1,10 @@
-"""The body of `POST /api/taxonomy/changes`: one model per operation, told apart by "op"; and its answer.
+"""The body of `POST /api/taxonomy/changes`: one model per operation, told apart by "op".
 
 They type and document the wire format the domain has always read; they do
 not change it. Extra keys are kept (the change log stores the request as
 sent), and class references stay loose (an id or a current name, resolved by
 `app.taxonomy.queries.resolve_class`, which answers 404 for a class that does
-not exist rather than a type error).
+not exist rather than a type error). Its answer, `TaxonomyView`, is in app/web/schemas/taxonomy.py.
 """
 
 from __future__ import annotations
@@ -163,27 +163,6 @@ EXAMPLES = {
               "value": {"op": "unpin", "class": "Bag", "image": 12, "kind": "this"}},
     "undo": {"summary": "Undo a version (here: the merge)", "value": {"op": "undo", "version": 8}},
 }
-
-
-class Example(BaseModel):
-    image: int
-    kind: Literal["this", "not_this"]
-
-
-class TaxonomyClass(BaseModel):
-    id: int
-    name: str
-    description: str
-    shortcut: str | None = Field(description="Its key on the labelling page, for life; null when it has none.")
-    count: int = Field(description="Images whose current label is this class.")
-    examples: list[Example] = []
-
-
-class TaxonomyView(BaseModel):
-    """The taxonomy after the change: the new version number and the active classes."""
-
-    version: int
-    classes: list[TaxonomyClass]
 
 
 def as_change(body: BaseModel) -> dict:

@@ -15,6 +15,7 @@ from app.web.bodies import LabelBody
 from app.web.deps import ReadSession, SettingsDep, WriteSession
 from app.web.identity import signed
 from app.web.params import Count, Id, parse_ids
+from app.web.schemas.flags import AuditAnswer, FlagPage, FlagView, Resolved, Undone
 from app.web.templating import render, render_block
 
 router = APIRouter()
@@ -35,7 +36,7 @@ class AuditBody(LabelBody):
     """A blind re-label answer: the same fields as a label."""
 
 
-@router.get("/api/flags", tags=["flags"])
+@router.get("/api/flags", tags=["flags"], response_model=FlagPage)
 def read_flags(
     session: ReadSession, status: str | None = "open", kind: str | None = None, limit: Count = 100, offset: Count = 0,
     image: Id | None = None,
@@ -46,13 +47,13 @@ def read_flags(
     return {"items": items, "total": total}
 
 
-@router.get("/api/flags/{flag_id}", tags=["flags"])
+@router.get("/api/flags/{flag_id}", tags=["flags"], response_model=FlagView)
 def read_flag(session: ReadSession, flag_id: Id) -> dict:
     """One flag with its details and resolution."""
     return view(session, get_flag(session, flag_id))
 
 
-@router.post("/api/flags/{flag_id}/resolve", tags=["flags"])
+@router.post("/api/flags/{flag_id}/resolve", tags=["flags"], response_model=Resolved)
 def resolve_flag(request: Request, session: WriteSession, flag_id: Id, body: ResolveBody) -> dict:
     """Keep, relabel (a "review" label event), mark ambiguous or exclude; a flag is resolved once (else 409)."""
     return resolve(session, flag_id=flag_id, action=body.action, class_ref=body.class_,
@@ -65,14 +66,14 @@ class UndoDecisionBody(BaseModel):
     annotator: str = ""
 
 
-@router.post("/api/flags/{flag_id}/undo", tags=["flags"])
+@router.post("/api/flags/{flag_id}/undo", tags=["flags"], response_model=Undone)
 def undo_flag_decision(request: Request, session: WriteSession, flag_id: Id, body: UndoDecisionBody) -> dict:
     """Take back a review decision: an "undo" label event restores the earlier label (or the exclusion is
     lifted) and the flag is open again; 409 when there is no decision to undo or the image was labelled since."""
     return undo_decision(session, flag_id=flag_id, annotator=signed(request, body.annotator))
 
 
-@router.post("/api/images/{image_id}/audit", status_code=201, tags=["flags"])
+@router.post("/api/images/{image_id}/audit", status_code=201, tags=["flags"], response_model=AuditAnswer)
 def answer_image_audit(request: Request, session: WriteSession, image_id: Id, body: AuditBody) -> dict:
     """A blind answer to a pending audit: stored as a label event of kind "audit" (the label stays)."""
     answer_audit(session, image_id=image_id, data=LabelInput(

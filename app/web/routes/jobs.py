@@ -8,12 +8,13 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
+from app.artifacts import artifact_path, model_key
 from app.errors import NotFound
 from app.images import blobs
 from app.images.catalog import source_names
+from app.labelling.suggestions import latest_model_job
 from app.snapshots.queries import list_snapshots
 from app.training import jobs
-from app.training.artifacts import artifact_path, model_key
 from app.training.spec import MODELS, TrainConfig
 from app.web.charts import epoch_charts
 from app.web.deps import ReadSession, WriteSession, get_settings
@@ -21,6 +22,7 @@ from app.web.files import blob_response
 from app.web.forms import form_number, refusal_shows
 from app.web.openapi import file_response
 from app.web.params import Id
+from app.web.schemas.jobs import JobDetail, JobList, JobState, Predictions
 from app.web.templating import render
 
 router = APIRouter()
@@ -38,33 +40,33 @@ class JobBody(BaseModel):
                                    'analyse: {"space": N} (a train or embed job; default the newest)')
 
 
-@router.post("/api/jobs", status_code=201, tags=["jobs"])
+@router.post("/api/jobs", status_code=201, tags=["jobs"], response_model=JobState)
 def create_job(session: WriteSession, body: JobBody) -> dict:
     """Queue a training job on a snapshot, or a predict job; a worker picks it up."""
     job = jobs.create_job(session, snapshot_ref=body.snapshot, config=body.config, kind=body.kind)
     return {"id": job.id, "status": job.status}
 
 
-@router.get("/api/jobs", tags=["jobs"])
+@router.get("/api/jobs", tags=["jobs"], response_model=JobList)
 def read_jobs(session: ReadSession) -> dict:
     """The newest jobs first."""
     return {"items": [jobs.job_view(j) for j in jobs.list_jobs(session)]}
 
 
-@router.get("/api/jobs/{job_id}", tags=["jobs"])
+@router.get("/api/jobs/{job_id}", tags=["jobs"], response_model=JobDetail)
 def read_job(session: ReadSession, job_id: Id) -> dict:
     """Status, progress, per-epoch metrics, log, and on success the evaluation."""
     view = jobs.job_view(jobs.get_job(session, job_id))
     return {**view, "epochs": jobs.epochs(session, job_id), "log": jobs.logs(session, job_id)}
 
 
-@router.get("/api/jobs/{job_id}/predictions", tags=["jobs"])
+@router.get("/api/jobs/{job_id}/predictions", tags=["jobs"], response_model=Predictions)
 def read_predictions(session: ReadSession, job_id: Id) -> dict:
     """Class probabilities per image; `out_of_sample` ones come from a model that never saw the image."""
     return jobs.predictions(session, job_id)
 
 
-@router.post("/api/jobs/{job_id}/cancel", tags=["jobs"])
+@router.post("/api/jobs/{job_id}/cancel", tags=["jobs"], response_model=JobState)
 def cancel_job(session: WriteSession, job_id: Id) -> dict:
     """Cancel a queued job at once, or ask the worker to stop a running one."""
     job = jobs.request_cancel(session, job_id)
@@ -94,7 +96,7 @@ def jobs_page(request: Request, session: ReadSession, error: str | None = None):
     return render(request, "pages/jobs.html", {
         "jobs": [jobs.job_view(j) for j in jobs.list_jobs(session)], "snapshots": list_snapshots(session),
         "models": MODELS, "defaults": TrainConfig(), "sources": source_names(session), "error": error,
-        "model_job": jobs.latest_model_job(session),
+        "model_job": latest_model_job(session),
     }, block="queue")
 
 

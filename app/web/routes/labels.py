@@ -14,14 +14,13 @@ from app.db.ids import as_id
 from app.embeddings import regions
 from app.errors import Conflict, InvalidInput
 from app.images.catalog import get_image
+from app.keyboard import ACTIONS, CONFIDENCE_LEVELS, key_map
 from app.labelling import bulk, orders, rereview
 from app.labelling.bulk import Selection
 from app.labelling.events import LabelInput, current_label, history, record_label, undo_label
-from app.labelling.keys import ACTIONS, CONFIDENCE_LEVELS
 from app.labelling.leases import lease_image, next_images
 from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, queue_count, queue_ids
 from app.labelling.seen import check_seen, current_event_id
-from app.labelling.shortcuts import key_map
 from app.labelling.suggestions import suggestions
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
 from app.quality.audits import answer_audit
@@ -30,6 +29,16 @@ from app.web.bodies import LabelBody
 from app.web.deps import ReadSession, SettingsDep, WriteSession, get_settings
 from app.web.identity import current_user, signed
 from app.web.params import Id, parse_ids
+from app.web.schemas.labels import (
+    BulkActions,
+    BulkApplied,
+    BulkPreview,
+    BulkUndone,
+    Queue,
+    RecordedLabel,
+    Tag,
+    Tags,
+)
 from app.web.templating import render, render_block
 
 router = APIRouter()
@@ -101,7 +110,7 @@ def _event_json(session, event) -> dict:
     return mine | {"image": event.image_id, "label": current_label(hist)}
 
 
-@router.post("/api/images/{image_id}/labels", status_code=201, tags=["labels"])
+@router.post("/api/images/{image_id}/labels", status_code=201, tags=["labels"], response_model=RecordedLabel)
 def create_label(request: Request, session: WriteSession, reader: ReadSession, image_id: Id,
                  body: LabelBody) -> dict:
     """Append a label event; it becomes the image's current label (signed by the logged-in user, if any)."""
@@ -112,7 +121,7 @@ def create_label(request: Request, session: WriteSession, reader: ReadSession, i
     return _event_json(reader, record_label(session, image_id=image_id, data=body.to_input()))
 
 
-@router.post("/api/images/{image_id}/labels/undo", status_code=201, tags=["labels"])
+@router.post("/api/images/{image_id}/labels/undo", status_code=201, tags=["labels"], response_model=RecordedLabel)
 def undo_image_label(request: Request, session: WriteSession, image_id: Id, body: UndoBody) -> dict:
     """Append an event restoring the label the image had before `event`."""
     body.annotator = signed(request, body.annotator)
@@ -120,8 +129,10 @@ def undo_image_label(request: Request, session: WriteSession, image_id: Id, body
     return _event_json(session, event)
 
 
-@router.post("/api/labels/bulk", status_code=201, tags=["labels"],
-             responses={200: {"description": "dry run: what would change, nothing written"}})
+# The dry run's JSONResponse skips response_model, so its shape is named under `responses=` only.
+@router.post("/api/labels/bulk", status_code=201, tags=["labels"], response_model=BulkApplied,
+             response_model_exclude_unset=True,
+             responses={200: {"model": BulkPreview, "description": "dry run: what would change, nothing written"}})
 def create_labels_bulk(request: Request, session: WriteSession, settings: SettingsDep, body: BulkBody):
     """Label (or exclude / include) a selection as one bulk action: explicit `images` ids, or every image
     matching `filter`. Label events are of kind "bulk"; `POST /api/labels/bulk/{id}/undo` takes the whole
@@ -146,13 +157,14 @@ def create_labels_bulk(request: Request, session: WriteSession, settings: Settin
                       annotator=body.annotator, expect=body.expect)
 
 
-@router.get("/api/labels/bulk", tags=["labels"])
+@router.get("/api/labels/bulk", tags=["labels"], response_model=BulkActions, response_model_exclude_unset=True)
 def read_bulk_actions(session: ReadSession, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> dict:
     """The latest bulk actions (and their undos), newest first."""
     return {"items": bulk.recent_actions(session, limit)}
 
 
-@router.post("/api/labels/bulk/{action_id}/undo", status_code=201, tags=["labels"])
+@router.post("/api/labels/bulk/{action_id}/undo", status_code=201, tags=["labels"], response_model=BulkUndone,
+             response_model_exclude_unset=True)
 def undo_bulk_action(request: Request, session: WriteSession, action_id: Id, body: BulkUndoBody | None = None) -> dict:
     """Undo a whole bulk action with new events (kind "undo"; an exclusion is lifted by an include). Images
     labelled, excluded or included again since are left as they are and counted in `skipped`; 409 when the
@@ -161,19 +173,19 @@ def undo_bulk_action(request: Request, session: WriteSession, action_id: Id, bod
     return bulk.undo(session, action_id, annotator=annotator)
 
 
-@router.get("/api/tags", tags=["labels"])
+@router.get("/api/tags", tags=["labels"], response_model=Tags)
 def read_tags(session: ReadSession) -> dict:
     """The active difficulty tags and their keys."""
     return {"items": [tag_view(t) for t in active_tags(session)]}
 
 
-@router.post("/api/tags", status_code=201, tags=["labels"])
+@router.post("/api/tags", status_code=201, tags=["labels"], response_model=Tag)
 def create_tag(session: WriteSession, body: TagBody) -> dict:
     """Add a difficulty tag (with an optional key on the labelling page)."""
     return tag_view(add_tag(session, name=body.name, key=body.key))
 
 
-@router.post("/api/tags/{name}/retire", tags=["labels"])
+@router.post("/api/tags/{name}/retire", tags=["labels"], response_model=Tag)
 def retire_a_tag(session: WriteSession, name: str) -> dict:
     """Stop offering a tag; labels that carry it keep it."""
     return tag_view(retire_tag(session, name=name))
@@ -198,7 +210,7 @@ def _stage_context(session, *, ids: list[int], queue: str, order: str, settings,
     and what to say about the order (a fallback, or which source it draws from)."""
     image = get_image(session, ids[0]) if ids else None
     flag = rereview.open_flag(session, image.id) if image else None
-    allowed = [c.id for c in rereview.offered_classes(session, flag)] if flag else None
+    allowed = rereview.offered_ids(session, flag)
     guesses = suggestions(session, image.id) if image and queue != "audit" else []  # audits are blind
     if allowed is not None:
         guesses = [g for g in guesses if g["class_id"] in allowed]
@@ -263,7 +275,7 @@ def label_stage(
     return _stage(request, session, after=after, skip=_parse_skip(skip), image_id=image, queue=queue, order=order)
 
 
-@router.get("/api/queue", tags=["labels"])
+@router.get("/api/queue", tags=["labels"], response_model=Queue)
 def read_queue(
     session: ReadSession, settings: SettingsDep,
     queue: Annotated[str, Query(description="unlabelled, rereview or audit")] = "unlabelled",

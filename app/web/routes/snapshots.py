@@ -27,6 +27,18 @@ from app.web.deps import ReadSession, SettingsDep, WriteSession
 from app.web.forms import form_number, refusal_shows
 from app.web.openapi import file_response
 from app.web.params import Count, Id
+from app.web.schemas.snapshots import (
+    CreatedSnapshot,
+    LiveHealth,
+    ReportQueued,
+    SnapshotDetail,
+    SnapshotDiff,
+    SnapshotDiffPending,
+    SnapshotHealth,
+    SnapshotHealthPending,
+    SnapshotItems,
+    SnapshotList,
+)
 from app.web.templating import render
 
 router = APIRouter()
@@ -62,7 +74,8 @@ class SnapshotBody(BaseModel):
     split: SplitBody = SplitBody()
 
 
-@router.post("/api/snapshots", status_code=201, tags=["snapshots"])
+@router.post("/api/snapshots", status_code=201, tags=["snapshots"], response_model=CreatedSnapshot,
+             response_model_exclude_unset=True)
 def create_snapshot_api(session: WriteSession, settings: SettingsDep, body: SnapshotBody) -> dict:
     """Freeze the images whose current labels pass the filter, with splits and folds stable across snapshots
     (from each image's hash and the seed; near-duplicates together); says how many images wait in re-review.
@@ -73,13 +86,14 @@ def create_snapshot_api(session: WriteSession, settings: SettingsDep, body: Snap
     return {**describe(session, snapshot), **({"queued": [j.id for j in queued]} if queued else {})}
 
 
-@router.get("/api/snapshots", tags=["snapshots"])
+@router.get("/api/snapshots", tags=["snapshots"], response_model=SnapshotList)
 def read_snapshots(session: ReadSession) -> dict:
     """Every snapshot, newest first."""
     return {"items": list_snapshots(session)}
 
 
-@router.get("/api/snapshots/live/health", tags=["snapshots"])
+@router.get("/api/snapshots/live/health", tags=["snapshots"], response_model=LiveHealth,
+            response_model_exclude_unset=True)
 def read_live_health(session: ReadSession, settings: SettingsDep) -> dict:
     """The health report of today's labels (what a snapshot with the default filter would hold). Past
     `quality_live_max` images, the newest stored report (with `as_of`: its job, time and the changes since);
@@ -90,13 +104,13 @@ def read_live_health(session: ReadSession, settings: SettingsDep) -> dict:
     return {**shown["health"], **({"as_of": shown["as_of"]} if shown["as_of"] else {})}
 
 
-@router.get("/api/snapshots/{snapshot_id}", tags=["snapshots"])
+@router.get("/api/snapshots/{snapshot_id}", tags=["snapshots"], response_model=SnapshotDetail)
 def read_snapshot(session: ReadSession, snapshot_id: Id) -> dict:
     """One snapshot: name, hash, taxonomy version, filter, split settings and split sizes."""
     return describe(session, get_snapshot(session, snapshot_id))
 
 
-@router.get("/api/snapshots/{snapshot_id}/items", tags=["snapshots"])
+@router.get("/api/snapshots/{snapshot_id}/items", tags=["snapshots"], response_model=SnapshotItems)
 def read_snapshot_items(
     session: ReadSession, snapshot_id: Id, limit: Count = ITEMS_PAGE, offset: Count = 0,
     after: Annotated[Count | None, Query(description="keyset cursor: items with a greater image id (the previous "
@@ -109,11 +123,12 @@ def read_snapshot_items(
     return {"items": items, "total": snapshot.count, "next": following}
 
 
-PENDING = {202: {"description": "not computed yet: `pending` names the report job under way (null: none; "
-                                "POST to queue one)"}}
+PENDING = "not computed yet: `pending` names the report job under way (null: none; POST to queue one)"
 
 
-@router.get("/api/snapshots/{snapshot_id}/health", tags=["snapshots"], responses=PENDING)
+@router.get("/api/snapshots/{snapshot_id}/health", tags=["snapshots"], response_model=SnapshotHealth,
+            response_model_exclude_unset=True,
+            responses={202: {"model": SnapshotHealthPending, "description": PENDING}})
 def read_snapshot_health(session: ReadSession, settings: SettingsDep, snapshot_id: Id) -> dict:
     """The snapshot's health report: balance, confidence, sources, hard cases, effective size, warnings. Past
     `quality_live_max` images it is computed once by a report job and read back, with `as_of` ({"job", "at",
@@ -129,7 +144,8 @@ def read_snapshot_health(session: ReadSession, settings: SettingsDep, snapshot_i
     return {**shown["health"], **({"as_of": shown["as_of"]} if shown["as_of"] else {})}
 
 
-@router.post("/api/snapshots/{snapshot_id}/health/refresh", status_code=202, tags=["snapshots"])
+@router.post("/api/snapshots/{snapshot_id}/health/refresh", status_code=202, tags=["snapshots"],
+             response_model=ReportQueued)
 def refresh_snapshot_health(session: WriteSession, settings: SettingsDep, snapshot_id: Id) -> dict:
     """Queue a report job that computes the snapshot's health again (its flags change; the rest is frozen), or
     return the one queued. Only past `quality_live_max` images: smaller ones are computed on every view."""
@@ -141,7 +157,9 @@ def refresh_snapshot_health(session: WriteSession, settings: SettingsDep, snapsh
     return {"job": job.id, "status": job.status}
 
 
-@router.get("/api/snapshots/{snapshot_id}/diff/{other_id}", tags=["snapshots"], responses=PENDING)
+@router.get("/api/snapshots/{snapshot_id}/diff/{other_id}", tags=["snapshots"], response_model=SnapshotDiff,
+            response_model_exclude_unset=True,
+            responses={202: {"model": SnapshotDiffPending, "description": PENDING}})
 def read_snapshot_diff(session: ReadSession, settings: SettingsDep, snapshot_id: Id, other_id: Id,
                        limit: int = LIMIT, offset: int = 0) -> dict:
     """What changed from this snapshot to the other: exact `counts` of images added, removed, relabelled and
@@ -157,7 +175,8 @@ def read_snapshot_diff(session: ReadSession, settings: SettingsDep, snapshot_id:
     return shown["diff"]
 
 
-@router.post("/api/snapshots/{snapshot_id}/diff/{other_id}", status_code=202, tags=["snapshots"])
+@router.post("/api/snapshots/{snapshot_id}/diff/{other_id}", status_code=202, tags=["snapshots"],
+             response_model=ReportQueued)
 def queue_snapshot_diff(session: WriteSession, settings: SettingsDep, snapshot_id: Id, other_id: Id) -> dict:
     """Queue the report job that computes this diff once (either direction), or return the one queued. Only
     past `quality_live_max` images: smaller diffs are computed on every view."""

@@ -14,19 +14,21 @@ from app.web.deps import ReadSession, WriteSession
 from app.web.forms import form_number, refusal_shows
 from app.web.identity import signed
 from app.web.openapi import ERROR
-from app.web.taxonomy_bodies import EXAMPLES, TaxonomyChangeBody, TaxonomyView, as_change
+from app.web.schemas.taxonomy import TaxonomyVersions, TaxonomyView
+from app.web.taxonomy_bodies import EXAMPLES, TaxonomyChangeBody, as_change
 from app.web.templating import render
 
 router = APIRouter()
 
 
-@router.get("/api/taxonomy", tags=["taxonomy"])
+@router.get("/api/taxonomy", tags=["taxonomy"], response_model=TaxonomyView)
 def read_taxonomy(session: ReadSession) -> dict:
     """The current version and its active classes with label counts."""
     return taxonomy_view(session)
 
 
-@router.get("/api/taxonomy/versions", tags=["taxonomy"])
+@router.get("/api/taxonomy/versions", tags=["taxonomy"], response_model=TaxonomyVersions,
+            response_model_exclude_unset=True)
 def read_taxonomy_versions(session: ReadSession) -> dict:
     """Every version, oldest first, with the changes it made."""
     return {"items": list_versions(session)}
