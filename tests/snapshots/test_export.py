@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from app.formats import WRITERS
 from app.main import create_app
 from tests import databases
 from tests.snapshots.conftest import freeze, items, run_loupe
@@ -119,8 +120,16 @@ def test_jsonl_export_and_downloads(labelled, settings, tmp_path):
     assert zipped.status_code == 200 and zipped.headers["content-type"] == "application/zip"
     names = zipfile.ZipFile(io.BytesIO(zipped.content)).namelist()
     assert "manifest.csv" in names and "loupe-export.json" in names and len(names) == snap["count"] + 2
-    assert client.get(f"/api/snapshots/{snap['id']}/export?format=xml").status_code == 422
-    assert not list(settings.tmp_dir.iterdir())  # the zip was cleaned up
+    refused = client.get(f"/api/snapshots/{snap['id']}/export?format=xml")
+    assert refused.status_code == 422 and "imagefolder" in refused.json()["detail"]
+    for fmt in set(WRITERS) - {"csv", "jsonl", "imagefolder"}:  # every other writer: a zip that says its format
+        other = client.get(f"/api/snapshots/{snap['id']}/export?format={fmt}")
+        assert other.status_code == 200 and other.headers["content-type"] == "application/zip", fmt
+        info = json.loads(zipfile.ZipFile(io.BytesIO(other.content)).read("loupe-export.json"))
+        assert info["format"] == fmt and info["images"] == snap["count"]
+    assert not list(settings.tmp_dir.iterdir())  # the zips were cleaned up
+    page = client.get(f"/snapshots/{snap['id']}").text
+    assert all(f"export?format={fmt}" in page for fmt in WRITERS)
 
 
 def test_export_errors_exit_2_and_write_nothing(labelled, settings, tmp_path):

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 
 from app.errors import InvalidInput, LoupeError, NotFound
+from app.formats import WRITERS
 from app.images.catalog import library_counts, source_names
 from app.labelling.tags import active_tags
 from app.quality import results
@@ -192,26 +193,39 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "snapshot"
 
 
+# How the snapshot page names each export; a writer missing here is shown by its format name.
+EXPORT_TITLES = {"imagefolder": "ImageFolder", "csv": "CSV manifest", "jsonl": "JSONL manifest",
+                 "hf": "Hugging Face datasets", "label-studio": "Label Studio", "cvat": "CVAT 1.1 XML",
+                 "fiftyone": "FiftyOne", "fiftyone-tree": "FiftyOne directory tree"}
+MANIFESTS = {"csv": "text/csv", "jsonl": "application/x-ndjson"}  # answered as one text file; the rest as a zip
+
+
+def export_choices() -> list[tuple[str, str]]:
+    return [(name, EXPORT_TITLES.get(name, name)) for name in WRITERS]
+
+
 @router.get("/api/snapshots/{snapshot_id}/export", tags=["snapshots"],
             **file_response("text/csv", "application/x-ndjson", "application/zip"))
 def export_snapshot_api(session: ReadSession, settings: SettingsDep, snapshot_id: Id, format: str = "csv"):
-    """Download the manifest (csv | jsonl), or the whole ImageFolder tree as a zip (imagefolder)."""
+    """Download the manifest alone (csv | jsonl), or the images with their label files as a zip in any export
+    format (imagefolder, and the other tools' formats `loupe export --format` lists); every zip carries
+    loupe-export.json (snapshot hash, taxonomy version, the fields the format drops)."""
     snapshot = get_snapshot(session, snapshot_id)
-    if format == "imagefolder":
-        fd, tmp = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=settings.tmp_dir)
-        os.close(fd)
-        try:
-            export_zip(session, settings, snapshot, Path(tmp))
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        return FileResponse(tmp, media_type="application/zip", filename=f"{_slug(snapshot.name)}.zip",
-                            background=BackgroundTask(os.unlink, tmp))
-    if format not in ("csv", "jsonl"):
-        raise InvalidInput(f"format must be csv, jsonl or imagefolder, not '{format}'")
-    media = "text/csv" if format == "csv" else "application/x-ndjson"
-    return Response(manifest_text(session, snapshot, format), media_type=f"{media}; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="{_slug(snapshot.name)}.{format}"'})
+    if format in MANIFESTS:
+        return Response(manifest_text(session, snapshot, format), media_type=f"{MANIFESTS[format]}; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{_slug(snapshot.name)}.{format}"'})
+    if format not in WRITERS:
+        raise InvalidInput(f"format must be one of {', '.join(WRITERS)}, not '{format}'")
+    fd, tmp = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=settings.tmp_dir)
+    os.close(fd)
+    try:
+        export_zip(session, settings, snapshot, Path(tmp), format)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    suffix = "" if format == "imagefolder" else f"-{format}"
+    return FileResponse(tmp, media_type="application/zip", filename=f"{_slug(snapshot.name)}{suffix}.zip",
+                        background=BackgroundTask(os.unlink, tmp))
 
 
 def _form_context(session, *, error: str | None = None, values: dict | None = None) -> dict:
@@ -274,7 +288,8 @@ def snapshot_page(request: Request, session: ReadSession, settings: SettingsDep,
                                     offset=0)
     others = [x for x in list_snapshots(session) if x["id"] != snapshot.id]
     context = {"s": describe(session, snapshot), "others": others,
-               "diff": compare["diff"] if compare else None, "compare": compare, "diff_with": diff_with}
+               "diff": compare["diff"] if compare else None, "compare": compare, "diff_with": diff_with,
+               "exports": export_choices()}
     if request.headers.get("HX-Request") != "true":  # a compare answers with the diff block alone
         shown = stored.health_view(session, settings, snapshot)
         context |= {"h": shown["health"], "as_of": shown["as_of"]}
