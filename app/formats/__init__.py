@@ -25,8 +25,8 @@ from types import ModuleType
 from app.errors import InvalidInput
 
 # name -> module under app.formats. "loupe" is Loupe's own CSV / JSONL manifest (what `loupe export` writes).
-READERS = {"loupe": "manifest"}
-WRITERS = {"imagefolder": "manifest", "csv": "manifest", "jsonl": "manifest"}
+READERS = {"hf": "hf", "loupe": "manifest"}
+WRITERS = {"imagefolder": "manifest", "csv": "manifest", "jsonl": "manifest", "hf": "hf"}
 FOLDERS = "folders"  # --labels folders: a file's class is its parent folder's name (ImageFolder)
 
 

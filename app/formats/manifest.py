@@ -8,12 +8,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import re
 from pathlib import Path
 
 from app.errors import InvalidInput
-from app.formats.rows import Given, ManifestRow
+from app.formats.rows import Given, ManifestRow, confidence_of, tags_of
 
 FILE_COLUMNS = ("file", "path", "filename")
 COLUMNS = ("path", "label", "source", "confidence", "tags", "split", "fold", "sha256", "image")  # what export writes
@@ -56,21 +55,8 @@ def _row(record: dict, line: int, source: str, file_col: str, label_col: str) ->
         raise InvalidInput(f"{where}: the {file_col} is empty")
     if not label:
         raise InvalidInput(f"{where}: the {label_col} is empty")
-    raw = record.get("confidence")
-    confidence = 1.0
-    if raw not in (None, ""):
-        try:
-            confidence = float(raw)
-        except (TypeError, ValueError):
-            raise InvalidInput(f"{where}: confidence must be a number from 0 to 1, not '{raw}'") from None
-        if math.isnan(confidence) or not 0 <= confidence <= 1:
-            raise InvalidInput(f"{where}: confidence must be from 0 to 1, not {raw}")
-    tags = record.get("tags") or []
-    if isinstance(tags, str):
-        tags = [t for t in (x.strip() for x in tags.split(";")) if t]
-    if not isinstance(tags, list):
-        raise InvalidInput(f"{where}: tags must be a list (or ';'-separated text)")
-    return ManifestRow(line, file, Given(label, confidence, tuple(str(t) for t in tags)))
+    given = Given(label, confidence_of(record.get("confidence"), where), tags_of(record.get("tags"), where))
+    return ManifestRow(line, file, given)
 
 
 def detect(path: Path) -> bool:

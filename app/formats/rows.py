@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+
+from app.errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -39,3 +42,47 @@ class ManifestRow:
     file: str
     given: Given | None
     suggestion: Suggestion | None = None
+
+
+# -- one field of a record, checked the same way whatever the format: `where` names the line, task or element --
+
+def confidence_of(raw, where: str) -> float:
+    """0..1; absent or empty: 1 (a person who gave a label without saying how sure was sure)."""
+    if raw is None or raw == "":
+        return 1.0
+    if isinstance(raw, bool):
+        raise InvalidInput(f"{where}: confidence must be a number from 0 to 1, not {raw}")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{where}: confidence must be a number from 0 to 1, not '{raw}'") from None
+    if math.isnan(value) or not 0 <= value <= 1:
+        raise InvalidInput(f"{where}: confidence must be from 0 to 1, not {raw}")
+    return value
+
+
+def tags_of(raw, where: str) -> tuple[str, ...]:
+    """A list, or ';'-separated text (how a CSV cell carries a list)."""
+    if raw is None or raw == "":
+        return ()
+    if isinstance(raw, str):
+        return tuple(t for t in (x.strip() for x in raw.split(";")) if t)
+    if not isinstance(raw, list):
+        raise InvalidInput(f"{where}: tags must be a list (or ';'-separated text)")
+    return tuple(str(t) for t in raw)
+
+
+def time_of(raw, where: str) -> datetime | None:
+    """An ISO 8601 time (a trailing Z, an offset, or none: UTC); absent or empty: None."""
+    if raw is None or raw == "":
+        return None
+    try:
+        when = datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{where}: '{raw}' is not an ISO 8601 time") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def text_of(raw) -> str:
+    """A name as one line: inner runs of blanks are one space."""
+    return " ".join(str(raw if raw is not None else "").split())
