@@ -30,14 +30,24 @@ import json
 from pathlib import Path, PurePosixPath
 
 from app.errors import InvalidInput
-from app.formats.rows import Given, ManifestRow, confidence_of, tags_of, text_of, time_of
+from app.formats.rows import (
+    Given,
+    ManifestRow,
+    confidence_of,
+    dataset_files,
+    split_folder,
+    split_prefix,
+    tags_of,
+    text_of,
+    time_of,
+    under,
+)
 
 NAMES = ("metadata.jsonl", "metadata.csv")
 FILE = "file_name"
 # Columns Loupe writes next to the label; never taken for the label column.
 KNOWN = frozenset({FILE, "label", "source", "confidence", "annotator", "tags", "labelled_at", "fold", "sha256",
                    "image", "image_id", "split", "width", "height"})
-SPLIT_DIRS = {"train": "train", "val": "validation", "test": "test"}
 DROPS: tuple[str, ...] = ()  # every field of a snapshot item is a column (the split as the folder)
 
 
@@ -61,15 +71,10 @@ def detect(path: Path) -> bool:
     return isinstance(record, dict) and FILE in record
 
 
-def _metadata_files(folder: Path) -> list[Path]:
-    """The metadata files of a dataset folder: at its top, or one per split folder below it."""
-    return sorted(p for name in NAMES for p in (*folder.glob(name), *folder.glob(f"*/{name}")) if p.is_file())
-
-
 def find(paths: list[Path]) -> Path | None:
     """The imported folder holding metadata files (read whole), or the one metadata file given."""
     for path in map(Path, paths):
-        if path.is_dir() and _metadata_files(path):
+        if path.is_dir() and dataset_files(path, NAMES):
             return path
         if path.is_file() and path.name in NAMES:
             return path
@@ -81,8 +86,7 @@ def read(path: Path) -> list[ManifestRow]:
     with their split folder, so `train/0001.png` and `test/0001.png` stay apart)."""
     path = Path(path)
     if path.is_dir():
-        return [row for meta in _metadata_files(path)
-                for row in _read_file(meta, prefix=meta.parent.relative_to(path).as_posix())]
+        return [row for meta in dataset_files(path, NAMES) for row in _read_file(meta, split_prefix(path, meta))]
     return _read_file(path, prefix="")
 
 
@@ -119,7 +123,7 @@ def _label_column(columns: set[str], name: str) -> str:
 
 
 def _read_file(path: Path, prefix: str) -> list[ManifestRow]:
-    where_file = f"{prefix}/{path.name}" if prefix and prefix != "." else path.name
+    where_file = under(prefix, path.name)
     records = _records(path, where_file)
     if not records:
         return []
@@ -140,14 +144,14 @@ def _read_file(path: Path, prefix: str) -> list[ManifestRow]:
         given = Given(label, confidence_of(record.get("confidence"), where), tags_of(record.get("tags"), where),
                       text_of(record.get("annotator"))[:100], time_of(record.get("labelled_at"), where)) \
             if label else None
-        rows.append(ManifestRow(line, f"{prefix}/{file}" if prefix and prefix != "." else file, given))
+        rows.append(ManifestRow(line, under(prefix, file), given))
     return rows
 
 
 # -- writing (loupe export --format hf) ------------------------------------------------------------------------
 
 def layout(row: dict, fmt: str) -> str:
-    return f"{SPLIT_DIRS.get(row['split'], row['split'])}/{row['name']}"
+    return f"{split_folder(row['split'])}/{row['name']}"
 
 
 def write(out: Path, rows: list[dict], info: dict, fmt: str) -> None:

@@ -9,7 +9,7 @@ import csv
 import io
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from app.errors import InvalidInput
 from app.formats.rows import Given, ManifestRow, confidence_of, tags_of
@@ -147,15 +147,19 @@ def match_manifest(rows: list[ManifestRow], filenames: list[str]) -> tuple[dict[
     and a tie leaves the row unmatched (reported, never guessed).
     """
     by_base: dict[str, list[tuple[list[str], str]]] = {}
+    by_stem: dict[str, list[tuple[list[str], str]]] = {}
     for name in filenames:
         parts = _parts(name)
         by_base.setdefault(parts[-1], []).append((parts, name))
+        stemmed = [*parts[:-1], PurePosixPath(parts[-1]).stem]
+        by_stem.setdefault(stemmed[-1], []).append((stemmed, name))
     given: dict[str, Given] = {}
     twice: set[str] = set()
     unmatched: list[dict] = []
     for row in rows:
         want = _parts(row.file)
-        fits = [(n, name) for p, name in by_base.get(want[-1] if want else "", [])
+        pool = by_stem if row.stem else by_base
+        fits = [(n, name) for p, name in pool.get(want[-1] if want else "", [])
                 if (n := _common_suffix(want, p)) == min(len(want), len(p))]
         best = max((n for n, _ in fits), default=0)
         top = [name for n, name in fits if n == best]

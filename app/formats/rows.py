@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from app.errors import InvalidInput
 
@@ -42,6 +43,7 @@ class ManifestRow:
     file: str
     given: Given | None
     suggestion: Suggestion | None = None
+    stem: bool = False  # `file` leaves out the extension (FiftyOne's labels.json keys): match it without
 
 
 # -- one field of a record, checked the same way whatever the format: `where` names the line, task or element --
@@ -86,3 +88,25 @@ def time_of(raw, where: str) -> datetime | None:
 def text_of(raw) -> str:
     """A name as one line: inner runs of blanks are one space."""
     return " ".join(str(raw if raw is not None else "").split())
+
+
+def dataset_files(folder: Path, names: tuple[str, ...]) -> list[Path]:
+    """A dataset folder's label files: at its top, or one per split folder below it (train/, test/, ...)."""
+    return sorted(p for name in names for p in (*folder.glob(name), *folder.glob(f"*/{name}")) if p.is_file())
+
+
+def split_prefix(folder: Path, label_file: Path) -> str:
+    """The path from a dataset folder to a label file's folder ("" at the top): files a split's label file
+    names are matched under it, so train/1.png and test/1.png stay apart."""
+    rel = label_file.parent.relative_to(folder).as_posix()
+    return "" if rel == "." else rel
+
+
+def under(prefix: str, file: str) -> str:
+    return f"{prefix}/{file}" if prefix else file
+
+
+def split_folder(split: str) -> str:
+    """The folder a split is written to in the formats that keep splits as folders: Loupe's "val" as
+    "validation", the name Hugging Face `datasets` and FiftyOne's zoo use for that split."""
+    return {"val": "validation"}.get(split, split)

@@ -196,7 +196,7 @@ def _slug(name: str) -> str:
 # How the snapshot page names each export; a writer missing here is shown by its format name.
 EXPORT_TITLES = {"imagefolder": "ImageFolder", "csv": "CSV manifest", "jsonl": "JSONL manifest",
                  "hf": "Hugging Face datasets", "label-studio": "Label Studio", "cvat": "CVAT 1.1 XML",
-                 "fiftyone": "FiftyOne", "fiftyone-tree": "FiftyOne directory tree"}
+                 "fiftyone": "FiftyOne"}
 MANIFESTS = {"csv": "text/csv", "jsonl": "application/x-ndjson"}  # answered as one text file; the rest as a zip
 
 
