@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
-JobKind = Literal["train", "predict", "embed", "analyse", "search", "report"]
+# import: predictions that came with imported labels (a finished job the worker never runs)
+JobKind = Literal["train", "predict", "embed", "analyse", "search", "report", "import"]
 FlagKind = Literal["mislabel", "duplicate", "audit", "rereview", "outlier"]
 # pending: an audit waiting for its blind second label, not yet a question for a reviewer
 FlagStatus = Literal["open", "resolved", "cancelled", "pending"]

@@ -25,9 +25,9 @@ from types import ModuleType
 from app.errors import InvalidInput
 
 # name -> module under app.formats. "loupe" is Loupe's own CSV / JSONL manifest (what `loupe export` writes).
-READERS = {"hf": "hf", "cvat": "cvat", "fiftyone": "fiftyone", "loupe": "manifest"}
+READERS = {"hf": "hf", "label-studio": "labelstudio", "cvat": "cvat", "fiftyone": "fiftyone", "loupe": "manifest"}
 WRITERS = {"imagefolder": "manifest", "csv": "manifest", "jsonl": "manifest", "hf": "hf", "cvat": "cvat",
-           "fiftyone": "fiftyone"}
+           "fiftyone": "fiftyone", "label-studio": "labelstudio"}
 FOLDERS = "folders"  # --labels folders: a file's class is its parent folder's name (ImageFolder)
 
 

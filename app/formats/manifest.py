@@ -139,12 +139,14 @@ def _common_suffix(a: list[str], b: list[str]) -> int:
     return n
 
 
-def match_manifest(rows: list[ManifestRow], filenames: list[str]) -> tuple[dict[str, Given], list[dict]]:
-    """Match manifest rows to the files to import by path suffix.
+def match_manifest(rows: list[ManifestRow], filenames: list[str]) -> tuple[dict[str, ManifestRow], list[dict]]:
+    """Match label-file rows to the files to import by path suffix: file name -> its row, and the rows that
+    matched nothing.
 
     A row matches a file when one path ends with the other (compared by whole
-    folder names); when several files match, the longest common ending wins,
-    and a tie leaves the row unmatched (reported, never guessed).
+    folder names; a row with `stem` names its file without the extension);
+    when several files match, the longest common ending wins, and a tie leaves
+    the row unmatched (reported, never guessed).
     """
     by_base: dict[str, list[tuple[list[str], str]]] = {}
     by_stem: dict[str, list[tuple[list[str], str]]] = {}
@@ -153,7 +155,7 @@ def match_manifest(rows: list[ManifestRow], filenames: list[str]) -> tuple[dict[
         by_base.setdefault(parts[-1], []).append((parts, name))
         stemmed = [*parts[:-1], PurePosixPath(parts[-1]).stem]
         by_stem.setdefault(stemmed[-1], []).append((stemmed, name))
-    given: dict[str, Given] = {}
+    given: dict[str, ManifestRow] = {}
     twice: set[str] = set()
     unmatched: list[dict] = []
     for row in rows:
@@ -168,11 +170,11 @@ def match_manifest(rows: list[ManifestRow], filenames: list[str]) -> tuple[dict[
         elif len(top) > 1:
             unmatched.append({"file": row.file, "reason": f"matches {len(top)} files ({', '.join(top[:3])}); "
                                                           "give more of its path"})
-        elif top[0] in given and given[top[0]] != row.given:
+        elif top[0] in given and (given[top[0]].given, given[top[0]].suggestion) != (row.given, row.suggestion):
             twice.add(top[0])
             unmatched.append({"file": row.file, "reason": f"listed again (line {row.line}) with another label"})
         else:
-            given[top[0]] = row.given
+            given[top[0]] = row
     for name in twice:
         del given[name]
     return given, unmatched

@@ -33,16 +33,17 @@ from sqlalchemy.orm import Session
 from app import formats
 from app.config import Settings
 from app.db.engine import Database
-from app.db.models import CurrentLabel, LabelClass, LabelEvent
+from app.db.models import CurrentLabel, Job, LabelClass, LabelEvent, Prediction
 from app.errors import InvalidInput
 from app.formats.manifest import folder_label, match_manifest
-from app.formats.rows import Given
+from app.formats.rows import Given, Suggestion
 from app.images import collect
 from app.images.archive import ArchiveLimits
 from app.images.ingest import ImportReport, Progress, import_paths, import_uploads
 from app.labelling.events import LabelInput, append_label_events
 from app.labelling.tags import check_tags
 from app.taxonomy.service import active_classes, current_version, ensure_classes
+from app.timeutil import utcnow
 
 CHUNK = 10_000
 
@@ -57,6 +58,19 @@ class LabelReport:
     new_classes: list[str] = field(default_factory=list)
     taxonomy_version: int | None = None
     format: str = "folders"  # which reader of app.formats read the labels
+    suggestions: int = 0  # imported images that got a model's suggestion from the file (Label Studio predictions)
+    suggestion_job: int | None = None  # the "import" job holding them
+
+
+@dataclass
+class Plan:
+    """What an import will do with a label file, decided before any image is imported."""
+
+    given: dict[str, Given]  # file to import -> its label
+    report: LabelReport
+    annotator: str  # the default annotator of its labels ("" : the import's source decides)
+    suggested: dict[str, Suggestion] = field(default_factory=dict)  # file -> a model's guess (never a label)
+    label_file: str = ""
 
 
 def _entry_names(settings: Settings, paths: list[Path]) -> list[str]:
@@ -71,7 +85,7 @@ def _limits(settings: Settings) -> ArchiveLimits:
     return ArchiveLimits(max_zip_bytes=settings.max_zip_bytes, max_zip_entries=settings.max_zip_entries)
 
 
-def plan(settings: Settings, paths: list[Path], labels: str) -> tuple[dict[str, Given], LabelReport, str]:
+def plan(settings: Settings, paths: list[Path], labels: str) -> Plan:
     """Which label each file to import gets, before anything is written; also the annotator name.
 
     `labels` is "folders", a format's name (its usual file is looked for in `paths`) or a label file in any
@@ -80,30 +94,35 @@ def plan(settings: Settings, paths: list[Path], labels: str) -> tuple[dict[str, 
     return plan_for(_entry_names(settings, paths), labels, [Path(p) for p in paths])
 
 
-def plan_for(names: list[str], labels: str, paths: list[Path]) -> tuple[dict[str, Given], LabelReport, str]:
+def plan_for(names: list[str], labels: str, paths: list[Path]) -> Plan:
     """`plan` over the entry names of the files to import; `paths` are searched for a format's usual file."""
     report = LabelReport()
     if labels == formats.FOLDERS:
-        given = {n: Given(label) for n in names if (label := folder_label(n))}
-        return given, report, ""
+        return Plan({n: Given(label) for n in names if (label := folder_label(n))}, report, "")
     fmt, path = formats.reader_for(labels, paths)
-    rows = [r for r in formats.module(fmt, formats.READERS).read(path) if r.given is not None]
-    given, report.unmatched = match_manifest(rows, names)
-    if rows and not given:
+    rows = [r for r in formats.module(fmt, formats.READERS).read(path) if r.given is not None or r.suggestion]
+    matched, report.unmatched = match_manifest(rows, names)
+    if rows and not matched:
         raise InvalidInput(
             f"none of the {len(rows)} files listed in {path.name} is among the files to import "
             f"(first: '{rows[0].file}'); paths in the label file must end like the imported files' paths"
         )
     report.format = fmt
-    return given, report, f"import:{path.name}"
+    return Plan({n: r.given for n, r in matched.items() if r.given is not None}, report, f"import:{path.name}",
+                {n: r.suggestion for n, r in matched.items() if r.suggestion is not None}, path.name)
 
 
-def _check(db: Database, given: dict[str, Given]) -> None:
+def _check(db: Database, plan: Plan) -> None:
     """Class names and tags are valid: try them in a transaction that is rolled back."""
     with db.writing() as session:
-        ensure_classes(session, sorted({g.label for g in given.values()}), author="import", message="check")
-        check_tags(session, sorted({t for g in given.values() for t in g.tags}))
+        ensure_classes(session, sorted({g.label for g in plan.given.values()} | _suggested_classes(plan.suggested)),
+                       author="import", message="check")
+        check_tags(session, sorted({t for g in plan.given.values() for t in g.tags}))
         session.rollback()
+
+
+def _suggested_classes(suggested) -> set[str]:
+    return {name for s in suggested.values() for name in s.probs}
 
 
 def _current(session: Session, image_ids: list[int]) -> dict[int, tuple[str | None, str, str]]:
@@ -121,8 +140,9 @@ def _current(session: Session, image_ids: list[int]) -> dict[int, tuple[str | No
 
 
 def write_labels(session: Session, per_image: dict[int, list[tuple[str, Given]]], report: LabelReport, *,
-                 annotator: str) -> None:
-    """Append one import event per image that has no label yet; the rest are unchanged or conflicts. Commits."""
+                 annotator: str, suggested: dict[int, Suggestion] | None = None, label_file: str = "") -> None:
+    """Append one import event per image that has no label yet; the rest are unchanged or conflicts; and the
+    `suggested` images' suggestions as one "import" job. Commits."""
     current = _current(session, sorted(per_image))
     before = {c.name.lower() for c in active_classes(session)}
     todo: list[tuple[int, Given]] = []
@@ -140,14 +160,18 @@ def write_labels(session: Session, per_image: dict[int, list[tuple[str, Given]]]
             name, kind, who = current[image_id]
             report.conflicts.append({"file": file, "image": image_id, "current": name, "given": g.label,
                                      "reason": f"already labelled '{name}' by {who} ({kind})"})
-    if todo:
-        classes = ensure_classes(session, sorted({g.label for _, g in todo}), author=annotator,
+    guessed = _suggested_classes(suggested or {})
+    if todo or guessed:  # every class the import names, created in one taxonomy version
+        classes = ensure_classes(session, sorted({g.label for _, g in todo} | guessed), author=annotator,
                                  message=f"classes added by {annotator}")
         report.new_classes = sorted(n for n in classes if n.lower() not in before)
         append_label_events(session, [
             (i, LabelInput(classes[g.label].id, g.confidence, g.tags, "", g.annotator or annotator, g.ms, "import",
                            made_at=g.made_at)) for i, g in todo
         ])
+        if suggested:
+            report.suggestion_job = write_suggestions(session, suggested, classes, label_file).id
+            report.suggestions = len(suggested)
     report.labelled = len(todo)
     version = current_version(session)
     report.taxonomy_version = version.number if version else None
@@ -159,10 +183,10 @@ def import_labelled(
     on_progress: Progress | None = None,
 ) -> tuple[ImportReport, LabelReport]:
     """Import images and their labels (`labels`: see `plan`)."""
-    given, report, annotator = plan(settings, paths, labels)
-    _check(db, given)
+    planned = plan(settings, paths, labels)
+    _check(db, planned)
     imported = import_paths(db, settings, paths, source=source, on_progress=on_progress)
-    return imported, _label(db, imported, given, report, annotator or _annotator(source))
+    return imported, _label(db, imported, planned, planned.annotator or _annotator(source))
 
 
 def import_labelled_uploads(
@@ -176,30 +200,53 @@ def import_labelled_uploads(
     for _, f in uploads:  # listing a zip read it: the import reads it again from the start
         f.seek(0)
     spec = str(label_file) if label_file is not None else labels
-    given, report, annotator = plan_for(names, spec, [label_file.parent] if label_file is not None else [])
-    _check(db, given)
+    planned = plan_for(names, spec, [label_file.parent] if label_file is not None else [])
+    _check(db, planned)
     imported = import_uploads(db, settings, uploads, source=source)
-    return imported, _label(db, imported, given, report, annotator or _annotator(source))
+    return imported, _label(db, imported, planned, planned.annotator or _annotator(source))
 
 
 def _annotator(source: str) -> str:
     return f"import:{' '.join(source.split())}"
 
 
-def _label(db: Database, imported: ImportReport, given: dict[str, Given], report: LabelReport,
-           annotator: str) -> LabelReport:
+def _label(db: Database, imported: ImportReport, planned: Plan, annotator: str) -> LabelReport:
     """Label the files just imported (new ones and duplicates alike) as the plan says."""
-    annotator = annotator[:100]
+    annotator, report = annotator[:100], planned.report
     ids = {x["filename"]: x["id"] for x in imported.imported + imported.duplicates}
     per_image: dict[int, list[tuple[str, Given]]] = {}
     for name, image_id in ids.items():
-        if name in given:
-            per_image.setdefault(image_id, []).append((name, given[name]))
+        if name in planned.given:
+            per_image.setdefault(image_id, []).append((name, planned.given[name]))
         else:
             report.unlabelled.append(name)
+    suggested = {ids[name]: s for name, s in planned.suggested.items() if name in ids}
     with db.writing() as session:
-        write_labels(session, per_image, report, annotator=annotator)
+        write_labels(session, per_image, report, annotator=annotator, suggested=suggested,
+                     label_file=planned.label_file)
     return report
+
+
+def write_suggestions(session: Session, suggested: dict[int, Suggestion], classes: dict[str, LabelClass],
+                      label_file: str) -> Job:
+    """A model's guesses that came with the labels, as the predictions of a finished job of kind "import"
+    (no snapshot; its config names the classes its probabilities follow), so the labelling page suggests them
+    as it does a trained model's until a Loupe model has seen the image."""
+    names = sorted(_suggested_classes(suggested), key=str.lower)
+    models = sorted({s.model for s in suggested.values() if s.model})
+    job = Job(kind="import", snapshot_id=None, status="succeeded", progress=1.0, finished_at=utcnow(),
+              config={"file": label_file, "model_version": ", ".join(models),
+                      "classes": [{"id": classes[n].id, "name": classes[n].name} for n in names]},
+              artifacts={"classes": [classes[n].name for n in names]}, notes=[],
+              message=f"{len(suggested)} suggestions imported from {label_file or 'the label file'}")
+    session.add(job)
+    session.flush()
+    for image_id, s in sorted(suggested.items()):
+        probs = [float(s.probs.get(n, 0.0)) for n in names]
+        best = sorted(probs, reverse=True) + [0.0]
+        session.add(Prediction(job_id=job.id, image_id=image_id, role="suggestion", out_of_sample=False,
+                               probs=probs, margin=best[0] - best[1]))
+    return job
 
 
 def summary(report: LabelReport, limit: int = 20) -> str:
@@ -209,6 +256,8 @@ def summary(report: LabelReport, limit: int = 20) -> str:
             f"{len(report.unlabelled)} files without a label")
     if report.new_classes:
         line += f"; new classes in taxonomy version {report.taxonomy_version}: {', '.join(report.new_classes)}"
+    if report.suggestions:
+        line += f"; {report.suggestions} model suggestions (job {report.suggestion_job}), not labels"
     lines = [line]
     for title, items, fmt in (
         ("conflicts:", report.conflicts, lambda c: f"  {c['file']}: {c['reason']}; the import says '{c['given']}'"),

@@ -20,6 +20,7 @@ from app.db.models import Job, Prediction, Snapshot
 from app.labelling.heirs import heir
 
 TOP = 3
+CHUNK = 5_000  # image ids per IN (...) list
 
 
 def latest_job(session: Session) -> Job | None:
@@ -80,11 +81,19 @@ def suggestions(session: Session, image_id: int, job: Job | None = None) -> list
     return _top(session, job, pred)
 
 
-def _top(session: Session, job: Job, pred: Prediction) -> list[dict]:
-    frozen = session.get(Snapshot, job.snapshot_id).classes
+def job_classes(session: Session, job: Job) -> list[dict]:
+    """The classes ({"id", "name"}) a job's probabilities follow: its snapshot's, or for predictions imported
+    with labels (a job of kind "import", no snapshot) the ones it names in its config."""
+    if job.snapshot_id is None:
+        return (job.config or {}).get("classes", [])
+    return session.get(Snapshot, job.snapshot_id).classes
+
+
+def _top(session: Session, job: Job, pred: Prediction, cache: dict | None = None) -> list[dict]:
+    frozen = job_classes(session, job)
     merged: dict[int, dict] = {}
     for k, p in enumerate(pred.probs):
-        cls = heir(session, frozen[k]["id"]) if k < len(frozen) else None
+        cls = heir(session, frozen[k]["id"], cache) if k < len(frozen) else None
         if cls is not None:  # a class split or retired since has no single heir: its share is dropped
             entry = merged.setdefault(cls.id, {"class_id": cls.id, "name": cls.name, "prob": 0.0})
             entry["prob"] += p
@@ -107,3 +116,26 @@ def latest_prediction(session: Session, image_id: int) -> dict | None:
     model_job = (job.config or {}).get("model_job", job.id) if job.kind == "predict" else job.id
     return {"job": job.id, "model_job": model_job, "class": top[0]["name"], "p": round(top[0]["prob"], 4),
             "top": [{"class": t["name"], "p": round(t["prob"], 4)} for t in top]}
+
+
+def model_guesses(session: Session, image_ids: list[int]) -> dict[int, dict]:
+    """The latest model's guess for many images at once (an export's pre-annotations): image id ->
+    {"class", "p", "model"} for the images its family predicted."""
+    family = model_family(session)
+    if not family:
+        return {}
+    jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(family)))}
+    out: dict[int, dict] = {}
+    cache: dict = {}
+    for start in range(0, len(image_ids), CHUNK):
+        chunk = image_ids[start:start + CHUNK]
+        # the newest job of the family first: its prediction of an image wins
+        for pred in session.scalars(select(Prediction).where(Prediction.job_id.in_(family),
+                                                             Prediction.image_id.in_(chunk))
+                                    .order_by(Prediction.job_id.desc())):
+            if pred.image_id in out:
+                continue
+            top = _top(session, jobs[pred.job_id], pred, cache)
+            if top:
+                out[pred.image_id] = {"class": top[0]["name"], "p": top[0]["prob"], "model": f"loupe job {family[0]}"}
+    return out

@@ -32,6 +32,7 @@ from app.formats import WRITERS
 from app.formats import manifest as loupe_manifest
 from app.images import blobs
 from app.images.store import CHUNK
+from app.labelling.suggestions import model_guesses
 from app.snapshots.queries import class_names
 from app.timeutil import iso, utcnow
 
@@ -50,7 +51,8 @@ def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
     """One row per image; `path` is where the format puts it, relative to the export folder.
 
     Each row also carries `name` (the exported file's name), `annotator` and `labelled_at` (of the label event
-    frozen), the image's `width` and `height`, and the private key `_stored`: the original's key in the store.
+    frozen), the image's `width` and `height`, and the private key `_stored`: the original's key in the store;
+    for a writer with `PREDICTIONS`, `prediction`: the latest model's guess ({"class", "p", "model"}) or None.
     """
     writer = formats.module(fmt, WRITERS)
     names = class_names(snapshot)
@@ -74,6 +76,10 @@ def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
                "labelled_at": iso(made_at), "width": width, "height": height, "_stored": stored}
         row["path"] = writer.layout(row, fmt)
         rows.append(row)
+    if getattr(writer, "PREDICTIONS", False):  # formats that carry pre-annotations: the latest model's guesses
+        guesses = model_guesses(session, [r["image"] for r in rows])
+        for r in rows:
+            r["prediction"] = guesses.get(r["image"])
     return rows
 
 

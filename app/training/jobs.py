@@ -113,6 +113,8 @@ def create_job(session: Session, *, snapshot_ref=None, config: dict | None = Non
         raise InvalidInput("a search job is made by POST /api/similar with the image to search for")
     if kind == "report":
         raise InvalidInput("a report job is made by POST /api/quality/refresh")
+    if kind == "import":
+        raise InvalidInput("an import job is made by importing a label file with predictions (loupe import --labels)")
     if snapshot_ref is None:
         raise InvalidInput("a train job needs a snapshot (id or name)")
     snapshot = get_snapshot(session, snapshot_ref)

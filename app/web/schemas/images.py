@@ -63,6 +63,9 @@ class LabelImportReport(Reply):
     new_classes: list[str] = Field(description="classes the import created (in one taxonomy version)")
     taxonomy_version: int | None
     format: str = Field(description="the reader that read the labels: folders, loupe, label-studio, cvat, ...")
+    suggestions: int = Field(0, description="imported images that got a model's suggestion from the label file "
+                                            "(Label Studio predictions): suggestions, never labels")
+    suggestion_job: int | None = Field(None, description="the job (kind \"import\") holding those suggestions")
 
 
 class ImportReport(Reply):
