@@ -10,7 +10,13 @@ Pure code over files (no database), so labelling (import) and snapshots
 - writing: `layout(row) -> str` (where an image goes in the export) and
   `write(out, rows, info) -> None` (its label files), with `DROPS`: the
   fields of a Loupe label the format cannot carry (reported in the export's
-  loupe-export.json, and checked by the round-trip tests).
+  loupe-export.json, and checked by the round-trip tests) and `PREDICTIONS`
+  (True where the format carries a model's guesses: the export's rows then
+  hold the latest model's `prediction`).
+
+A row may carry a `suggestion` (a model's guess from the file, e.g. Label
+Studio's predictions): it is stored as an "import" job's suggestion, never as
+a label. Formats that key images by file stem (FiftyOne) set `stem`.
 
 `READERS` and `WRITERS` name the modules; a format a reader cannot take is a
 clear error naming the ones it can.
