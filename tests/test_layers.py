@@ -27,7 +27,7 @@ RANK = {
     "quality": 7,
     "training": 8, "backup": 8,
     "web": 9,
-    "main": 10, "cli": 10,
+    "main": 10, "cli": 10, "client": 10,
 }
 
 # (module, package it reaches up to): the loops left to untangle.
