@@ -162,7 +162,7 @@ def export_zip(session: Session, settings: Settings, snapshot: Snapshot, dest: P
         zf.writestr("manifest.csv", loupe_manifest.to_csv(rows))
         zf.writestr(INFO, json.dumps(info, indent=2, ensure_ascii=False) + "\n")
         for r in rows:
-            info = zipfile.ZipInfo(r["path"], stamp)
-            info.external_attr = 0o644 << 16  # a plain readable file when unzipped
-            with store.open(r["_stored"]) as src, zf.open(info, "w", force_zip64=True) as out:
+            entry = zipfile.ZipInfo(r["path"], stamp)
+            entry.external_attr = 0o644 << 16  # a plain readable file when unzipped
+            with store.open(r["_stored"]) as src, zf.open(entry, "w", force_zip64=True) as out:
                 shutil.copyfileobj(src, out, CHUNK)

@@ -34,6 +34,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -76,7 +77,7 @@ def run(
     config: TrainConfig,
     hooks: Hooks,
     workdir: Path,
-    unlabelled: list[tuple[int, str]] = (),
+    unlabelled: Sequence[tuple[int, str]] = (),
 ) -> Result:
     """Out-of-sample probabilities for every item, a final model, its metrics and suggestions.
 
