@@ -45,7 +45,8 @@
     line.textContent = `labels (${l.format}): ${l.labelled} added, ${l.unchanged} unchanged, ` +
       `${l.conflicts.length} conflicting (kept the existing label), ${l.unmatched.length} not found, ` +
       `${l.unlabelled.length} files without a label` +
-      (l.new_classes.length ? `; new classes: ${l.new_classes.join(", ")}` : "");
+      (l.new_classes.length ? `; new classes: ${l.new_classes.join(", ")}` : "") +
+      (l.suggestions ? `; ${l.suggestions} model suggestions (job #${l.suggestion_job}), not labels` : "");
     box.append(line);
     const problems = [...l.conflicts.map((c) => `${c.file}: ${c.reason}`), ...l.unmatched.map((u) => `${u.file}: ${u.reason}`)];
     if (problems.length) {
