@@ -97,6 +97,8 @@ class TaxonomyVersion(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     author: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # single-label | multi-label: inherited from the parent version; only the set-mode operation changes it.
+    mode: Mapped[str] = mapped_column(String(20), default="single-label", server_default="single-label")
 
 
 class LabelClass(Base):
@@ -167,6 +169,18 @@ class LabelEvent(Base):
     ms: Mapped[int | None] = mapped_column(Integer)
     reverts_event_id: Mapped[int | None] = mapped_column(ForeignKey("label_events.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # A multi-label answer: its classes are its label_event_classes rows (none: "none of these"); class_id NULL.
+    multi: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+
+
+class LabelEventClass(Base):
+    """One class of a multi-label event, with its own confidence. Append-only, as label_events."""
+
+    __tablename__ = "label_event_classes"
+
+    event_id: Mapped[int] = mapped_column(ForeignKey("label_events.id"), primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), primary_key=True, index=True)
+    confidence: Mapped[float | None] = mapped_column(Float)
 
 
 class CurrentLabel(Base):
@@ -178,6 +192,20 @@ class CurrentLabel(Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
     event_id: Mapped[int] = mapped_column(ForeignKey("label_events.id"))
     class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
+    # The current event is a multi-label answer (images.labelled: a class, or a set; migration 0015).
+    multi: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("0"))
+
+
+class CurrentLabelClass(Base):
+    """One class of an image's current multi-label set. Kept by triggers on current_labels (migration 0015),
+    for the has / lacks / exactly filters and class_counts."""
+
+    __tablename__ = "current_label_classes"
+    __table_args__ = (Index("ix_current_label_classes_class_id_image_id", "class_id", "image_id"),)
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"), primary_key=True)
+    confidence: Mapped[float | None] = mapped_column(Float)
 
 
 class CurrentLabelTag(Base):

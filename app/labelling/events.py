@@ -11,14 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from app.db.models import CurrentLabel, Image, LabelClass, LabelEvent, TaxonomyVersion
+from app.db.models import CurrentLabel, Image, LabelClass, LabelEvent, LabelEventClass, TaxonomyVersion
 from app.db.vocab import LabelKind, values
 from app.errors import Conflict, InvalidInput, NotFound
 from app.labelling import rereview
 from app.labelling.stale import cancel_stale
 from app.labelling.tags import check_tags
 from app.taxonomy.history import NamesByVersion, names_by_version
-from app.taxonomy.queries import current_version, resolve_class
+from app.taxonomy.queries import MULTI, current_version, resolve_class
 from app.timeutil import iso, utcnow
 
 KINDS = values(LabelKind)
@@ -39,11 +39,15 @@ class LabelInput:
     ms: int | None = None
     kind: str = "manual"
     made_at: datetime | None = None  # an import's own time of the label (Label Studio's created_at); else now
+    # A multi-label taxonomy's answer: the classes on the image (empty: "none of these"), instead of class_ref;
+    # `confidences` may give a class its own confidence (by the name or id used in `classes`).
+    classes: Sequence | None = None
+    confidences: dict | None = None
 
 
 @dataclass
 class _Valid:
-    cls: LabelClass
+    cls: LabelClass | None
     confidence: float
     tags: list[str]
     note: str
@@ -52,16 +56,52 @@ class _Valid:
     kind: str
     version_id: int | None
     made_at: datetime | None = None
+    classes: list[tuple[int, float]] | None = None  # (class id, confidence) of a multi-label answer
+
+
+def _confidence(value, what: str = "confidence") -> float:
+    try:
+        confidence = float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{what} must be a number from 0 to 1, not '{value}'") from None
+    if math.isnan(confidence) or not 0.0 <= confidence <= 1.0:
+        raise InvalidInput(f"{what} must be from 0 to 1, not {value}")
+    return confidence
+
+
+def _class_set(session: Session, data: LabelInput, confidence: float) -> list[tuple[int, float]]:
+    if isinstance(data.classes, str | bytes) or not isinstance(data.classes, Sequence):
+        raise InvalidInput("'classes' must be a list of class names or ids (an empty list: none of these)")
+    given = data.confidences or {}
+    if not isinstance(given, dict):
+        raise InvalidInput("'confidences' must map a class (as named in 'classes') to its confidence")
+    out: dict[int, float] = {}
+    for ref in data.classes:
+        cls = resolve_class(session, ref)
+        if cls.id in out:
+            raise InvalidInput(f"class '{cls.name}' is listed twice in 'classes'")
+        own = given.get(ref, given.get(str(ref), given.get(cls.name)))
+        out[cls.id] = confidence if own is None else _confidence(own, f"the confidence of '{cls.name}'")
+    unknown = [k for k in given if k not in data.classes and str(k) not in map(str, data.classes)]
+    if unknown:
+        raise InvalidInput(f"'confidences' names '{unknown[0]}', which is not in 'classes'")
+    return sorted(out.items())
 
 
 def _validate(session: Session, data: LabelInput) -> _Valid:
-    cls = resolve_class(session, data.class_ref)
-    try:
-        confidence = float(data.confidence)
-    except (TypeError, ValueError):
-        raise InvalidInput(f"confidence must be a number from 0 to 1, not '{data.confidence}'") from None
-    if math.isnan(confidence) or not 0.0 <= confidence <= 1.0:
-        raise InvalidInput(f"confidence must be from 0 to 1, not {data.confidence}")
+    version = current_version(session)
+    multi = version is not None and version.mode == MULTI
+    confidence = _confidence(data.confidence)
+    if data.classes is not None:
+        if not multi:
+            raise InvalidInput("'classes' (several classes per image) needs a multi-label taxonomy: this one is "
+                               "single-label; send 'class'")
+        cls, classes = None, _class_set(session, data, confidence)
+    elif multi:
+        raise InvalidInput("this taxonomy is multi-label: send 'classes' (a list, empty for none of these) "
+                           "instead of one 'class'")
+    else:
+        cls, classes = resolve_class(session, data.class_ref), None
     if isinstance(data.tags, str):
         raise InvalidInput("tags must be a list of tag names")
     note = (data.note or "").strip()
@@ -77,9 +117,8 @@ def _validate(session: Session, data: LabelInput) -> _Valid:
         ms = int(ms)
     if data.kind not in KINDS:
         raise InvalidInput(f"unknown label kind '{data.kind}'")
-    version = current_version(session)
     return _Valid(cls, confidence, check_tags(session, list(data.tags)), note, annotator, ms, data.kind,
-                  version.id if version else None, _made_at(data))
+                  version.id if version else None, _made_at(data), classes)
 
 
 def _made_at(data: LabelInput) -> datetime | None:
@@ -97,12 +136,22 @@ def _made_at(data: LabelInput) -> datetime | None:
 
 def _append(session: Session, image_id: int, v: _Valid) -> LabelEvent:
     event = LabelEvent(
-        image_id=image_id, class_id=v.cls.id, confidence=v.confidence, tags=v.tags, note=v.note,
-        annotator=v.annotator, taxonomy_version_id=v.version_id, kind=v.kind, ms=v.ms,
+        image_id=image_id, class_id=v.cls.id if v.cls else None, confidence=v.confidence, tags=v.tags, note=v.note,
+        annotator=v.annotator, taxonomy_version_id=v.version_id, kind=v.kind, ms=v.ms, multi=v.classes is not None,
         **({"created_at": v.made_at} if v.made_at is not None else {}),
     )
+    if v.classes is not None:
+        event.set_classes = v.classes  # written beside the event once it has an id (_set_current)
     session.add(event)
     return event
+
+
+def _write_sets(session: Session, events: list[LabelEvent]) -> None:
+    """The classes of multi-label events, before current_labels points at them (its triggers copy them)."""
+    rows = [{"event_id": e.id, "class_id": cid, "confidence": c}
+            for e in events if e.multi for cid, c in getattr(e, "set_classes", ())]
+    if rows:
+        session.execute(LabelEventClass.__table__.insert(), rows)
 
 
 _UPSERTS: dict[str, object] = {}
@@ -115,7 +164,8 @@ def _upsert_current(dialect: str):
         stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(CurrentLabel)
         _UPSERTS[dialect] = stmt.on_conflict_do_update(
             index_elements=[CurrentLabel.image_id],
-            set_={"event_id": stmt.excluded.event_id, "class_id": stmt.excluded.class_id},
+            set_={"event_id": stmt.excluded.event_id, "class_id": stmt.excluded.class_id,
+                  "multi": stmt.excluded.multi},
         )
     return _UPSERTS[dialect]
 
@@ -126,6 +176,7 @@ def _set_current(session: Session, events: list[LabelEvent]) -> None:
     Audit events (a blind second look) are recorded but change nothing.
     """
     session.flush()
+    _write_sets(session, events)
     events = [e for e in events if e.kind != "audit"]
     if not events:
         return
@@ -133,8 +184,8 @@ def _set_current(session: Session, events: list[LabelEvent]) -> None:
     upsert = _upsert_current(connection.dialect.name)
     latest = {e.image_id: e for e in events}  # an image labelled twice in one batch keeps its last event
     for chunk in _chunks(list(latest.values()), 5000):
-        connection.execute(upsert, [{"image_id": e.image_id, "event_id": e.id, "class_id": e.class_id}
-                                    for e in chunk])
+        connection.execute(upsert, [{"image_id": e.image_id, "event_id": e.id, "class_id": e.class_id,
+                                     "multi": bool(e.multi)} for e in chunk])
     for obj in list(session.identity_map.values()):  # current_labels rows loaded earlier are stale now
         if isinstance(obj, CurrentLabel):
             session.expire(obj)
@@ -193,7 +244,7 @@ def append_label_events(session: Session, items: Sequence[tuple[int, LabelInput]
     events = []
     for image_id, data in items:
         key = (data.class_ref, data.confidence, tuple(data.tags), data.note, data.annotator, data.ms, data.kind,
-               data.made_at)
+               data.made_at, None if data.classes is None else repr(list(data.classes)), repr(data.confidences))
         if key not in cache:
             cache[key] = _validate(session, data)
         events.append(_append(session, image_id, cache[key]))
@@ -217,11 +268,21 @@ def undo_label(session: Session, *, image_id: int, event_id: int, annotator: str
         select(LabelEvent).where(LabelEvent.image_id == image_id, LabelEvent.id < event_id, LabelEvent.kind != "audit")
         .order_by(LabelEvent.id.desc())
     ).first()
+    restored_set = None
+    if before is not None and before.multi:
+        restored_set = event_classes(session, [before.id]).get(before.id, [])
+    restored_ids = [c for c, _ in restored_set or ()]
     if before is not None and before.class_id is not None:
-        restored = session.get(LabelClass, before.class_id)
+        restored_ids = [before.class_id]
+    for class_id in restored_ids:
+        restored = session.get(LabelClass, class_id)
         if restored.retired_version_id is not None and not rereview.resolved_by(session, event_id):
             raise Conflict(f"the label before this one, '{restored.name}', was retired since; label the image anew")
     version = current_version(session)
+    answered = before is not None and (before.multi or before.class_id is not None)
+    if answered and bool(before.multi) != (version is not None and version.mode == MULTI):
+        raise Conflict("the label before this one was made before the taxonomy became multi-label; label the "
+                       "image anew")
     event = LabelEvent(
         image_id=image_id,
         class_id=before.class_id if before else None,
@@ -232,17 +293,40 @@ def undo_label(session: Session, *, image_id: int, event_id: int, annotator: str
         taxonomy_version_id=version.id if version else None,
         kind="undo",
         reverts_event_id=event_id,
+        multi=restored_set is not None,
     )
+    if restored_set is not None:
+        event.set_classes = restored_set
     session.add(event)
     _set_current(session, [event])
     session.commit()
     return event
 
 
-def event_view(event: LabelEvent, names: NamesByVersion, now: dict[int, str], versions: dict[int, int]) -> dict:
-    """One event as history shows it: the class name and definition as they were when it was made."""
+def event_classes(session: Session, event_ids: Sequence[int]) -> dict[int, list[tuple[int, float | None]]]:
+    """The (class id, confidence) pairs of multi-label events, by event id (events with none left out)."""
+    out: dict[int, list[tuple[int, float | None]]] = {}
+    for chunk in _chunks(list(event_ids), 5000):
+        rows = session.execute(select(LabelEventClass.event_id, LabelEventClass.class_id, LabelEventClass.confidence)
+                               .where(LabelEventClass.event_id.in_(chunk)).order_by(LabelEventClass.class_id))
+        for event_id, class_id, confidence in rows:
+            out.setdefault(event_id, []).append((class_id, confidence))
+    return out
+
+
+def event_view(event: LabelEvent, names: NamesByVersion, now: dict[int, str], versions: dict[int, int],
+               sets: dict[int, list] | None = None) -> dict:
+    """One event as history shows it: the class name and definition as they were when it was made; a
+    multi-label answer also lists its classes (`classes`, names as they were; `confidences` by name now)."""
     number = versions.get(event.taxonomy_version_id)
     cid = event.class_id
+    extra = {}
+    if event.multi:
+        pairs = (sets or {}).get(event.id, [])
+        extra = {"classes": [names.name(c, number) or now.get(c) for c, _ in pairs],
+                 "classes_now": [now.get(c) for c, _ in pairs],
+                 "class_ids": [c for c, _ in pairs],
+                 "confidences": {now.get(c): conf for c, conf in pairs}}
     return {
         "id": event.id,
         "class": (names.name(cid, number) or now.get(cid)) if cid else None,
@@ -258,6 +342,7 @@ def event_view(event: LabelEvent, names: NamesByVersion, now: dict[int, str], ve
         "taxonomy_version": number,
         "reverts": event.reverts_event_id,
         "created_at": iso(event.created_at),
+        **extra,
     }
 
 
@@ -267,14 +352,21 @@ def history(session: Session, image_id: int) -> list[dict]:
     now = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
     versions = dict(session.execute(select(TaxonomyVersion.id, TaxonomyVersion.number)).all())
     names = names_by_version(session)
-    return [event_view(e, names, now, versions) for e in events]
+    sets = event_classes(session, [e.id for e in events if e.multi])
+    return [event_view(e, names, now, versions, sets) for e in events]
 
 
 def current_label(hist: list[dict]) -> dict | None:
-    """The API's `label` object from a history list (None when unlabelled); audit events change nothing."""
+    """The API's `label` object from a history list (None when unlabelled); audit events change nothing.
+
+    A multi-label answer has `classes` (names today; empty: "none of these") and `confidences` instead of
+    one `class`."""
     hist = [e for e in hist if e["kind"] != "audit"]
-    if not hist or hist[-1]["class_id"] is None:
+    if not hist or (hist[-1]["class_id"] is None and "classes" not in hist[-1]):
         return None
     last = hist[-1]
     label = {k: last[k] for k in ("class_id", "confidence", "tags", "annotator", "created_at", "note", "id")}
+    if "classes" in last:
+        return {"class": None, **label, "classes": last["classes_now"], "class_ids": last["class_ids"],
+                "confidences": last["confidences"]}
     return {"class": last["class_now"], **label}

@@ -42,6 +42,7 @@ from app.images.archive import ArchiveLimits
 from app.images.ingest import ImportReport, Progress, import_paths, import_uploads
 from app.labelling.events import LabelInput, append_label_events
 from app.labelling.tags import check_tags
+from app.taxonomy.queries import MULTI, taxonomy_mode
 from app.taxonomy.service import active_classes, current_version, ensure_classes
 from app.timeutil import utcnow
 
@@ -115,6 +116,9 @@ def plan_for(names: list[str], labels: str, paths: list[Path]) -> Plan:
 def _check(db: Database, plan: Plan) -> None:
     """Class names and tags are valid: try them in a transaction that is rolled back."""
     with db.writing() as session:
+        if taxonomy_mode(session) == MULTI and plan.given:
+            raise InvalidInput("this taxonomy is multi-label, and label files carry one class per image: import the "
+                               "images without --labels, or label them on the labelling page")
         ensure_classes(session, sorted({g.label for g in plan.given.values()} | _suggested_classes(plan.suggested)),
                        author="import", message="check")
         check_tags(session, sorted({t for g in plan.given.values() for t in g.tags}))

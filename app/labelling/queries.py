@@ -13,6 +13,7 @@ from app.db.models import (
     ClassCount,
     CurrentConfidence,
     CurrentLabel,
+    CurrentLabelClass,
     CurrentLabelTag,
     Flag,
     Image,
@@ -25,7 +26,7 @@ from app.db.models import (
 from app.errors import InvalidInput
 from app.images.catalog import library_counts
 from app.labelling import orders
-from app.taxonomy.queries import resolve_class
+from app.taxonomy.queries import MULTI, resolve_class, taxonomy_mode
 
 STATUSES = ("unlabelled", "labelled", "flagged")
 MAX_LIMIT = 1000
@@ -182,7 +183,12 @@ def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True)
     if f.source:
         q = q.where(Image.source_id == select(Source.id).where(Source.name == f.source).scalar_subquery())
     if f.class_ref:
-        q = q.where(CurrentLabel.class_id == resolve_class(session, f.class_ref, active_only=False).id)
+        cls = resolve_class(session, f.class_ref, active_only=False)
+        if _sets(session):  # has the class in its set
+            q = q.where(CurrentLabel.multi, exists().where(CurrentLabelClass.image_id == CurrentLabel.image_id,
+                                                           CurrentLabelClass.class_id == cls.id))
+        else:
+            q = q.where(CurrentLabel.class_id == cls.id)
     if f.split:
         q = q.where(_in_split(session, f.split))
     if f.region is not None and f.members is None:
@@ -194,6 +200,11 @@ def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True)
 
 
 SPLITS = ("train", "val", "test", "none")
+
+
+def _sets(session: Session) -> bool:
+    """Labels are sets of classes (a multi-label taxonomy): a class filter then means "has the class"."""
+    return taxonomy_mode(session) == MULTI
 
 
 def _in_split(session: Session, split: str):
@@ -243,7 +254,7 @@ def _key(f: ImageFilter):
 _SOURCE = aliased(Source)  # not Source itself: the source filter's subquery would correlate to it
 # What a page shows of an image, as plain columns: loading ORM objects cost 3/4 of a 120-image page.
 SUMMARY = (Image.id, Image.sha256, Image.original_filename, _SOURCE.name.label("source"), Image.width, Image.height,
-           Image.excluded, LabelEvent.class_id, LabelEvent.confidence, LabelEvent.tags)
+           Image.excluded, LabelEvent.class_id, LabelEvent.confidence, LabelEvent.tags, LabelEvent.multi)
 
 
 def _summaries(page, *, descending: bool) -> Select:
@@ -289,6 +300,17 @@ def list_images(
         more_before, more_after, rows = after is not None or offset > 0, len(rows) > limit, rows[:limit]
     names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
     items = [image_summary(row, names) for row in rows]
+    with_sets = [item for item in items if "classes" in item]
+    if with_sets:
+        sets: dict[int, list[int]] = {}
+        for image_id, class_id in session.execute(
+                select(CurrentLabelClass.image_id, CurrentLabelClass.class_id)
+                .where(CurrentLabelClass.image_id.in_([i["id"] for i in with_sets]))
+                .order_by(CurrentLabelClass.image_id, CurrentLabelClass.class_id)):
+            sets.setdefault(image_id, []).append(class_id)
+        for item in with_sets:
+            item["class_ids"] = sets.get(item["id"], [])
+            item["classes"] = [names[c] for c in item["class_ids"]]
     total = _counted(session, f)
     exact = total is not None or count_cap is None
     if total is None:
@@ -341,10 +363,11 @@ def _split_size(session: Session, split: str) -> int:
 
 def image_summary(row, names: dict[int, str]) -> dict:
     """One SUMMARY row as the API shows it."""
-    image_id, sha256, filename, source, width, height, excluded, class_id, confidence, tags = row
-    labelled = class_id is not None
+    image_id, sha256, filename, source, width, height, excluded, class_id, confidence, tags, multi = row
+    labelled = class_id is not None or bool(multi)
     return {
         "id": image_id, "sha256": sha256, "filename": filename, "source": source, "width": width, "height": height,
-        "excluded": excluded, "class": names.get(class_id) if labelled else None, "class_id": class_id,
+        "excluded": excluded, "class": names.get(class_id) if class_id is not None else None, "class_id": class_id,
         "confidence": confidence if labelled else None, "tags": (tags or []) if labelled else [],
+        **({"classes": [], "class_ids": []} if multi else {}),  # filled by list_images
     }

@@ -36,6 +36,9 @@ def create_snapshot(session: Session, *, name: str, filter: dict | None = None, 
     f = parse_filter(session, filter)
     spec = parse_split(split)
     version = current_version(session)
+    if version is not None and version.mode == "multi-label":
+        raise InvalidInput("snapshots of a multi-label taxonomy (sets of classes, iteratively stratified splits) "
+                           "are not built yet: nothing was frozen")
     rows = live_rows(session, f) if version is not None else Rows()
     if not len(rows):
         raise InvalidInput("no labelled images match this filter: nothing to freeze")

@@ -36,7 +36,11 @@ def _describe(op: str, d: dict) -> str:
         parts = ", ".join(f"'{c['name']}'" for c in d["into"])
         return f"split '{d['name']}' into {parts}; {d['flagged']} images to re-review"
     if op == "retire":
+        if "removed" in d:  # multi-label: taken out of the sets that held it
+            return f"retired '{d['name']}'; taken out of {d['removed']} images' classes"
         return f"retired '{d['name']}'; {d['flagged']} images to re-review"
+    if op == "set-mode":
+        return f"made the taxonomy {d['to']}; {d['converted']} labels became sets of one class"
     if op == "restore":
         return "restored " + ", ".join(f"'{c['name']}'" + (f" (key {c['shortcut']})" if c.get("shortcut") else "")
                                        for c in d["classes"])
@@ -69,6 +73,7 @@ def list_versions(session: Session) -> list[dict]:
             "message": v.message,
             "author": v.author,
             "created_at": iso(v.created_at),
+            "mode": v.mode,
             "changes": changes.get(v.id, []),
             "label_counts": {names.name(cid, v.number): n for cid, n in sorted(counts.get(v.id, {}).items())},
         })

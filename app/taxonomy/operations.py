@@ -18,7 +18,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.keyboard import check_key, keys_in_use
 from app.taxonomy import relabel
 from app.taxonomy.keys import fresh_key, key_change, previous_holder
-from app.taxonomy.queries import resolve_class
+from app.taxonomy.queries import MULTI, SINGLE, resolve_class
 
 MAX_NAME = 100
 EXAMPLE_KINDS = ("this", "not_this")
@@ -173,9 +173,33 @@ def op_split(ctx: Ctx, change: dict) -> dict:
 def op_retire(ctx: Ctx, change: dict) -> dict:
     cls = _active(ctx, change.get("class"))
     _retire(ctx, cls)
+    if ctx.version.mode == MULTI:  # a set without the class is still a whole answer: nothing to re-review
+        removed = relabel.rewrite_sets(ctx.session, from_ids=[cls.id], to_id=None, version=ctx.version)
+        return {**_ref(cls), "flagged": 0, "removed": removed}
     flagged = relabel.flag_for_rereview(ctx.session, class_id=cls.id, version=ctx.version, offered=None,
                                         reason=f"'{cls.name}' was retired")
     return {**_ref(cls), "flagged": flagged}
+
+
+def new_mode(current: str, change: dict) -> str:
+    """The mode a set-mode change asks for, checked against the current one: only ever single -> multi-label
+    (going back would have to drop classes from images that carry several). Read before the version is made:
+    versions are append-only, so a version's mode is written with it."""
+    mode = change.get("mode")
+    if mode not in (SINGLE, MULTI):
+        raise InvalidInput(f"'mode' must be '{MULTI}' (or '{SINGLE}'), not '{mode}'")
+    if current == mode:
+        raise InvalidInput(f"the taxonomy is already {mode}")
+    if mode == SINGLE:
+        raise InvalidInput("a multi-label taxonomy cannot become single-label again: that would silently drop "
+                           "classes from images that carry several")
+    return mode
+
+
+def op_set_mode(ctx: Ctx, change: dict) -> dict:
+    """Make the taxonomy multi-label (the version was made so, by `new_mode`): each image's current class
+    becomes a set of that one class, as a migration event each."""
+    return {"from": SINGLE, "to": MULTI, "converted": relabel.to_sets(ctx.session, version=ctx.version)}
 
 
 def restore(ctx: Ctx, cls: LabelClass) -> tuple[dict, list[dict]]:

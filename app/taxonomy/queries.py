@@ -11,9 +11,18 @@ from app.db.ids import as_id
 from app.db.models import ClassCount, ClassExample, LabelClass, TaxonomyVersion
 from app.errors import InvalidInput, NotFound
 
+SINGLE, MULTI = "single-label", "multi-label"
+
 
 def current_version(session: Session) -> TaxonomyVersion | None:
     return session.scalars(select(TaxonomyVersion).order_by(TaxonomyVersion.number.desc()).limit(1)).first()
+
+
+def taxonomy_mode(session: Session) -> str:
+    """single-label (one class per image) or multi-label (a set of classes per image), as of the current
+    version; a taxonomy with no version yet is single-label until someone says otherwise."""
+    version = current_version(session)
+    return version.mode if version is not None else SINGLE
 
 
 def active_classes(session: Session) -> list[LabelClass]:
@@ -90,5 +99,6 @@ def taxonomy_view(session: Session) -> dict:
     counts, pinned = class_counts(session), examples(session)
     return {
         "version": version.number if version else 0,
+        "mode": version.mode if version else SINGLE,
         "classes": [class_view(c, counts, pinned) for c in active_classes(session)],
     }

@@ -13,6 +13,7 @@ from app.errors import Conflict, InvalidInput, LoupeError
 from app.taxonomy import operations as ops
 from app.taxonomy.history import list_versions  # noqa: F401  (re-exported)
 from app.taxonomy.queries import (  # noqa: F401  (re-exported)
+    SINGLE,
     active_classes,
     class_counts,
     class_view,
@@ -32,18 +33,20 @@ OPERATIONS = {
     "pin": ops.op_pin,
     "unpin": ops.op_unpin,
     "set-shortcut": ops.op_set_shortcut,
+    "set-mode": ops.op_set_mode,
     "undo": op_undo,
 }
 META_KEYS = ("base_version", "message", "author")
 
 
-def _new_version(session: Session, *, message: str, author: str) -> TaxonomyVersion:
+def _new_version(session: Session, *, message: str, author: str, mode: str | None = None) -> TaxonomyVersion:
     parent = current_version(session)
     version = TaxonomyVersion(
         number=(parent.number + 1) if parent else 1,
         parent_id=parent.id if parent else None,
         message=message,
         author=author,
+        mode=mode or (parent.mode if parent else SINGLE),
     )
     session.add(version)
     session.flush()
@@ -82,6 +85,8 @@ def _title(session: Session, op: str, change: dict) -> str:
         return f"{op} image {change.get('image')} for {_name(session, c)}"
     if op == "undo":
         return f"undo version {change.get('version')}"
+    if op == "set-mode":
+        return f"make the taxonomy {change.get('mode')}"
     return f"{op} {_name(session, c)}" if c is not None else op
 
 
@@ -104,7 +109,9 @@ def apply_change(session: Session, *, change: dict, author: str = "") -> dict:
             f"the taxonomy changed: your change was based on version {base}, the current version is {current_number}"
         )
     message = str(change.get("message") or "").strip() or _title(session, op, change)
-    version = _new_version(session, message=message[:500], author=(author or str(change.get("author") or "")).strip())
+    mode = ops.new_mode(current.mode if current else SINGLE, change) if op == "set-mode" else None
+    version = _new_version(session, message=message[:500], author=(author or str(change.get("author") or "")).strip(),
+                           mode=mode)
     detail = OPERATIONS[op](ops.Ctx(session, version), change)
     request = {k: v for k, v in change.items() if k not in META_KEYS}
     session.add(TaxonomyChange(version_id=version.id, op=op, detail={**detail, "request": request}))

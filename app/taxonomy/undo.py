@@ -44,6 +44,12 @@ def op_undo(ctx: ops.Ctx, change: dict) -> dict:
     for earlier in s.scalars(select(TaxonomyChange).where(TaxonomyChange.op == "undo")):
         if earlier.detail.get("undoes") == undone.number:
             raise Conflict(f"version {undone.number} was already undone")
+    if any(c.op == "set-mode" for c in changes):
+        raise InvalidInput("making the taxonomy multi-label cannot be undone: that would silently drop classes "
+                           "from images that carry several")
+    if ctx.version.mode == "multi-label" and any(c.op in ("merge", "split", "retire") for c in changes):
+        raise InvalidInput(f"version {undone.number} cannot be undone in a multi-label taxonomy yet; change the "
+                           "classes back with new operations instead")
     steps = []
     for ch in changes:  # newest first, so a version with several changes unwinds in reverse
         steps.extend(_inverse(ctx, undone, ch))

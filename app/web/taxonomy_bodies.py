@@ -141,9 +141,22 @@ class UndoChange(_Change):
     version: StrictInt = Field(description="The number of the version to undo.")
 
 
+class SetModeChange(_Change):
+    """Make the taxonomy multi-label: an image then carries a set of classes (each current label becomes a set
+    of its one class, as a migration event). There is no way back to single-label.
+
+    In a multi-label taxonomy a merge unites sets, a retire takes the class out of every set, and a split sends
+    only the images carrying the split class to re-review.
+    """
+
+    model_config = _examples({"op": "set-mode", "mode": "multi-label"})
+    op: Literal["set-mode"]
+    mode: str = Field(description='"multi-label"')
+
+
 TaxonomyChangeBody = Annotated[
     Union[AddChange, RenameChange, DescribeChange, MergeChange, SplitChange, RetireChange, SetShortcutChange,
-          PinChange, UnpinChange, UndoChange],
+          PinChange, UnpinChange, UndoChange, SetModeChange],
     Discriminator("op"),
 ]
 
@@ -162,6 +175,7 @@ EXAMPLES = {
     "unpin": {"summary": "Unpin an example image",
               "value": {"op": "unpin", "class": "Bag", "image": 12, "kind": "this"}},
     "undo": {"summary": "Undo a version (here: the merge)", "value": {"op": "undo", "version": 8}},
+    "set-mode": {"summary": "Make the taxonomy multi-label", "value": {"op": "set-mode", "mode": "multi-label"}},
 }
 
 

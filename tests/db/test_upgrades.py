@@ -82,11 +82,24 @@ def populated(tmp_path_factory):
     worker = subprocess.run([sys.executable, "-m", "app.cli", "worker", "--once", "--data", str(settings.data_dir)],
                             capture_output=True, text=True, timeout=300)
     assert worker.returncode == 0, worker.stderr[-2000:]
-    return settings.database_path
+    # What a schema before 0015 can hold: single-label data (below, the taxonomy becomes multi-label, and every
+    # label a set: rows an older schema would keep only in part).
+    single = settings.database_path.with_name("single-label.db")
+    with sqlite3.connect(settings.database_path) as src, sqlite3.connect(single) as dst:
+        src.backup(dst)
+    with TestClient(create_app(settings)) as client:  # last: the trained snapshot stays single-label
+        r = client.post("/api/taxonomy/changes", json={"op": "set-mode", "mode": "multi-label"})
+        assert r.status_code == 201, r.text
+        r = client.post(f"/api/images/{extra[10]}/labels", json={"classes": ["t-shirt", "jeans"], "annotator": "ann"})
+        assert r.status_code == 201, r.text
+    return {"head": settings.database_path, "single-label": single}
+
+
+MULTI_LABEL = "0015"  # revisions from here on hold the multi-label rows
 
 
 def test_every_table_at_head_is_populated(populated):
-    conn = sqlite3.connect(populated)
+    conn = sqlite3.connect(populated["head"])
     empty = [t for t in _tables(conn) if conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] == 0]
     assert empty == [], f"fill these tables in `populated` so upgrades into them are tested: {empty}"
 
@@ -99,7 +112,8 @@ def test_upgrade_from_earlier_revision_keeps_every_row(populated, tmp_path, revi
 
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA foreign_keys=ON")
-    conn.execute("ATTACH DATABASE ? AS src", (str(populated),))
+    source = populated["head"] if int(revision) >= int(MULTI_LABEL) else populated["single-label"]
+    conn.execute("ATTACH DATABASE ? AS src", (str(source),))
     conn.execute("BEGIN")
     conn.execute("PRAGMA defer_foreign_keys=ON")  # self-references (a merge's replaced_by) point forward
     before = {}

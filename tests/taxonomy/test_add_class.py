@@ -8,7 +8,7 @@ from tests.factories import add_class
 
 
 def test_add_classes_creates_versions_and_shortcuts(client):
-    assert client.get("/api/taxonomy").json() == {"version": 0, "classes": []}
+    assert client.get("/api/taxonomy").json() == {"version": 0, "mode": "single-label", "classes": []}
     add_class(client, "cat", description="Felines, any age")
     add_class(client, "dog", shortcut="k")
     body = client.get("/api/taxonomy").json()

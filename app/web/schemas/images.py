@@ -95,6 +95,9 @@ class ImageItem(Reply):
     class_id: int | None
     confidence: float | None = Field(description="the current label's confidence, 0..1; null: unlabelled")
     tags: list[str] = Field(description="the current label's tags; empty when unlabelled")
+    classes: list[str] | None = Field(None, description="multi-label: the classes of its current set (empty: "
+                                                        "'none of these'); absent otherwise")
+    class_ids: list[int] | None = None
 
 
 class ImagePage(Reply):
@@ -106,10 +109,16 @@ class ImagePage(Reply):
 
 
 class Label(Reply):
-    """An image's current label: its latest label event that names a class."""
+    """An image's current label: its latest label event that names a class (single-label taxonomy) or a set of
+    classes (multi-label)."""
 
-    class_: str = Field(alias="class", description="the class's name today (followed through renames)")
-    class_id: int
+    class_: str | None = Field(alias="class", description="the class's name today (followed through renames); "
+                                                          "null for a multi-label answer")
+    class_id: int | None
+    classes: list[str] | None = Field(None, description="multi-label: the classes on the image, names today; "
+                                                        "empty: 'none of these'. Absent in a single-label taxonomy")
+    class_ids: list[int] | None = Field(None, description="multi-label: their ids, in the order of `classes`")
+    confidences: dict[str, float | None] | None = Field(None, description="multi-label: each class's confidence")
     confidence: float | None
     tags: list[str]
     annotator: str
@@ -136,6 +145,11 @@ class LabelEvent(Reply):
     taxonomy_version: int | None = Field(description="the taxonomy version number the event was made in")
     reverts: int | None = Field(description="the event an undo reverted")
     created_at: str
+    classes: list[str] | None = Field(None, description="a multi-label answer's classes as named when it was made "
+                                                        "(empty: 'none of these'); absent for a single class")
+    classes_now: list[str] | None = Field(None, description="the same classes' names today")
+    class_ids: list[int] | None = None
+    confidences: dict[str, float | None] | None = Field(None, description="each class's confidence, by name today")
 
 
 class ExclusionEvent(Reply):

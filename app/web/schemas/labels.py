@@ -14,8 +14,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Discriminator, Field
 
-from app.db.vocab import LabelKind
 from app.web.schemas import Reply
+from app.web.schemas.images import Label, LabelEvent
 
 # app.labelling.bulk.ACTIONS: stored in bulk_actions.action
 BulkActionName = Literal["label", "exclude", "include"]
@@ -27,40 +27,12 @@ QueueOrder = Literal["import", "uncertain", "diverse", "weakest-source"]
 # One label event ---------------------------------------------------------------------------------------------
 
 
-class CurrentLabel(Reply):
-    """An image's current label: the class of its latest label event (audits aside)."""
-
-    class_: str = Field(alias="class", description="the class's name today (followed through renames)")
-    class_id: int
-    confidence: float | None
-    tags: list[str]
-    annotator: str
-    created_at: str
-    note: str
-    id: int = Field(description="the label event that set it")
-
-
-class RecordedLabel(Reply):
+class RecordedLabel(LabelEvent):
     """The label event just appended, as the image's history shows it, with the image's current label."""
 
-    id: int
-    class_: str | None = Field(alias="class", description="the class's name in the taxonomy version of the event; "
-                                                          "null: the event made the image unlabelled (an undo)")
-    class_id: int | None
-    class_now: str | None = Field(description="the class's name today")
-    definition: str | None = Field(description="the class's definition in the taxonomy version of the event")
-    confidence: float | None
-    tags: list[str]
-    note: str
-    annotator: str
-    kind: LabelKind
-    ms: int | None = Field(description="milliseconds spent labelling the image, as the client reported it")
-    taxonomy_version: int | None = Field(description="the taxonomy version number the event was made in")
-    reverts: int | None = Field(description="the event an undo reverted")
-    created_at: str
     image: int
-    label: CurrentLabel | None = Field(description="the image's current label now (another labeller's, if theirs "
-                                                   "came after); null: unlabelled")
+    label: Label | None = Field(description="the image's current label now (another labeller's, if theirs came "
+                                            "after); null: unlabelled")
 
 
 # Bulk actions ------------------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ class TaxonomyView(Reply):
     """The taxonomy now: the current version number and the active classes, in their order."""
 
     version: int = Field(description="The current version's number; 0 before the first change.")
+    mode: Literal["single-label", "multi-label"] = Field(
+        "single-label", description='one class per image, or a set ({"op": "set-mode", "mode": "multi-label"})')
     classes: list[TaxonomyClass]
 
 
@@ -139,6 +141,18 @@ class RetireStep(Reply):
     class_id: int
     name: str
     flagged: int = Field(description="images sent to re-review")
+    removed: int | None = Field(None, description="multi-label: images whose set the class was taken out of "
+                                                  "(a migration event each; nothing to re-review)")
+
+
+class SetModeStep(Reply):
+    """The taxonomy made multi-label."""
+
+    op: Literal["set-mode"]
+    from_: str = Field(alias="from")
+    to: Literal["multi-label"]
+    converted: int = Field(description="current labels that became a set of their one class (a migration event "
+                                       "each)")
 
 
 class SetShortcutStep(Reply):
@@ -230,9 +244,13 @@ class UndoChange(_Logged, UndoDetail):
     """A version undone."""
 
 
+class SetModeChange(_Logged, SetModeStep):
+    """The taxonomy made multi-label."""
+
+
 TaxonomyChange = Annotated[
     Union[AddChange, RenameChange, DescribeChange, MergeChange, SplitChange, RetireChange, SetShortcutChange,
-          PinChange, UndoChange],
+          PinChange, UndoChange, SetModeChange],
     Discriminator("op"),
 ]
 
@@ -244,6 +262,7 @@ class TaxonomyVersion(Reply):
     message: str
     author: str
     created_at: str
+    mode: Literal["single-label", "multi-label"] = "single-label"
     changes: list[TaxonomyChange]
     label_counts: dict[str, int] = Field(description="images per class right after it, by the class's name then")
 

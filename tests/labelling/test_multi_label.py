@@ -1,0 +1,158 @@
+"""Multi-label taxonomies over HTTP: set-mode converts every label into a set through events, labels are sets
+with their own confidences ("none of these" is an answer, not "unlabelled"), class filters and counts follow
+the sets, merge / retire / split keep their meaning, and what is not built yet says so instead of degrading."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from app.db.models import CurrentLabelClass, LabelEvent
+from tests.factories import add_class, label, upload_fmnist
+
+
+def _multi(client) -> dict:
+    r = client.post("/api/taxonomy/changes", json={"op": "set-mode", "mode": "multi-label"})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def _sets(client, image_id: int):
+    got = client.get(f"/api/images/{image_id}").json()["label"]
+    return None if got is None else sorted(got["classes"])
+
+
+def _label_set(client, image_id: int, classes, **fields) -> dict:
+    r = client.post(f"/api/images/{image_id}/labels", json={"classes": classes, **fields})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+@pytest.fixture
+def shop(client):
+    for name in ("red", "dress", "on a model", "shoe"):
+        add_class(client, name)
+    return upload_fmnist(client, 6)
+
+
+def test_set_mode_turns_each_label_into_a_set_through_events_and_never_goes_back(client, db, shop):
+    label(client, shop[0], "red", confidence=0.7, tags=[], note="first look")
+    label(client, shop[1], "dress")
+    r = client.post(f"/api/images/{shop[2]}/labels", json={"classes": ["red"]})
+    assert r.status_code == 422 and "needs a multi-label taxonomy" in r.json()["detail"]
+
+    view = _multi(client)
+    assert view["mode"] == "multi-label" and {c["name"]: c["count"] for c in view["classes"]} == {
+        "red": 1, "dress": 1, "on a model": 0, "shoe": 0}
+    image = client.get(f"/api/images/{shop[0]}").json()
+    assert image["label"]["classes"] == ["red"] and image["label"]["class"] is None
+    assert image["label"]["confidences"] == {"red": 0.7}
+    assert [e["kind"] for e in image["history"]] == ["manual", "migration"]
+    assert image["history"][-1]["note"] == "first look"                       # the event carries the rest forward
+    assert client.get("/api/images", params={"status": "labelled"}).json()["total"] == 2
+    last = client.get("/api/taxonomy/versions").json()["items"][-1]
+    assert last["mode"] == "multi-label" and last["changes"][0]["op"] == "set-mode"
+    assert last["changes"][0]["converted"] == 2 and "2 labels became sets" in last["changes"][0]["summary"]
+
+    for change, words in (({"op": "set-mode", "mode": "multi-label"}, "already multi-label"),
+                          ({"op": "set-mode", "mode": "single-label"}, "cannot become single-label"),
+                          ({"op": "set-mode", "mode": "many"}, "'mode' must be")):
+        r = client.post("/api/taxonomy/changes", json=change)
+        assert r.status_code == 422 and words in r.json()["detail"], r.text
+    number = client.get("/api/taxonomy").json()["version"]
+    r = client.post("/api/taxonomy/changes", json={"op": "undo", "version": number})
+    assert r.status_code == 422 and "cannot be undone" in r.json()["detail"]
+    with db.reading() as s:  # nothing half-written by the refusals
+        assert s.scalar(select(func.count()).select_from(LabelEvent)) == 4
+
+
+def test_a_label_is_a_set_with_its_own_confidences_and_none_of_these_is_an_answer(client, shop):
+    _multi(client)
+    got = _label_set(client, shop[0], ["red", "dress"], confidence=0.9, confidences={"dress": 0.5}, tags=[])
+    assert got["label"]["classes"] == ["red", "dress"] and got["label"]["confidences"] == {"red": 0.9, "dress": 0.5}
+    assert got["classes"] == ["red", "dress"] and got["kind"] == "manual"
+    none = _label_set(client, shop[1], [])
+    assert none["label"] is not None and none["label"]["classes"] == []           # answered: none of these
+    assert client.get("/api/images", params={"status": "unlabelled"}).json()["total"] == 4
+    assert client.get("/api/images", params={"status": "labelled"}).json()["total"] == 2
+
+    for body, status, words in (
+            ({"class": "red"}, 422, "send 'classes'"),
+            ({"classes": ["red", "red"]}, 422, "listed twice"),
+            ({"classes": ["red"], "class": "red"}, 422, "not both"),
+            ({"classes": ["purple"]}, 404, "no class named"),
+            ({"classes": ["red"], "confidences": {"shoe": 0.5}}, 422, "not in 'classes'"),
+            ({"classes": ["red"], "confidences": {"red": 2}}, 422, "from 0 to 1")):
+        r = client.post(f"/api/images/{shop[2]}/labels", json=body)
+        assert r.status_code == status and words in r.json()["detail"], (body, r.text)
+    assert _sets(client, shop[2]) is None                                           # refusals wrote nothing
+
+    # Undo puts the previous set back; undoing the first answer leaves the image unlabelled again.
+    second = _label_set(client, shop[0], ["shoe"])
+    r = client.post(f"/api/images/{shop[0]}/labels/undo", json={"event": second["id"]})
+    assert r.status_code == 201 and r.json()["label"]["classes"] == ["red", "dress"], r.text
+    assert r.json()["label"]["confidences"] == {"red": 0.9, "dress": 0.5}
+    r = client.post(f"/api/images/{shop[1]}/labels/undo", json={"event": none["id"]})
+    assert r.status_code == 201 and r.json()["label"] is None
+
+
+def test_class_filters_and_counts_follow_the_sets(client, db, shop):
+    _multi(client)
+    _label_set(client, shop[0], ["red", "dress"])
+    _label_set(client, shop[1], ["red"])
+    _label_set(client, shop[2], ["dress", "on a model"])
+    _label_set(client, shop[3], [])
+    counts = {c["name"]: c["count"] for c in client.get("/api/taxonomy").json()["classes"]}
+    assert counts == {"red": 2, "dress": 2, "on a model": 1, "shoe": 0}
+    page = client.get("/api/images", params={"class": "dress", "limit": 1}).json()
+    assert page["total"] == 2 and page["items"][0]["classes"] == ["red", "dress"]
+    rest = client.get("/api/images", params={"class": "dress", "after": page["next"]}).json()
+    assert [i["id"] for i in rest["items"]] == [shop[2]] and rest["next"] is None
+    _label_set(client, shop[0], ["shoe"])                                            # a relabel moves the counts
+    counts = {c["name"]: c["count"] for c in client.get("/api/taxonomy").json()["classes"]}
+    assert counts == {"red": 1, "dress": 1, "on a model": 1, "shoe": 1}
+    with db.reading() as s:
+        assert s.scalar(select(func.count()).select_from(CurrentLabelClass)) == 4
+
+
+def test_merge_unites_sets_retire_removes_a_class_and_split_rereviews_only_its_images(client, shop):
+    _multi(client)
+    _label_set(client, shop[0], ["red", "dress"], confidence=0.6, confidences={"dress": 0.8})
+    _label_set(client, shop[1], ["red", "shoe"])
+    _label_set(client, shop[2], ["on a model"])
+    r = client.post("/api/taxonomy/changes", json={"op": "merge", "classes": ["red", "dress"], "into": "red dress"})
+    assert r.status_code == 201, r.text
+    first = client.get(f"/api/images/{shop[0]}").json()
+    assert first["label"]["classes"] == ["red dress"] and first["label"]["confidences"] == {"red dress": 0.8}
+    assert first["history"][-1]["kind"] == "migration"
+    assert _sets(client, shop[1]) == ["red dress", "shoe"] and _sets(client, shop[2]) == ["on a model"]
+    counts = {c["name"]: c["count"] for c in client.get("/api/taxonomy").json()["classes"]}
+    assert counts == {"on a model": 1, "shoe": 1, "red dress": 2}
+
+    r = client.post("/api/taxonomy/changes", json={"op": "retire", "class": "shoe"})
+    assert r.status_code == 201, r.text
+    assert _sets(client, shop[1]) == ["red dress"] and not client.get("/api/flags").json()["items"]
+
+    r = client.post("/api/taxonomy/changes", json={"op": "split", "class": "red dress", "into": ["crimson", "scarlet"]})
+    assert r.status_code == 201, r.text
+    flagged = {f["image"] for f in client.get("/api/flags", params={"kind": "rereview"}).json()["items"]}
+    assert flagged == {shop[0], shop[1]}
+    number = client.get("/api/taxonomy").json()["version"]
+    r = client.post("/api/taxonomy/changes", json={"op": "undo", "version": number})
+    assert r.status_code == 422 and "multi-label taxonomy yet" in r.json()["detail"]
+
+
+def test_what_is_not_built_for_sets_yet_refuses_with_a_sentence(client, shop, tmp_path):
+    label(client, shop[0], "red")
+    _multi(client)
+    r = client.post("/api/snapshots", json={"name": "sets"})
+    assert r.status_code == 422 and "multi-label" in r.json()["detail"] and "nothing was frozen" in r.json()["detail"]
+    r = client.post("/api/labels/bulk", json={"images": shop[1:3], "class": "red"})
+    assert r.status_code == 422 and "multi-label" in r.json()["detail"]
+    manifest = tmp_path / "labels.csv"
+    manifest.write_text("file,label\nnew.png,red\n")
+    from tests.factories import png_bytes
+    r = client.post("/api/images", data={"source": "more"}, files=[
+        ("files", ("new.png", png_bytes(99), "image/png")), ("labels", ("labels.csv", manifest.read_bytes(), "text/csv"))])
+    assert r.status_code == 422 and "multi-label" in r.json()["detail"], r.text
+    assert client.get("/api/images", params={"source": "more"}).json()["total"] == 0   # nothing half-imported
