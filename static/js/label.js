@@ -16,6 +16,10 @@
   const labelNotice = document.getElementById("label-notice");
   const noneOfThese = document.getElementById("none-of-these");
 
+  // A multi-label taxonomy: class keys switch classes on and off for the image showing, Enter saves the set.
+  const multi = root.dataset.multi === "1";
+  const saveSet = document.getElementById("save-set");
+  const setSummary = document.getElementById("set-summary");
   const queue = root.dataset.queue || "unlabelled";
   const order = root.dataset.order || "import";
   const history = [];   // {image, event} for a label, {image, skipped: true} for a skip
@@ -55,9 +59,19 @@
     }
   }
 
+  const switchedOn = () => classButtons.filter((b) => b.getAttribute("aria-pressed") === "true");
+  function showSet() {
+    if (setSummary) setSummary.textContent = switchedOn().map((b) => b.dataset.name).join(", ") || "none of these";
+  }
+  function toggleClass(button) {
+    button.setAttribute("aria-pressed", String(button.getAttribute("aria-pressed") !== "true"));
+    showSet();
+  }
+
   function resetDecision() {
     setConfidence(levels[0]);
     tagButtons.forEach((b) => b.setAttribute("aria-pressed", "false"));
+    if (multi) { classButtons.forEach((b) => b.setAttribute("aria-pressed", "false")); showSet(); }
     note.value = "";
     shownAt = performance.now();
     hiddenMs = 0;
@@ -104,10 +118,10 @@
 
   // "✓ Coat · sure" for a moment after a label; drawn from what was sent, so it costs no request and
   // never waits for anything.
-  function confirmApplied(classId, conf) {
-    const button = classButtons.find((b) => b.dataset.class === String(classId));
+  function confirmApplied(classIds, conf) {
+    const names = classIds.map((id) => classButtons.find((b) => b.dataset.class === String(id))?.dataset.name || id);
     const level = levels.find((b) => b.dataset.confidence === conf);
-    applied.textContent = `✓ ${button ? button.dataset.name : classId} · ${level ? level.dataset.name : conf}`;
+    applied.textContent = `✓ ${names.join(", ") || "none of these"} · ${level ? level.dataset.name : conf}`;
     applied.classList.remove("show");
     void applied.offsetWidth;
     applied.classList.add("show");
@@ -172,12 +186,16 @@
     }
   }
 
-  async function label(classId) {
+  // classIds: one class (single-label), or the set switched on (multi-label; empty: none of these).
+  async function label(classIds) {
     const id = currentId();
     if (!id) return;
     if (!annotator()) { askAnnotator(); return; }
     const form = new FormData();
-    form.append("class", classId);
+    if (multi) {
+      form.append("set", "1");
+      classIds.forEach((c) => form.append("classes", c));
+    } else form.append("class", classIds[0]);
     form.append("confidence", confidence());
     tagButtons.filter((b) => b.getAttribute("aria-pressed") === "true").forEach((b) => form.append("tags", b.dataset.tag));
     form.append("note", note.value);
@@ -204,7 +222,7 @@
       return;
     }
     labelNotice.hidden = true;
-    confirmApplied(classId, conf);
+    confirmApplied(classIds, conf);
     swap(await response.text());
     history.push({ image: id, event: figure().dataset.lastEvent });
     bumpRemaining(-1);
@@ -261,16 +279,20 @@
     }
     const key = e.key.length === 1 ? e.key.toLowerCase() : e.key;
     let button;
+    // A class key that only switches a class (multi-label) is guarded as a decision too: it must land on the
+    // image the person saw, and a held key must not flicker it.
     const decision = byKey(classButtons, key) || key === "Enter" || key === "s" || key === "ArrowRight";
     const going = decision || ["u", "z", "ArrowLeft", "Backspace", "x"].includes(key);
     // A held key repeats: never a decision. Nor is a press while a save is in flight or before the
     // image now showing has been seen (see DWELL_MS).
     if (going && (e.repeat || busy || (decision && !seen()))) { e.preventDefault(); ignored(); return; }
     if (busy) { e.preventDefault(); return; }
-    if ((button = byKey(classButtons, key))) exclusive(() => label(button.dataset.class));
+    if (multi && (button = byKey(classButtons, key))) toggleClass(button);
+    else if ((button = byKey(classButtons, key))) exclusive(() => label([button.dataset.class]));
     else if ((button = byKey(levels, key))) setConfidence(button);
     else if ((button = byKey(tagButtons, key))) toggleTag(button);
-    else if (key === "Enter" && figure()?.dataset.topClass) exclusive(() => label(figure().dataset.topClass));
+    else if (multi && key === "Enter") exclusive(() => label(switchedOn().map((b) => b.dataset.class)));
+    else if (key === "Enter" && figure()?.dataset.topClass) exclusive(() => label([figure().dataset.topClass]));
     else if (key === "s" || key === "ArrowRight") exclusive(skip);
     else if (key === "x" && openAllClasses()) { /* the class keys now label with any class */ }
     else if (key === "u" || key === "z" || key === "ArrowLeft" || key === "Backspace") exclusive(undo);
@@ -282,7 +304,12 @@
   });
 
   const clickable = () => { if (busy || !seen()) { ignored(); return false; } return true; };
-  classButtons.forEach((b) => b.addEventListener("click", () => clickable() && exclusive(() => label(b.dataset.class))));
+  classButtons.forEach((b) => b.addEventListener("click", () => {
+    if (!clickable()) return;
+    if (multi) toggleClass(b);
+    else exclusive(() => label([b.dataset.class]));
+  }));
+  if (saveSet) saveSet.addEventListener("click", () => clickable() && exclusive(() => label(switchedOn().map((b) => b.dataset.class))));
   levels.forEach((b) => b.addEventListener("click", () => setConfidence(b)));
   tagButtons.forEach((b) => b.addEventListener("click", () => toggleTag(b)));
   document.getElementById("skip").addEventListener("click", () => clickable() && exclusive(skip));

@@ -14,7 +14,7 @@ from app.db.ids import as_id
 from app.embeddings import regions
 from app.errors import Conflict, InvalidInput
 from app.images.catalog import get_image
-from app.keyboard import ACTIONS, CONFIDENCE_LEVELS, key_map
+from app.keyboard import ACTIONS, CONFIDENCE_LEVELS, MULTI_ACTIONS, key_map
 from app.labelling import bulk, orders, rereview
 from app.labelling.bulk import Selection
 from app.labelling.events import LabelInput, current_label, history, record_label, undo_label
@@ -24,7 +24,7 @@ from app.labelling.seen import check_seen, current_event_id
 from app.labelling.suggestions import suggestions
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
 from app.quality.audits import answer_audit
-from app.taxonomy.queries import active_classes, examples
+from app.taxonomy.queries import MULTI, active_classes, examples, taxonomy_mode
 from app.web.bodies import LabelBody
 from app.web.deps import ReadSession, SettingsDep, WriteSession, get_settings
 from app.web.identity import current_user, signed
@@ -211,7 +211,9 @@ def _stage_context(session, *, ids: list[int], queue: str, order: str, settings,
     image = get_image(session, ids[0]) if ids else None
     flag = rereview.open_flag(session, image.id) if image else None
     allowed = rereview.offered_ids(session, flag)
-    guesses = suggestions(session, image.id) if image and queue != "audit" else []  # audits are blind
+    multi = taxonomy_mode(session) == MULTI
+    # Audits are blind; a multi-label taxonomy has no model of sets yet (a single-label model's guess is no set).
+    guesses = suggestions(session, image.id) if image and queue != "audit" and not multi else []
     if allowed is not None:
         guesses = [g for g in guesses if g["class_id"] in allowed]
     return {
@@ -219,6 +221,7 @@ def _stage_context(session, *, ids: list[int], queue: str, order: str, settings,
         "seen_event": current_event_id(session, image.id) if image else None, "queue": queue, "order": order,
         "allowed": allowed, "reason": flag.details.get("reason") if flag else None, "suggestions": guesses,
         "order_note": orders.note(session, settings, order, image) if queue == "unlabelled" else None,
+        "multi": multi,
     }
 
 
@@ -251,11 +254,13 @@ def label_page(request: Request, session: ReadSession, image: Id | None = None, 
     remaining = queue_count(session, queue, cap=COUNT_CAP)
     exact = queue == "unlabelled" or remaining <= COUNT_CAP  # "1,000+" is not counted down on the page
     classes = active_classes(session)
+    stage = _stage_context(session, ids=ids, queue=queue, order=order, settings=settings)
+    multi = stage["multi"]
     response = render(request, "pages/label.html", {
-        **_stage_context(session, ids=ids, queue=queue, order=order, settings=settings),
+        **stage,
         "orders": orders.NAMES,
         "classes": classes, "tags": active_tags(session), "levels": CONFIDENCE_LEVELS,
-        "actions": ACTIONS, "remaining": count_text(remaining, exact=exact),
+        "actions": MULTI_ACTIONS if multi else ACTIONS, "remaining": count_text(remaining, exact=exact),
         "remaining_n": remaining if exact else None, "keymap": key_map(classes),
         "rereview_waiting": queue_count(session, "rereview") if queue != "rereview" else 0,
         "audit_waiting": queue_count(session, "audit") if queue == "unlabelled" else 0,
@@ -304,7 +309,9 @@ def label_and_next(
     session: WriteSession,
     reader: ReadSession,
     image_id: Id,
-    class_: Annotated[str, Form(alias="class")],
+    class_: Annotated[str | None, Form(alias="class")] = None,
+    classes: Annotated[list[str], Form()] = [],
+    as_set: Annotated[bool, Form(alias="set")] = False,
     confidence: Annotated[float, Form()] = 1.0,
     tags: Annotated[list[str], Form()] = [],
     note: Annotated[str, Form()] = "",
@@ -323,7 +330,9 @@ def label_and_next(
     image's current label event when the page showed it ("none" for none): if the image was labelled since (in
     another tab of this browser, which shares its lease, or by someone else), 409 with that sentence and the
     queue's count now (`remaining`, null when capped) and `stale: true`, and nothing is saved."""
-    data = LabelInput(class_, confidence, tags, note, signed(request, annotator), ms)
+    # A multi-label page sends set=1 and a `classes` field per class switched on (none: none of these).
+    data = LabelInput(class_, confidence, tags, note, signed(request, annotator), ms,
+                      classes=classes if as_set else None)
     if seen_event is not None and queue != "audit":  # an audit is blind: its answer never says the label
         try:
             check_seen(session, image_id, _parse_seen(seen_event))

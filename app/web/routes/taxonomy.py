@@ -92,10 +92,11 @@ def taxonomy_form_change(
     base_version: Field = "",
     version: Field = "",
     image: Field = "",
+    mode: Field = "",
 ):
     """Any operation from the taxonomy page; errors are shown in the page, not as a separate page."""
     fields = {"op": op, "class": class_, "name": name, "description": description, "shortcut": shortcut,
-              "into": into, "kind": kind, "message": message}
+              "into": into, "kind": kind, "message": message, "mode": mode}
     change = {k: v.strip() for k, v in fields.items() if v.strip()}
     if op == "describe":
         change["description"] = description.strip()  # an empty definition is a valid edit
