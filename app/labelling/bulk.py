@@ -1,4 +1,5 @@
-"""Bulk actions: one decision (label, exclude, include) over a selection, previewed, then undoable as one.
+"""Bulk actions: one decision (label, exclude, include; in a multi-label taxonomy add or remove a class) over a
+selection, previewed, then undoable as one.
 
 A preview (dry run) says exactly what would change ("Relabel 214 images: 37 Coat, 177 unlabelled → Shirt");
 the apply may carry the previewed count (`expect`) and is refused when the selection changed since. The
@@ -17,16 +18,27 @@ from dataclasses import dataclass
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, aliased
 
-from app.db.models import BulkAction, BulkLabelItem, CurrentLabel, ExclusionEvent, Flag, Image, LabelClass, LabelEvent
+from app.db.models import (
+    BulkAction,
+    BulkLabelItem,
+    CurrentLabel,
+    CurrentLabelClass,
+    ExclusionEvent,
+    Flag,
+    Image,
+    LabelClass,
+    LabelEvent,
+)
 from app.errors import Conflict, InvalidInput, NotFound
 from app.labelling import rereview
-from app.labelling.events import LabelInput, append_events, append_label_events
+from app.labelling.events import LabelInput, append_events, append_label_events, event_classes
 from app.labelling.exclusion import CHUNK, changing, clean_annotator, clean_reason, latest_events, set_excluded
 from app.labelling.queries import ImageFilter, filtered_ids
-from app.taxonomy.queries import current_version, resolve_class
+from app.taxonomy.queries import MULTI, current_version, resolve_class, taxonomy_mode
 from app.timeutil import iso
 
-ACTIONS = ("label", "exclude", "include")
+ACTIONS = ("label", "exclude", "include", "add", "remove")
+SET_ACTIONS = ("add", "remove")  # a multi-label taxonomy: a class put into, or taken out of, each image's set
 SKIPPED_SHOWN = 100  # image ids an undo names of those it skipped; the count is always complete
 
 
@@ -103,6 +115,43 @@ def _rereview_blocked(session: Session, ids: list[int], class_id: int) -> list[i
     return sorted(blocked)
 
 
+def _sets_now(session: Session, ids: list[int]) -> dict[int, dict[int, float | None]]:
+    """The current set of each answered image among `ids` (multi-label): {image: {class id: confidence}}."""
+    out: dict[int, dict[int, float | None]] = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        out.update((i, {}) for i in session.scalars(select(CurrentLabel.image_id).where(
+            CurrentLabel.image_id.in_(chunk), CurrentLabel.multi)))
+        for image_id, class_id, confidence in session.execute(
+                select(CurrentLabelClass.image_id, CurrentLabelClass.class_id, CurrentLabelClass.confidence)
+                .where(CurrentLabelClass.image_id.in_(chunk))):
+            out[image_id][class_id] = confidence
+    return out
+
+
+def _set_plan(session: Session, ids: list[int], action: str, class_ref) -> tuple[dict, list[int]]:
+    """Add a class to, or remove it from, the sets of the answered images of the selection; images not yet
+    labelled are left out (their set would claim every other class absent)."""
+    if taxonomy_mode(session) != MULTI:
+        raise InvalidInput(f"'{action}' puts a class into or out of images' sets: it needs a multi-label taxonomy")
+    if class_ref in (None, ""):
+        raise InvalidInput(f"choose the class to {action}")
+    cls = resolve_class(session, class_ref)
+    sets = _sets_now(session, ids)
+    change = [i for i in ids if i in sets and (cls.id in sets[i]) == (action == "remove")]
+    already = sum(1 for i in ids if i in sets) - len(change)
+    unlabelled = len(ids) - len(sets)
+    text = (f"Add {cls.name} to {_n(len(change))}" if action == "add" else
+            f"Remove {cls.name} from {_n(len(change))}")
+    notes = [f"{already:,} {'have it' if action == 'add' else 'lack it'} already"] if already else []
+    if unlabelled:
+        notes.append(f"{unlabelled:,} not labelled yet, left out")
+    if notes:
+        text += f" ({'; '.join(notes)})"
+    return {"action": action, "count": len(change), "selected": len(ids), "class": cls.name, "class_id": cls.id,
+            "unchanged": len(ids) - len(change), "text": text}, change
+
+
 def _exclusion_plan(ids: list[int], change: list[int], excluded: bool) -> dict:
     verb, state = ("Exclude", "excluded") if excluded else ("Include", "included")
     same = len(ids) - len(change)
@@ -129,6 +178,8 @@ def _plan(session: Session, selection: Selection, action: str, class_ref) -> tup
     ids = selection.ids(session)
     if action == "label":
         return _label_plan(session, ids, class_ref), ids
+    if action in SET_ACTIONS:
+        return _set_plan(session, ids, action, class_ref)
     if class_ref not in (None, ""):
         raise InvalidInput(f"an {action} takes no class")
     change = changing(session, ids, excluded=action == "exclude")
@@ -149,21 +200,41 @@ def apply(session: Session, selection: Selection, *, action: str = "label", data
     if not ids:
         raise Conflict(plan["text"] + "; nothing changed")
     who = clean_annotator((data.annotator if data is not None else "") or annotator)
-    if action != "label":
+    labels = action == "label" or action in SET_ACTIONS
+    if not labels:
         reason = clean_reason(reason, excluded=action == "exclude")
-    row = BulkAction(action=action, class_id=plan.get("class_id"), reason=reason if action != "label" else "",
+    row = BulkAction(action=action, class_id=plan.get("class_id"), reason=reason if not labels else "",
                      annotator=who, selection=selection.as_json(), count=len(ids), skipped=0)
     session.add(row)
     session.flush()
-    if action == "label":
+    if labels:
         before = {i: c.event_id for i, c in _current(session, ids).items()}
-        decided = LabelInput(data.class_ref, data.confidence, data.tags, data.note, who, data.ms, kind="bulk")
-        events = append_label_events(session, [(i, decided) for i in ids])
+        if action == "label":
+            decided = LabelInput(data.class_ref, data.confidence, data.tags, data.note, who, data.ms, kind="bulk")
+            items = [(i, decided) for i in ids]
+        else:
+            items = _set_changes(session, ids, action, plan["class_id"], data, who)
+        events = append_label_events(session, items)
         _items(session, [(row.id, e.image_id, e.id, before.get(e.image_id)) for e in events])
     else:
         set_excluded(session, ids, excluded=action == "exclude", reason=reason, annotator=who, bulk_action_id=row.id)
     session.commit()
     return {**action_view(session, row), "text": plan["text"]}
+
+
+def _set_changes(session: Session, ids: list[int], action: str, class_id: int, data: LabelInput | None,
+                 who: str) -> list[tuple[int, LabelInput]]:
+    """Each image's new set: its classes keep their confidences, an added class gets the decision's."""
+    confidence = data.confidence if data is not None else 1.0
+    out = []
+    for image_id, classes in sorted(_sets_now(session, ids).items()):
+        kept = {c: conf for c, conf in classes.items() if c != class_id}
+        if action == "add":
+            kept[class_id] = confidence
+        out.append((image_id, LabelInput(None, confidence, data.tags if data else [], data.note if data else "", who,
+                                         data.ms if data else None, kind="bulk", classes=sorted(kept),
+                                         confidences={str(c): v for c, v in kept.items() if v is not None})))
+    return out
 
 
 def undo(session: Session, action_id: int, *, annotator: str = "") -> dict:
@@ -177,7 +248,8 @@ def undo(session: Session, action_id: int, *, annotator: str = "") -> dict:
         raise Conflict(f"bulk action {row.id} was undone already (action {done.id} by {done.annotator}, "
                        f"{iso(done.created_at)}); nothing changed")
     who = clean_annotator(annotator)
-    if row.action == "label":
+    labels = row.action == "label" or row.action in SET_ACTIONS
+    if labels:
         redo, skipped = _label_undo_plan(session, row)
     else:
         redo, skipped = _exclusion_undo_plan(session, row)
@@ -185,17 +257,24 @@ def undo(session: Session, action_id: int, *, annotator: str = "") -> dict:
         raise Conflict(f"all {_n(len(skipped))} of bulk action {row.id} changed since (labelled, excluded or "
                        "included again); nothing was undone")
     undo_row = BulkAction(action=row.action, undoes_id=row.id, class_id=row.class_id, annotator=who,
-                          reason=f"undo of bulk action {row.id}" if row.action != "label" else "",
+                          reason=f"undo of bulk action {row.id}" if not labels else "",
                           selection={"undo": row.id}, count=len(redo), skipped=len(skipped))
     session.add(undo_row)
     session.flush()
-    if row.action == "label":
+    if labels:
         version = current_version(session)
-        events = [LabelEvent(
-            image_id=item.image_id, class_id=before.class_id if before else None,
-            confidence=before.confidence if before else None, tags=list(before.tags) if before else [],
-            note=before.note if before else "", annotator=who, taxonomy_version_id=version.id if version else None,
-            kind="undo", reverts_event_id=item.event_id) for item, before in redo]
+        sets = event_classes(session, [before.id for _, before in redo if before is not None and before.multi])
+        events = []
+        for item, before in redo:
+            event = LabelEvent(
+                image_id=item.image_id, class_id=before.class_id if before else None,
+                confidence=before.confidence if before else None, tags=list(before.tags) if before else [],
+                note=before.note if before else "", annotator=who,
+                taxonomy_version_id=version.id if version else None, kind="undo", reverts_event_id=item.event_id,
+                multi=bool(before is not None and before.multi))
+            if event.multi:
+                event.set_classes = sets.get(before.id, [])
+            events.append(event)
         append_events(session, events)
         _items(session, [(undo_row.id, e.image_id, e.id, e.reverts_event_id) for e in events])
     else:

@@ -28,7 +28,7 @@ from app.images.catalog import library_counts
 from app.labelling import orders
 from app.taxonomy.queries import MULTI, resolve_class, taxonomy_mode
 
-STATUSES = ("unlabelled", "labelled", "flagged")
+STATUSES = ("unlabelled", "labelled", "flagged", "none-of-these")  # none-of-these: a multi-label empty answer
 MAX_LIMIT = 1000
 # Pages count matches only this far and then say "1,000+": an exact count reads every match (a million
 # index entries for "unlabelled"), and 1,000 costs about a millisecond even where each match needs a row lookup.
@@ -47,6 +47,10 @@ class ImageFilter:
     analysis: int | None = None  # with region: a selection drawn on /map (app.embeddings.regions)
     region: str | None = None
     members: list[int] | None = None  # the region's images, filled in by app.embeddings.regions.resolve
+    # A multi-label taxonomy's sets (class_ref then means "has"): labelled images whose set lacks a class, or
+    # is exactly these classes (comma-separated names or ids).
+    lacks: str | None = None
+    exactly: str | None = None
 
     def is_empty(self) -> bool:
         return not any(v not in (None, "") for v in vars(self).values())
@@ -178,6 +182,8 @@ def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True)
             raise InvalidInput(f"status must be one of {', '.join(STATUSES)}, not '{f.status}'")
         if f.status == "flagged":  # an open flag of any kind: something to look at again
             q = q.where(Image.id.in_(select(Flag.image_id).where(Flag.status == "open")))
+        elif f.status == "none-of-these":
+            q = q.where(_answered(anchor), ~_has(anchor))
         elif not (f.class_ref and f.status == "labelled"):  # a class implies labelled: no second index to check
             q = q.where(Image.labelled == (f.status == "labelled"))
     if f.source:
@@ -189,6 +195,17 @@ def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True)
                                                            CurrentLabelClass.class_id == cls.id))
         else:
             q = q.where(CurrentLabel.class_id == cls.id)
+    if f.lacks or f.exactly is not None:
+        if not _sets(session):
+            raise InvalidInput("'lacks' and 'exactly' filter sets of classes: they need a multi-label taxonomy")
+        q = q.where(_answered(anchor))
+    if f.lacks:
+        q = q.where(~_has(anchor, resolve_class(session, f.lacks, active_only=False).id))
+    if f.exactly is not None:
+        wanted = sorted({resolve_class(session, ref.strip(), active_only=False).id
+                         for ref in f.exactly.split(",") if ref.strip()})
+        q = q.where(*(_has(anchor, c) for c in wanted), select(func.count()).where(
+            CurrentLabelClass.image_id == anchor).scalar_subquery() == len(wanted))
     if f.split:
         q = q.where(_in_split(session, f.split))
     if f.region is not None and f.members is None:
@@ -200,6 +217,20 @@ def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True)
 
 
 SPLITS = ("train", "val", "test", "none")
+
+
+def _answered(anchor):
+    """The image's current label is a multi-label answer (a set, maybe empty). Aliased: the outer query may
+    join current_labels itself, and would then swallow the subquery's only table."""
+    current = aliased(CurrentLabel)
+    return exists().where(current.image_id == anchor, current.multi)
+
+
+def _has(anchor, class_id: int | None = None):
+    """The image's current set holds `class_id` (any class when None)."""
+    member = aliased(CurrentLabelClass)
+    q = exists().where(member.image_id == anchor)
+    return q.where(member.class_id == class_id) if class_id is not None else q
 
 
 def _sets(session: Session) -> bool:
@@ -315,6 +346,7 @@ def list_images(
     exact = total is not None or count_cap is None
     if total is None:
         total = count_rows(session, matches, cap=count_cap)
+        exact = exact or total <= count_cap  # fewer than the cap: counted to the end
     return Page(items, total, exact, items[-1]["id"] if items and more_after else None,
                 items[0]["id"] if items and more_before else None)
 
@@ -324,7 +356,8 @@ def _counted(session: Session, f: ImageFilter) -> int | None:
     status labelled / unlabelled and a source at most (source_counts), one class (class_counts), one split
     of the latest snapshot; None for any other filter (counting a class's 25,000 labels took 110 ms at 1M
     images, a split's 290,000 items 90 ms)."""
-    if f.tag or f.min_confidence is not None or f.max_confidence is not None or f.members is not None:
+    if f.tag or f.min_confidence is not None or f.max_confidence is not None or f.members is not None \
+            or f.lacks or f.exactly is not None or f.status == "none-of-these":
         return None
     if f.class_ref:
         if f.source or f.split or f.status not in (None, "", "labelled"):

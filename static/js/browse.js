@@ -24,8 +24,10 @@
   }
 
   // No class is preselected: a bulk relabel must name its class on purpose.
+  // add / remove (a multi-label taxonomy) name a class as a label does.
+  const classed = () => ["label", "add", "remove"].includes(field("action").value);
   function updateForm() {
-    const labelling = field("action").value === "label";
+    const labelling = classed();
     bulk.querySelectorAll(".bulk-label").forEach((el) => { el.hidden = !labelling; });
     bulk.querySelector(".bulk-reason").hidden = labelling;
     apply.disabled = labelling ? !field("class").value : false;
@@ -86,7 +88,7 @@
     if (!annotator) return;
     const action = field("action").value;
     const body = { action, annotator };
-    if (action === "label") {
+    if (classed()) {
       if (!field("class").value) { window.loupe.toast("choose a class first", "info"); return; }
       body.class = field("class").value;
       body.confidence = Number(field("confidence").value);

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.factories import classes_and_images
 
@@ -73,3 +74,35 @@ def test_keys_switch_classes_and_enter_saves_the_set(live_server, page, tmp_path
     page.screenshot(path=str(tmp_path / "image-multi.png"), full_page=True)
     page.goto(f"{base}/taxonomy")
     page.screenshot(path=str(tmp_path / "taxonomy-multi.png"), full_page=True)
+
+
+def test_browse_filters_sets_and_adds_a_class_to_a_selection_with_undo(live_server, page, tmp_path):
+    base, _ = live_server
+    ids = classes_and_images(base, 5, ("red", "dress", "shoe"))
+    with httpx.Client(base_url=base, timeout=60) as client:
+        assert client.post("/api/taxonomy/changes", json={"op": "set-mode", "mode": "multi-label"}).status_code == 201
+        for i, classes in zip(ids, (["red"], ["red", "dress"], ["dress"], [])):
+            assert client.post(f"/api/images/{i}/labels", json={"classes": classes}).status_code == 201
+    page.add_init_script("localStorage.setItem('loupe.annotator', 'ana')")
+
+    page.goto(base + "/browse")
+    page.select_option("#filters select[name=lacks]", label="red")
+    page.wait_for_url("**lacks=red**")
+    expect(page.locator(".grid-meta")).to_contain_text("2 images · page 1 of 1")
+    assert sorted(page.locator(".tile-label").all_text_contents()) == ["dress", "none of these"]
+    page.click("#select-all")
+    page.select_option("#bulk select[name=action]", value="add")
+    page.select_option("#bulk select[name=class]", label="shoe")
+    page.locator("#bulk button[type=submit]").click()
+    page.wait_for_selector("#bulk-confirm:not([hidden])")
+    assert page.inner_text("#bulk-confirm-text") == "Add shoe to 2 images"
+    page.click("#bulk-confirm-yes")
+    page.wait_for_selector("#bulk-done:not([hidden])")
+    page.screenshot(path=str(tmp_path / "browse-multi.png"), full_page=True)
+    with httpx.Client(base_url=base, timeout=60) as client:
+        got = {i: sorted(client.get(f"/api/images/{i}").json()["label"]["classes"]) for i in ids[2:4]}
+        assert got == {ids[2]: ["dress", "shoe"], ids[3]: ["shoe"]}
+    page.click("#bulk-undo")
+    expect(page.locator("#bulk-done-text")).to_contain_text("Undid")
+    with httpx.Client(base_url=base, timeout=60) as client:
+        assert client.get(f"/api/images/{ids[3]}").json()["label"]["classes"] == []

@@ -156,3 +156,55 @@ def test_what_is_not_built_for_sets_yet_refuses_with_a_sentence(client, shop, tm
         ("files", ("new.png", png_bytes(99), "image/png")), ("labels", ("labels.csv", manifest.read_bytes(), "text/csv"))])
     assert r.status_code == 422 and "multi-label" in r.json()["detail"], r.text
     assert client.get("/api/images", params={"source": "more"}).json()["total"] == 0   # nothing half-imported
+
+
+def test_browse_filters_has_lacks_exactly_and_none_of_these(client, shop):
+    _multi(client)
+    _label_set(client, shop[0], ["red", "dress"])
+    _label_set(client, shop[1], ["red"])
+    _label_set(client, shop[2], ["dress", "on a model"])
+    _label_set(client, shop[3], [])
+
+    def ids(**params):
+        got = client.get("/api/images", params=params)
+        assert got.status_code == 200, got.text
+        assert got.json()["total"] == len(got.json()["items"])
+        return [i["id"] for i in got.json()["items"]]
+
+    assert ids(**{"class": "red"}) == [shop[0], shop[1]]
+    assert ids(lacks="red") == [shop[2], shop[3]]                   # answered sets only: not the unlabelled
+    assert ids(**{"class": "dress"}, lacks="red") == [shop[2]]
+    assert ids(exactly="red") == [shop[1]]
+    assert ids(exactly="dress, red") == [shop[0]]
+    assert ids(status="none-of-these") == [shop[3]]
+    page = client.get("/browse", params={"lacks": "red"}, headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "none of these" in page.text
+
+
+def test_bulk_add_and_remove_a_class_say_their_count_first_and_undo_as_one(client, shop):
+    r = client.post("/api/labels/bulk", json={"images": shop[:2], "action": "add", "class": "red"})
+    assert r.status_code == 422 and "multi-label" in r.json()["detail"]
+    _multi(client)
+    _label_set(client, shop[0], ["dress"], confidence=0.6)
+    _label_set(client, shop[1], ["red"])
+    _label_set(client, shop[2], [])
+    selection = {"images": shop[:4], "action": "add", "class": "red", "confidence": 0.9}
+    preview = client.post("/api/labels/bulk", json={**selection, "dry_run": True}).json()
+    assert preview["count"] == 2 and preview["text"] == (
+        "Add red to 2 images (1 have it already; 1 not labelled yet, left out)")
+    done = client.post("/api/labels/bulk", json={**selection, "expect": 2})
+    assert done.status_code == 201, done.text
+    first = client.get(f"/api/images/{shop[0]}").json()
+    assert first["label"]["classes"] == ["red", "dress"] and first["label"]["confidences"] == {"red": 0.9, "dress": 0.6}
+    assert first["history"][-1]["kind"] == "bulk"
+    assert _sets(client, shop[2]) == ["red"] and _sets(client, shop[3]) is None
+
+    removed = client.post("/api/labels/bulk", json={"filter": {"class": "red"}, "action": "remove", "class": "red"})
+    assert removed.status_code == 201 and removed.json()["count"] == 3, removed.text
+    assert client.get("/api/images", params={"class": "red"}).json()["total"] == 0
+    assert _sets(client, shop[0]) == ["dress"]
+
+    undone = client.post(f"/api/labels/bulk/{removed.json()['id']}/undo", json={"annotator": "ana"})
+    assert undone.status_code == 201 and undone.json()["undone"] == 3, undone.text
+    assert _sets(client, shop[0]) == ["dress", "red"] and _sets(client, shop[1]) == ["red"]
+    assert client.get(f"/api/images/{shop[0]}").json()["label"]["confidences"] == {"red": 0.9, "dress": 0.6}

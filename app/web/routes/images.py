@@ -27,6 +27,7 @@ from app.labelling.imported import import_labelled_uploads
 from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, list_images
 from app.labelling.suggestions import latest_prediction
 from app.labelling.tags import active_tags
+from app.taxonomy.queries import MULTI, taxonomy_mode
 from app.taxonomy.service import active_classes
 from app.training.jobs import predict_after_import
 from app.web.deps import DatabaseDep, ReadSession, SettingsDep, WriteSession
@@ -74,7 +75,8 @@ def upload_images(
 def image_filter(
     session: ReadSession,
     settings: SettingsDep,
-    status: Annotated[str | None, Query(description="unlabelled | labelled")] = None,
+    status: Annotated[str | None, Query(description="unlabelled | labelled | flagged | none-of-these (a "
+                                                    "multi-label empty answer)")] = None,
     source: str | None = None,
     class_: Annotated[str | None, Query(alias="class", description="class name or id")] = None,
     tag: str | None = None,
@@ -83,12 +85,17 @@ def image_filter(
     split: Annotated[str | None, Query(description="train | val | test in the latest snapshot, or none")] = None,
     analysis: Annotated[Id | None, Query(description="the analyse job a map region was drawn on")] = None,
     region: Annotated[str | None, Query(description="a polygon on that map: x1,y1,x2,y2,... (its images)")] = None,
+    lacks: Annotated[str | None, Query(description="multi-label: labelled images whose set lacks this class "
+                                                   "(`class` then means has it)")] = None,
+    exactly: Annotated[str | None, Query(description="multi-label: labelled images whose set is exactly these "
+                                                     "classes, comma-separated (status=none-of-these: the empty "
+                                                     "set)")] = None,
 ) -> ImageFilter:
     """The shared filter query parameters of /api/images and /browse (an empty field means no filter)."""
     f = ImageFilter(status=status or None, source=source or None, class_ref=class_ or None, tag=tag or None,
                     min_confidence=_number("min_confidence", min_confidence),
                     max_confidence=_number("max_confidence", max_confidence), split=split or None,
-                    analysis=analysis, region=region or None)
+                    analysis=analysis, region=region or None, lacks=lacks or None, exactly=exactly or None)
     return regions.resolve(session, settings, f)
 
 
@@ -181,7 +188,7 @@ def browse_page(request: Request, session: ReadSession, f: FilterDep, page: Coun
         "recent": recent_actions(session, 5),
         "next_after": result.next_after, "prev_before": result.prev_before,
         "classes": active_classes(session), "tags": active_tags(session), "sources": source_names(session),
-        "levels": CONFIDENCE_LEVELS,
+        "levels": CONFIDENCE_LEVELS, "multi": taxonomy_mode(session) == MULTI,
         "base_query": "".join(f"{urlencode({k: v})}&" for k, v in request.query_params.items()
                               if k not in ("page", "after", "before") and v),
     }, block="grid")

@@ -63,6 +63,8 @@ class ImageFilterBody(BaseModel):
     split: str | None = None
     analysis: Id | None = None
     region: str | None = Field(None, description="a polygon drawn on the map of `analysis`: x1,y1,x2,y2,...")
+    lacks: str | None = Field(None, description="multi-label: sets without this class")
+    exactly: str | None = Field(None, description="multi-label: sets of exactly these classes, comma-separated")
 
 
 class BulkBody(BaseModel):
@@ -70,8 +72,11 @@ class BulkBody(BaseModel):
 
     images: list[Id] | None = Field(None, description="the selected image ids (or give `filter`)")
     filter: ImageFilterBody | None = Field(None, description="every image matching it, as /browse filters")
-    action: Literal["label", "exclude", "include"] = "label"
-    class_: str | Id | None = Field(None, alias="class", description="class name or id (action label only)")
+    action: Literal["label", "exclude", "include", "add", "remove"] = Field(
+        "label", description="add / remove: a multi-label taxonomy's class put into / taken out of each labelled "
+                             "image's set")
+    class_: str | Id | None = Field(None, alias="class", description="class name or id (actions label, add and "
+                                                                      "remove)")
     confidence: float = 1.0
     tags: list[str] = []
     note: str = ""
@@ -84,11 +89,12 @@ class BulkBody(BaseModel):
     def selection(self) -> Selection:
         fb = self.filter
         f = None if fb is None else ImageFilter(fb.status, fb.source, fb.class_, fb.tag, fb.min_confidence,
-                                                fb.max_confidence, fb.split, fb.analysis, fb.region)
+                                                fb.max_confidence, fb.split, fb.analysis, fb.region,
+                                                lacks=fb.lacks, exactly=fb.exactly)
         return Selection(self.images, f, fb.model_dump(by_alias=True, exclude_none=True) if fb else None)
 
     def label_input(self) -> LabelInput | None:
-        if self.action != "label":
+        if self.action in ("exclude", "include"):
             return None
         return LabelInput(self.class_, self.confidence, self.tags, self.note, self.annotator, self.ms)
 
@@ -140,13 +146,15 @@ def create_labels_bulk(request: Request, session: WriteSession, settings: Settin
     images: 37 Coat, 177 unlabelled → Shirt")."""
     body.annotator = signed(request, body.annotator)
     user = current_user(request)
-    if body.action != "label" and user is not None and not role_at_least(user.role, "reviewer"):
+    classed = body.action in ("label", "add", "remove")
+    if not classed and user is not None and not role_at_least(user.role, "reviewer"):
         # the path lets labellers in (bulk labels); excluding is a reviewer's decision, as in review
         return JSONResponse({"detail": f"'{user.name}' is a {user.role}; excluding images needs the reviewer "
                                        "role"}, status_code=403)
-    if body.action == "label" and body.class_ is None:
-        raise InvalidInput("choose the class to label these images as")
-    if body.action != "label" and body.class_ is not None:
+    if classed and body.class_ is None:
+        raise InvalidInput("choose the class to label these images as" if body.action == "label" else
+                           f"choose the class to {body.action}")
+    if not classed and body.class_ is not None:
         raise InvalidInput(f"an {body.action} takes no class")
     selection = body.selection()
     if selection.filter is not None:

@@ -18,7 +18,7 @@ from app.web.schemas import Reply
 from app.web.schemas.images import Label, LabelEvent
 
 # app.labelling.bulk.ACTIONS: stored in bulk_actions.action
-BulkActionName = Literal["label", "exclude", "include"]
+BulkActionName = Literal["label", "exclude", "include", "add", "remove"]
 # app.labelling.queries.QUEUES
 QueueName = Literal["unlabelled", "rereview", "audit"]
 # app.labelling.orders.ORDERS
@@ -69,7 +69,20 @@ class BulkExclusionPreview(Reply):
     text: str = Field(description="the change in one sentence")
 
 
-BulkPreview = Annotated[Union[BulkLabelPreview, BulkExclusionPreview], Discriminator("action")]
+class BulkSetPreview(Reply):
+    """A dry run of adding a class to, or removing it from, the sets of a selection (multi-label)."""
+
+    action: Literal["add", "remove"]
+    count: int = Field(description="images whose set would change")
+    selected: int
+    class_: str = Field(alias="class")
+    class_id: int
+    unchanged: int = Field(description="selected images that have (add) or lack (remove) it already, or are not "
+                                       "labelled yet (left out)")
+    text: str
+
+
+BulkPreview = Annotated[Union[BulkLabelPreview, BulkExclusionPreview, BulkSetPreview], Discriminator("action")]
 
 
 class SelectionFilter(Reply):
