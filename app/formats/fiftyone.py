@@ -36,6 +36,9 @@ from app.formats.rows import (
     ManifestRow,
     confidence_of,
     dataset_files,
+    find_dataset,
+    json_if,
+    load_json,
     split_folder,
     split_prefix,
     tags_of,
@@ -50,34 +53,15 @@ DROPS: tuple[str, ...] = ()
 
 # -- reading -------------------------------------------------------------------------------------------------
 
-def _load(path: Path, shown: str):
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read {shown}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{shown}: not JSON ({exc.msg} at line {exc.lineno})") from None
-
-
 def detect(path: Path) -> bool:
     """A .json object with a "labels" object (and maybe a "classes" list)."""
-    if path.suffix.lower() != ".json":
-        return False
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
+    data = json_if(path)
     return isinstance(data, dict) and isinstance(data.get("labels"), dict)
 
 
 def find(paths: list[Path]) -> Path | None:
     """The imported dataset folder holding labels.json files (at its top or per split), or the file given."""
-    for path in map(Path, paths):
-        if path.is_dir() and dataset_files(path, NAMES):
-            return path
-        if path.is_file() and path.name in NAMES:
-            return path
-    return None
+    return find_dataset(paths, NAMES)
 
 
 def read(path: Path) -> list[ManifestRow]:
@@ -123,7 +107,7 @@ def _given(target, classes: list | None, where: str) -> Given | None:
 
 def _read_file(path: Path, prefix: str) -> list[ManifestRow]:
     shown = under(prefix, path.name)
-    data = _load(path, shown)
+    data = load_json(path, shown)
     if not isinstance(data, dict) or not isinstance(data.get("labels"), dict):
         raise InvalidInput(f"{shown}: a FiftyOne labels.json is an object with a \"labels\" object")
     classes = data.get("classes")

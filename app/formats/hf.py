@@ -35,6 +35,8 @@ from app.formats.rows import (
     ManifestRow,
     confidence_of,
     dataset_files,
+    find_dataset,
+    first_columns,
     split_folder,
     split_prefix,
     tags_of,
@@ -55,30 +57,12 @@ DROPS: tuple[str, ...] = ()  # every field of a snapshot item is a column (the s
 
 def detect(path: Path) -> bool:
     """A metadata.jsonl / .csv (or any .jsonl / .csv) whose first record has a `file_name`."""
-    if path.suffix.lower() not in (".csv", ".jsonl"):
-        return False
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            first = f.readline()
-    except (OSError, UnicodeDecodeError):
-        return False
-    if path.suffix.lower() == ".csv":
-        return FILE in {c.strip() for c in next(csv.reader([first]), [])}
-    try:
-        record = json.loads(first)
-    except json.JSONDecodeError:
-        return False
-    return isinstance(record, dict) and FILE in record
+    return FILE in (first_columns(path) or ())
 
 
 def find(paths: list[Path]) -> Path | None:
     """The imported folder holding metadata files (read whole), or the one metadata file given."""
-    for path in map(Path, paths):
-        if path.is_dir() and dataset_files(path, NAMES):
-            return path
-        if path.is_file() and path.name in NAMES:
-            return path
-    return None
+    return find_dataset(paths, NAMES)
 
 
 def read(path: Path) -> list[ManifestRow]:

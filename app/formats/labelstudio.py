@@ -45,7 +45,17 @@ from urllib.parse import parse_qs, unquote, urlparse
 from xml.sax.saxutils import quoteattr
 
 from app.errors import InvalidInput
-from app.formats.rows import Given, ManifestRow, Suggestion, confidence_of, tags_of, text_of, time_of
+from app.formats.rows import (
+    Given,
+    ManifestRow,
+    Suggestion,
+    confidence_of,
+    json_if,
+    load_json,
+    tags_of,
+    text_of,
+    time_of,
+)
 
 NAMES = ("tasks.json", "result.json", "export.json")
 DROPS = ("fold",)
@@ -58,23 +68,9 @@ MIN_KEYS = frozenset({"id", "annotator", "annotation_id", "created_at", "updated
 
 # -- reading -------------------------------------------------------------------------------------------------
 
-def _load(path: Path):
-    try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"cannot read {path.name}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{path.name}: not JSON ({exc.msg} at line {exc.lineno})") from None
-
-
 def detect(path: Path) -> bool:
     """A .json list of tasks: objects with `data` (full JSON) or with `annotation_id` (JSON-MIN)."""
-    if path.suffix.lower() != ".json":
-        return False
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
+    data = json_if(path)
     return (isinstance(data, list) and bool(data) and isinstance(data[0], dict)
             and ("data" in data[0] or "annotation_id" in data[0]))
 
@@ -207,7 +203,7 @@ def _min_row(n: int, record: dict) -> ManifestRow:
 
 def read(path: Path) -> list[ManifestRow]:
     path = Path(path)
-    data = _load(path)
+    data = load_json(path, path.name)
     if not isinstance(data, list):
         raise InvalidInput(f"{path.name}: a Label Studio export is a list of tasks")
     rows = []

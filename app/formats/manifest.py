@@ -12,7 +12,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from app.errors import InvalidInput
-from app.formats.rows import Given, ManifestRow, confidence_of, tags_of
+from app.formats.rows import Given, ManifestRow, confidence_of, first_columns, tags_of
 
 FILE_COLUMNS = ("file", "path", "filename")
 COLUMNS = ("path", "label", "source", "confidence", "tags", "split", "fold", "sha256", "image")  # what export writes
@@ -61,21 +61,7 @@ def _row(record: dict, line: int, source: str, file_col: str, label_col: str) ->
 
 def detect(path: Path) -> bool:
     """A .csv or .jsonl whose first record has a file and a label column."""
-    if path.suffix.lower() not in (".csv", ".jsonl"):
-        return False
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            first = f.readline()
-    except (OSError, UnicodeDecodeError):
-        return False
-    if path.suffix.lower() == ".csv":
-        columns = {c.strip().lower() for c in next(csv.reader([first]), [])}
-    else:
-        try:
-            record = json.loads(first)
-        except json.JSONDecodeError:
-            return False
-        columns = {str(k).lower() for k in record} if isinstance(record, dict) else set()
+    columns = {c.lower() for c in first_columns(path) or ()}
     return bool(columns & set(FILE_COLUMNS)) and bool(columns & set(LABEL_COLUMNS))
 
 

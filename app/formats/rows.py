@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -110,3 +112,54 @@ def split_folder(split: str) -> str:
     """The folder a split is written to in the formats that keep splits as folders: Loupe's "val" as
     "validation", the name Hugging Face `datasets` and FiftyOne's zoo use for that split."""
     return {"val": "validation"}.get(split, split)
+
+
+def load_json(path: Path, shown: str):
+    """A JSON label file, or one sentence saying why it cannot be read."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"cannot read {shown}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{shown}: not JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def json_if(path: Path, suffix: str = ".json"):
+    """For `detect`: the file's JSON when it has the suffix and parses, else None."""
+    if path.suffix.lower() != suffix:
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def first_columns(path: Path) -> set[str] | None:
+    """For `detect`: the column names of a .csv's header or of a .jsonl's first record (as written); None when
+    the file is neither or cannot be read."""
+    suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl"):
+        return None
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if suffix == ".csv":
+        return {c.strip() for c in next(csv.reader([first]), [])}
+    try:
+        record = json.loads(first)
+    except json.JSONDecodeError:
+        return None
+    return {str(k) for k in record} if isinstance(record, dict) else set()
+
+
+def find_dataset(paths: list[Path], names: tuple[str, ...]) -> Path | None:
+    """For `find`: an imported folder holding the format's label files (at its top or per split), or the one
+    such file given."""
+    for path in map(Path, paths):
+        if path.is_dir() and dataset_files(path, names):
+            return path
+        if path.is_file() and path.name in names:
+            return path
+    return None
