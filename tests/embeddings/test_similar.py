@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -84,8 +86,15 @@ def test_a_train_job_stores_embeddings_and_similar_images_share_the_class(client
         assert not np.allclose(oof_rows.astype(np.float32), rows[labelled].astype(np.float32))
         # Resume-only files (checkpoints, the folds' unmerged embeddings) go once the job is finished: they
         # doubled a job's disk use. What the app reads stays.
-        left = sorted(p.name for p in (settings.jobs_dir / f"job-{train}").iterdir())
-        assert not [n for n in left if n.startswith(("ckpt-", "emb-fold", "oof-fold"))], left
+        # The worker drops them right after it records the job's end: give it a moment to get there.
+        deadline = time.monotonic() + 15
+        while True:
+            left = sorted(p.name for p in (settings.jobs_dir / f"job-{train}").iterdir())
+            resume = [n for n in left if n.startswith(("ckpt-", "emb-fold", "oof-fold"))]
+            if not resume or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert not resume, left
         assert {"model.pt", files.VECTORS, files.IDS, f"{files.OOF}{files.VECTORS}"} <= set(left)
 
         share = same_class_share(client, sorted(truth), truth, 10)
