@@ -82,7 +82,9 @@ def settle(session: Session, events: Sequence[LabelEvent]) -> None:
         if event.kind in ("migration", "undo"):
             continue
         offered = offered_classes(session, flag)
-        if event.class_id not in {c.id for c in offered}:
+        # A set (multi-label) is a whole answer in today's classes: the retired one cannot be in it, and the
+        # others on the image keep their say; any set settles the re-review.
+        if not event.multi and event.class_id not in {c.id for c in offered}:
             names = ", ".join(c.name for c in offered)
             raise InvalidInput(
                 f"image {flag.image_id} is waiting in re-review ({flag.details.get('reason', 'taxonomy change')}); "

@@ -23,6 +23,7 @@ from app.quality.duplicate_flags import live_images, near_groups
 from app.quality.flags import KINDS
 from app.quality.jobprobs import OUT_OF_SAMPLE_ROLES, active_class, job_probs
 from app.quality.sources import source_trend
+from app.taxonomy.queries import MULTI, taxonomy_mode
 
 EXAMPLES = 10  # groups shown per duplicate row
 EXAMPLE_MEMBERS = 8  # images shown per group: a group of 5,000 copies made the report 2 MB at 100,000 images
@@ -148,6 +149,7 @@ def quality_report(session: Session, settings) -> dict:
             "confident_at": health["definitions"]["confident_at"]},
         "library": {"images": counts["images"], "labelled": counts["labelled"],
                     "unlabelled": counts["images"] - counts["labelled"], "excluded": counts["excluded"]},
+        "multi": taxonomy_mode(session) == MULTI,
         "source_trend": source_trend(session),
         "as_of": whole["as_of"],
     }

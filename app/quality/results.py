@@ -30,8 +30,11 @@ ACTIVE = ("queued", "running")
 def _live(session: Session, parts) -> dict:
     from app.quality.report import duplicate_report
     from app.snapshots.reports import live_health
+    from app.taxonomy.queries import MULTI, taxonomy_mode
 
-    work = {"duplicates": duplicate_report, "health": live_health}
+    # The health report reads one class per image: not computed for sets (None: the pages say why).
+    multi = taxonomy_mode(session) == MULTI
+    work = {"duplicates": duplicate_report, "health": (lambda _: None) if multi else live_health}
     return {part: work[part](session) for part in parts}
 
 
@@ -111,4 +114,4 @@ def run_job(db, settings, job_id: int, worker: str, hooks) -> dict:
     took = time.perf_counter() - start
     hooks.progress(0.95, "storing")
     return {"metrics": {"stamp": seen, "report": report, "seconds": round(took, 2)}, "artifacts": {},
-            "message": f"done: {report['health'].get('total', 0):,} labelled images checked in {took:.1f} s"}
+            "message": f"done: {(report['health'] or {}).get('total', 0):,} labelled images checked in {took:.1f} s"}

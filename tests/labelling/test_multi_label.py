@@ -208,3 +208,24 @@ def test_bulk_add_and_remove_a_class_say_their_count_first_and_undo_as_one(clien
     assert undone.status_code == 201 and undone.json()["undone"] == 3, undone.text
     assert _sets(client, shop[0]) == ["dress", "red"] and _sets(client, shop[1]) == ["red"]
     assert client.get(f"/api/images/{shop[0]}").json()["label"]["confidences"] == {"red": 0.9, "dress": 0.6}
+
+
+def test_a_set_settles_a_rereview_and_the_pages_say_what_is_not_built_for_sets(client, shop):
+    _multi(client)
+    _label_set(client, shop[0], ["red", "dress"])
+    assert client.post("/api/taxonomy/changes", json={"op": "split", "class": "dress",
+                                                      "into": ["gown", "frock"]}).status_code == 201
+    flag = client.get("/api/flags", params={"kind": "rereview"}).json()["items"][0]
+    r = client.post(f"/api/images/{shop[0]}/labels", json={"classes": ["red", "dress"]})
+    assert r.status_code == 422 and "retired" in r.json()["detail"]
+    _label_set(client, shop[0], ["red", "gown"])
+    assert client.get(f"/api/flags/{flag['id']}").json()["status"] == "resolved"
+
+    for page in ("/quality", "/snapshots/live", "/label", "/browse", "/taxonomy", f"/images/{shop[0]}"):
+        assert client.get(page, headers={"Accept": "text/html"}).status_code == 200, page
+    assert "not built yet" in client.get("/snapshots/live", headers={"Accept": "text/html"}).text
+    quality = client.get("/api/quality").json()
+    assert quality["multi"] is True and quality["effective"] is None
+    assert "Not built for sets" in client.get("/quality", headers={"Accept": "text/html"}).text
+    r = client.get("/api/snapshots/live/health")
+    assert r.status_code == 422 and "not built yet" in r.json()["detail"]

@@ -33,14 +33,13 @@ def _synthetic(n: int, seed: int = 0) -> tuple[list[str], list[list[int]]]:
 def _gap(placed: list, sets: list[list[int]], parts: list, pick) -> float:
     """The mean over classes of the largest |share in a part - share overall| (points)."""
     gaps = []
-    total = np.array([len(s) for s in sets]) >= 0
     for c in range(len(SHARES)):
         has = np.array([c in s for s in sets])
         overall = has.mean()
         worst = 0.0
         for p in parts:
             inside = np.array([pick(x) == p for x in placed])
-            if inside.sum() and total.any():
+            if inside.sum():
                 worst = max(worst, abs(has[inside].mean() - overall))
         gaps.append(worst)
     return 100 * float(np.mean(gaps))
