@@ -7,13 +7,15 @@ import os
 from pathlib import Path
 
 import httpx
+import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
 
 class SnapshotDataset(Dataset):
     """(RGB image, class index) pairs of a snapshot's items; `classes`, `class_to_idx` and `targets` as
-    torchvision's ImageFolder has them, `items` the snapshot's rows (image id, class, split, fold)."""
+    torchvision's ImageFolder has them, `items` the snapshot's rows (image id, class, split, fold). A
+    multi-label snapshot gives (RGB image, 0/1 float vector over `classes`)."""
 
     def __init__(self, url: str, headers: dict, classes: list[str], items: list, *, transform=None,
                  cache: str | Path | None = None):
@@ -21,7 +23,11 @@ class SnapshotDataset(Dataset):
         self.classes = list(classes)
         self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
         self.items = items
-        self.targets = [self.class_to_idx[item.class_] for item in items]
+        # A multi-label snapshot's items carry sets: the target is then a 0/1 vector over `classes` (what a
+        # sigmoid output and BCE loss take), else a class index as ImageFolder gives.
+        self.multi = any(item.classes is not None for item in items)
+        self.targets = [[self.class_to_idx[c] for c in item.classes] if self.multi else self.class_to_idx[item.class_]
+                        for item in items]
         self.cache = Path(cache) if cache is not None else None
         self._http: httpx.Client | None = None
         self._pid = -1
@@ -31,7 +37,12 @@ class SnapshotDataset(Dataset):
 
     def __getitem__(self, index: int):
         image = Image.open(io.BytesIO(self._bytes(self.items[index].image))).convert("RGB")  # as ImageFolder
-        return (self.transform(image) if self.transform else image), self.targets[index]
+        target = self.targets[index]
+        if self.multi:
+            hot = torch.zeros(len(self.classes))
+            hot[target] = 1.0
+            target = hot
+        return (self.transform(image) if self.transform else image), target
 
     def _bytes(self, image_id: int) -> bytes:
         path = self.cache / str(image_id) if self.cache is not None else None

@@ -342,7 +342,8 @@ class SnapshotItem(Base):
     snapshot_id: Mapped[int] = mapped_column(ForeignKey("snapshots.id"), primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), primary_key=True)
     label_event_id: Mapped[int] = mapped_column(ForeignKey("label_events.id"))
-    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id"))
+    # NULL in a multi-label snapshot: the item's set is its label event's classes (app.snapshots.sets).
+    class_id: Mapped[int | None] = mapped_column(ForeignKey("classes.id"))
     split: Mapped[str] = mapped_column(String(5))  # train | val | test
     fold: Mapped[int] = mapped_column(Integer)
 

@@ -185,14 +185,22 @@ def write(out: Path, rows: list[dict], info: dict, fmt: str) -> None:
     (out / name).write_text(to_jsonl(rows) if fmt == "jsonl" else to_csv(rows), encoding="utf-8")
 
 
+def _columns(rows: list[dict]) -> tuple[str, ...]:
+    """A multi-label snapshot's rows carry `classes` (their set; `label` is empty): one more column."""
+    return COLUMNS + ("classes",) if rows and "classes" in rows[0] else COLUMNS
+
+
 def to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    columns = _columns(rows)
+    writer.writerow(columns)
     for r in rows:
-        writer.writerow([";".join(r["tags"]) if c == "tags" else "" if r[c] is None else r[c] for c in COLUMNS])
+        writer.writerow([";".join(r[c]) if c in ("tags", "classes") else "" if r[c] is None else r[c]
+                         for c in columns])
     return buf.getvalue()
 
 
 def to_jsonl(rows: list[dict]) -> str:
-    return "".join(json.dumps({c: r[c] for c in COLUMNS}, ensure_ascii=False) + "\n" for r in rows)
+    columns = _columns(rows)
+    return "".join(json.dumps({c: r[c] for c in columns}, ensure_ascii=False) + "\n" for r in rows)

@@ -33,10 +33,12 @@ from app.formats import manifest as loupe_manifest
 from app.images import blobs
 from app.images.store import CHUNK
 from app.labelling.suggestions import model_guesses
+from app.snapshots import sets
 from app.snapshots.queries import class_names
 from app.timeutil import iso, utcnow
 
 FORMATS = tuple(WRITERS)
+SET_FORMATS = ("csv", "jsonl")  # the formats a multi-label snapshot's sets go out in, for now
 INFO = "loupe-export.json"
 
 
@@ -56,6 +58,10 @@ def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
     """
     writer = formats.module(fmt, WRITERS)
     names = class_names(snapshot)
+    multi = sets.is_multi(session, snapshot)
+    if multi and fmt not in SET_FORMATS:
+        raise InvalidInput(f"snapshot '{snapshot.name}' holds sets of classes (multi-label): {fmt} carries one "
+                           f"class per image; export it as {' or '.join(SET_FORMATS)} (the sets in `classes`)")
     q = (
         select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split, SnapshotItem.fold, Image.sha256,
                Image.original_filename, Image.stored_path, Source.name, LabelEvent.confidence,
@@ -70,12 +76,19 @@ def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
     rows = []
     for (image_id, class_id, split, fold, sha, original, stored, source, confidence, tags, annotator,
          made_at, width, height) in session.execute(q):
-        row = {"label": names[class_id], "source": source, "confidence": confidence,
+        row = {"label": names.get(class_id, ""), "source": source, "confidence": confidence,
                "tags": json.loads(tags) if tags and tags != "[]" else [], "split": split, "fold": fold,
                "sha256": sha, "image": image_id, "name": file_name(sha, original, stored), "annotator": annotator,
                "labelled_at": iso(made_at), "width": width, "height": height, "_stored": stored}
         row["path"] = writer.layout(row, fmt)
         rows.append(row)
+    if multi:
+        q_events = select(SnapshotItem.image_id, SnapshotItem.label_event_id).where(
+            SnapshotItem.snapshot_id == snapshot.id)
+        event_of = dict(session.execute(q_events).all())
+        classes = sets.item_classes(session, snapshot, list(event_of.values()))
+        for r in rows:
+            r["classes"] = classes.get(event_of[r["image"]], [])
     if getattr(writer, "PREDICTIONS", False):  # formats that carry pre-annotations: the latest model's guesses
         guesses = model_guesses(session, [r["image"] for r in rows])
         for r in rows:

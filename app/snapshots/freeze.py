@@ -16,9 +16,10 @@ from sqlalchemy.orm import Session
 
 from app.db.models import LabelClass, Snapshot, SnapshotItem
 from app.errors import Conflict, InvalidInput
-from app.snapshots import looks, neardup, splits
+from app.snapshots import looks, neardup, sets, splits
 from app.snapshots.rows import Rows, live_rows
 from app.snapshots.spec import SplitSpec, clean_name, parse_filter, parse_split
+from app.taxonomy.queries import MULTI
 from app.taxonomy.service import current_version
 
 
@@ -36,9 +37,8 @@ def create_snapshot(session: Session, *, name: str, filter: dict | None = None, 
     f = parse_filter(session, filter)
     spec = parse_split(split)
     version = current_version(session)
-    if version is not None and version.mode == "multi-label":
-        raise InvalidInput("snapshots of a multi-label taxonomy (sets of classes, iteratively stratified splits) "
-                           "are not built yet: nothing was frozen")
+    if version is not None and version.mode == MULTI:
+        return sets.freeze(session, name=name, f=f, spec=spec, version=version)
     rows = live_rows(session, f) if version is not None else Rows()
     if not len(rows):
         raise InvalidInput("no labelled images match this filter: nothing to freeze")

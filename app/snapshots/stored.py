@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from app.artifacts import artifact_path, job_dir
 from app.db.models import Flag, Job, Snapshot, SnapshotItem
 from app.errors import InvalidInput
+from app.snapshots import sets
 from app.snapshots.queries import get_snapshot
 from app.snapshots.reports import Changes, changes, check_page, diff, diff_view, snapshot_health
 from app.timeutil import iso, utcnow
@@ -88,6 +89,7 @@ def _queue(session: Session, config: dict, message: str) -> Job:
 
 def queue_health(session: Session, snapshot: Snapshot) -> Job:
     """A job that computes (again) the snapshot's health report."""
+    sets.refuse(session, snapshot, what="the health report")
     return _queue(session, _config_health(snapshot), "waiting for a worker: the snapshot's health report")
 
 
@@ -95,6 +97,7 @@ def queue_diff(session: Session, a: Snapshot, b: Snapshot) -> Job:
     """A job that computes the diff between the two snapshots (either direction)."""
     if a.id == b.id:
         raise InvalidInput("pick two different snapshots to compare")
+    sets.refuse(session, a, b, what="a diff")
     return _queue(session, _config_diff(a, b), "waiting for a worker: the diff of two snapshots")
 
 
@@ -102,6 +105,8 @@ def after_freeze(session: Session, settings, snapshot: Snapshot) -> list[Job]:
     """Queue what a big new snapshot's page will read: its health, and its diff with the snapshot frozen
     before it (the comparison people make first)."""
     queued = []
+    if sets.is_multi(session, snapshot):  # nothing there reads sets yet (app.snapshots.sets)
+        return queued
     if big(settings, snapshot):
         queued.append(queue_health(session, snapshot))
     before = session.scalars(select(Snapshot).where(Snapshot.id < snapshot.id).order_by(Snapshot.id.desc())
@@ -144,6 +149,7 @@ def flags_since(session: Session, snapshot: Snapshot, seen: dict) -> int:
 def health_view(session: Session, settings, snapshot: Snapshot) -> dict:
     """{"health", "as_of"}: computed here (as_of None) for a small snapshot; else the stored report (None until
     one is) and as_of {"job", "at", "flags_since", "refreshing", "failed"}."""
+    sets.refuse(session, snapshot, what="the health report")
     if not big(settings, snapshot):
         return {"health": snapshot_health(session, snapshot), "as_of": None}
     config = _config_health(snapshot)
@@ -173,6 +179,7 @@ def diff_state(session: Session, settings, old: Snapshot, new: Snapshot, *, limi
     diff's files, one page of each list (diff None until one is stored; pending: the job under way, failed:
     the newest failed one)."""
     check_page(limit, offset)
+    sets.refuse(session, old, new, what="a diff")
     if not big(settings, old, new):
         return {"diff": diff(session, old, new, limit=limit, offset=offset), "job": None}
     config = _config_diff(old, new)

@@ -23,6 +23,7 @@ from app.db.vocab import JobKind, JobStatus, values
 from app.errors import Conflict, InvalidInput, NotFound
 from app.labelling.suggestions import latest_model_job
 from app.snapshots.queries import get_snapshot
+from app.snapshots.sets import refuse as refuse_sets
 from app.timeutil import iso, utcnow
 from app.training.spec import MODELS, TrainConfig
 
@@ -118,6 +119,7 @@ def create_job(session: Session, *, snapshot_ref=None, config: dict | None = Non
     if snapshot_ref is None:
         raise InvalidInput("a train job needs a snapshot (id or name)")
     snapshot = get_snapshot(session, snapshot_ref)
+    refuse_sets(session, snapshot, what="training (sigmoid outputs, per-class thresholds)")
     job = Job(kind=kind, snapshot_id=snapshot.id, config=check_config(session, snapshot, config or {}),
               status="queued", notes=[], artifacts={})
     session.add(job)

@@ -16,6 +16,10 @@ Create Date: 2026-12-04
   0014's tags), for "has / lacks / exactly" filters; class_counts counts them through triggers of its own,
   so the taxonomy page's counts stay exact in both modes.
 
+- snapshot_items.class_id may be NULL: an item of a snapshot frozen under a multi-label version takes its set
+  from the label event it froze (app/snapshots/sets.py). On SQLite that is a copy of the table (kept WITHOUT
+  ROWID), whose append-only triggers are made again.
+
 Only ALTER TABLE ADD COLUMN touches current_labels: a batch copy on SQLite would lose 0011's and 0014's
 triggers.
 """
@@ -117,6 +121,22 @@ def _sqlite() -> bool:
     return op.get_bind().dialect.name == "sqlite"
 
 
+def _sqlite_append_only(table: str) -> None:
+    for action in ("UPDATE", "DELETE"):
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_no_{action.lower()}")
+        op.execute(f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
+                   f"BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END")
+
+
+def _items_class(*, nullable: bool) -> None:
+    if _sqlite():
+        with op.batch_alter_table('snapshot_items', recreate='always',
+                                  table_kwargs={"sqlite_with_rowid": False}) as batch_op:
+            batch_op.alter_column('class_id', existing_type=sa.Integer(), nullable=nullable)
+    else:
+        op.alter_column('snapshot_items', 'class_id', existing_type=sa.Integer(), nullable=nullable)
+
+
 def _false():
     return sa.text('0') if _sqlite() else sa.false()
 
@@ -149,12 +169,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('image_id', 'class_id', name=op.f('pk_current_label_classes')),
     )
     op.create_index('ix_current_label_classes_class_id_image_id', 'current_label_classes', ['class_id', 'image_id'])
+    _items_class(nullable=True)
     if sqlite:
         for sql in SQLITE_TRIGGERS:
             op.execute(sql)
-        for action in ("UPDATE", "DELETE"):
-            op.execute(f"CREATE TRIGGER {APPEND_ONLY}_no_{action.lower()} BEFORE {action} ON {APPEND_ONLY} "
-                       f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY} is append-only'); END")
+        for table in (APPEND_ONLY, "snapshot_items"):
+            _sqlite_append_only(table)
         return
     for sql in PG_STATEMENTS:
         op.execute(sql)
@@ -171,7 +191,9 @@ def downgrade() -> None:
     if bind.execute(sa.text("SELECT count(*) FROM label_events WHERE multi")).scalar():
         raise RuntimeError("labels with several classes exist; a downgrade below 0015 would lose them")
     sqlite = _sqlite()
+    _items_class(nullable=False)
     if sqlite:
+        _sqlite_append_only("snapshot_items")
         for name in SQLITE_DROPS + [f"{APPEND_ONLY}_no_update", f"{APPEND_ONLY}_no_delete"]:
             op.execute(f"DROP TRIGGER IF EXISTS {name}")
         for sql in SQLITE_TRIGGERS[:2]:

@@ -145,8 +145,6 @@ def test_merge_unites_sets_retire_removes_a_class_and_split_rereviews_only_its_i
 def test_what_is_not_built_for_sets_yet_refuses_with_a_sentence(client, shop, tmp_path):
     label(client, shop[0], "red")
     _multi(client)
-    r = client.post("/api/snapshots", json={"name": "sets"})
-    assert r.status_code == 422 and "multi-label" in r.json()["detail"] and "nothing was frozen" in r.json()["detail"]
     r = client.post("/api/labels/bulk", json={"images": shop[1:3], "class": "red"})
     assert r.status_code == 422 and "multi-label" in r.json()["detail"]
     manifest = tmp_path / "labels.csv"
@@ -229,3 +227,52 @@ def test_a_set_settles_a_rereview_and_the_pages_say_what_is_not_built_for_sets(c
     assert "Not built for sets" in client.get("/quality", headers={"Accept": "text/html"}).text
     r = client.get("/api/snapshots/live/health")
     assert r.status_code == 422 and "not built yet" in r.json()["detail"]
+
+
+def test_a_snapshot_freezes_sets_with_stratified_splits_that_later_snapshots_keep(client, settings):
+    for name in ("red", "dress", "shoe", "rare"):
+        add_class(client, name)
+    _multi(client)
+    ids = upload_fmnist(client, 48)
+    patterns = [["red"], ["red", "dress"], ["dress"], ["shoe"], [], ["red", "shoe"]]
+    for n, i in enumerate(ids[:40]):
+        _label_set(client, i, patterns[n % 6] + (["rare"] if n % 10 == 0 else []))
+    r = client.post("/api/snapshots", json={"name": "sets v1", "split": {"val": 0.25, "folds": 2}})
+    assert r.status_code == 201, r.text
+    snap = r.json()
+    assert snap["mode"] == "multi-label" and snap["count"] == 40
+    assert sorted(snap["classes"]) == ["dress", "rare", "red", "shoe"]
+    items = client.get(f"/api/snapshots/{snap['id']}/items").json()["items"]
+    by_image = {it["image"]: it for it in items}
+    assert all(it["class"] is None for it in items)
+    assert sorted(by_image[ids[1]]["classes"]) == ["dress", "red"] and by_image[ids[4]]["classes"] == []
+    rare_val = [by_image[i]["split"] for n, i in enumerate(ids[:40]) if n % 10 == 0]
+    assert rare_val.count("val") == 1                                             # 4 rare images, a quarter in val
+
+    # Filtering classes keeps every image, its set cut to those classes ("none of these" is still an answer).
+    cut = client.post("/api/snapshots", json={"name": "red only", "filter": {"classes": ["red"]}}).json()
+    cut_items = {it["image"]: it for it in client.get(f"/api/snapshots/{cut['id']}/items").json()["items"]}
+    assert cut["classes"] == ["red"] and cut_items[ids[1]]["classes"] == ["red"] and cut_items[ids[2]]["classes"] == []
+
+    for n, i in enumerate(ids[40:]):
+        _label_set(client, i, patterns[n % 6])
+    later = client.post("/api/snapshots", json={"name": "sets v2", "split": {"val": 0.25, "folds": 2}}).json()
+    again = {it["image"]: it for it in client.get(f"/api/snapshots/{later['id']}/items").json()["items"]}
+    assert all((again[i]["split"], again[i]["fold"]) == (it["split"], it["fold"]) for i, it in by_image.items())
+
+    csv_text = client.get(f"/api/snapshots/{snap['id']}/export", params={"format": "csv"}).text
+    header, first = csv_text.splitlines()[:2]
+    assert header.endswith(",classes") and "label" in header
+    jsonl = client.get(f"/api/snapshots/{snap['id']}/export", params={"format": "jsonl"}).text
+    assert '"classes": ["dress", "red"]' in jsonl or '"classes": ["red", "dress"]' in jsonl
+    for fmt in ("imagefolder", "hf"):
+        r = client.get(f"/api/snapshots/{snap['id']}/export", params={"format": fmt})
+        assert r.status_code == 422 and "carries one class per image" in r.json()["detail"], r.text
+    for method, path in (("GET", f"/api/snapshots/{snap['id']}/health"),
+                         ("GET", f"/api/snapshots/{snap['id']}/diff/{later['id']}")):
+        r = client.request(method, path)
+        assert r.status_code == 422 and "not built for sets yet" in r.json()["detail"], (path, r.text)
+    r = client.post("/api/jobs", json={"snapshot": snap["id"]})
+    assert r.status_code == 422 and "training" in r.json()["detail"]
+    page = client.get(f"/snapshots/{snap['id']}", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "holds sets of classes" in page.text and "format=imagefolder" not in page.text

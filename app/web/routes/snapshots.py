@@ -19,7 +19,7 @@ from app.images.catalog import library_counts, source_names
 from app.labelling.tags import active_tags
 from app.quality import results
 from app.snapshots import stored
-from app.snapshots.export import export_zip, manifest_text
+from app.snapshots.export import SET_FORMATS, export_zip, manifest_text
 from app.snapshots.freeze import create_snapshot
 from app.snapshots.queries import ITEMS_PAGE, describe, get_snapshot, list_snapshots, snapshot_items
 from app.snapshots.reports import LIMIT, live_health
@@ -288,12 +288,14 @@ def snapshot_page(request: Request, session: ReadSession, settings: SettingsDep,
     if diff_with:
         compare = stored.diff_state(session, settings, get_snapshot(session, diff_with), snapshot, limit=PAGE_LIST,
                                     offset=0)
-    others = [x for x in list_snapshots(session) if x["id"] != snapshot.id]
-    context = {"s": describe(session, snapshot), "others": others,
+    view = describe(session, snapshot)
+    multi = view["mode"] == "multi-label"
+    others = [x for x in list_snapshots(session) if x["id"] != snapshot.id and x["mode"] == view["mode"]]
+    context = {"s": view, "others": others,
                "diff": compare["diff"] if compare else None, "compare": compare, "diff_with": diff_with,
-               "exports": export_choices()}
-    if request.headers.get("HX-Request") != "true":  # a compare answers with the diff block alone
-        shown = stored.health_view(session, settings, snapshot)
+               "exports": [e for e in export_choices() if not multi or e[0] in SET_FORMATS]}
+    if request.headers.get("HX-Request") != "true" and not multi:
+        shown = stored.health_view(session, settings, snapshot)  # a compare answers with the diff block alone
         context |= {"h": shown["health"], "as_of": shown["as_of"]}
     return render(request, "pages/snapshot.html", context, block="diff")
 

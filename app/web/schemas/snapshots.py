@@ -56,6 +56,8 @@ class Snapshot(Reply):
     split: SplitSettings
     splits: dict[Split, int] = Field(description="images per split")
     classes: list[str] = Field(description="its class names as they were at freezing")
+    mode: Literal["single-label", "multi-label"] = Field(
+        "single-label", description="multi-label: each item carries a set of classes (`classes`)")
 
 
 class RereviewLeftOut(Reply):
@@ -92,7 +94,10 @@ class SnapshotItem(Reply):
     """One image of a snapshot with its frozen class, split and fold."""
 
     image: int = Field(description="the image id")
-    class_: str = Field(alias="class", description="its class name as frozen")
+    class_: str | None = Field(alias="class", description="its class name as frozen; null in a multi-label "
+                                                          "snapshot")
+    classes: list[str] | None = Field(None, description="a multi-label snapshot: its set as frozen, within the "
+                                                        "snapshot's classes (empty: none of these)")
     split: Split
     fold: int
     label_event: int = Field(description="the label event the snapshot took")

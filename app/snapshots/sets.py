@@ -1,0 +1,166 @@
+"""Snapshots of a multi-label taxonomy: each image frozen with its set of classes.
+
+A snapshot frozen while the taxonomy is multi-label keeps, per image, the exact
+label event it took (as every snapshot does) and so its set: the event's
+label_event_classes, restricted to the snapshot's classes (the filter's, or
+every active class). An image whose set holds none of them stays in: "none of
+these" is an answer a multi-label model learns from. Splits and folds come
+from iterative stratification (`app.snapshots.stratify`), anchored to every
+earlier snapshot with the same seed and settings.
+
+The parts of Loupe that read one class per snapshot image (the health report,
+diffs, the stored report jobs, training, ImageFolder and the other tools'
+formats) refuse a multi-label snapshot with a sentence until they handle sets;
+its items (`classes`) and its CSV / JSONL manifests carry the sets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from sqlalchemy import Text, cast, select
+from sqlalchemy.orm import Session
+
+from app.db.models import (
+    CurrentLabel,
+    Image,
+    LabelClass,
+    LabelEvent,
+    LabelEventClass,
+    Snapshot,
+    SnapshotItem,
+    TaxonomyVersion,
+)
+from app.errors import InvalidInput
+from app.snapshots import looks, neardup, splits
+from app.snapshots.rows import ambiguous_ids, flagged_ids
+from app.snapshots.spec import Filter, SplitSpec
+from app.snapshots.stratify import assign_sets
+from app.taxonomy.queries import MULTI, active_classes
+
+CHUNK = 5_000
+
+
+def is_multi(session: Session, snapshot: Snapshot) -> bool:
+    """Frozen under a multi-label taxonomy version: its images carry sets."""
+    version = session.get(TaxonomyVersion, snapshot.taxonomy_version_id)
+    return version is not None and version.mode == MULTI
+
+
+def refuse(session: Session, *snapshots: Snapshot, what: str) -> None:
+    """A sentence instead of a wrong answer, where `what` reads one class per image."""
+    for snapshot in snapshots:
+        if is_multi(session, snapshot):
+            raise InvalidInput(f"snapshot '{snapshot.name}' holds sets of classes (multi-label): {what} is not "
+                               "built for sets yet")
+
+
+@dataclass
+class SetRows:
+    image_id: list[int] = field(default_factory=list)
+    sha256: list[str] = field(default_factory=list)
+    event_id: list[int] = field(default_factory=list)
+    phash: list[int] = field(default_factory=list)
+    sets: list[tuple[int, ...]] = field(default_factory=list)
+
+
+def live_sets(session: Session, f: Filter, keep: set[int]) -> SetRows:
+    """Images whose current label is a set and passes `f`, in id order, each with its set within `keep`."""
+    q = (select(Image.id, Image.sha256, LabelEvent.id, Image.phash, cast(LabelEvent.tags, Text))
+         .select_from(CurrentLabel)
+         .join(Image, Image.id == CurrentLabel.image_id)
+         .join(LabelEvent, LabelEvent.id == CurrentLabel.event_id)
+         .where(CurrentLabel.multi).order_by(Image.id))
+    if f.source_ids:
+        q = q.where(Image.source_id.in_(f.source_ids))
+    if f.min_confidence is not None:
+        q = q.where(LabelEvent.confidence >= f.min_confidence)
+    if f.exclude_excluded:
+        q = q.where(Image.excluded.is_(False))
+    if f.labelled_before is not None:
+        q = q.where(LabelEvent.created_at < f.labelled_before)
+    skip = flagged_ids(session) if f.exclude_flagged else set()
+    if f.exclude_ambiguous:
+        skip |= ambiguous_ids(session)
+    drop_tags = set(f.exclude_tags)
+    out = SetRows()
+    for image_id, sha, event_id, phash, tags in session.execute(q):
+        if image_id in skip or (drop_tags and drop_tags.intersection(_tags(tags))):
+            continue
+        out.image_id.append(image_id)
+        out.sha256.append(sha)
+        out.event_id.append(event_id)
+        out.phash.append(phash)
+    by_event = event_sets(session, out.event_id, keep)
+    out.sets = [by_event.get(e, ()) for e in out.event_id]
+    return out
+
+
+def _tags(raw: str | None) -> list[str]:
+    import json
+
+    return [] if raw in (None, "[]") else json.loads(raw)
+
+
+def event_sets(session: Session, event_ids: list[int], keep: set[int] | None = None) -> dict[int, tuple[int, ...]]:
+    """The class ids of each multi-label event (within `keep` when given)."""
+    out: dict[int, list[int]] = {}
+    for start in range(0, len(event_ids), CHUNK):
+        for event_id, class_id in session.execute(
+                select(LabelEventClass.event_id, LabelEventClass.class_id)
+                .where(LabelEventClass.event_id.in_(event_ids[start:start + CHUNK]))):
+            if keep is None or class_id in keep:
+                out.setdefault(event_id, []).append(class_id)
+    return {e: tuple(sorted(c)) for e, c in out.items()}
+
+
+def previous_places(session: Session, spec: SplitSpec) -> dict[int, tuple[str, int]]:
+    """image id -> (split, fold) from every earlier snapshot frozen with the same seed, fractions and folds (the
+    latest wins): stratification depends on the other images, so an image kept out of the latest snapshot must
+    still find its place."""
+    wanted = spec.as_dict()
+    found: dict[int, tuple[str, int]] = {}
+    for snapshot_id, split in session.execute(
+            select(Snapshot.id, Snapshot.split).where(Snapshot.seed == spec.seed).order_by(Snapshot.id.desc())):
+        if {k: split.get(k) for k in wanted} != wanted:
+            continue
+        for image_id, part, fold in session.execute(
+                select(SnapshotItem.image_id, SnapshotItem.split, SnapshotItem.fold)
+                .where(SnapshotItem.snapshot_id == snapshot_id)):
+            found.setdefault(image_id, (part, fold))
+    return found
+
+
+def freeze(session: Session, *, name: str, f: Filter, spec: SplitSpec, version: TaxonomyVersion) -> Snapshot:
+    """Freeze the labelled sets passing `f` (see the module); commits."""
+    keep = set(f.class_ids) if f.class_ids else {c.id for c in active_classes(session)}
+    rows = live_sets(session, f, keep)
+    if not rows.image_id:
+        raise InvalidInput("no labelled images match this filter: nothing to freeze")
+    names = dict(session.execute(select(LabelClass.id, LabelClass.name).where(LabelClass.id.in_(keep))).all())
+    near = neardup.groups(np.asarray(rows.phash, np.int64), confirm=looks.confirmer(session, rows.sha256))
+    before = previous_places(session, spec)
+    placed = assign_sets(rows.sha256, rows.sets, val=spec.val, test=spec.test, seed=spec.seed, folds=spec.folds,
+                         near=near, previous=[before.get(i) for i in rows.image_id])
+    digest = splits.content_hash((sha, "+".join(sorted(names[c] for c in s)), *p)
+                                 for sha, s, p in zip(rows.sha256, rows.sets, placed))
+    sizes = {part: sum(1 for p, _ in placed if p == part) for part in splits.SPLITS}
+    snapshot = Snapshot(
+        name=name, taxonomy_version_id=version.id, filter=f.stored, split={**spec.as_dict(), "sizes": sizes},
+        seed=spec.seed, hash=digest, count=len(rows.image_id),
+        classes=sorted(({"id": i, "name": n} for i, n in names.items()), key=lambda c: (c["name"].lower(), c["id"])),
+    )
+    session.add(snapshot)
+    session.flush()
+    session.execute(SnapshotItem.__table__.insert(), [
+        {"snapshot_id": snapshot.id, "image_id": i, "label_event_id": e, "class_id": None, "split": p, "fold": k}
+        for i, e, (p, k) in zip(rows.image_id, rows.event_id, placed)])
+    session.commit()
+    return snapshot
+
+
+def item_classes(session: Session, snapshot: Snapshot, event_ids: list[int]) -> dict[int, list[str]]:
+    """Label event id -> the class names of its set within the snapshot's classes, as frozen."""
+    names = {c["id"]: c["name"] for c in snapshot.classes}
+    return {e: [names[c] for c in s] for e, s in event_sets(session, event_ids, set(names)).items()}
