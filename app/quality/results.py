@@ -30,11 +30,8 @@ ACTIVE = ("queued", "running")
 def _live(session: Session, parts) -> dict:
     from app.quality.report import duplicate_report
     from app.snapshots.reports import live_health
-    from app.taxonomy.queries import MULTI, taxonomy_mode
 
-    # The health report reads one class per image: not computed for sets (None: the pages say why).
-    multi = taxonomy_mode(session) == MULTI
-    work = {"duplicates": duplicate_report, "health": (lambda _: None) if multi else live_health}
+    work = {"duplicates": duplicate_report, "health": live_health}
     return {part: work[part](session) for part in parts}
 
 

@@ -12,6 +12,10 @@ Definitions (the page and the tests use the same ones):
 - *leakage*: a near-duplicate group whose images fall into more than one split;
 - *no_train*: a class of a snapshot none of whose images is in train (splits hash each image, so a class
   of a few images can land in val/test alone).
+
+In a multi-label taxonomy (`rows.sets`), an image counts once for every class in its set: class counts,
+sources, splits and effective sizes are per class; totals, confidence, time and tags stay per image; `sets`
+adds "none of these", the set sizes and the classes that come together most.
 """
 
 from __future__ import annotations
@@ -76,6 +80,16 @@ def _codes(values: list[str]) -> tuple[list[str], np.ndarray]:
     return distinct, np.fromiter((at[v] for v in values), np.int64, len(values))
 
 
+def pairs(rows: Rows) -> tuple[np.ndarray, np.ndarray]:
+    """(image index, class id) for every class an image carries: one per image, or one per member of its set
+    (`rows.sets`, a multi-label taxonomy's; an empty set gives none)."""
+    if rows.sets is None:
+        return np.arange(len(rows)), rows.class_id
+    sizes = np.fromiter((len(s) for s in rows.sets), np.int64, len(rows.sets))
+    flat = np.fromiter((c for s in rows.sets for c in s), np.int64, int(sizes.sum()))
+    return np.repeat(np.arange(len(rows)), sizes), flat
+
+
 def _effective(rows: Rows, group: np.ndarray, confirm=None) -> tuple[dict, dict[int, int]]:
     """The effective size, and each class's number of near-duplicate groups among its usable images."""
     with np.errstate(invalid="ignore"):
@@ -85,9 +99,13 @@ def _effective(rows: Rows, group: np.ndarray, confirm=None) -> tuple[dict, dict[
     idx = np.flatnonzero(usable)
     sub = (lambda a, b: confirm(idx[a], idx[b])) if confirm is not None else None
     usable_groups = neardup.groups(rows.phash[usable], confirm=sub) if usable.any() else np.empty(0, np.int64)
-    pairs = np.unique(np.stack([rows.class_id[usable], usable_groups], axis=1), axis=0) if usable.any() else \
+    group_of = np.full(len(rows), -1, np.int64)
+    group_of[usable] = usable_groups
+    image, cls = pairs(rows)
+    keep = usable[image]
+    pairs_ = np.unique(np.stack([cls[keep], group_of[image[keep]]], axis=1), axis=0) if keep.any() else \
         np.empty((0, 2), np.int64)
-    classes, per_class = np.unique(pairs[:, 0], return_counts=True)
+    classes, per_class = np.unique(pairs_[:, 0], return_counts=True)
     return {
         "size": len(np.unique(usable_groups)),
         "raw": len(rows),
@@ -138,14 +156,16 @@ def report(rows: Rows, class_names: dict[int, str], *, folds: int, confirm=None)
         {"size": 0, "raw": 0, "confident": 0, "unflagged": 0, "non_duplicate": 0}, {})
     tagged = _tagged(rows)
     sources, source = _codes(rows.source)
-    class_ids, cls, counts = np.unique(rows.class_id, return_inverse=True, return_counts=True)
+    image, carried = pairs(rows)
+    class_ids, cls, counts = np.unique(carried, return_inverse=True, return_counts=True)
     cls = cls.ravel()
-    per_source = np.bincount(cls * len(sources) + source, minlength=len(class_ids) * len(sources)) \
+    per_source = np.bincount(cls * len(sources) + source[image], minlength=len(class_ids) * len(sources)) \
         .reshape(len(class_ids), len(sources)) if sources else np.zeros((len(class_ids), 0), np.int64)
-    tagged_per_class = np.bincount(cls, weights=tagged, minlength=len(class_ids))
+    tagged_per_class = np.bincount(cls, weights=tagged[image], minlength=len(class_ids))
     split_names, split = _codes(rows.split) if rows.split is not None else ([], np.zeros(n, np.int64))
-    per_split = np.bincount(cls * len(split_names) + split, minlength=len(class_ids) * len(split_names)) \
+    per_split = np.bincount(cls * len(split_names) + split[image], minlength=len(class_ids) * len(split_names)) \
         .reshape(len(class_ids), len(split_names)) if split_names else np.zeros((len(class_ids), 0), np.int64)
+    images_per_split = np.bincount(split, minlength=len(split_names)) if split_names else np.zeros(0, np.int64)
     classes = [
         {"id": cid, "name": class_names.get(cid, f"#{cid}"), "count": int(counts[k]),
          "share": int(counts[k]) / n, "tagged": int(tagged_per_class[k]), "effective": class_effective.get(cid, 0),
@@ -154,7 +174,7 @@ def report(rows: Rows, class_names: dict[int, str], *, folds: int, confirm=None)
         for k, cid in enumerate(class_ids.tolist())
     ]
     classes.sort(key=lambda c: (-c["count"], c["name"].lower()))
-    split_counts = {s: int(c) for s, c in zip(split_names, per_split.sum(axis=0).tolist()) if c}
+    split_counts = {s: int(c) for s, c in zip(split_names, images_per_split.tolist()) if c}
     warnings = [
         {"kind": "small_class", "class": c["name"], "count": c["count"], "folds": folds,
          "message": f"'{c['name']}' has {c['count']} image{'s' if c['count'] != 1 else ''}, "
@@ -184,4 +204,22 @@ def report(rows: Rows, class_names: dict[int, str], *, folds: int, confirm=None)
         "leakage": leakage,
         "warnings": warnings,
         "definitions": {"confident_at": CONFIDENT, "near_duplicate_bits": neardup.MAX_DISTANCE, "folds": folds},
+        **(_set_numbers(rows, image, carried, class_names) if rows.sets is not None else {}),
     }
+
+
+def _set_numbers(rows: Rows, image: np.ndarray, carried: np.ndarray, class_names: dict[int, str]) -> dict:
+    """What only sets have: how many classes an image carries, "none of these", and the pairs of classes that
+    come together most."""
+    sizes = np.bincount(image, minlength=len(rows))
+    together: Counter = Counter()
+    for s in rows.sets:
+        if len(s) > 1:
+            together.update((a, b) for i, a in enumerate(s) for b in s[i + 1:])
+    return {"sets": {
+        "none": int((sizes == 0).sum()),
+        "mean_size": float(sizes.mean()) if len(sizes) else 0.0,
+        "per_size": {int(k): int(v) for k, v in zip(*np.unique(sizes, return_counts=True))},
+        "together": [{"classes": [class_names.get(a, f"#{a}"), class_names.get(b, f"#{b}")], "count": n}
+                     for (a, b), n in together.most_common(EXAMPLES)],
+    }}

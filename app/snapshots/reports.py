@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.db.models import LabelClass, Snapshot, SnapshotItem
 from app.errors import InvalidInput
 from app.images.catalog import library_counts
+from app.snapshots import sets
 from app.snapshots.health import report
 from app.snapshots.looks import confirmer
 from app.snapshots.queries import class_names
@@ -28,16 +29,23 @@ LIVE_FOLDS = 5
 def snapshot_health(session: Session, snapshot: Snapshot) -> dict:
     """The health report of a snapshot's frozen labels, with its splits and leakage check."""
     rows = snapshot_rows(session, snapshot)
+    if sets.is_multi(session, snapshot):
+        keep = set(class_names(snapshot))
+        by_event = sets.event_sets(session, rows.event_id.tolist(), keep)
+        rows.sets = [by_event.get(e, ()) for e in rows.event_id.tolist()]
     return report(rows, class_names(snapshot), folds=snapshot.split["folds"],
                   confirm=confirmer(session, rows.sha256))
 
 
 def live_health(session: Session, *, folds: int = LIVE_FOLDS) -> dict:
     """The health report of today's labels: what a snapshot with the default filter would hold."""
-    if taxonomy_mode(session) == MULTI:  # its numbers read one class per image: they would leave every set out
-        raise InvalidInput("the health report of sets of classes (a multi-label taxonomy) is not built yet")
-    rows = live_rows(session, parse_filter(session, {}))
+    multi = taxonomy_mode(session) == MULTI
+    rows = live_rows(session, parse_filter(session, {}), sets=multi)
     names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
+    if multi:  # each image's set within today's classes
+        active = set(session.scalars(select(LabelClass.id).where(LabelClass.retired_version_id.is_(None))))
+        by_event = sets.event_sets(session, rows.event_id.tolist(), active)
+        rows.sets = [by_event.get(e, ()) for e in rows.event_id.tolist()]
     out = report(rows, names, folds=folds, confirm=confirmer(session, rows.sha256))
     counts = library_counts(session)
     out["library"] = {"images": counts["images"], "labelled": counts["labelled"],

@@ -38,6 +38,7 @@ class Rows:
     flagged: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     split: list[str] | None = None
     fold: np.ndarray | None = None
+    sets: list[tuple[int, ...]] | None = None  # a multi-label taxonomy's: each image's classes (class_id -1)
 
     def __len__(self) -> int:
         return len(self.image_id)
@@ -144,26 +145,30 @@ def _gather(session: Session, q, flagged_set: set[int], skip: set[int], drop_tag
         if drop_tags:
             keep &= np.array([not drop_tags.intersection(t) for t in tags], dtype=bool)
         flagged = np.isin(ids, flagged_ids_)
-        out.add(keep, ids, sha, [names[s] for s in src], np.array(cls, dtype=np.int64), np.array(ev, dtype=np.int64),
+        out.add(keep, ids, sha, [names[s] for s in src], np.array([-1 if c is None else c for c in cls], np.int64),
+                np.array(ev, dtype=np.int64),
                 _numbers(conf), tags, _numbers(ms), np.array(ph, dtype=np.int64), flagged,
                 *((cols[9], np.array(cols[10], dtype=np.int64)) if with_split else ()))
     return out.rows()
 
 
-def live_rows(session: Session, f: Filter) -> Rows:
-    """Images whose current label (on an active class) passes `f`, in id order."""
+def live_rows(session: Session, f: Filter, *, sets: bool = False) -> Rows:
+    """Images whose current label (on an active class) passes `f`, in id order. With `sets` (a multi-label
+    taxonomy): the images whose current label is a set instead (class_id -1; the caller reads the sets)."""
     q = (
         select(*_COLUMNS)
         .select_from(CurrentLabel)
         .join(Image, Image.id == CurrentLabel.image_id)
         .join(LabelEvent, LabelEvent.id == CurrentLabel.event_id)
-        .join(LabelClass, LabelClass.id == CurrentLabel.class_id)
-        .where(LabelClass.retired_version_id.is_(None))
         .order_by(Image.id)
     )
+    if sets:
+        q = q.where(CurrentLabel.multi)
+    else:
+        q = q.join(LabelClass, LabelClass.id == CurrentLabel.class_id).where(LabelClass.retired_version_id.is_(None))
     if f.source_ids:
         q = q.where(Image.source_id.in_(f.source_ids))
-    if f.class_ids:
+    if f.class_ids and not sets:
         q = q.where(CurrentLabel.class_id.in_(f.class_ids))
     if f.min_confidence is not None:
         q = q.where(LabelEvent.confidence >= f.min_confidence)

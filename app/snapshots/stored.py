@@ -89,7 +89,6 @@ def _queue(session: Session, config: dict, message: str) -> Job:
 
 def queue_health(session: Session, snapshot: Snapshot) -> Job:
     """A job that computes (again) the snapshot's health report."""
-    sets.refuse(session, snapshot, what="the health report")
     return _queue(session, _config_health(snapshot), "waiting for a worker: the snapshot's health report")
 
 
@@ -105,10 +104,10 @@ def after_freeze(session: Session, settings, snapshot: Snapshot) -> list[Job]:
     """Queue what a big new snapshot's page will read: its health, and its diff with the snapshot frozen
     before it (the comparison people make first)."""
     queued = []
-    if sets.is_multi(session, snapshot):  # nothing there reads sets yet (app.snapshots.sets)
-        return queued
     if big(settings, snapshot):
         queued.append(queue_health(session, snapshot))
+    if sets.is_multi(session, snapshot):  # diffs do not read sets yet (app.snapshots.sets)
+        return queued
     before = session.scalars(select(Snapshot).where(Snapshot.id < snapshot.id).order_by(Snapshot.id.desc())
                              .limit(1)).first()
     if before is not None and big(settings, before, snapshot):
@@ -149,7 +148,6 @@ def flags_since(session: Session, snapshot: Snapshot, seen: dict) -> int:
 def health_view(session: Session, settings, snapshot: Snapshot) -> dict:
     """{"health", "as_of"}: computed here (as_of None) for a small snapshot; else the stored report (None until
     one is) and as_of {"job", "at", "flags_since", "refreshing", "failed"}."""
-    sets.refuse(session, snapshot, what="the health report")
     if not big(settings, snapshot):
         return {"health": snapshot_health(session, snapshot), "as_of": None}
     config = _config_health(snapshot)

@@ -106,3 +106,9 @@ def test_browse_filters_sets_and_adds_a_class_to_a_selection_with_undo(live_serv
     expect(page.locator("#bulk-done-text")).to_contain_text("Undid")
     with httpx.Client(base_url=base, timeout=60) as client:
         assert client.get(f"/api/images/{ids[3]}").json()["label"]["classes"] == []
+        snap = client.post("/api/snapshots", json={"name": "sets", "split": {"folds": 2}}).json()
+    page.goto(f"{base}/snapshots/{snap['id']}")
+    expect(page.locator("body")).to_contain_text("holds sets of classes")
+    assert page.locator("a.button[href*='format=']").all_text_contents() == ["CSV manifest", "JSONL manifest"]
+    expect(page.locator("[data-metric=set-size]")).to_have_text("1.00")         # (1 + 2 + 1 + 0) / 4 after the undo
+    page.screenshot(path=str(tmp_path / "snapshot-multi.png"), full_page=True)

@@ -219,14 +219,16 @@ def test_a_set_settles_a_rereview_and_the_pages_say_what_is_not_built_for_sets(c
     _label_set(client, shop[0], ["red", "gown"])
     assert client.get(f"/api/flags/{flag['id']}").json()["status"] == "resolved"
 
+    _label_set(client, shop[1], ["red"])
+    _label_set(client, shop[2], [])
     for page in ("/quality", "/snapshots/live", "/label", "/browse", "/taxonomy", f"/images/{shop[0]}"):
         assert client.get(page, headers={"Accept": "text/html"}).status_code == 200, page
-    assert "not built yet" in client.get("/snapshots/live", headers={"Accept": "text/html"}).text
+    health = client.get("/api/snapshots/live/health").json()
+    assert health["total"] == 3 and {c["name"]: c["count"] for c in health["classes"]} == {"red": 2, "gown": 1}
+    assert health["sets"]["none"] == 1 and health["sets"]["together"] == [{"classes": ["red", "gown"], "count": 1}]
+    assert "Classes that come together" in client.get("/snapshots/live", headers={"Accept": "text/html"}).text
     quality = client.get("/api/quality").json()
-    assert quality["multi"] is True and quality["effective"] is None
-    assert "Not built for sets" in client.get("/quality", headers={"Accept": "text/html"}).text
-    r = client.get("/api/snapshots/live/health")
-    assert r.status_code == 422 and "not built yet" in r.json()["detail"]
+    assert quality["multi"] is True and quality["effective"]["raw"] == 3
 
 
 def test_a_snapshot_freezes_sets_with_stratified_splits_that_later_snapshots_keep(client, settings):
@@ -268,10 +270,13 @@ def test_a_snapshot_freezes_sets_with_stratified_splits_that_later_snapshots_kee
     for fmt in ("imagefolder", "hf"):
         r = client.get(f"/api/snapshots/{snap['id']}/export", params={"format": fmt})
         assert r.status_code == 422 and "carries one class per image" in r.json()["detail"], r.text
-    for method, path in (("GET", f"/api/snapshots/{snap['id']}/health"),
-                         ("GET", f"/api/snapshots/{snap['id']}/diff/{later['id']}")):
-        r = client.request(method, path)
-        assert r.status_code == 422 and "not built for sets yet" in r.json()["detail"], (path, r.text)
+    health = client.get(f"/api/snapshots/{snap['id']}/health").json()
+    counts = {c["name"]: c for c in health["classes"]}
+    assert health["total"] == 40 and counts["rare"]["count"] == 4 and counts["rare"]["splits"] == {"train": 3, "val": 1}
+    assert health["splits"] == {k: v for k, v in snap["splits"].items() if v}      # images, not (image, class)
+    assert health["sets"]["none"] == sum(1 for it in items if not it["classes"])
+    r = client.get(f"/api/snapshots/{snap['id']}/diff/{later['id']}")
+    assert r.status_code == 422 and "not built for sets yet" in r.json()["detail"], r.text
     r = client.post("/api/jobs", json={"snapshot": snap["id"]})
     assert r.status_code == 422 and "training" in r.json()["detail"]
     page = client.get(f"/snapshots/{snap['id']}", headers={"Accept": "text/html"})

@@ -294,8 +294,8 @@ def snapshot_page(request: Request, session: ReadSession, settings: SettingsDep,
     context = {"s": view, "others": others,
                "diff": compare["diff"] if compare else None, "compare": compare, "diff_with": diff_with,
                "exports": [e for e in export_choices() if not multi or e[0] in SET_FORMATS]}
-    if request.headers.get("HX-Request") != "true" and not multi:
-        shown = stored.health_view(session, settings, snapshot)  # a compare answers with the diff block alone
+    if request.headers.get("HX-Request") != "true":  # a compare answers with the diff block alone
+        shown = stored.health_view(session, settings, snapshot)
         context |= {"h": shown["health"], "as_of": shown["as_of"]}
     return render(request, "pages/snapshot.html", context, block="diff")
 

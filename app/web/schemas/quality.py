@@ -220,8 +220,7 @@ class QualityReport(Reply):
     size are the newest stored report's (see `as_of`)."""
 
     noise: NoiseEstimate | None = Field(description="null until a train job with out-of-sample predictions succeeded")
-    multi: bool = Field(False, description="a multi-label taxonomy: hard cases and effective size (single-label "
-                                           "reports) are null, not built for sets yet")
+    multi: bool = Field(False, description="a multi-label taxonomy: labels are sets of classes")
     flags: FlagCounts
     audits: AuditStats
     duplicates: DuplicateReport | None = Field(description="null: a big dataset with no stored report yet")

@@ -215,9 +215,26 @@ class HealthDefinitions(Reply):
     folds: int = Field(description="classes with fewer images get a warning")
 
 
+class ClassPair(Reply):
+    """Two classes on the same images."""
+
+    classes: list[str] = Field(description="the two names")
+    count: int = Field(description="images carrying both")
+
+
+class SetNumbers(Reply):
+    """What only a multi-label report has."""
+
+    none: int = Field(description="images answered 'none of these' (an empty set)")
+    mean_size: float = Field(description="classes per image, on average")
+    per_size: dict[int, int] = Field(description="set size -> images")
+    together: list[ClassPair] = Field(description="the pairs of classes that come together most, most first")
+
+
 class HealthReport(Reply):
     """The health numbers of a set of labelled images: balance, confidence, sources, hard cases, effective size,
-    leakage, warnings."""
+    leakage, warnings. In a multi-label taxonomy an image counts once for each class in its set (`sets` adds
+    what only sets have)."""
 
     total: int = Field(description="labelled images described")
     classes: list[ClassHealth] = Field(description="largest first")
@@ -230,6 +247,7 @@ class HealthReport(Reply):
     leakage: Leakage | None = Field(description="null for the live dataset (no splits) or an empty snapshot")
     warnings: list[HealthWarning]
     definitions: HealthDefinitions
+    sets: SetNumbers | None = Field(None, description="multi-label only")
 
 
 class SnapshotAsOf(Reply):
