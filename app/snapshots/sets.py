@@ -16,17 +16,11 @@ its items (`classes`) and its CSV / JSONL manifests carry the sets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-import numpy as np
-from sqlalchemy import Text, cast, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.db.models import (
-    CurrentLabel,
-    Image,
     LabelClass,
-    LabelEvent,
     LabelEventClass,
     Snapshot,
     SnapshotItem,
@@ -34,7 +28,7 @@ from app.db.models import (
 )
 from app.errors import InvalidInput
 from app.snapshots import looks, neardup, splits
-from app.snapshots.rows import ambiguous_ids, flagged_ids
+from app.snapshots.rows import Rows, live_rows
 from app.snapshots.spec import Filter, SplitSpec
 from app.snapshots.stratify import assign_sets
 from app.taxonomy.queries import MULTI, active_classes
@@ -56,51 +50,12 @@ def refuse(session: Session, *snapshots: Snapshot, what: str) -> None:
                                "built for sets yet")
 
 
-@dataclass
-class SetRows:
-    image_id: list[int] = field(default_factory=list)
-    sha256: list[str] = field(default_factory=list)
-    event_id: list[int] = field(default_factory=list)
-    phash: list[int] = field(default_factory=list)
-    sets: list[tuple[int, ...]] = field(default_factory=list)
-
-
-def live_sets(session: Session, f: Filter, keep: set[int]) -> SetRows:
+def live_sets(session: Session, f: Filter, keep: set[int]) -> Rows:
     """Images whose current label is a set and passes `f`, in id order, each with its set within `keep`."""
-    q = (select(Image.id, Image.sha256, LabelEvent.id, Image.phash, cast(LabelEvent.tags, Text))
-         .select_from(CurrentLabel)
-         .join(Image, Image.id == CurrentLabel.image_id)
-         .join(LabelEvent, LabelEvent.id == CurrentLabel.event_id)
-         .where(CurrentLabel.multi).order_by(Image.id))
-    if f.source_ids:
-        q = q.where(Image.source_id.in_(f.source_ids))
-    if f.min_confidence is not None:
-        q = q.where(LabelEvent.confidence >= f.min_confidence)
-    if f.exclude_excluded:
-        q = q.where(Image.excluded.is_(False))
-    if f.labelled_before is not None:
-        q = q.where(LabelEvent.created_at < f.labelled_before)
-    skip = flagged_ids(session) if f.exclude_flagged else set()
-    if f.exclude_ambiguous:
-        skip |= ambiguous_ids(session)
-    drop_tags = set(f.exclude_tags)
-    out = SetRows()
-    for image_id, sha, event_id, phash, tags in session.execute(q):
-        if image_id in skip or (drop_tags and drop_tags.intersection(_tags(tags))):
-            continue
-        out.image_id.append(image_id)
-        out.sha256.append(sha)
-        out.event_id.append(event_id)
-        out.phash.append(phash)
-    by_event = event_sets(session, out.event_id, keep)
-    out.sets = [by_event.get(e, ()) for e in out.event_id]
-    return out
-
-
-def _tags(raw: str | None) -> list[str]:
-    import json
-
-    return [] if raw in (None, "[]") else json.loads(raw)
+    rows = live_rows(session, f, sets=True)
+    by_event = event_sets(session, rows.event_id.tolist(), keep)
+    rows.sets = [by_event.get(e, ()) for e in rows.event_id.tolist()]
+    return rows
 
 
 def event_sets(session: Session, event_ids: list[int], keep: set[int] | None = None) -> dict[int, tuple[int, ...]]:
@@ -136,26 +91,26 @@ def freeze(session: Session, *, name: str, f: Filter, spec: SplitSpec, version: 
     """Freeze the labelled sets passing `f` (see the module); commits."""
     keep = set(f.class_ids) if f.class_ids else {c.id for c in active_classes(session)}
     rows = live_sets(session, f, keep)
-    if not rows.image_id:
+    if not len(rows):
         raise InvalidInput("no labelled images match this filter: nothing to freeze")
     names = dict(session.execute(select(LabelClass.id, LabelClass.name).where(LabelClass.id.in_(keep))).all())
-    near = neardup.groups(np.asarray(rows.phash, np.int64), confirm=looks.confirmer(session, rows.sha256))
+    near = neardup.groups(rows.phash, confirm=looks.confirmer(session, rows.sha256))
     before = previous_places(session, spec)
     placed = assign_sets(rows.sha256, rows.sets, val=spec.val, test=spec.test, seed=spec.seed, folds=spec.folds,
-                         near=near, previous=[before.get(i) for i in rows.image_id])
+                         near=near, previous=[before.get(i) for i in rows.image_id.tolist()])
     digest = splits.content_hash((sha, "+".join(sorted(names[c] for c in s)), *p)
                                  for sha, s, p in zip(rows.sha256, rows.sets, placed))
     sizes = {part: sum(1 for p, _ in placed if p == part) for part in splits.SPLITS}
     snapshot = Snapshot(
         name=name, taxonomy_version_id=version.id, filter=f.stored, split={**spec.as_dict(), "sizes": sizes},
-        seed=spec.seed, hash=digest, count=len(rows.image_id),
+        seed=spec.seed, hash=digest, count=len(rows),
         classes=sorted(({"id": i, "name": n} for i, n in names.items()), key=lambda c: (c["name"].lower(), c["id"])),
     )
     session.add(snapshot)
     session.flush()
     session.execute(SnapshotItem.__table__.insert(), [
         {"snapshot_id": snapshot.id, "image_id": i, "label_event_id": e, "class_id": None, "split": p, "fold": k}
-        for i, e, (p, k) in zip(rows.image_id, rows.event_id, placed)])
+        for i, e, (p, k) in zip(rows.image_id.tolist(), rows.event_id.tolist(), placed)])
     session.commit()
     return snapshot
 

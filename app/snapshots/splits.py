@@ -57,6 +57,12 @@ def order_keys(seed: int, shas: Sequence[str]) -> np.ndarray:
     return _mix(prefix ^ salt)
 
 
+def group_codes(near: Sequence[int] | None, n: int) -> np.ndarray:
+    """Near-duplicate group numbers as 0..G-1 (each image its own group when `near` is None)."""
+    return np.unique(np.asarray(near, dtype=np.int64), return_inverse=True)[1].ravel() if near is not None \
+        else np.arange(n)
+
+
 def _group_min(codes: np.ndarray, keys: np.ndarray, members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per group code: whether it has a member in `members` (bool mask), and the index of the member with the
     smallest key."""
@@ -100,8 +106,7 @@ def assign(
     if n == 0:
         return []
     keys = order_keys(seed, shas)
-    codes = np.unique(np.asarray(near, dtype=np.int64), return_inverse=True)[1].ravel() if near is not None \
-        else np.arange(n)
+    codes = group_codes(near, n)
     _, lead = _group_min(codes, keys, np.ones(n, dtype=bool))
     key = keys[lead[codes]]  # the group's smallest key stands for every member
     u = (key >> np.uint64(11)).astype(np.float64) / float(2**53)  # top 53 bits: exact in a float, in [0, 1)

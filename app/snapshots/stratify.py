@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from app.snapshots.splits import SPLITS, order_keys
+from app.snapshots.splits import SPLITS, group_codes, order_keys
 
 _CODES = {name: code for code, name in enumerate(SPLITS)}
 
@@ -95,8 +95,7 @@ def assign_sets(
     if n == 0:
         return []
     keys = order_keys(seed, shas)
-    codes = np.unique(np.asarray(near, dtype=np.int64), return_inverse=True)[1].ravel() if near is not None \
-        else np.arange(n)
+    codes = group_codes(near, n)
     n_units = int(codes.max()) + 1
     ids = sorted({c for s in sets for c in s})
     column = {c: i for i, c in enumerate(ids)}

@@ -7,6 +7,7 @@ import sqlite3
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from tests.factories import classes_and_images
 
@@ -80,9 +81,10 @@ def test_cheatsheet_toggles_and_definitions_show(live_server, page):
     page.goto(f"{base}/label")
     page.keyboard.type("bo")
     page.keyboard.press("Enter")
+    expect(page.locator("#annotator-dialog")).to_be_hidden()  # keys go to the page once the name is given
     assert page.is_visible("#cheatsheet")
     page.keyboard.press("?")
-    assert not page.is_visible("#cheatsheet")
+    expect(page.locator("#cheatsheet")).to_be_hidden()
     page.keyboard.press("g")
     assert page.is_visible("#definitions")
     page.keyboard.press("Escape")
