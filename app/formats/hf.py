@@ -48,8 +48,8 @@ from app.formats.rows import (
 NAMES = ("metadata.jsonl", "metadata.csv")
 FILE = "file_name"
 # Columns Loupe writes next to the label; never taken for the label column.
-KNOWN = frozenset({FILE, "label", "source", "confidence", "annotator", "tags", "labelled_at", "fold", "sha256",
-                   "image", "image_id", "split", "width", "height"})
+KNOWN = frozenset({FILE, "label", "labels", "source", "confidence", "annotator", "tags", "labelled_at", "fold",
+                   "sha256", "image", "image_id", "split", "width", "height"})
 DROPS: tuple[str, ...] = ()  # every field of a snapshot item is a column (the split as the folder)
 
 
@@ -142,7 +142,9 @@ def write(out: Path, rows: list[dict], info: dict, fmt: str) -> None:
     by_dir: dict[str, list[str]] = {}
     for r in rows:
         folder, name = r["path"].split("/", 1)
-        record = {FILE: name, "label": r["label"], "source": r["source"], "confidence": r["confidence"],
+        # A multi-label snapshot's set goes out as `labels`, a list (datasets reads it as a sequence column).
+        label = {"labels": list(r["classes"])} if "classes" in r else {"label": r["label"]}
+        record = {FILE: name, **label, "source": r["source"], "confidence": r["confidence"],
                   "annotator": r["annotator"], "tags": list(r["tags"]), "labelled_at": r["labelled_at"],
                   "fold": r["fold"], "sha256": r["sha256"], "image_id": r["image"]}
         by_dir.setdefault(folder, []).append(json.dumps(record, ensure_ascii=False) + "\n")

@@ -38,7 +38,7 @@ from app.snapshots.queries import class_names
 from app.timeutil import iso, utcnow
 
 FORMATS = tuple(WRITERS)
-SET_FORMATS = ("csv", "jsonl")  # the formats a multi-label snapshot's sets go out in, for now
+SET_FORMATS = ("csv", "jsonl", "hf")  # the formats a multi-label snapshot's sets go out in, for now
 INFO = "loupe-export.json"
 
 
@@ -61,7 +61,8 @@ def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
     multi = sets.is_multi(session, snapshot)
     if multi and fmt not in SET_FORMATS:
         raise InvalidInput(f"snapshot '{snapshot.name}' holds sets of classes (multi-label): {fmt} carries one "
-                           f"class per image; export it as {' or '.join(SET_FORMATS)} (the sets in `classes`)")
+                           f"class per image; export it as {', '.join(SET_FORMATS)} (the sets in `classes`, hf: "
+                           "`labels`)")
     q = (
         select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split, SnapshotItem.fold, Image.sha256,
                Image.original_filename, Image.stored_path, Source.name, LabelEvent.confidence,

@@ -114,3 +114,28 @@ def test_bad_metadata_files_are_refused_with_the_line(tmp_path):
     for i, (text, sentence) in enumerate(cases.items()):
         meta.write_text(text)
         assert sentence in refused(root, "hf", tmp_path / f"fresh{i}")
+
+
+def test_a_multi_label_snapshot_goes_out_with_its_sets_as_a_list_column(client, tmp_path):
+    import zipfile
+
+    from tests.factories import add_class, upload_fmnist
+
+    for name in ("red", "dress"):
+        add_class(client, name)
+    assert client.post("/api/taxonomy/changes", json={"op": "set-mode", "mode": "multi-label"}).status_code == 201
+    ids = upload_fmnist(client, 6)
+    for i, classes in zip(ids, (["red"], ["red", "dress"], [], ["dress"], ["red"], ["dress", "red"])):
+        assert client.post(f"/api/images/{i}/labels", json={"classes": classes}).status_code == 201
+    snap = client.post("/api/snapshots", json={"name": "sets", "split": {"val": 0.34, "folds": 2}}).json()
+    r = client.get(f"/api/snapshots/{snap['id']}/export", params={"format": "hf"})
+    assert r.status_code == 200, r.text
+    (tmp_path / "sets.zip").write_bytes(r.content)
+    with zipfile.ZipFile(tmp_path / "sets.zip") as z:
+        z.extractall(tmp_path / "sets")
+    loaded = _load(tmp_path / "sets", tmp_path)
+    rows = [row for split in loaded.values() for row in split["rows"]]
+    assert all("labels" in split["columns"] and "label" not in split["columns"] for split in loaded.values())
+    assert sorted(sorted(row["labels"]) for row in rows) == sorted(
+        [["red"], ["dress", "red"], [], ["dress"], ["red"], ["dress", "red"]])
+    assert sum(split["n"] for split in loaded.values()) == 6

@@ -267,7 +267,7 @@ def test_a_snapshot_freezes_sets_with_stratified_splits_that_later_snapshots_kee
     assert header.endswith(",classes") and "label" in header
     jsonl = client.get(f"/api/snapshots/{snap['id']}/export", params={"format": "jsonl"}).text
     assert '"classes": ["dress", "red"]' in jsonl or '"classes": ["red", "dress"]' in jsonl
-    for fmt in ("imagefolder", "hf"):
+    for fmt in ("imagefolder", "cvat"):
         r = client.get(f"/api/snapshots/{snap['id']}/export", params={"format": fmt})
         assert r.status_code == 422 and "carries one class per image" in r.json()["detail"], r.text
     health = client.get(f"/api/snapshots/{snap['id']}/health").json()
