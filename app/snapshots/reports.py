@@ -68,25 +68,35 @@ class Changes:
     moved: np.ndarray  # (n, 3) int64: image, split in the old, split in the new (indices into SPLITS)
     unchanged: int
     flipped: bool = False  # relabelled and moved read right to left (a stored diff seen the other way round)
+    sets: tuple[tuple[int, ...], ...] | None = None  # multi-label: the "class ids" in relabelled are codes of these
 
     def mirrored(self) -> Changes:
         """The same changes seen from the new snapshot back to the old one (no copy: stored lists are mapped)."""
         return replace(self, added=self.removed, removed=self.added, flipped=not self.flipped)
 
 
-def _placement(session: Session, snapshot: Snapshot) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The snapshot's image ids (sorted), class ids and splits (indices into SPLITS), read in chunks."""
+def _placement(session: Session, snapshot: Snapshot,
+               codebook: dict[tuple[int, ...], int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The snapshot's image ids (sorted), class ids and splits (indices into SPLITS), read in chunks. With a
+    `codebook` (multi-label snapshots), each image's set as a code from it (new sets are added to it)."""
     code = {name: i for i, name in enumerate(SPLITS)}
+    which = SnapshotItem.class_id if codebook is None else SnapshotItem.label_event_id
     # A statement option: on the connection, stream_results would stay on for every later statement of the
     # session (PostgreSQL's INSERTs through a server-side cursor fail).
     result = session.connection().execute(
-        select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split)
+        select(SnapshotItem.image_id, which, SnapshotItem.split)
         .where(SnapshotItem.snapshot_id == snapshot.id).order_by(SnapshotItem.image_id)
         .execution_options(stream_results=True))
     ids, classes, splits = [], [], []
+    keep = {c["id"] for c in snapshot.classes}
     for part in result.partitions(CHUNK):
         ids.append(np.fromiter((r[0] for r in part), np.int64, len(part)))
-        classes.append(np.fromiter((r[1] for r in part), np.int64, len(part)))
+        if codebook is None:
+            classes.append(np.fromiter((r[1] for r in part), np.int64, len(part)))
+        else:
+            by_event = sets.event_sets(session, [r[1] for r in part], keep)
+            classes.append(np.fromiter((codebook.setdefault(by_event.get(r[1], ()), len(codebook)) for r in part),
+                                       np.int64, len(part)))
         splits.append(np.fromiter((code[r[2]] for r in part), np.int64, len(part)))
     empty = np.empty(0, np.int64)
     return tuple(np.concatenate(x) if x else empty for x in (ids, classes, splits))
@@ -98,8 +108,13 @@ def changes(session: Session, old: Snapshot, new: Snapshot) -> Changes:
     `app.snapshots.stored`)."""
     if old.id == new.id:
         raise InvalidInput("pick two different snapshots to compare")
-    ia, ca, sa = _placement(session, old)
-    ib, cb, sb = _placement(session, new)
+    multi = sets.is_multi(session, old)
+    if multi != sets.is_multi(session, new):
+        raise InvalidInput("one of these snapshots holds sets of classes (multi-label) and the other one class per "
+                           "image: compare snapshots of the same kind")
+    codebook: dict[tuple[int, ...], int] | None = {} if multi else None  # a set's code: the same in both
+    ia, ca, sa = _placement(session, old, codebook)
+    ib, cb, sb = _placement(session, new, codebook)
     both, xa, xb = np.intersect1d(ia, ib, assume_unique=True, return_indices=True)
     relabel, move = ca[xa] != cb[xb], sa[xa] != sb[xb]
     return Changes(
@@ -107,6 +122,7 @@ def changes(session: Session, old: Snapshot, new: Snapshot) -> Changes:
         relabelled=np.stack([both[relabel], ca[xa][relabel], cb[xb][relabel]], axis=1),
         moved=np.stack([both[move], sa[xa][move], sb[xb][move]], axis=1),
         unchanged=int(len(both) - np.count_nonzero(relabel | move)),
+        sets=tuple(sorted(codebook, key=codebook.get)) if multi else None,
     )
 
 
@@ -121,6 +137,11 @@ def diff_view(old: Snapshot, new: Snapshot, found: Changes, *, limit: int = LIMI
     """The JSON of a diff: exact counts, and each list from `offset`, at most `limit` entries (in image id order)."""
     check_page(limit, offset)
     names_a, names_b = class_names(old), class_names(new)
+    if found.sets is not None:  # a set reads as its names: "red + dress", or "none of these"
+        def set_names(names, other):  # a code lists every set of both snapshots
+            return {code: " + ".join(names.get(c) or other.get(c, f"#{c}") for c in s) or "none of these"
+                    for code, s in enumerate(found.sets)}
+        names_a, names_b = set_names(names_a, names_b), set_names(names_b, names_a)
     page = slice(offset, offset + limit)
     def pairs(rows):
         return ((i, b, a) if found.flipped else (i, a, b) for i, a, b in rows[page].tolist())

@@ -96,7 +96,7 @@ def queue_diff(session: Session, a: Snapshot, b: Snapshot) -> Job:
     """A job that computes the diff between the two snapshots (either direction)."""
     if a.id == b.id:
         raise InvalidInput("pick two different snapshots to compare")
-    sets.refuse(session, a, b, what="a diff")
+    sets.refuse(session, a, b, what="a stored diff (past quality_live_max images)")
     return _queue(session, _config_diff(a, b), "waiting for a worker: the diff of two snapshots")
 
 
@@ -177,9 +177,9 @@ def diff_state(session: Session, settings, old: Snapshot, new: Snapshot, *, limi
     diff's files, one page of each list (diff None until one is stored; pending: the job under way, failed:
     the newest failed one)."""
     check_page(limit, offset)
-    sets.refuse(session, old, new, what="a diff")
     if not big(settings, old, new):
         return {"diff": diff(session, old, new, limit=limit, offset=offset), "job": None}
+    sets.refuse(session, old, new, what="a stored diff (past quality_live_max images)")
     config = _config_diff(old, new)
     job = _newest(session, config)
     if job is None:

@@ -258,6 +258,7 @@ def test_a_snapshot_freezes_sets_with_stratified_splits_that_later_snapshots_kee
 
     for n, i in enumerate(ids[40:]):
         _label_set(client, i, patterns[n % 6])
+    _label_set(client, ids[0], ["dress"])                                           # was red + rare
     later = client.post("/api/snapshots", json={"name": "sets v2", "split": {"val": 0.25, "folds": 2}}).json()
     again = {it["image"]: it for it in client.get(f"/api/snapshots/{later['id']}/items").json()["items"]}
     assert all((again[i]["split"], again[i]["fold"]) == (it["split"], it["fold"]) for i, it in by_image.items())
@@ -275,8 +276,13 @@ def test_a_snapshot_freezes_sets_with_stratified_splits_that_later_snapshots_kee
     assert health["total"] == 40 and counts["rare"]["count"] == 4 and counts["rare"]["splits"] == {"train": 3, "val": 1}
     assert health["splits"] == {k: v for k, v in snap["splits"].items() if v}      # images, not (image, class)
     assert health["sets"]["none"] == sum(1 for it in items if not it["classes"])
-    r = client.get(f"/api/snapshots/{snap['id']}/diff/{later['id']}")
-    assert r.status_code == 422 and "not built for sets yet" in r.json()["detail"], r.text
+    diff = client.get(f"/api/snapshots/{snap['id']}/diff/{later['id']}").json()
+    assert diff["counts"] == {"added": 8, "removed": 0, "relabelled": 1, "moved": 0, "unchanged": 39}
+    assert diff["relabelled"] == [{"image": ids[0], "from": "red + rare", "to": "dress"}]
+    back = client.get(f"/api/snapshots/{later['id']}/diff/{snap['id']}").json()
+    assert back["relabelled"] == [{"image": ids[0], "from": "dress", "to": "red + rare"}]
+    single = client.get(f"/api/snapshots/{snap['id']}/diff/{cut['id']}")
+    assert single.status_code == 200                                                 # both multi-label: fine
     r = client.post("/api/jobs", json={"snapshot": snap["id"]})
     assert r.status_code == 422 and "training" in r.json()["detail"]
     page = client.get(f"/snapshots/{snap['id']}", headers={"Accept": "text/html"})
