@@ -205,14 +205,17 @@ class Loupe:
             after = got.next
 
     def snapshot_rows(self, ref: int | str, *, split: str | None = None):
-        """The snapshot as rows (image, class, split, fold, label_event): a pandas DataFrame when pandas is
-        installed, else a list of dicts."""
-        rows = [item.model_dump(by_alias=True) for item in self.snapshot_items(ref, split=split)]
+        """The snapshot as rows (image, class, split, fold, label_event; a multi-label snapshot's `classes`, a
+        list, instead of `class`): a pandas DataFrame when pandas is installed, else a list of dicts."""
+        items = list(self.snapshot_items(ref, split=split))
+        multi = any(item.classes is not None for item in items)
+        columns = ["image", "classes" if multi else "class", "split", "fold", "label_event"]
+        rows = [{k: v for k, v in item.model_dump(by_alias=True).items() if k in columns} for item in items]
         try:
             import pandas
         except ImportError:
             return rows
-        return pandas.DataFrame(rows, columns=["image", "class", "split", "fold", "label_event"])
+        return pandas.DataFrame(rows, columns=columns)
 
     def snapshot_dataset(self, ref: int | str, *, split: str | None = None, transform=None, cache: str | Path |
                          None = None):

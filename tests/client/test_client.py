@@ -107,3 +107,24 @@ def test_the_client_finds_a_formats_label_file_and_a_bad_one_imports_nothing(set
         assert {i.filename.rsplit("/", 1)[-1]: i.class_ for i in loupe.images()} == truth
         with pytest.raises(LoupeError, match="no cvat label file found"):
             loupe.import_folder(tmp_path / "hub", source="hub", labels="cvat")
+
+
+def test_a_multi_label_snapshot_reads_as_sets_and_as_0_1_targets(settings, tmp_path):
+    paths = fmnist.write_pngs(tmp_path / "shop", 8, start=3000)
+    with running_server(settings.data_dir) as base, Loupe(base) as loupe:
+        report = loupe.import_folder(tmp_path / "shop", source="shop")
+        for name in ("red", "dress"):
+            loupe.request("POST", "/api/taxonomy/changes", json={"op": "add", "name": name})
+        loupe.request("POST", "/api/taxonomy/changes", json={"op": "set-mode", "mode": "multi-label"})
+        sets = [["red"], ["red", "dress"], [], ["dress"]] * 2
+        for item, classes in zip(report.imported, sets):
+            loupe.request("POST", f"/api/images/{item.id}/labels", json={"classes": classes})
+        snap = loupe.create_snapshot("sets", val=0.25, folds=2)
+        rows = loupe.snapshot_rows(snap.id)
+        assert list(rows.columns) == ["image", "classes", "split", "fold", "label_event"] and len(rows) == len(paths)
+        by_image = dict(zip(rows["image"], rows["classes"]))
+        assert [sorted(by_image[i.id]) for i in report.imported] == [sorted(s) for s in sets]
+        data = loupe.snapshot_dataset(snap.id)
+        x, y = data[1]
+        assert data.multi and data.classes == ["dress", "red"] and y.tolist() == [1.0, 1.0]
+        assert data[2][1].tolist() == [0.0, 0.0] and data[3][1].tolist() == [1.0, 0.0]
