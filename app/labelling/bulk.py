@@ -22,7 +22,6 @@ from app.db.models import (
     BulkAction,
     BulkLabelItem,
     CurrentLabel,
-    CurrentLabelClass,
     ExclusionEvent,
     Flag,
     Image,
@@ -31,9 +30,9 @@ from app.db.models import (
 )
 from app.errors import Conflict, InvalidInput, NotFound
 from app.labelling import rereview
-from app.labelling.events import LabelInput, append_events, append_label_events, event_classes
+from app.labelling.events import LabelInput, append_events, append_label_events, event_classes, restoring
 from app.labelling.exclusion import CHUNK, changing, clean_annotator, clean_reason, latest_events, set_excluded
-from app.labelling.queries import ImageFilter, filtered_ids
+from app.labelling.queries import ImageFilter, current_sets, filtered_ids
 from app.taxonomy.queries import MULTI, current_version, resolve_class, taxonomy_mode
 from app.timeutil import iso
 
@@ -115,20 +114,6 @@ def _rereview_blocked(session: Session, ids: list[int], class_id: int) -> list[i
     return sorted(blocked)
 
 
-def _sets_now(session: Session, ids: list[int]) -> dict[int, dict[int, float | None]]:
-    """The current set of each answered image among `ids` (multi-label): {image: {class id: confidence}}."""
-    out: dict[int, dict[int, float | None]] = {}
-    for start in range(0, len(ids), CHUNK):
-        chunk = ids[start:start + CHUNK]
-        out.update((i, {}) for i in session.scalars(select(CurrentLabel.image_id).where(
-            CurrentLabel.image_id.in_(chunk), CurrentLabel.multi)))
-        for image_id, class_id, confidence in session.execute(
-                select(CurrentLabelClass.image_id, CurrentLabelClass.class_id, CurrentLabelClass.confidence)
-                .where(CurrentLabelClass.image_id.in_(chunk))):
-            out[image_id][class_id] = confidence
-    return out
-
-
 def _set_plan(session: Session, ids: list[int], action: str, class_ref) -> tuple[dict, list[int]]:
     """Add a class to, or remove it from, the sets of the answered images of the selection; images not yet
     labelled are left out (their set would claim every other class absent)."""
@@ -137,7 +122,7 @@ def _set_plan(session: Session, ids: list[int], action: str, class_ref) -> tuple
     if class_ref in (None, ""):
         raise InvalidInput(f"choose the class to {action}")
     cls = resolve_class(session, class_ref)
-    sets = _sets_now(session, ids)
+    sets = current_sets(session, ids)
     change = [i for i in ids if i in sets and (cls.id in sets[i]) == (action == "remove")]
     already = sum(1 for i in ids if i in sets) - len(change)
     unlabelled = len(ids) - len(sets)
@@ -227,7 +212,7 @@ def _set_changes(session: Session, ids: list[int], action: str, class_id: int, d
     """Each image's new set: its classes keep their confidences, an added class gets the decision's."""
     confidence = data.confidence if data is not None else 1.0
     out = []
-    for image_id, classes in sorted(_sets_now(session, ids).items()):
+    for image_id, classes in sorted(current_sets(session, ids).items()):
         kept = {c: conf for c, conf in classes.items() if c != class_id}
         if action == "add":
             kept[class_id] = confidence
@@ -264,17 +249,9 @@ def undo(session: Session, action_id: int, *, annotator: str = "") -> dict:
     if labels:
         version = current_version(session)
         sets = event_classes(session, [before.id for _, before in redo if before is not None and before.multi])
-        events = []
-        for item, before in redo:
-            event = LabelEvent(
-                image_id=item.image_id, class_id=before.class_id if before else None,
-                confidence=before.confidence if before else None, tags=list(before.tags) if before else [],
-                note=before.note if before else "", annotator=who,
-                taxonomy_version_id=version.id if version else None, kind="undo", reverts_event_id=item.event_id,
-                multi=bool(before is not None and before.multi))
-            if event.multi:
-                event.set_classes = sets.get(before.id, [])
-            events.append(event)
+        events = [restoring(item.image_id, before, sets.get(before.id) if before is not None else None,
+                            annotator=who, version_id=version.id if version else None, reverts=item.event_id)
+                  for item, before in redo]
         append_events(session, events)
         _items(session, [(undo_row.id, e.image_id, e.id, e.reverts_event_id) for e in events])
     else:

@@ -283,23 +283,25 @@ def undo_label(session: Session, *, image_id: int, event_id: int, annotator: str
     if answered and bool(before.multi) != (version is not None and version.mode == MULTI):
         raise Conflict("the label before this one was made before the taxonomy became multi-label; label the "
                        "image anew")
-    event = LabelEvent(
-        image_id=image_id,
-        class_id=before.class_id if before else None,
-        confidence=before.confidence if before else None,
-        tags=list(before.tags) if before else [],
-        note=before.note if before else "",
-        annotator=" ".join((annotator or "").split()) or "anonymous",
-        taxonomy_version_id=version.id if version else None,
-        kind="undo",
-        reverts_event_id=event_id,
-        multi=restored_set is not None,
-    )
-    if restored_set is not None:
-        event.set_classes = restored_set
+    event = restoring(image_id, before, restored_set, annotator=" ".join((annotator or "").split()) or "anonymous",
+                      version_id=version.id if version else None, reverts=event_id)
     session.add(event)
     _set_current(session, [event])
     session.commit()
+    return event
+
+
+def restoring(image_id: int, before: LabelEvent | None, classes: list | None, *, annotator: str,
+              version_id: int | None, reverts: int) -> LabelEvent:
+    """An "undo" event that gives the image back `before`'s label (its class, or its set: `classes`, from
+    `event_classes`), or none when `before` is None; the caller appends it."""
+    event = LabelEvent(
+        image_id=image_id, class_id=before.class_id if before else None,
+        confidence=before.confidence if before else None, tags=list(before.tags) if before else [],
+        note=before.note if before else "", annotator=annotator, taxonomy_version_id=version_id, kind="undo",
+        reverts_event_id=reverts, multi=bool(before is not None and before.multi))
+    if event.multi:
+        event.set_classes = classes or []
     return event
 
 

@@ -188,15 +188,15 @@ def _filtered(session: Session, f: ImageFilter, columns, *, labels: bool = True)
             q = q.where(Image.labelled == (f.status == "labelled"))
     if f.source:
         q = q.where(Image.source_id == select(Source.id).where(Source.name == f.source).scalar_subquery())
+    multi = (f.class_ref or f.lacks or f.exactly is not None) and _sets(session)
     if f.class_ref:
         cls = resolve_class(session, f.class_ref, active_only=False)
-        if _sets(session):  # has the class in its set
-            q = q.where(CurrentLabel.multi, exists().where(CurrentLabelClass.image_id == CurrentLabel.image_id,
-                                                           CurrentLabelClass.class_id == cls.id))
+        if multi:  # has the class in its set
+            q = q.where(CurrentLabel.multi, _has(CurrentLabel.image_id, cls.id))
         else:
             q = q.where(CurrentLabel.class_id == cls.id)
     if f.lacks or f.exactly is not None:
-        if not _sets(session):
+        if not multi:
             raise InvalidInput("'lacks' and 'exactly' filter sets of classes: they need a multi-label taxonomy")
         q = q.where(_answered(anchor))
     if f.lacks:
@@ -333,14 +333,9 @@ def list_images(
     items = [image_summary(row, names) for row in rows]
     with_sets = [item for item in items if "classes" in item]
     if with_sets:
-        sets: dict[int, list[int]] = {}
-        for image_id, class_id in session.execute(
-                select(CurrentLabelClass.image_id, CurrentLabelClass.class_id)
-                .where(CurrentLabelClass.image_id.in_([i["id"] for i in with_sets]))
-                .order_by(CurrentLabelClass.image_id, CurrentLabelClass.class_id)):
-            sets.setdefault(image_id, []).append(class_id)
+        sets = current_sets(session, [i["id"] for i in with_sets])
         for item in with_sets:
-            item["class_ids"] = sets.get(item["id"], [])
+            item["class_ids"] = sorted(sets.get(item["id"], {}))
             item["classes"] = [names[c] for c in item["class_ids"]]
     total = _counted(session, f)
     exact = total is not None or count_cap is None
@@ -349,6 +344,22 @@ def list_images(
         exact = exact or total <= count_cap  # fewer than the cap: counted to the end
     return Page(items, total, exact, items[-1]["id"] if items and more_after else None,
                 items[0]["id"] if items and more_before else None)
+
+
+def current_sets(session: Session, ids: Sequence[int]) -> dict[int, dict[int, float | None]]:
+    """The current set of each answered image among `ids` (multi-label): {image: {class id: confidence}};
+    images whose current label is no set are left out, an empty set ("none of these") is {}."""
+    out: dict[int, dict[int, float | None]] = {}
+    ids = list(ids)
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start:start + 5000]
+        out.update((i, {}) for i in session.scalars(select(CurrentLabel.image_id).where(
+            CurrentLabel.image_id.in_(chunk), CurrentLabel.multi)))
+        for image_id, class_id, confidence in session.execute(
+                select(CurrentLabelClass.image_id, CurrentLabelClass.class_id, CurrentLabelClass.confidence)
+                .where(CurrentLabelClass.image_id.in_(chunk))):
+            out[image_id][class_id] = confidence
+    return out
 
 
 def _counted(session: Session, f: ImageFilter) -> int | None:

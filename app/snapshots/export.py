@@ -66,7 +66,8 @@ def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
     q = (
         select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split, SnapshotItem.fold, Image.sha256,
                Image.original_filename, Image.stored_path, Source.name, LabelEvent.confidence,
-               cast(LabelEvent.tags, Text), LabelEvent.annotator, LabelEvent.created_at, Image.width, Image.height)
+               cast(LabelEvent.tags, Text), LabelEvent.annotator, LabelEvent.created_at, Image.width, Image.height,
+               SnapshotItem.label_event_id)
         .select_from(SnapshotItem)
         .join(Image, Image.id == SnapshotItem.image_id)
         .join(Source, Source.id == Image.source_id)
@@ -75,8 +76,10 @@ def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
         .order_by(SnapshotItem.split, SnapshotItem.class_id, SnapshotItem.image_id)
     )
     rows = []
+    events = []
     for (image_id, class_id, split, fold, sha, original, stored, source, confidence, tags, annotator,
-         made_at, width, height) in session.execute(q):
+         made_at, width, height, event_id) in session.execute(q):
+        events.append(event_id)
         row = {"label": names.get(class_id, ""), "source": source, "confidence": confidence,
                "tags": json.loads(tags) if tags and tags != "[]" else [], "split": split, "fold": fold,
                "sha256": sha, "image": image_id, "name": file_name(sha, original, stored), "annotator": annotator,
@@ -84,12 +87,9 @@ def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
         row["path"] = writer.layout(row, fmt)
         rows.append(row)
     if multi:
-        q_events = select(SnapshotItem.image_id, SnapshotItem.label_event_id).where(
-            SnapshotItem.snapshot_id == snapshot.id)
-        event_of = dict(session.execute(q_events).all())
-        classes = sets.item_classes(session, snapshot, list(event_of.values()))
-        for r in rows:
-            r["classes"] = classes.get(event_of[r["image"]], [])
+        classes = sets.item_classes(session, snapshot, events)
+        for r, event_id in zip(rows, events):
+            r["classes"] = classes.get(event_id, [])
     if getattr(writer, "PREDICTIONS", False):  # formats that carry pre-annotations: the latest model's guesses
         guesses = model_guesses(session, [r["image"] for r in rows])
         for r in rows:

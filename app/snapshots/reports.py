@@ -21,7 +21,7 @@ from app.snapshots.queries import class_names
 from app.snapshots.rows import live_rows, snapshot_rows
 from app.snapshots.spec import parse_filter
 from app.snapshots.splits import SPLITS
-from app.taxonomy.queries import MULTI, taxonomy_mode
+from app.taxonomy.queries import MULTI, active_classes, taxonomy_mode
 
 LIVE_FOLDS = 5
 
@@ -30,22 +30,19 @@ def snapshot_health(session: Session, snapshot: Snapshot) -> dict:
     """The health report of a snapshot's frozen labels, with its splits and leakage check."""
     rows = snapshot_rows(session, snapshot)
     if sets.is_multi(session, snapshot):
-        keep = set(class_names(snapshot))
-        by_event = sets.event_sets(session, rows.event_id.tolist(), keep)
-        rows.sets = [by_event.get(e, ()) for e in rows.event_id.tolist()]
+        sets.with_sets(session, rows, set(class_names(snapshot)))
     return report(rows, class_names(snapshot), folds=snapshot.split["folds"],
                   confirm=confirmer(session, rows.sha256))
 
 
 def live_health(session: Session, *, folds: int = LIVE_FOLDS) -> dict:
     """The health report of today's labels: what a snapshot with the default filter would hold."""
-    multi = taxonomy_mode(session) == MULTI
-    rows = live_rows(session, parse_filter(session, {}), sets=multi)
+    everything = parse_filter(session, {})
+    if taxonomy_mode(session) == MULTI:  # each image's set within today's classes
+        rows = sets.live_sets(session, everything, {c.id for c in active_classes(session)})
+    else:
+        rows = live_rows(session, everything)
     names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all())
-    if multi:  # each image's set within today's classes
-        active = set(session.scalars(select(LabelClass.id).where(LabelClass.retired_version_id.is_(None))))
-        by_event = sets.event_sets(session, rows.event_id.tolist(), active)
-        rows.sets = [by_event.get(e, ()) for e in rows.event_id.tolist()]
     out = report(rows, names, folds=folds, confirm=confirmer(session, rows.sha256))
     counts = library_counts(session)
     out["library"] = {"images": counts["images"], "labelled": counts["labelled"],

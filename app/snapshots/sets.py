@@ -8,10 +8,10 @@ these" is an answer a multi-label model learns from. Splits and folds come
 from iterative stratification (`app.snapshots.stratify`), anchored to every
 earlier snapshot with the same seed and settings.
 
-The parts of Loupe that read one class per snapshot image (the health report,
-diffs, the stored report jobs, training, ImageFolder and the other tools'
-formats) refuse a multi-label snapshot with a sentence until they handle sets;
-its items (`classes`) and its CSV / JSONL manifests carry the sets.
+Its items (`classes`), health report, diffs and CSV / JSONL / hf exports carry
+the sets; what still reads one class per image (training, a stored diff of big
+snapshots, ImageFolder and the other tools' formats) refuses a multi-label
+snapshot with a sentence (`refuse`).
 """
 
 from __future__ import annotations
@@ -19,21 +19,14 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.db.models import (
-    LabelClass,
-    LabelEventClass,
-    Snapshot,
-    SnapshotItem,
-    TaxonomyVersion,
-)
+from app.db.models import LabelClass, Snapshot, SnapshotItem, TaxonomyVersion
 from app.errors import InvalidInput
+from app.labelling.events import event_classes
 from app.snapshots import looks, neardup, splits
 from app.snapshots.rows import Rows, live_rows
 from app.snapshots.spec import Filter, SplitSpec
 from app.snapshots.stratify import assign_sets
 from app.taxonomy.queries import MULTI, active_classes
-
-CHUNK = 5_000
 
 
 def is_multi(session: Session, snapshot: Snapshot) -> bool:
@@ -50,24 +43,22 @@ def refuse(session: Session, *snapshots: Snapshot, what: str) -> None:
                                "built for sets yet")
 
 
-def live_sets(session: Session, f: Filter, keep: set[int]) -> Rows:
-    """Images whose current label is a set and passes `f`, in id order, each with its set within `keep`."""
-    rows = live_rows(session, f, sets=True)
+def with_sets(session: Session, rows: Rows, keep: set[int]) -> Rows:
+    """`rows` with each image's set: its label event's classes within `keep`."""
     by_event = event_sets(session, rows.event_id.tolist(), keep)
     rows.sets = [by_event.get(e, ()) for e in rows.event_id.tolist()]
     return rows
 
 
+def live_sets(session: Session, f: Filter, keep: set[int]) -> Rows:
+    """Images whose current label is a set and passes `f`, in id order, each with its set within `keep`."""
+    return with_sets(session, live_rows(session, f, sets=True), keep)
+
+
 def event_sets(session: Session, event_ids: list[int], keep: set[int] | None = None) -> dict[int, tuple[int, ...]]:
-    """The class ids of each multi-label event (within `keep` when given)."""
-    out: dict[int, list[int]] = {}
-    for start in range(0, len(event_ids), CHUNK):
-        for event_id, class_id in session.execute(
-                select(LabelEventClass.event_id, LabelEventClass.class_id)
-                .where(LabelEventClass.event_id.in_(event_ids[start:start + CHUNK]))):
-            if keep is None or class_id in keep:
-                out.setdefault(event_id, []).append(class_id)
-    return {e: tuple(sorted(c)) for e, c in out.items()}
+    """The class ids of each multi-label event (within `keep` when given), sorted."""
+    return {e: tuple(c for c, _ in pairs if keep is None or c in keep)
+            for e, pairs in event_classes(session, event_ids).items()}
 
 
 def previous_places(session: Session, spec: SplitSpec) -> dict[int, tuple[str, int]]:

@@ -70,9 +70,8 @@ def rewrite_sets(session: Session, *, from_ids: list[int], to_id: int | None, ve
     """A new multi-label event for every image whose current set holds one of `from_ids`: those classes become
     `to_id` (a merge) or leave the set (`to_id` None: a retire). Returns how many images; with `after` given the
     caller refreshes current labels itself."""
-    refresh = after is None
-    after = _max_event_id(session) if refresh else after
     start = _max_event_id(session)
+    refresh, after = after is None, start if after is None else after
     stmt = text(_INSERT + """
         SELECT e.image_id, NULL, e.confidence, e.tags, e.note, e.annotator, :v, 'migration', NULL, NULL, :now, :multi
         FROM current_labels c JOIN label_events e ON e.id = c.event_id
