@@ -29,7 +29,8 @@ def _start(page, base: str, query: str = "") -> None:
 
 def _armed(page, image_id) -> None:
     """Painted and on screen long enough for a decision key to act (static/js/label.js, DWELL_MS)."""
-    page.wait_for_selector(f'#labeller[data-armed="{image_id}"]', timeout=5000)
+    # 15 s: a wait, not a speed check; two busy cores running the whole suite took over 5 s once.
+    page.wait_for_selector(f'#labeller[data-armed="{image_id}"]', timeout=15000)
 
 
 def _on_stage(page, image_id) -> None:
