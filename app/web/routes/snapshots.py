@@ -23,7 +23,6 @@ from app.snapshots.export import SET_FORMATS, export_zip, manifest_text
 from app.snapshots.freeze import create_snapshot
 from app.snapshots.queries import ITEMS_PAGE, describe, get_snapshot, list_snapshots, snapshot_items
 from app.snapshots.reports import LIMIT, live_health
-from app.taxonomy.queries import MULTI, taxonomy_mode
 from app.taxonomy.service import active_classes
 from app.web.deps import ReadSession, SettingsDep, WriteSession
 from app.web.forms import form_number, refusal_shows
@@ -271,8 +270,7 @@ def live_health_page(request: Request, session: ReadSession, settings: SettingsD
     """The health report of the live dataset (stored past `quality_live_max` images, with its as-of line)."""
     shown = results.view(session, settings, parts=("health",))
     return render(request, "pages/health.html", {"h": shown["health"], "as_of": shown["as_of"],
-                                                 "images": library_counts(session)["images"],
-                                                 "multi": taxonomy_mode(session) == MULTI})
+                                                 "images": library_counts(session)["images"]})
 
 
 PAGE_LIST = 50  # entries of each diff list the page shows (the counts are whole; the JSON API pages on)
