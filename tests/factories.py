@@ -135,3 +135,38 @@ def stage_image(html: str) -> int:
     """The image id the label page's stage shows."""
     return int(re.search(r'data-image-id="(\d+)"', html).group(1))
 
+
+
+def tiles_snapshot(client, n: int, *, n_classes: int = 3, folds: int = 3, missing: float = 0.0, wrong: float = 0.0,
+                   name: str = "tiles", seed: int = 0) -> dict:
+    """A multi-label taxonomy of the first `n_classes` Fashion-MNIST classes, n tiled images (tests/tiles.py)
+    labelled with their sets, with missing and wrong tags planted at those rates, frozen. Returns
+    {"snapshot", "ids", "truth", "given", "planted", "classes"} (sets as class-index tuples)."""
+    import numpy as np
+
+    from tests import tiles
+
+    client.post("/api/taxonomy/changes", json={"op": "set-mode", "mode": "multi-label"})
+    images, truth, classes = tiles.load("fmnist", n, seed=seed, n_classes=n_classes)
+    given, planted = tiles.plant(truth, len(classes), np.random.default_rng(seed + 1), missing=missing, wrong=wrong)
+    existing = {c["name"] for c in client.get("/api/taxonomy").json()["classes"]}
+    for c in classes:
+        if c not in existing:
+            add_class(client, c)
+    ids = []
+    for start in range(0, n, 500):
+        files = []
+        for i in range(start, min(n, start + 500)):
+            buf = io.BytesIO()
+            Image.fromarray(images[i]).save(buf, format="PNG")
+            files.append((f"tiles-{seed}-{i:05d}.png", buf.getvalue()))
+        report = upload(client, files, "tiles")
+        by_name = {x["filename"]: x["id"] for x in report["imported"] + report["duplicates"]}
+        ids += [by_name[f"tiles-{seed}-{i:05d}.png"] for i in range(start, min(n, start + 500))]
+    for image_id, members in zip(ids, given):
+        r = client.post(f"/api/images/{image_id}/labels", json={"classes": [classes[c] for c in members],
+                                                                 "annotator": "tiles"})
+        assert r.status_code == 201, r.text
+    r = client.post("/api/snapshots", json={"name": name, "split": {"val": 0.2, "seed": 0, "folds": folds}})
+    assert r.status_code == 201, r.text
+    return {"snapshot": r.json(), "ids": ids, "truth": truth, "given": given, "planted": planted, "classes": classes}

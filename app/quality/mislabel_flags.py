@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.db.models import Job
+from app.db.models import Job, Snapshot
 from app.errors import Conflict
-from app.quality import mislabels, noise
+from app.quality import mislabels, noise, set_flags
 from app.quality.jobprobs import JobProbs, finished_job, job_probs
 from app.quality.neighbourhood import job_neighbours
 from app.quality.raising import current_state, flags_by_image, raise_or_create
+from app.snapshots.sets import is_multi
 
 
 @dataclass
@@ -90,8 +92,15 @@ def flag_mislabels(session: Session, *, job_id: int, use_confidence: bool = True
 
 
 def check_job(db, *, job_id: int, use_confidence: bool = True, settings: Settings | None = None) -> dict:
-    """Detect a job's suspected mislabels reading, then write the flags in a short write transaction."""
+    """Detect a job's suspected mislabels reading, then write the flags in a short write transaction. A job on
+    a multi-label snapshot is checked per (image, class) (app.quality.set_flags)."""
     with db.reading() as s:
-        found = detect_mislabels(s, job_id=job_id, use_confidence=use_confidence, settings=settings)
+        job = finished_job(s, job_id)
+        if is_multi(s, s.get(Snapshot, job.snapshot_id)):
+            found_sets = set_flags.detect_set_issues(s, job)
+            write = functools.partial(set_flags.flag_set_issues, found=found_sets)
+        else:
+            found = detect_mislabels(s, job_id=job_id, use_confidence=use_confidence, settings=settings)
+            write = functools.partial(flag_mislabels, job_id=job_id, use_confidence=use_confidence, found=found)
     with db.writing() as s:
-        return flag_mislabels(s, job_id=job_id, use_confidence=use_confidence, found=found)
+        return write(s)

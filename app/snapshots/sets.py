@@ -9,9 +9,10 @@ from iterative stratification (`app.snapshots.stratify`), anchored to every
 earlier snapshot with the same seed and settings.
 
 Its items (`classes`), health report, diffs and CSV / JSONL / hf exports carry
-the sets; what still reads one class per image (training, a stored diff of big
-snapshots, ImageFolder and the other tools' formats) refuses a multi-label
-snapshot with a sentence (`refuse`).
+the sets, and so do training jobs (one sigmoid per class, app.training.multilabel);
+what still reads one class per image (a stored diff of big snapshots, ImageFolder
+and the other tools' formats) refuses a multi-label snapshot with a sentence
+(`refuse`).
 """
 
 from __future__ import annotations
@@ -104,6 +105,18 @@ def freeze(session: Session, *, name: str, f: Filter, spec: SplitSpec, version: 
         for i, e, (p, k) in zip(rows.image_id.tolist(), rows.event_id.tolist(), placed)])
     session.commit()
     return snapshot
+
+
+def set_counts(session: Session, snapshot: Snapshot) -> dict[int, int]:
+    """Class id -> how many of the snapshot's images carry it in their frozen set (classes none carries left
+    out)."""
+    keep = {c["id"] for c in snapshot.classes}
+    events = session.scalars(select(SnapshotItem.label_event_id).where(SnapshotItem.snapshot_id == snapshot.id))
+    counts: dict[int, int] = {}
+    for members in event_sets(session, list(events), keep).values():
+        for c in members:
+            counts[c] = counts.get(c, 0) + 1
+    return counts
 
 
 def item_classes(session: Session, snapshot: Snapshot, event_ids: list[int]) -> dict[int, list[str]]:

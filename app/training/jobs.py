@@ -23,7 +23,7 @@ from app.db.vocab import JobKind, JobStatus, values
 from app.errors import Conflict, InvalidInput, NotFound
 from app.labelling.suggestions import latest_model_job
 from app.snapshots.queries import get_snapshot
-from app.snapshots.sets import refuse as refuse_sets
+from app.snapshots.sets import is_multi, set_counts
 from app.timeutil import iso, utcnow
 from app.training.spec import MODELS, TrainConfig
 
@@ -74,7 +74,7 @@ def check_config(session: Session, snapshot: Snapshot, config: dict) -> dict:
     folds = _int(config, "folds", snapshot.split.get("folds", 5))
     if folds != snapshot.split.get("folds", folds):
         raise InvalidInput(f"snapshot '{snapshot.name}' was frozen with {snapshot.split.get('folds')} folds")
-    per_class = dict(session.execute(
+    per_class = set_counts(session, snapshot) if is_multi(session, snapshot) else dict(session.execute(
         select(SnapshotItem.class_id, func.count()).where(SnapshotItem.snapshot_id == snapshot.id)
         .group_by(SnapshotItem.class_id)).all())
     names = {c["id"]: c["name"] for c in snapshot.classes}
@@ -119,7 +119,6 @@ def create_job(session: Session, *, snapshot_ref=None, config: dict | None = Non
     if snapshot_ref is None:
         raise InvalidInput("a train job needs a snapshot (id or name)")
     snapshot = get_snapshot(session, snapshot_ref)
-    refuse_sets(session, snapshot, what="training (sigmoid outputs, per-class thresholds)")
     job = Job(kind=kind, snapshot_id=snapshot.id, config=check_config(session, snapshot, config or {}),
               status="queued", notes=[], artifacts={})
     session.add(job)
@@ -326,11 +325,13 @@ def finish(session: Session, job_id: int, worker: str, *, status: str, error: st
     if result is not None:
         job.progress, job.metrics, job.final = 1.0, result.metrics, result.final
         job.device, job.notes = result.device, list(result.notes)
-        job.artifacts = {"model": result.model_path, "classes": result.classes, **(result.embeddings or {})}
+        job.artifacts = {"model": result.model_path, "classes": result.classes, **(result.embeddings or {}),
+                         **({"thresholds": result.thresholds} if result.multi_label else {})}
     if predicted is not None:
         job.progress, job.device, job.notes = 1.0, predicted.device, list(predicted.notes)
         job.artifacts = {"classes": predicted.classes, "predicted": len(predicted.probs),
-                         **(predicted.embeddings or {})}
+                         **(predicted.embeddings or {}),
+                         **({"thresholds": predicted.thresholds} if predicted.thresholds is not None else {})}
         job.message = f"done: {len(predicted.probs)} images predicted"
     if artifacts is not None:
         job.progress, job.artifacts = 1.0, artifacts

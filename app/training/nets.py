@@ -154,7 +154,7 @@ def _factory(name: str):
 
 
 def export(model: nn.Module, workdir: Path, *, name: str, classes: list[str], size: int, mean: list[float],
-           std: list[float]) -> Path:
+           std: list[float], thresholds: list[float] | None = None) -> Path:
     """workdir/model.pt: TorchScript (traced on CPU) with normalisation inside; model.json describes its input.
 
     Two methods over one set of weights: forward (logits) and embed (the penultimate layer), so a predict job
@@ -173,13 +173,17 @@ def export(model: nn.Module, workdir: Path, *, name: str, classes: list[str], si
         "image_size": size,
         "input": f"float32 RGB in [0, 1], shape (N, 3, {size}, {size}): EXIF-rotated and resized to "
                  f"{size}x{size} ignoring aspect ratio (Pillow bilinear)",
-        "output": "logits (N, classes); softmax gives probabilities",
+        "output": ("logits (N, classes); a sigmoid gives each class's probability, and a class is in the image's "
+                   "set when it reaches its threshold" if thresholds is not None else
+                   "logits (N, classes); softmax gives probabilities"),
         "embed": "model.embed(x): the penultimate layer (N, D), the embedding the similar-image search uses",
         "mean": mean,
         "std": std,
         "normalisation": "(x - mean) / std is applied inside the model",
         "torch": torch.__version__,
     }
+    if thresholds is not None:
+        info.update(multi_label=True, thresholds=thresholds)
     (workdir / "model.json.tmp").write_text(json.dumps(info, indent=2))
     os.replace(workdir / "model.json.tmp", workdir / "model.json")
     return path

@@ -38,6 +38,7 @@ class Predicted:
     device: str
     notes: list[str] = field(default_factory=list)
     embeddings: dict | None = None  # as spec.Result.embeddings: the new images' vectors, in the model job's space
+    thresholds: list[float] | None = None  # a multi-label model's per-class thresholds (probs are then sigmoids)
 
 
 def to_predict(session: Session, settings: Settings, model_job: Job) -> list[tuple[int, str]]:
@@ -84,6 +85,15 @@ def image_size(model_job: Job, model_path: Path) -> int:
         return int(model_job.config["image_size"])
 
 
+def thresholds(model_path: Path) -> list[float] | None:
+    """A multi-label model's per-class thresholds (model.json beside it); None for a single-label model."""
+    try:
+        info = json.loads(model_path.with_name("model.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return [float(t) for t in info["thresholds"]] if info.get("multi_label") else None
+
+
 def run(model_path: Path, size: int, classes: list[str], images: list[tuple[int, str]], hooks: Hooks,
         device_name: str = "auto", workdir: Path | None = None) -> Predicted:
     """Class probabilities for `images` (id, local path); unreadable images get none (noted).
@@ -104,6 +114,7 @@ def run(model_path: Path, size: int, classes: list[str], images: list[tuple[int,
     except Exception as exc:  # noqa: BLE001 - a damaged or foreign file: a clear failure, not a crash
         raise TrainingError(f"cannot load the model {model_path.name}: {exc}") from None
     probs: dict[int, list[float]] = {}
+    cuts = thresholds(model_path)
     unreadable: list[str] = []
     notes: list[str] = []
     embed = workdir is not None and hasattr(model, "embed")
@@ -122,7 +133,8 @@ def run(model_path: Path, size: int, classes: list[str], images: list[tuple[int,
             unreadable += [msg for _, msg in errors]
             with torch.no_grad():
                 x = x.to(device).float().div_(255)
-                out = torch.softmax(model(x).float(), dim=1).cpu().numpy()
+                logits = model(x).float()
+                out = (torch.sigmoid(logits) if cuts is not None else torch.softmax(logits, dim=1)).cpu().numpy()
                 feats = model.embed(x).float().cpu().numpy() if embed else None
             if out.shape[1] != len(classes):
                 raise TrainingError(f"the model gives {out.shape[1]} classes; its job lists {len(classes)}")
@@ -141,4 +153,5 @@ def run(model_path: Path, size: int, classes: list[str], images: list[tuple[int,
     notes += [f"{len(unreadable)} images could not be read and get no prediction, e.g. {unreadable[0]}"] \
         if unreadable else []
     embeddings = writer.finish() if writer is not None else None
-    return Predicted(classes=classes, probs=probs, device=device.type, notes=notes, embeddings=embeddings)
+    return Predicted(classes=classes, probs=probs, device=device.type, notes=notes, embeddings=embeddings,
+                     thresholds=cuts)

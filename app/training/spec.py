@@ -24,6 +24,9 @@ class Item:
     fold: int  # 0..folds-1: the fold whose model predicts it out of sample
     source: str
     tags: tuple[str, ...] = ()
+    # Multi-label snapshots: the image's set (indices into the class list; empty is "none of these"), and
+    # `label` is then -1. None in a single-label snapshot.
+    classes: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,8 @@ class Hooks(Protocol):
 @dataclass
 class Result:
     classes: list[str]
-    out_of_sample: dict[int, list[float]]  # image id -> class probabilities from a model that never saw it
+    # image id -> class probabilities from a model that never saw it (multi-label: one sigmoid per class)
+    out_of_sample: dict[int, list[float]]
     suggestions: dict[int, list[float]]  # unlabelled image id -> probabilities from the final model
     metrics: dict  # see app.training.evaluate.evaluate
     final: dict  # {"val": metrics, "test": metrics or None, "holdout": metrics or None}
@@ -66,3 +70,5 @@ class Result:
     timings: dict[str, float] = field(default_factory=dict)  # seconds: "decode", "fold 1/5", ..., "final", "total"
     # {"embeddings": path, "embedding_ids": path, "embedding_dim": D, "embedded": N} (app.embeddings.files)
     embeddings: dict | None = None
+    multi_label: bool = False
+    thresholds: list[float] | None = None  # multi-label: per class, chosen on the val split (app.training.multi)

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 
 from app.embeddings import files as embedding_files
 from app.errors import Cancelled, TrainingError
-from app.training import data, nets
+from app.training import data, multilabel, nets
 from app.training import device as devices
 from app.training.evaluate import evaluate
 from app.training.spec import MODELS, Hooks, Item, Result, TrainConfig
@@ -115,11 +115,19 @@ def _validate(items: list[Item], classes: list[str], config: TrainConfig) -> int
         raise TrainingError("lr must be positive and patience at least 1")
     if not items:
         raise TrainingError("the snapshot has no images")
-    bad = next((it for it in items if not 0 <= it.label < len(classes) or it.fold < 0), None)
+    multi = items[0].classes is not None
+    if any((it.classes is not None) != multi for it in items):
+        raise TrainingError("the snapshot mixes single labels and sets of classes")
+    bad = next((it for it in items if it.fold < 0 or (
+        any(not 0 <= c < len(classes) for c in it.classes) if multi else not 0 <= it.label < len(classes))), None)
     if bad is not None:
-        raise TrainingError(f"image {bad.image_id} has label {bad.label} and fold {bad.fold}, outside this snapshot")
+        raise TrainingError(f"image {bad.image_id} has label {bad.classes if multi else bad.label} and fold "
+                            f"{bad.fold}, outside this snapshot")
     folds = max(it.fold for it in items) + 1
-    counts = np.bincount([it.label for it in items], minlength=len(classes))
+    if multi:  # each class must be shown to every fold's model: as many images carrying it as folds
+        counts = np.bincount([c for it in items for c in it.classes], minlength=len(classes))
+    else:
+        counts = np.bincount([it.label for it in items], minlength=len(classes))
     for name, n in zip(classes, counts.tolist()):
         if n < folds:
             raise TrainingError(f"class '{name}' has {n} images, fewer than the {folds} folds")
@@ -136,7 +144,7 @@ def _validate(items: list[Item], classes: list[str], config: TrainConfig) -> int
 
 def _fingerprint(items: list[Item], classes: list[str], config: TrainConfig) -> str:
     """Same inputs, same fingerprint: what a resumed run must match (the device may differ)."""
-    rows = sorted((it.image_id, it.label, it.split, it.fold, it.source) for it in items)
+    rows = sorted((it.image_id, it.label, it.split, it.fold, it.source, it.classes) for it in items)
     settings = {k: v for k, v in asdict(config).items() if k != "device"}
     text = json.dumps([WORKDIR_FORMAT, rows, classes, settings], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -151,6 +159,12 @@ class _Run:
         self._logged_threads = torch.get_num_threads()
         self.timings: dict[str, float] = {}
         self.labels = torch.tensor([it.label for it in items], dtype=torch.int64)
+        # Multi-label: one sigmoid per class against a 0/1 target row (binary cross-entropy), and per-class
+        # thresholds chosen on val once the final model is trained (app.training.multilabel).
+        self.multi = items[0].classes is not None
+        self.targets = (torch.from_numpy(multilabel.as_targets([it.classes for it in items], len(classes)))
+                        if self.multi else None)
+        self.thresholds: np.ndarray | None = None
         self._last_check = 0.0
         self._norm: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -225,7 +239,7 @@ class _Run:
         if skipped:
             self.notes.append(f"{len(skipped)} unlabelled images could not be read and get no suggestion")
         self.stats = data.channel_stats(self.images[:n])
-        self.device_labels = self.labels.to(self.device)
+        self.device_labels = (self.targets if self.multi else self.labels).to(self.device)
         self.suggest = [(j, image_id) for j, (image_id, _) in enumerate(self.unlabelled) if j not in skipped]
         # Image id of each decoded row (labelled items, then unlabelled images): what an embedding row is keyed by.
         self.row_ids = np.array([it.image_id for it in self.items] + [i for i, _ in self.unlabelled], dtype=np.int64)
@@ -318,8 +332,11 @@ class _Run:
                 state = {"epoch": 0, "best_loss": math.inf, "best_state": None, "bad": 0, "done": False}
 
         train_labels = self.labels[stage.train]
-        counts = torch.bincount(train_labels, minlength=len(self.classes)).clamp_min(1).float()
-        weight = (len(train_labels) / (len(self.classes) * counts)).to(dev)  # class-balanced loss
+        if self.multi:  # the thresholds, not the loss, make up for rare classes (app.training.multilabel)
+            weight = None
+        else:
+            counts = torch.bincount(train_labels, minlength=len(self.classes)).clamp_min(1).float()
+            weight = (len(train_labels) / (len(self.classes) * counts)).to(dev)  # class-balanced loss
 
         while not state["done"]:
             epoch = state["epoch"]
@@ -332,10 +349,7 @@ class _Run:
             last = epoch + 1 >= cfg.epochs
             if len(stage.val) and (stage.early_stop or last):
                 probs = self._predict(model, self.images, stage.val, stage.name)
-                val_labels = self.labels[stage.val].numpy()
-                picked = probs[np.arange(len(probs)), val_labels]
-                metrics["val_loss"] = float(-np.log(np.clip(picked, 1e-12, None)).mean())
-                metrics["val_accuracy"] = float((probs.argmax(1) == val_labels).mean())
+                metrics["val_loss"], metrics["val_accuracy"] = self._val_metrics(probs, stage.val)
             stopping = stage.early_stop and metrics["val_loss"] is not None
             if stopping and metrics["val_loss"] < state["best_loss"] - MIN_DELTA:
                 state.update(best_loss=metrics["val_loss"], best_state=_cpu_copy(model), bad=0)
@@ -358,6 +372,18 @@ class _Run:
         self.hooks.progress(stage.end, f"{stage.name}: trained")
         self.timings[stage.name] = time.perf_counter() - t0
         return model
+
+    def _val_metrics(self, probs: np.ndarray, index: np.ndarray) -> tuple[float, float]:
+        """(loss, accuracy) on `index`: cross-entropy and argmax accuracy, or for sets binary cross-entropy and
+        the share of sets predicted exactly at 0.5 (the thresholds are chosen only after the final model)."""
+        if self.multi:
+            y = self.targets[index].numpy()
+            p = np.clip(probs, 1e-7, 1 - 1e-7)
+            loss = -(y * np.log(p) + (1 - y) * np.log(1 - p)).mean()
+            return float(loss), float(((probs >= 0.5) == (y > 0)).all(axis=1).mean())
+        labels = self.labels[index].numpy()
+        picked = probs[np.arange(len(probs)), labels]
+        return float(-np.log(np.clip(picked, 1e-12, None)).mean()), float((probs.argmax(1) == labels).mean())
 
     def _tune_threads(self, stage: Stage) -> None:
         """CPU threads for the cores others leave free (checked again each epoch); logged when it changed."""
@@ -408,7 +434,12 @@ class _Run:
             x = self._normalise(x)
             y = self.device_labels[index.to(self.device)]
             with devices.autocast(self.device):
-                loss = F.cross_entropy(model(x), y, weight=weight)
+                logits = model(x)
+            if self.multi:  # in float32: the sigmoid's tails are where half precision rounds to 0 and 1
+                loss = F.binary_cross_entropy_with_logits(logits.float(), y)
+            else:
+                with devices.autocast(self.device):
+                    loss = F.cross_entropy(logits, y, weight=weight)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -428,7 +459,7 @@ class _Run:
 
     @torch.no_grad()
     def _predict(self, model, images: torch.Tensor, index: np.ndarray, what: str, sink=None) -> np.ndarray:
-        """Softmax probabilities (len(index), K), float32.
+        """Softmax probabilities (len(index), K), float32; for sets one sigmoid per class.
 
         With `sink`, also the penultimate layer of the same forward pass, chunk by chunk:
         sink(rows of `images`, float32 (n, D)) so that no caller holds every embedding at once."""
@@ -447,10 +478,10 @@ class _Run:
                     logits = nets.head(model, self.config.model)(feats)
             if sink is not None:
                 sink(idx.numpy(), feats.float().cpu().numpy())
-            out.append(torch.softmax(logits.float(), dim=1).cpu())
+            out.append((torch.sigmoid(logits.float()) if self.multi else torch.softmax(logits.float(), dim=1)).cpu())
         model.train(was_training)
         probs = torch.cat(out).numpy() if out else np.zeros((0, len(self.classes)), np.float32)
-        return probs / probs.sum(axis=1, keepdims=True)
+        return probs if self.multi else probs / probs.sum(axis=1, keepdims=True)
 
     def _check(self, stage: Stage | None, epoch: int, batch: int, batches: int) -> None:
         """Every CHECK_EVERY_S: stop if cancelled, and report progress inside the epoch."""
@@ -493,15 +524,17 @@ class _Run:
             for writer in writers:
                 writer.abort()
             raise
+        thresholds = None if self.thresholds is None else [float(t) for t in self.thresholds]
         model_path = nets.export(model, self.workdir, name=self.config.model, classes=self.classes,
-                                 size=self.config.image_size, mean=self.mean, std=self.std)
+                                 size=self.config.image_size, mean=self.mean, std=self.std, thresholds=thresholds)
         position = {it.image_id: i for i, it in enumerate(items)}
         order = sorted(oos, key=position.__getitem__)
         metrics = (self._evaluate(np.array([position[i] for i in order]), np.stack([oos[i] for i in order]))
                    if order else {})
         return Result(classes=self.classes, out_of_sample={i: oos[i].tolist() for i in order},
                       suggestions=suggestions, metrics=metrics, final=report, model_path=str(model_path),
-                      device=self.device.type, notes=self.notes, timings=self.timings, embeddings=embeddings)
+                      device=self.device.type, notes=self.notes, timings=self.timings, embeddings=embeddings,
+                      multi_label=self.multi, thresholds=thresholds)
 
     def _embedding_writers(self, model) -> tuple[embedding_files.Writer, embedding_files.Writer]:
         """(search, out-of-sample) writers; the second is filled first from the folds' files.
@@ -540,11 +573,15 @@ class _Run:
         # Embeddings of every labelled image through the final model (one more forward pass, no training).
         self._predict(model, self.images, np.arange(len(items)), "embeddings", sink=sink)
         report: dict[str, dict | None] = {}
+        predicted = {name: self._predict(model, self.images, index, name) for name, index in parts.items()
+                     if len(index)}
+        if self.multi:
+            self._choose_thresholds(parts, predicted, oos)
         for name, index in parts.items():
-            if len(index) == 0:
+            if name not in predicted:
                 report[name] = None
                 continue
-            probs = self._predict(model, self.images, index, name)
+            probs = predicted[name]
             report[name] = self._evaluate(index, probs)
             if name == "holdout":
                 oos.update(zip((items[i].image_id for i in index), probs))
@@ -556,8 +593,29 @@ class _Run:
             suggestions = {image_id: p.tolist() for (_, image_id), p in zip(self.suggest, probs)}
         return report, suggestions
 
+    def _choose_thresholds(self, parts: dict, predicted: dict, oos: dict) -> None:
+        """Per-class thresholds on the final model's val predictions; without a val split, on the folds'
+        out-of-sample predictions; with neither, 0.5 (noted)."""
+        if "val" in predicted:
+            index, probs = parts["val"], predicted["val"]
+        elif oos:
+            position = {it.image_id: i for i, it in enumerate(self.items)}
+            index = np.array([position[i] for i in oos], dtype=np.int64)
+            probs = np.stack(list(oos.values()))
+            self.notes.append("no val split: the per-class thresholds were chosen on the out-of-sample predictions")
+        else:
+            self.thresholds = np.full(len(self.classes), multilabel.DEFAULT_THRESHOLD)
+            self.notes.append("no val split and no folds: every class's threshold is 0.5")
+            return
+        self.thresholds = multilabel.choose_thresholds(self.targets[index].numpy(), probs)
+        self.hooks.log("per-class thresholds: " + ", ".join(
+            f"{name} {t:.2f}" for name, t in zip(self.classes, self.thresholds)))
+
     def _evaluate(self, index: np.ndarray, probs: np.ndarray) -> dict:
         chosen = [self.items[i] for i in index]
+        if self.multi:
+            return multilabel.evaluate_sets(self.targets[index].numpy(), probs, self.thresholds, classes=self.classes,
+                                            sources=[it.source for it in chosen], tags=[it.tags for it in chosen])
         return evaluate(self.labels[index].numpy(), probs, classes=self.classes,
                         sources=[it.source for it in chosen], tags=[it.tags for it in chosen])
 

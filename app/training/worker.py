@@ -27,7 +27,9 @@ from app.db.migrate import upgrade_head
 from app.db.models import Image, Job, LabelEvent, Snapshot, SnapshotItem, Source
 from app.errors import Cancelled, LoupeError, TrainingError
 from app.images import blobs
+from app.snapshots.sets import event_sets, is_multi
 from app.training import jobs
+from app.training.multilabel import margin as set_margin
 from app.training.spec import Item, TrainConfig
 
 log = logging.getLogger("loupe.worker")
@@ -87,7 +89,7 @@ def load_inputs(session, settings: Settings, job: Job):
     # a million-image snapshot never sits in memory twice, as rows and as Items.
     rows = session.execute(
         select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split, SnapshotItem.fold,
-               Image.stored_path, Source.name, LabelEvent.tags)
+               Image.stored_path, Source.name, LabelEvent.tags, SnapshotItem.label_event_id)
         .join(Image, Image.id == SnapshotItem.image_id)
         .join(Source, Source.id == Image.source_id)
         .join(LabelEvent, LabelEvent.id == SnapshotItem.label_event_id)
@@ -95,8 +97,15 @@ def load_inputs(session, settings: Settings, job: Job):
         .order_by(SnapshotItem.image_id)
         .execution_options(yield_per=STREAM_ROWS)
     )
-    items = [Item(image_id=image_id, path=path, label=index[class_id], split=split, fold=fold, source=source,
-                  tags=tuple(tags or ())) for image_id, class_id, split, fold, path, source, tags in rows]
+    if is_multi(session, snapshot):  # each image's set as frozen, within the snapshot's classes
+        rows = rows.all()
+        sets = event_sets(session, [r[-1] for r in rows], set(index))
+        items = [Item(image_id=image_id, path=path, label=-1, split=split, fold=fold, source=source,
+                      tags=tuple(tags or ()), classes=tuple(index[c] for c in sets.get(event, ())))
+                 for image_id, _, split, fold, path, source, tags, event in rows]
+    else:
+        items = [Item(image_id=image_id, path=path, label=index[class_id], split=split, fold=fold, source=source,
+                      tags=tuple(tags or ())) for image_id, class_id, split, fold, path, source, tags, _ in rows]
     unlabelled = session.execute(
         select(Image.id, Image.stored_path).where(Image.labelled == False, Image.excluded == False)  # noqa: E712
         .order_by(Image.id).limit(settings.max_suggestions).execution_options(yield_per=STREAM_ROWS)
@@ -127,16 +136,21 @@ def local_originals(settings: Settings, items: list[Item], unlabelled: list[tupl
             [(image_id, p) for (image_id, _), p in zip(unlabelled, paths[n:])])
 
 
-def _margin(probs: list[float]) -> float:
+def _margin(probs: list[float], thresholds: list[float] | None = None) -> float:
+    """How sure a prediction is (low first in the "uncertain" order): the top two classes' gap, or for sets
+    the class nearest its threshold."""
+    if thresholds is not None:
+        return set_margin(probs, thresholds)
     top = sorted(probs, reverse=True)
     return float(top[0] - (top[1] if len(top) > 1 else 0.0))
 
 
 def prediction_rows(result, items: list[Item], holdout: str | None) -> list[dict]:
     held = {it.image_id for it in items if holdout and it.source == holdout}
+    t = result.thresholds
     rows = [{"image_id": i, "role": "holdout" if i in held else "oof", "out_of_sample": True, "probs": p,
-             "margin": _margin(p)} for i, p in result.out_of_sample.items()]
-    rows += [{"image_id": i, "role": "suggestion", "out_of_sample": True, "probs": p, "margin": _margin(p)}
+             "margin": _margin(p, t)} for i, p in result.out_of_sample.items()]
+    rows += [{"image_id": i, "role": "suggestion", "out_of_sample": True, "probs": p, "margin": _margin(p, t)}
              for i, p in result.suggestions.items()]
     return rows
 
@@ -176,8 +190,8 @@ def _predict(db: Database, settings: Settings, job_id: int, worker: str, hooks: 
     # Any device: guessing is light, and the device the model trained on may not be on this worker.
     predicted = predict.run(model_path, size, classes, images, hooks, "auto", workdir=job_dir(settings, job_id))
     publish_embeddings(settings, job_id, predicted.embeddings)
-    rows = [{"image_id": i, "role": "suggestion", "out_of_sample": True, "probs": p, "margin": _margin(p)}
-            for i, p in predicted.probs.items()]
+    rows = [{"image_id": i, "role": "suggestion", "out_of_sample": True, "probs": p,
+             "margin": _margin(p, predicted.thresholds)} for i, p in predicted.probs.items()]
     hooks.log(f"predicted {len(rows)} images on {predicted.device}" + "".join(f"; {n}" for n in predicted.notes))
     return {"predicted": predicted, "predictions": rows}
 
