@@ -81,6 +81,33 @@ def suggestions(session: Session, image_id: int, job: Job | None = None) -> list
     return _top(session, job, pred)
 
 
+def set_suggestion(session: Session, image_id: int, shown: int = 5) -> list[dict]:
+    """A multi-label model's guess for an image: up to `shown` classes, most probable first, each
+    {"class_id", "name", "prob", "in_set"}; `in_set` where the probability reaches the class's threshold (the
+    probable set). [] when the newest prediction is not of a multi-label model (its job keeps no thresholds):
+    a single-label model's guess is no set. Merged classes: the larger probability and the lower threshold."""
+    found = newest_prediction(session, image_id)
+    if found is None:
+        return []
+    job, pred = found
+    thresholds = (job.artifacts or {}).get("thresholds")
+    if not thresholds or len(thresholds) != len(pred.probs):
+        return []
+    frozen = job_classes(session, job)
+    merged: dict[int, dict] = {}
+    for k, (p, t) in enumerate(zip(pred.probs, thresholds)):
+        cls = heir(session, frozen[k]["id"]) if k < len(frozen) else None
+        if cls is None:
+            continue
+        entry = merged.setdefault(cls.id, {"class_id": cls.id, "name": cls.name, "prob": 0.0, "threshold": 1.0})
+        entry["prob"], entry["threshold"] = max(entry["prob"], p), min(entry["threshold"], t)
+    ranked = sorted(merged.values(), key=lambda e: -e["prob"])
+    out = [{"class_id": e["class_id"], "name": e["name"], "prob": e["prob"], "in_set": e["prob"] >= e["threshold"]}
+           for e in ranked]
+    return [e for e in out if e["in_set"]] + [e for e in out if not e["in_set"]][:max(0, shown - sum(
+        e["in_set"] for e in out))]
+
+
 def job_classes(session: Session, job: Job) -> list[dict]:
     """The classes ({"id", "name"}) a job's probabilities follow: its snapshot's, or for predictions imported
     with labels (a job of kind "import", no snapshot) the ones it names in its config."""

@@ -12,7 +12,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.config import Settings
-from app.db.models import CurrentLabel, Flag, Image, Job, LabelClass, LabelEvent, Prediction, TaxonomyVersion
+from app.db.models import (
+    CurrentLabel,
+    CurrentLabelClass,
+    Flag,
+    Image,
+    Job,
+    LabelClass,
+    LabelEvent,
+    Prediction,
+    TaxonomyVersion,
+)
 from app.embeddings import neighbours as neighbour_labels
 from app.embeddings.similar import similar
 from app.errors import LoupeError
@@ -60,12 +70,22 @@ def open_count(session: Session, kind: str | None = None) -> int:
 
 
 def _label(session: Session, image_id: int) -> dict | None:
+    """The current label; a set (multi-label) reads as its names joined ("none of these" when empty), with
+    `classes` and `class_ids` beside."""
     current = session.get(CurrentLabel, image_id)
-    if current is None or current.class_id is None:
+    if current is None or (current.class_id is None and not current.multi):
         return None
     event = session.get(LabelEvent, current.event_id)
     version = session.get(TaxonomyVersion, event.taxonomy_version_id) if event.taxonomy_version_id else None
-    return {"class": session.get(LabelClass, current.class_id).name, "class_id": current.class_id,
+    members = {}
+    if current.multi:
+        members = dict(session.execute(
+            select(LabelClass.id, LabelClass.name).join(CurrentLabelClass, CurrentLabelClass.class_id == LabelClass.id)
+            .where(CurrentLabelClass.image_id == image_id).order_by(LabelClass.name)).all())
+    name = (", ".join(members.values()) or "none of these") if current.multi else \
+        session.get(LabelClass, current.class_id).name
+    return {"class": name, "class_id": current.class_id, "multi": current.multi,
+            "classes": list(members.values()), "class_ids": list(members),
             "event": event.id, "annotator": event.annotator, "created_at": iso(event.created_at),
             "confidence": event.confidence, "confidence_name": confidence_name(event.confidence),
             "taxonomy_version": version.number if version else None, "kind": event.kind, "tags": event.tags,

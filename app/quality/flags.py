@@ -25,6 +25,7 @@ from app.db import flagstate
 from app.db.models import (
     ClassCount,
     CurrentLabel,
+    CurrentLabelClass,
     ExclusionEvent,
     Flag,
     LabelClass,
@@ -122,16 +123,45 @@ def _check(session: Session, flag: Flag, action: str) -> None:
         raise Conflict(f"flag {flag.id} is already {flag.status}{how}; nothing changed")
 
 
+def _resolve_set(session: Session, flag: Flag, current: CurrentLabel, action: str, class_ref, classes,
+                 data: LabelInput) -> tuple[LabelEvent, str]:
+    """Keep or relabel a set: one label event with the set decided; (its id, the resolution)."""
+    now = set(session.scalars(select(CurrentLabelClass.class_id).where(CurrentLabelClass.image_id == flag.image_id)))
+    if action == "keep":
+        wanted = now
+    elif classes is not None:
+        if not isinstance(classes, list):
+            raise InvalidInput("classes must be a list of class names or ids")
+        wanted = {resolve_class(session, c).id for c in classes}
+    elif class_ref not in (None, ""):
+        turned = resolve_class(session, class_ref).id
+        wanted = now ^ {turned}
+    else:
+        raise InvalidInput("relabel needs the new set (classes) or the class to turn over (class)")
+    before = session.get(LabelEvent, current.event_id)
+    text = data.note.strip() or f"review of flag #{flag.id} ({flag.kind}): {'keep' if wanted == now else 'relabel'}"
+    event = append_label_events(session, [(flag.image_id, LabelInput(
+        None, data.confidence, list(before.tags) if before is not None else [], text, data.annotator, data.ms,
+        kind="review", classes=sorted(wanted)))])[0]
+    return event, ("keep" if wanted == now else "relabel")
+
+
 def resolve(session: Session, *, flag_id: int, action: str, class_ref=None, annotator: str = "",
-            note: str = "", confidence: float = 1.0, ms: int | None = None) -> dict:
-    """Decide a flag; commits. Returns {"flag": view, "event": label event id or None, "closed": [flag ids]}."""
+            note: str = "", confidence: float = 1.0, ms: int | None = None, classes=None) -> dict:
+    """Decide a flag; commits. Returns {"flag": view, "event": label event id or None, "closed": [flag ids]}.
+
+    An image whose label is a set (multi-label): keep restates the set; relabel takes `classes` (the new set),
+    or `class_ref` alone, which turns that one class over (adds it when missing, removes it when there)."""
     flag = get_flag(session, flag_id)
     _check(session, flag, action)
     who = " ".join((annotator or "").split()) or "anonymous"
     current = session.get(CurrentLabel, flag.image_id)
     event = None
     resolution = action
-    if action in ("keep", "relabel"):
+    if action in ("keep", "relabel") and current is not None and current.multi:
+        event, resolution = _resolve_set(session, flag, current, action, class_ref, classes,
+                                         LabelInput(None, confidence, [], note, who, ms, kind="review"))
+    elif action in ("keep", "relabel"):
         if action == "relabel":
             if class_ref in (None, ""):
                 raise InvalidInput("relabel needs a class")

@@ -54,12 +54,13 @@
     }
   }
 
-  async function decide(action, classId) {
+  async function decide(action, classId, classes) {
     const id = flagId();
     if (!id) return;
     if (!annotator()) { askAnnotator(); return; }
     const body = { action, annotator: annotator(), ms: Math.round(performance.now() - shownAt) };
     if (classId) body.class = Number(classId);
+    if (classes) body.classes = classes.map(Number);
     busy = true;
     let ok = false;
     try {
@@ -102,8 +103,13 @@
     await next(id);
   }
 
+  // A set (multi-label): the flag's suggested set, with every suspect tag turned over.
+  const isSet = () => evidence()?.dataset.multi === "1";
+  const idList = (text) => (text || "").split(",").filter(Boolean);
+
   // The model's suggestion: the flag's suggested class, else the model's top guess.
   function accept() {
+    if (isSet()) { decide("relabel", null, idList(evidence().dataset.suggestedSet)); return; }
     const id = evidence()?.dataset.suggestedId || "";
     const button = classButtons.find((b) => b.dataset.class === id);
     if (!button) { window.loupe.toast("no suggestion for this flag", "info"); return; }
@@ -111,6 +117,8 @@
   }
 
   function relabel(button) {
+    // A set: the class key turns that one class over (the server reads the set it holds now).
+    if (isSet()) { decide("relabel", button.dataset.class); return; }
     const current = evidence()?.dataset.currentClass || "";
     decide(button.dataset.class === current ? "keep" : "relabel", button.dataset.class);
   }

@@ -157,3 +157,33 @@ def test_the_worker_trains_a_multi_label_snapshot_and_flags_missing_and_wrong_ta
         hits += made["planted"][r, c] != 0
     base = (made["planted"] != 0).mean()
     assert hits / len(flags) > 2 * base, (hits, len(flags), base)   # far better than flagging pairs at random
+
+    # Review: the page names the suspect tags; accepting the suggested set, turning one class over and keeping
+    # each write one review event with the set decided.
+    def classes_of(image_id):
+        return sorted(client.get(f"/api/images/{image_id}").json()["label"]["classes"])
+
+    first, second, third = flags[0], flags[1], flags[2]
+    page = client.get("/review", params={"flag": first["id"]}, headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "Suspect tags" in page.text and first["details"]["class"] in page.text
+    wanted = sorted(_names(client, first["details"]["suggested_set"]))
+    r = client.post(f"/api/flags/{first['id']}/resolve",
+                    json={"action": "relabel", "classes": first["details"]["suggested_set"], "annotator": "rev"})
+    assert r.status_code == 200, r.text
+    assert classes_of(first["image"]) == wanted
+    before = set(classes_of(second["image"]))
+    r = client.post(f"/api/flags/{second['id']}/resolve",
+                    json={"action": "relabel", "class": second["details"]["class"], "annotator": "rev"})
+    assert r.status_code == 200, r.text
+    assert set(classes_of(second["image"])) == before ^ {second["details"]["class"]}
+    before = classes_of(third["image"])
+    r = client.post(f"/api/flags/{third['id']}/resolve", json={"action": "keep", "annotator": "rev"})
+    assert r.status_code == 200 and r.json()["flag"]["resolution"] == "keep", r.text
+    history = client.get(f"/api/images/{third['image']}").json()["history"]
+    assert classes_of(third["image"]) == before and history[-1]["kind"] == "review"
+    assert sorted(history[-1]["classes"]) == before
+
+
+def _names(client, class_ids):
+    by_id = {c["id"]: c["name"] for c in client.get("/api/taxonomy").json()["classes"]}
+    return [by_id[i] for i in class_ids]

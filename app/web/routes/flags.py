@@ -25,7 +25,9 @@ class ResolveBody(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="forbid")
 
     action: str = Field(description="keep | relabel | ambiguous | exclude")
-    class_: str | Id | None = Field(None, alias="class", description="the new class (relabel): name or id")
+    class_: str | Id | None = Field(None, alias="class", description="the new class (relabel): name or id; for "
+                                                                     "a set, the one class to turn over")
+    classes: list[str | Id] | None = Field(None, description="a multi-label image's new set (relabel): names or ids")
     annotator: str = ""
     note: str = ""
     confidence: float = 1.0
@@ -56,7 +58,7 @@ def read_flag(session: ReadSession, flag_id: Id) -> dict:
 @router.post("/api/flags/{flag_id}/resolve", tags=["flags"], response_model=Resolved)
 def resolve_flag(request: Request, session: WriteSession, flag_id: Id, body: ResolveBody) -> dict:
     """Keep, relabel (a "review" label event), mark ambiguous or exclude; a flag is resolved once (else 409)."""
-    return resolve(session, flag_id=flag_id, action=body.action, class_ref=body.class_,
+    return resolve(session, flag_id=flag_id, action=body.action, class_ref=body.class_, classes=body.classes,
                    annotator=signed(request, body.annotator), note=body.note, confidence=body.confidence, ms=body.ms)
 
 

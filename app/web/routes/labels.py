@@ -21,7 +21,7 @@ from app.labelling.events import LabelInput, current_label, history, record_labe
 from app.labelling.leases import lease_image, next_images
 from app.labelling.queries import COUNT_CAP, ImageFilter, count_text, queue_count, queue_ids
 from app.labelling.seen import check_seen, current_event_id
-from app.labelling.suggestions import suggestions
+from app.labelling.suggestions import set_suggestion, suggestions
 from app.labelling.tags import active_tags, add_tag, retire_tag, tag_view
 from app.quality.audits import answer_audit
 from app.taxonomy.queries import MULTI, active_classes, examples, taxonomy_mode
@@ -220,8 +220,12 @@ def _stage_context(session, *, ids: list[int], queue: str, order: str, settings,
     flag = rereview.open_flag(session, image.id) if image else None
     allowed = rereview.offered_ids(session, flag)
     multi = taxonomy_mode(session) == MULTI
-    # Audits are blind; a multi-label taxonomy has no model of sets yet (a single-label model's guess is no set).
-    guesses = suggestions(session, image.id) if image and queue != "audit" and not multi else []
+    # Audits are blind; a multi-label taxonomy shows a multi-label model's probable set (a single-label model's
+    # guess is no set).
+    if not image or queue == "audit":
+        guesses = []
+    else:
+        guesses = set_suggestion(session, image.id) if multi else suggestions(session, image.id)
     if allowed is not None:
         guesses = [g for g in guesses if g["class_id"] in allowed]
     return {
