@@ -35,12 +35,11 @@ ACTIONS: list[tuple[str, str]] = [
 # A multi-label taxonomy: class keys toggle classes on the image, Enter saves the set.
 MULTI_ACTIONS: list[tuple[str, str]] = [
     ("Enter", "save the classes switched on and go on (none switched on: none of these)"),
-    ("a", "switch on the model's probable set (when there is one), in place of what is on"),
+    ("=", "switch on the model's probable set (when there is one), in place of what is on"),
     *ACTIONS[1:],
 ]
 
-# x: exclude on the review page, "none of these" in a re-review; a: accept the model's suggestion in review, and
-# switch on the model's probable set when labelling sets.
+# x: exclude on the review page, "none of these" in a re-review; a: accept the model's suggestion in review.
 RESERVED_KEYS = frozenset({level[2] for level in CONFIDENCE_LEVELS} | set("sunzgxa?"))
 # Offered in this order when a class is created without a shortcut.
 AUTO_SHORTCUTS = "1234567890" + "fhjklmprtvy"

@@ -68,7 +68,8 @@
     showSet();
   }
 
-  // "a": the model's probable set switched on, in place of what is on (Enter still saves it).
+  // "=": the model's probable set switched on, in place of what is on (Enter still saves it). Not a letter:
+  // letters and digits are the taxonomy's own keys (classes and tags), and none may move.
   function switchOnSuggested() {
     const wanted = (figure()?.dataset.suggestedSet || "").split(",").filter(Boolean);
     if (!wanted.length) { ignored(); return; }
@@ -290,7 +291,7 @@
     // A class key that only switches a class (multi-label) is guarded as a decision too: it must land on the
     // image the person saw, and a held key must not flicker it.
     const decision = byKey(classButtons, key) || key === "Enter" || key === "s" || key === "ArrowRight" ||
-      (multi && key === "a");
+      (multi && key === "=");
     const going = decision || ["u", "z", "ArrowLeft", "Backspace", "x"].includes(key);
     // A held key repeats: never a decision. Nor is a press while a save is in flight or before the
     // image now showing has been seen (see DWELL_MS).
@@ -301,7 +302,7 @@
     else if ((button = byKey(levels, key))) setConfidence(button);
     else if ((button = byKey(tagButtons, key))) toggleTag(button);
     else if (multi && key === "Enter") exclusive(() => label(switchedOn().map((b) => b.dataset.class)));
-    else if (multi && key === "a") switchOnSuggested();
+    else if (multi && key === "=") switchOnSuggested();
     else if (key === "Enter" && figure()?.dataset.topClass) exclusive(() => label([figure().dataset.topClass]));
     else if (key === "s" || key === "ArrowRight") exclusive(skip);
     else if (key === "x" && openAllClasses()) { /* the class keys now label with any class */ }

@@ -283,7 +283,9 @@ def test_a_snapshot_freezes_sets_with_stratified_splits_that_later_snapshots_kee
     assert back["relabelled"] == [{"image": ids[0], "from": "dress", "to": "red + rare"}]
     single = client.get(f"/api/snapshots/{snap['id']}/diff/{cut['id']}")
     assert single.status_code == 200                                                 # both multi-label: fine
-    r = client.post("/api/jobs", json={"snapshot": snap["id"]})
-    assert r.status_code == 422 and "training" in r.json()["detail"]
+    r = client.post("/api/jobs", json={"snapshot": snap["id"]})     # sets train (tests/training/test_multi_label_*)
+    assert r.status_code == 201, r.text
+    r = client.post("/api/jobs", json={"snapshot": snap["id"], "config": {"folds": 5}})
+    assert r.status_code == 422 and "frozen with" in r.json()["detail"]
     page = client.get(f"/snapshots/{snap['id']}", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "holds sets of classes" in page.text and "format=imagefolder" not in page.text
