@@ -28,6 +28,7 @@ from app.embeddings.similar import similar
 from app.errors import LoupeError
 from app.images.catalog import library_counts
 from app.keyboard import confidence_name
+from app.labelling.queries import current_sets
 from app.labelling.suggestions import latest_job, suggestions
 from app.quality.flags import REVIEWED_KINDS, view
 from app.snapshots import looks
@@ -198,8 +199,14 @@ def _strip_items(session: Session, found: list[tuple[int, float | None]]) -> lis
     names = dict(session.execute(
         select(CurrentLabel.image_id, LabelClass.name).join(LabelClass, LabelClass.id == CurrentLabel.class_id)
         .where(CurrentLabel.image_id.in_(ids))).all())
+    for image_id, members in current_sets(session, ids).items():  # a set reads as its names
+        names[image_id] = ", ".join(sorted(_class_names(session, members))) or "none of these"
     excluded = set(session.scalars(select(Image.id).where(Image.id.in_(ids), Image.excluded)))
     return [{"image": i, "distance": d, "class": names.get(i), "excluded": i in excluded} for i, d in found]
+
+
+def _class_names(session: Session, class_ids) -> list[str]:
+    return list(session.scalars(select(LabelClass.name).where(LabelClass.id.in_(list(class_ids))))) if class_ids else []
 
 
 def _similar(session: Session, settings: Settings, flag: Flag) -> dict:

@@ -10,7 +10,7 @@ from app.labelling.events import LabelInput, history
 from app.quality.audits import answer_audit
 from app.quality.evidence import evidence, next_flag, open_count
 from app.quality.flags import KINDS, cancel_stale_open, get_flag, list_flags, resolve, undo_decision, view
-from app.taxonomy.queries import active_classes, examples
+from app.taxonomy.queries import MULTI, active_classes, examples, taxonomy_mode
 from app.web.bodies import LabelBody
 from app.web.deps import ReadSession, SettingsDep, WriteSession
 from app.web.identity import signed
@@ -110,7 +110,7 @@ def review_page(request: Request, session: WriteSession, settings: SettingsDep, 
     return render(request, "pages/review.html", {
         **_stage(session, settings, kind=kind, skip=[], flag_id=flag), "classes": active_classes(session),
         "examples": examples(session), "kinds": [k for k in KINDS if k != "rereview"],
-        "rereview": open_count(session, "rereview"),
+        "rereview": open_count(session, "rereview"), "multi": taxonomy_mode(session) == MULTI,
     })
 
 
