@@ -23,6 +23,7 @@ from app.quality.duplicate_flags import live_images, near_groups
 from app.quality.flags import KINDS
 from app.quality.jobprobs import OUT_OF_SAMPLE_ROLES, active_class, job_probs
 from app.quality.sources import source_trend
+from app.snapshots.sets import is_multi
 from app.taxonomy.queries import MULTI, taxonomy_mode
 
 EXAMPLES = 10  # groups shown per duplicate row
@@ -46,6 +47,8 @@ def _noise(session: Session, job: Job) -> dict:
     stored = (job.metrics or {}).get(noise.METRIC)
     if stored:
         return stored
+    if is_multi(session, session.get(Snapshot, job.snapshot_id)):  # sets are estimated when the job is checked
+        raise Conflict(f"job {job.id}'s sets have not been checked yet")
     data = job_probs(session, job)
     return noise.estimate(session, data, prior=data.confidence)
 

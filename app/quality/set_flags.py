@@ -24,9 +24,10 @@ import numpy as np
 from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
-from app.db.models import Job, LabelClass, Prediction, Snapshot, SnapshotItem
+from app.db.models import Job, LabelClass, Prediction, Snapshot, SnapshotItem, Source
 from app.errors import Conflict
 from app.labelling.queries import current_sets
+from app.quality import noise
 from app.quality.jobprobs import OUT_OF_SAMPLE_ROLES, active_class
 from app.quality.raising import current_state, flags_by_image, raise_or_create
 from app.quality.set_issues import MISSING, WRONG, detect_sets
@@ -44,6 +45,7 @@ class SetDetection:
     given: np.ndarray  # (N, K) bool
     probs: np.ndarray  # (N, K)
     found: dict  # app.quality.set_issues.detect_sets
+    estimate: dict  # the quality page's noise section (`estimate`), stored with the flags
 
 
 def detect_set_issues(session: Session, job: Job) -> SetDetection:
@@ -81,8 +83,34 @@ def detect_set_issues(session: Session, job: Job) -> SetDetection:
             if today is not None:
                 given[row, column[today]] = True
     found = detect_sets(given, probs, cuts)
-    return SetDetection(job.id, np.array(image_ids, dtype=np.int64), np.array(events, dtype=np.int64), class_ids,
-                        given, probs, found)
+    ids = np.array(image_ids, dtype=np.int64)
+    return SetDetection(job.id, ids, np.array(events, dtype=np.int64), class_ids, given, probs, found,
+                        estimate(session, job.id, ids, class_ids, given, found))
+
+
+def estimate(session: Session, job_id: int, image_ids: np.ndarray, class_ids: list[int], given: np.ndarray,
+             found: dict) -> dict:
+    """The quality page's noise section for sets, in the single-label shape (app.quality.noise.summary): per
+    class `n` images carry it and `noise` is its expected errors (tags missing plus tags wrong) per carried tag,
+    with `missing` and `wrong` apart; overall and per source the same over every tag. No confused pairs and
+    no joint: a set's errors are per class."""
+    wrong = found["wrong"]
+    errors = wrong.sum(axis=0)
+    carried = given.sum(axis=0)
+    per_image = wrong.sum(axis=1)
+    codes = noise.source_codes(session, image_ids)
+    names = dict(session.execute(select(Source.id, Source.name)).all())
+    per_source = []
+    for code in np.unique(codes).tolist():
+        rows = codes == code
+        per_source.append({"source": names.get(code, f"#{code}"), "n": int(given[rows].sum()),
+                           "noise": float(per_image[rows].sum() / max(1, given[rows].sum()))})
+    return {"job": job_id, "examined": int(len(image_ids)), "neighbours": False, "multi_label": True,
+            "informative": bool(found["issues"].any() or wrong.mean() <= 0.5), "pairs": [],
+            "noise": float(errors.sum() / max(1, carried.sum())), "per_source": per_source,
+            "per_class": [{"class_id": cid, "n": int(carried[k]), "noise": float(errors[k] / max(1, carried[k])),
+                           MISSING: float(found["noise"][MISSING][k]), WRONG: float(found["noise"][WRONG][k])}
+                          for k, cid in enumerate(class_ids)]}
 
 
 def flag_set_issues(session: Session, *, found: SetDetection) -> dict:
@@ -120,11 +148,11 @@ def flag_set_issues(session: Session, *, found: SetDetection) -> dict:
                    "given_set": sorted(current)}
         raise_or_create(session, kind="mislabel", image_id=image_id, score=top["score"], suggested=top["class_id"],
                         details=details, current_event=event, opened=opened, kept=kept, counts=counts)
-    noise = found.found["noise"]
+    rates = found.found["noise"]
     job = session.get(Job, found.job_id)
-    job.metrics = {**(job.metrics or {}), METRIC: [
-        {"class_id": cid, "class": names.get(cid), MISSING: round(float(noise[MISSING][k]), 4),
-         WRONG: round(float(noise[WRONG][k]), 4)} for k, cid in enumerate(found.class_ids)]}
+    job.metrics = {**(job.metrics or {}), noise.METRIC: found.estimate, METRIC: [
+        {"class_id": cid, "class": names.get(cid), MISSING: round(float(rates[MISSING][k]), 4),
+         WRONG: round(float(rates[WRONG][k]), 4)} for k, cid in enumerate(found.class_ids)]}
     session.commit()
     return {"job": found.job_id, "examined": int(issues.size), "pairs": int(issues.sum()), "issues": len(rows),
             **counts}

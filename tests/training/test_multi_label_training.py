@@ -139,6 +139,12 @@ def test_the_worker_trains_a_multi_label_snapshot_and_flags_missing_and_wrong_ta
     assert {row["class"] for row in m["set_noise"]} == set(classes)
     page = client.get(f"/jobs/{job_id}", headers={"Accept": "text/html"})
     assert page.status_code == 200 and "micro-F1" in page.text and "mAP" in page.text
+    quality = client.get("/api/quality").json()["noise"]
+    assert quality["multi_label"] and quality["job"] == job_id and quality["pairs"] == []
+    assert {c["class"] for c in quality["per_class"]} == set(classes) and all(
+        c["missing"] is not None and c["wrong"] is not None for c in quality["per_class"])
+    page = client.get("/quality", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and 'id="noise-sets"' in page.text
 
     preds = client.get(f"/api/jobs/{job_id}/predictions").json()
     oof = [p for p in preds["items"] if p["role"] == "oof"]

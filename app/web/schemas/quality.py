@@ -80,8 +80,13 @@ class NoiseClass(Reply):
 
     class_id: int
     class_: str = Field(alias="class", description="the class's name ('#id' when it is gone)")
-    n: int = Field(description="labels given this class (expected, rounded)")
-    noise: float = Field(description="estimated share of wrong labels, 0..1")
+    n: int = Field(description="labels given this class (expected, rounded); for sets, images carrying it")
+    noise: float = Field(description="estimated share of wrong labels, 0..1; for sets, expected errors (tags missing "
+                                     "plus tags wrong) per carried tag")
+    missing: float | None = Field(None, description="sets: estimated share of the images showing the class whose "
+                                                    "set lacks it")
+    wrong: float | None = Field(None, description="sets: estimated share of the images carrying it that do not "
+                                                  "show it")
 
 
 class ConfusedPair(Reply):
@@ -116,6 +121,7 @@ class NoiseEstimate(Reply):
     joint: list[list[float]] | None = Field(None, description="expected counts of (given class, true class); absent "
                                                               "like `class_ids`")
     changed: bool = Field(description="whether a class merged since the job (numbers followed to today's classes)")
+    multi_label: bool = Field(False, description="a multi-label job: per (image, class) errors, no confused pairs")
 
 
 class StatusCounts(Reply):
