@@ -9,7 +9,15 @@ under a loss that sees it seldom and 0.5 would miss most of it.
 MIN_POSITIVES and the clip: a class with fewer positives than that in val
 keeps DEFAULT_THRESHOLD, and every threshold stays inside THRESHOLD_CLIP, so a
 val split of a handful of images cannot push a class to "always" or "never".
-Measured by bench/multilabel.py (numbers in its docstring).
+
+Measured by bench/multilabel.py on the test split against the true sets, six
+cells (Fashion-MNIST and letters tiles, 10,000 images each, on a GPU; missing /
+wrong tags planted at 10/2 %, 5/5 %, 20/1 % and 10/3 % look-alike), thresholds
+chosen on val against 0.5: micro-F1 0.869 against 0.862 on average, macro-F1
+0.876 against 0.853. Most where tags go missing (20 % missing: macro-F1 0.853
+against 0.790; its sigmoids sit low) and on letters (0.955 against 0.927); 0.5
+is ahead by 0.007-0.011 where the planted errors are wrong tags (5 % wrong,
+and look-alike), whose val positives are partly false.
 """
 
 from __future__ import annotations

@@ -145,6 +145,12 @@ def test_the_worker_trains_a_multi_label_snapshot_and_flags_missing_and_wrong_ta
         c["missing"] is not None and c["wrong"] is not None for c in quality["per_class"])
     page = client.get("/quality", headers={"Accept": "text/html"})
     assert page.status_code == 200 and 'id="noise-sets"' in page.text
+    html = {"Accept": "text/html"}
+    for url in ("/", "/jobs", "/snapshots", f"/snapshots/{snap['id']}", "/snapshots/live", f"/images/{ids[0]}",
+                "/browse", "/label", "/label?order=uncertain", "/review", "/map", "/taxonomy", "/similar"):
+        assert client.get(url, headers=html).status_code == 200, url    # every page reads a set job's results
+    for url in (f"/api/images/{ids[0]}", "/api/jobs", f"/api/snapshots/{snap['id']}/health", "/api/flags"):
+        assert client.get(url).status_code == 200, url
 
     preds = client.get(f"/api/jobs/{job_id}/predictions").json()
     oof = [p for p in preds["items"] if p["role"] == "oof"]
