@@ -9,10 +9,10 @@ from iterative stratification (`app.snapshots.stratify`), anchored to every
 earlier snapshot with the same seed and settings.
 
 Its items (`classes`), health report, diffs and CSV / JSONL / hf exports carry
-the sets, and so do training jobs (one sigmoid per class, app.training.multilabel);
-what still reads one class per image (a stored diff of big snapshots, ImageFolder
-and the other tools' formats) refuses a multi-label snapshot with a sentence
-(`refuse`).
+the sets, and so do training jobs (one sigmoid per class, app.training.multilabel)
+and the stored diffs of big snapshots; what still reads one class per image
+(ImageFolder and the other tools' formats) refuses a multi-label snapshot with a
+sentence (`refuse`).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ smaller ones are computed per view as before.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -33,7 +34,6 @@ from sqlalchemy.orm import Session
 from app.artifacts import artifact_path, job_dir
 from app.db.models import Flag, Job, Snapshot, SnapshotItem
 from app.errors import InvalidInput
-from app.snapshots import sets
 from app.snapshots.queries import get_snapshot
 from app.snapshots.reports import Changes, changes, check_page, diff, diff_view, snapshot_health
 from app.timeutil import iso, utcnow
@@ -96,7 +96,6 @@ def queue_diff(session: Session, a: Snapshot, b: Snapshot) -> Job:
     """A job that computes the diff between the two snapshots (either direction)."""
     if a.id == b.id:
         raise InvalidInput("pick two different snapshots to compare")
-    sets.refuse(session, a, b, what="a stored diff (past quality_live_max images)")
     return _queue(session, _config_diff(a, b), "waiting for a worker: the diff of two snapshots")
 
 
@@ -106,8 +105,6 @@ def after_freeze(session: Session, settings, snapshot: Snapshot) -> list[Job]:
     queued = []
     if big(settings, snapshot):
         queued.append(queue_health(session, snapshot))
-    if sets.is_multi(session, snapshot):  # diffs do not read sets yet (app.snapshots.sets)
-        return queued
     before = session.scalars(select(Snapshot).where(Snapshot.id < snapshot.id).order_by(Snapshot.id.desc())
                              .limit(1)).first()
     if before is not None and big(settings, before, snapshot):
@@ -168,8 +165,10 @@ def _stored_changes(settings, job: Job) -> Changes:
     def load(name):
         return np.load(artifact_path(settings, job, name), mmap_mode="r")
 
+    stored_sets = job.metrics.get("sets")
     return Changes(load("added"), load("removed"), load("relabelled"), load("moved"),
-                   job.metrics["counts"]["unchanged"])
+                   job.metrics["counts"]["unchanged"],
+                   sets=None if stored_sets is None else tuple(tuple(s) for s in stored_sets))
 
 
 def diff_state(session: Session, settings, old: Snapshot, new: Snapshot, *, limit: int, offset: int) -> dict:
@@ -179,7 +178,6 @@ def diff_state(session: Session, settings, old: Snapshot, new: Snapshot, *, limi
     check_page(limit, offset)
     if not big(settings, old, new):
         return {"diff": diff(session, old, new, limit=limit, offset=offset), "job": None}
-    sets.refuse(session, old, new, what="a stored diff (past quality_live_max images)")
     config = _config_diff(old, new)
     job = _newest(session, config)
     if job is None:
@@ -193,6 +191,17 @@ def diff_state(session: Session, settings, old: Snapshot, new: Snapshot, *, limi
 
 
 # The worker's side ------------------------------------------------------------------------------------------
+
+
+def _compact_sets(found: Changes) -> Changes:
+    """Sets of classes (multi-label): only the sets the relabelled rows name, numbered afresh, so the stored
+    code book (in the job's metrics) stays as small as the changes, not every set of both snapshots."""
+    if found.sets is None:
+        return found
+    used, codes = np.unique(found.relabelled[:, 1:], return_inverse=True)
+    relabelled = found.relabelled.copy()
+    relabelled[:, 1:] = codes.reshape(-1, 2)
+    return replace(found, relabelled=relabelled, sets=tuple(found.sets[int(c)] for c in used))
 
 
 def run_job(db, settings, job_id: int, worker: str, hooks) -> dict:
@@ -213,7 +222,7 @@ def run_job(db, settings, job_id: int, worker: str, hooks) -> dict:
     hooks.progress(0.05, "reading both snapshots' items")
     with db.reading() as s:
         a, b = get_snapshot(s, lo), get_snapshot(s, hi)
-        found = changes(s, a, b)
+        found = _compact_sets(changes(s, a, b))
     folder = job_dir(settings, job_id)
     folder.mkdir(parents=True, exist_ok=True)
     files = {}
@@ -223,6 +232,7 @@ def run_job(db, settings, job_id: int, worker: str, hooks) -> dict:
     took = time.perf_counter() - start
     counts = {"added": len(found.added), "removed": len(found.removed), "relabelled": len(found.relabelled),
               "moved": len(found.moved), "unchanged": found.unchanged}
-    return {"metrics": {"counts": counts, "seconds": round(took, 2)}, "artifacts": files,
+    kept = None if found.sets is None else [list(s) for s in found.sets]
+    return {"metrics": {"counts": counts, "seconds": round(took, 2), "sets": kept}, "artifacts": files,
             "message": f"done: snapshot #{lo} to #{hi}: +{counts['added']:,} −{counts['removed']:,}, "
                        f"{counts['relabelled']:,} relabelled, {counts['moved']:,} moved in {took:.1f} s"}

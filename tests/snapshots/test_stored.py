@@ -163,3 +163,32 @@ def test_a_cancelled_report_job_says_so_and_the_page_queues_another(labelled, se
     assert client.post(f"/snapshots/{snap['id']}/actions/refresh", headers=HTML, follow_redirects=False).status_code == 303
     assert client.get(f"/api/snapshots/{snap['id']}/health").json()["pending"] > job
     assert client.post(f"/snapshots/{snap['id']}/actions/nothing", headers=HTML).status_code == 404
+
+
+def test_a_stored_diff_of_two_big_multi_label_snapshots_reads_as_sets(client, settings):
+    from tests.factories import add_class, upload_fmnist
+
+    for name in ("red", "dress", "shoe"):
+        add_class(client, name)
+    ids = upload_fmnist(client, 12)
+    assert client.post("/api/taxonomy/changes", json={"op": "set-mode", "mode": "multi-label"}).status_code == 201
+    sets = [["red"], ["red", "dress"], [], ["shoe"]]
+    for k, image_id in enumerate(ids):
+        assert client.post(f"/api/images/{image_id}/labels", json={"classes": sets[k % 4]}).status_code == 201
+    settings.quality_live_max = BIG
+    first = freeze(client, "sets 1")
+    client.post(f"/api/images/{ids[0]}/labels", json={"classes": ["red", "shoe"]})
+    client.post(f"/api/images/{ids[2]}/labels", json={"classes": ["dress"]})
+    second = freeze(client, "sets 2")
+    assert len(second["queued"]) == 2                  # its health and the diff with the one before
+    url = f"/api/snapshots/{first['id']}/diff/{second['id']}"
+    r = client.get(url)
+    assert r.status_code == 202 and r.json()["pending"] in second["queued"]      # pending until the worker ran
+    _run_worker(settings)
+    _run_worker(settings)
+    stored = client.get(url).json()
+    assert stored["relabelled"] == [{"image": ids[0], "from": "red", "to": "red + shoe"},
+                                    {"image": ids[2], "from": "none of these", "to": "dress"}]
+    assert stored == _live(client, settings, url) | {"job": stored["job"]}
+    back = client.get(f"/api/snapshots/{second['id']}/diff/{first['id']}").json()
+    assert back["relabelled"][0] == {"image": ids[0], "from": "red + shoe", "to": "red"}
