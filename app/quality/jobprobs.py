@@ -52,17 +52,31 @@ def finished_job(session: Session, job_id: int) -> Job:
     return job
 
 
+def todays_columns(session: Session, snapshot: Snapshot) -> tuple[list[int], list[int | None], list[int], dict]:
+    """(the snapshot's frozen class ids, the class each became today (None: split or retired since), today's
+    classes in column order, {today's class id: its column})."""
+    frozen = [c["id"] for c in snapshot.classes]
+    cache: dict = {}
+    heirs = [active_class(session, cid, cache) for cid in frozen]
+    class_ids = sorted({h for h in heirs if h is not None}, key=heirs.index)
+    return frozen, heirs, class_ids, {cid: k for k, cid in enumerate(class_ids)}
+
+
+def parse_probs(job: Job, texts, classes: int) -> np.ndarray:
+    """The stored probability lists (JSON text) as one (N, classes) array; Conflict when they do not fit."""
+    raw = np.array(json.loads("[" + ",".join(texts) + "]"), dtype=np.float64)
+    if raw.ndim != 2 or raw.shape[1] != classes:
+        raise Conflict(f"job {job.id}'s predictions do not match its snapshot's {classes} classes")
+    return raw
+
+
 def job_probs(session: Session, job: Job) -> JobProbs:
     """The job's out-of-sample predictions for its snapshot's images, mapped to today's classes.
 
     Raises Conflict when the job wrote no out-of-sample predictions.
     """
-    snapshot = session.get(Snapshot, job.snapshot_id)
-    frozen = [c["id"] for c in snapshot.classes]
+    frozen, heirs, class_ids, column = todays_columns(session, session.get(Snapshot, job.snapshot_id))
     cache: dict = {}
-    heirs = [active_class(session, cid, cache) for cid in frozen]
-    class_ids = sorted({h for h in heirs if h is not None}, key=heirs.index)
-    column = {cid: k for k, cid in enumerate(class_ids)}
     rows = session.connection().execute(
         select(Prediction.image_id, cast(Prediction.probs, Text), SnapshotItem.class_id, SnapshotItem.fold,
                SnapshotItem.label_event_id, LabelEvent.confidence)
@@ -75,9 +89,7 @@ def job_probs(session: Session, job: Job) -> JobProbs:
     if not rows:
         raise Conflict(f"job {job.id} has no out-of-sample predictions to check labels with")
     image_ids, texts, given, folds, events, confidence = zip(*rows)
-    raw = np.array(json.loads("[" + ",".join(texts) + "]"), dtype=np.float64)
-    if raw.ndim != 2 or raw.shape[1] != len(frozen):
-        raise Conflict(f"job {job.id}'s predictions do not match its snapshot's {len(frozen)} classes")
+    raw = parse_probs(job, texts, len(frozen))
     merge = np.zeros((len(frozen), len(class_ids)))
     for k, today in enumerate(heirs):
         if today is not None:

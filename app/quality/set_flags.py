@@ -17,7 +17,6 @@ changed since the job was judged by someone already.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +27,7 @@ from app.db.models import Job, LabelClass, Prediction, Snapshot, SnapshotItem, S
 from app.errors import Conflict
 from app.labelling.queries import current_sets
 from app.quality import noise
-from app.quality.jobprobs import OUT_OF_SAMPLE_ROLES, active_class
+from app.quality.jobprobs import OUT_OF_SAMPLE_ROLES, parse_probs, todays_columns
 from app.quality.raising import current_state, flags_by_image, raise_or_create
 from app.quality.set_issues import MISSING, WRONG, detect_sets
 from app.snapshots.sets import event_sets
@@ -50,12 +49,7 @@ class SetDetection:
 
 def detect_set_issues(session: Session, job: Job) -> SetDetection:
     """Read a multi-label job's out-of-sample sigmoids and its snapshot's sets; find the suspect pairs."""
-    snapshot = session.get(Snapshot, job.snapshot_id)
-    frozen = [c["id"] for c in snapshot.classes]
-    cache: dict = {}
-    heirs = [active_class(session, cid, cache) for cid in frozen]
-    class_ids = sorted({h for h in heirs if h is not None}, key=heirs.index)
-    column = {cid: k for k, cid in enumerate(class_ids)}
+    frozen, heirs, class_ids, column = todays_columns(session, session.get(Snapshot, job.snapshot_id))
     rows = session.connection().execute(
         select(Prediction.image_id, cast(Prediction.probs, Text), SnapshotItem.label_event_id)
         .join(SnapshotItem, (SnapshotItem.image_id == Prediction.image_id)
@@ -65,9 +59,7 @@ def detect_set_issues(session: Session, job: Job) -> SetDetection:
     if not rows:
         raise Conflict(f"job {job.id} has no out-of-sample predictions to check labels with")
     image_ids, texts, events = zip(*rows)
-    raw = np.array(json.loads("[" + ",".join(texts) + "]"), dtype=np.float64)
-    if raw.ndim != 2 or raw.shape[1] != len(frozen):
-        raise Conflict(f"job {job.id}'s predictions do not match its snapshot's {len(frozen)} classes")
+    raw = parse_probs(job, texts, len(frozen))
     probs = np.zeros((len(raw), len(class_ids)))
     cuts = np.ones(len(class_ids))
     frozen_cuts = (job.artifacts or {}).get("thresholds") or [0.5] * len(frozen)
