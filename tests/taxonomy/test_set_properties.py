@@ -1,0 +1,205 @@
+"""Random sequences of taxonomy operations and set labels in a multi-label taxonomy never lose or change a label.
+
+A hypothesis state machine adds, merges, splits and retires classes, labels images with random sets (the
+empty set too) and undoes labels; after every step: no label event and no event's class row is lost or
+changed; each image's current set is its latest event's; the class counts are the current sets' counts; a
+merge unites sets (each image that carried a merged class carries the target once, the others nothing of
+theirs); a retire takes the class out of every current set; a split sends exactly the images carrying the
+class to re-review.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from sqlalchemy import text
+
+from app.config import Settings
+from app.db.engine import Database
+from app.db.migrate import upgrade_head
+from app.errors import LoupeError
+from app.images.ingest import import_paths
+from app.labelling.events import LabelInput, record_label, undo_label
+from app.taxonomy.queries import active_classes, class_counts
+from app.taxonomy.service import apply_change
+from tests import fmnist
+
+N_IMAGES = 8
+NAMES = st.sampled_from(["red", "blue", "dress", "shoe", "bag", "hat", "coat", "sock"])
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """A data dir with N_IMAGES real images, three classes and a multi-label taxonomy, copied per example."""
+    root = tmp_path_factory.mktemp("setprop")
+    s = Settings(data=root / "data")
+    s.ensure_dirs()
+    upgrade_head(s.database_url)
+    db = Database(s.database_url)
+    import_paths(db, s, fmnist.write_pngs(root / "png", N_IMAGES), source="fmnist")
+    for change in ({"op": "add", "name": "red"}, {"op": "add", "name": "dress"}, {"op": "add", "name": "shoe"},
+                   {"op": "set-mode", "mode": "multi-label"}):
+        with db.writing() as session:
+            apply_change(session, change=change)
+    db.dispose()
+    return s.database_path
+
+
+class SetMachine(RuleBasedStateMachine):
+    template_db: Path
+
+    def __init__(self):
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp())
+        shutil.copy(self.template_db, self.dir / "loupe.db")
+        self.db = Database(f"sqlite:///{self.dir / 'loupe.db'}")
+        self.events: list[tuple] = []
+        self.members: list[tuple] = []
+        self.images = self._read("SELECT id FROM images ORDER BY id")
+
+    def teardown(self):
+        self.db.dispose()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _read(self, sql: str) -> list:
+        with self.db.reading() as s:
+            return [tuple(r) if len(r) > 1 else r[0] for r in s.execute(text(sql))]
+
+    def _active(self) -> list[int]:
+        with self.db.reading() as s:
+            return [c.id for c in active_classes(s)]
+
+    def _sets(self) -> dict[int, frozenset]:
+        out = {i: frozenset() for i in self._read("SELECT image_id FROM current_labels WHERE multi")}
+        for image, cls in self._read("SELECT image_id, class_id FROM current_label_classes"):
+            out[image] = out[image] | {cls}
+        return out
+
+    def _rereview(self) -> set[int]:
+        return set(self._read("SELECT image_id FROM flags WHERE kind = 'rereview' AND status = 'open'"))
+
+    def _change(self, change: dict) -> bool:
+        versions = self._read("SELECT count(*) FROM taxonomy_versions")[0]
+        try:
+            with self.db.writing() as s:
+                apply_change(s, change=change)
+        except LoupeError:
+            assert self._read("SELECT count(*) FROM taxonomy_versions")[0] == versions
+            return False
+        return True
+
+    @rule(name=NAMES)
+    def add(self, name):
+        self._change({"op": "add", "name": name})
+
+    @rule(data=st.data(), new_name=NAMES, into_new=st.booleans())
+    def merge(self, data, new_name, into_new):
+        classes = self._active()
+        if len(classes) < 2:
+            return
+        picked = set(data.draw(st.lists(st.sampled_from(classes), min_size=1, max_size=3, unique=True)))
+        into = new_name if into_new else data.draw(st.sampled_from(classes))
+        before = self._sets()
+        if not self._change({"op": "merge", "classes": sorted(picked), "into": into}):
+            return
+        target = self._read("SELECT detail FROM taxonomy_changes ORDER BY id DESC LIMIT 1")[0]
+        import json
+
+        target = json.loads(target)["into"]["class_id"]
+        merged = picked | {target}
+        for image, now in self._sets().items():
+            was = before.get(image, frozenset())
+            expected = (was - merged) | ({target} if was & merged else set())
+            assert now == expected, f"image {image}: {sorted(was)} merged {sorted(merged)} -> {sorted(now)}"
+
+    @rule(data=st.data(), names=st.lists(NAMES, min_size=1, max_size=3))
+    def split(self, data, names):
+        classes = self._active()
+        if not classes:
+            return
+        cls = data.draw(st.sampled_from(classes))
+        carrying = {i for i, s in self._sets().items() if cls in s}
+        waiting = self._rereview()
+        if self._change({"op": "split", "class": cls, "into": names}):
+            assert self._rereview() - waiting == carrying - waiting   # exactly the images carrying it, no other
+
+    @rule(data=st.data())
+    def retire(self, data):
+        classes = self._active()
+        if classes:
+            cls = data.draw(st.sampled_from(classes))
+            if self._change({"op": "retire", "class": cls}):
+                assert all(cls not in s for s in self._sets().values())
+
+    @rule(version=st.integers(min_value=1, max_value=12))
+    def undo(self, version):
+        self._change({"op": "undo", "version": version})
+
+    @rule(data=st.data(), confidence=st.sampled_from([1.0, 0.6]))
+    def label(self, data, confidence):
+        image = data.draw(st.sampled_from(self.images))
+        classes = self._active()
+        chosen = data.draw(st.lists(st.sampled_from(classes), unique=True, max_size=3)) if classes else []
+        try:
+            with self.db.writing() as s:
+                record_label(s, image_id=image, data=LabelInput(None, confidence, [], "", "prop", classes=chosen))
+        except LoupeError:
+            return
+        assert self._sets()[image] == frozenset(chosen)
+
+    @rule(data=st.data())
+    def undo_label(self, data):
+        image = data.draw(st.sampled_from(self.images))
+        current = self._read(f"SELECT event_id FROM current_labels WHERE image_id = {image}")
+        if current:
+            count = self._read("SELECT count(*) FROM label_events")[0]
+            try:
+                with self.db.writing() as s:
+                    undo_label(s, image_id=image, event_id=current[0], annotator="prop")
+            except LoupeError:
+                assert self._read("SELECT count(*) FROM label_events")[0] == count
+
+    @invariant()
+    def no_event_or_event_class_lost_or_changed(self):
+        events = self._read("SELECT id, image_id, class_id, multi, confidence, kind, created_at FROM label_events "
+                            "ORDER BY id")
+        members = self._read("SELECT event_id, class_id, confidence FROM label_event_classes "
+                             "ORDER BY event_id, class_id")
+        assert events[: len(self.events)] == self.events
+        assert members[: len(self.members)] == self.members
+        self.events, self.members = events, members
+
+    @invariant()
+    def current_set_is_the_latest_events_and_counts_follow(self):
+        latest = dict(self._read("SELECT image_id, max(id) FROM label_events GROUP BY image_id"))
+        current = dict(self._read("SELECT image_id, event_id FROM current_labels"))
+        assert current == {i: e for i, e in latest.items() if i in current}
+        by_event: dict[int, set] = {}
+        for event, cls in self._read("SELECT event_id, class_id FROM label_event_classes"):
+            by_event.setdefault(event, set()).add(cls)
+        multi = set(self._read("SELECT image_id FROM current_labels WHERE multi"))
+        sets = self._sets()
+        for image in multi:
+            assert sets[image] == by_event.get(current[image], set())
+        counted: dict[int, int] = {}
+        for s in sets.values():
+            for cls in s:
+                counted[cls] = counted.get(cls, 0) + 1
+        with self.db.reading() as s:
+            counts = class_counts(s)
+        assert {c: n for c, n in counts.items() if n} == counted
+
+
+@pytest.mark.parametrize("run", [0])
+def test_set_taxonomy_state_machine(template, run):
+    SetMachine.template_db = template
+    machine = SetMachine.TestCase
+    machine.settings = settings(max_examples=30, stateful_step_count=25, deadline=None,
+                                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    machine().runTest()
