@@ -61,12 +61,9 @@ def detect_set_issues(session: Session, job: Job) -> SetDetection:
     image_ids, texts, events = zip(*rows)
     raw = parse_probs(job, texts, len(frozen))
     probs = np.zeros((len(raw), len(class_ids)))
-    cuts = np.ones(len(class_ids))
-    frozen_cuts = (job.artifacts or {}).get("thresholds") or [0.5] * len(frozen)
     for k, today in enumerate(heirs):
         if today is not None:  # merged classes: the image shows the merged class if it shows either
             probs[:, column[today]] = np.maximum(probs[:, column[today]], raw[:, k])
-            cuts[column[today]] = min(cuts[column[today]], frozen_cuts[k])
     sets = event_sets(session, list(events), set(frozen))
     given = np.zeros(probs.shape, dtype=bool)
     for row, event in enumerate(events):
@@ -74,7 +71,7 @@ def detect_set_issues(session: Session, job: Job) -> SetDetection:
             today = heirs[frozen.index(c)]
             if today is not None:
                 given[row, column[today]] = True
-    found = detect_sets(given, probs, cuts)
+    found = detect_sets(given, probs)
     ids = np.array(image_ids, dtype=np.int64)
     return SetDetection(job.id, ids, np.array(events, dtype=np.int64), class_ids, given, probs, found,
                         estimate(session, job.id, ids, class_ids, given, found))

@@ -22,10 +22,15 @@ lacked.
 
 The flags are the pairs most probably wrong, as many as maximise the expected
 F1 over all (image, class) pairs (`mislabels.expected_f1_cut`), except where
-the model's decision agrees with the given bit (the probability on the same
-side of the class's threshold): as for single labels, the evidence must be
-against the label for it to be flagged. Review order: the mean of ``wrong``
-and how little the probability backs the given bit.
+the model's probability agrees with the given bit (on the same side of
+AGREES_AT): as for single labels, the evidence must be against the label for
+it to be flagged. One half, "more likely than not", rather than the class's
+decision threshold: a threshold chosen for F1 sits low for a rare class, and
+a model unsure of it made every given 0 above it a candidate. On the nine
+cells below the F1 per pair was 0.615 with 0.5 against 0.609 with the
+thresholds (the weak letters model 0.494 against 0.448; per image 0.739
+against 0.750). Review order: the mean of ``wrong`` and how little the
+probability backs the given bit.
 
 Where the fitted model explains errors away. The recalibration that makes
 the fit hold on uniform noise also lets it read systematic errors as the
@@ -37,21 +42,24 @@ counts them without a model of calibration. So per class and kind, when
 confident learning's count (prune by noise rate, `mislabels.find_label_issues`)
 is more than EXPLAINED_AWAY times the flags, its count of the most probably
 wrong pairs is flagged instead. Over the ratios 2, 3, 4, 6 and 10 the mean F1
-below was 0.638, 0.639, 0.643, 0.654 and 0.655; 6 is where it levels off.
+on the nine cells below was 0.600, 0.602, 0.605, 0.615 and 0.616; 6 is where it
+levels off.
 
-Evidence: bench/multilabel.py, eight cells: Fashion-MNIST and rendered-letters
+Evidence: bench/multilabel.py, nine cells: Fashion-MNIST and rendered-letters
 tiles (2x2, 0-4 classes an image) through the real trainer; 10,000 images on
 a GPU with missing / wrong tags planted at 10/2 %, 5/5 %, 20/1 % and 10/3 %
 look-alike (Fashion-MNIST), 10/2 % and 10/3 % look-alike (letters); and 3,000
-images on 2 CPU cores at 10/2 % (weaker models: micro-F1 0.73 and 0.56 out of
-sample). Against cleanlab 2.9's `find_multilabel_issues_per_class` (defaults)
-on the same probabilities, F1 per (image, class): 0.654 against 0.629 on
-average, above it in 6 of 8 cells (Fashion-MNIST 10/2 % 0.692 against 0.647,
-5/5 % 0.725 / 0.672, 20/1 % 0.700 / 0.641, look-alike 0.633 / 0.593; letters
-0.938 / 0.934), below in two: letters look-alike 0.484 / 0.505 and the weak
-letters model 0.448 / 0.487. Per image (any flag against cleanlab's
-`find_label_issues`): 0.756 against 0.745. The fit alone, without the recount:
-0.632, with the look-alike cells at 0.464 and 0.353.
+images on 2 CPU cores (weaker models, out-of-sample micro-F1 0.56-0.73) at
+10/2 % (both datasets) and 10/3 % look-alike (letters). Against cleanlab 2.9's
+`find_multilabel_issues_per_class` (defaults) on the same probabilities, F1
+per (image, class): 0.615 against 0.590 on average, above it in 7 of 9 cells
+(Fashion-MNIST 10/2 % 0.692 against 0.647, 5/5 % 0.724 / 0.672, 20/1 % 0.696 /
+0.641, look-alike 0.633 / 0.593; letters 0.937 / 0.934; on 2 cores 0.595 /
+0.552 and 0.494 / 0.487), below in two: letters look-alike 0.484 / 0.505 and,
+by 0.001, its weak-model cell 0.278 / 0.279. Per image (any flag, against
+cleanlab's `find_label_issues`): 0.739 against 0.733, above in 6 of 9. The fit
+alone, without the recount: 0.585, with the look-alike cells at 0.464, 0.353
+and 0.167.
 """
 
 from __future__ import annotations
@@ -61,6 +69,7 @@ import numpy as np
 from app.quality.mislabels import expected_f1_cut, find_label_issues, informative
 
 MISSING, WRONG = "missing", "wrong"
+AGREES_AT = 0.5  # a pair is a candidate only where the probability is on the other side of this from its bit
 FIT_ROWS = 20_000  # each class's model is fitted on this many images at most (seeded), then applied to all
 EM_STEPS = 200
 EM_TOLERANCE = 1e-7  # stop when the log-likelihood gains less than this per image
@@ -119,7 +128,7 @@ def _logistic(logit: np.ndarray, r: np.ndarray, a: float, b: float, steps: int =
     return a, float(b)
 
 
-def detect_sets(given, probs, thresholds=None) -> dict:
+def detect_sets(given, probs) -> dict:
     """Per (image, class): the probability that the given bit is wrong, and which pairs to flag.
 
     Parameters
@@ -128,8 +137,6 @@ def detect_sets(given, probs, thresholds=None) -> dict:
         Whether each class is in each image's given set.
     probs : array_like of float, shape (N, K)
         Out-of-sample per-class (sigmoid) probabilities.
-    thresholds : array_like of float, shape (K,), optional
-        The model's decision threshold per class (0.5 when not given).
 
     Returns
     -------
@@ -144,7 +151,6 @@ def detect_sets(given, probs, thresholds=None) -> dict:
     if y.shape != p.shape or p.ndim != 2:
         raise ValueError(f"given {y.shape} and probs {p.shape} must both be (N, K)")
     n, k = p.shape
-    t = np.full(k, 0.5) if thresholds is None else np.asarray(thresholds, dtype=np.float64)
     wrong = np.zeros((n, k))
     for c in range(k):
         bit = y[:, c].astype(np.int64)
@@ -157,7 +163,7 @@ def detect_sets(given, probs, thresholds=None) -> dict:
                           model[WRONG])
         wrong[:, c] = np.where(bit > 0, 1 - truth, truth)
     backs = np.where(y, p, 1 - p)  # how much the probability backs the given bit
-    agrees = (p >= t) == y
+    agrees = (p >= AGREES_AT) == y
     issues = expected_f1_cut(wrong.ravel()).reshape(n, k) & ~agrees if n else np.zeros((0, k), dtype=bool)
     for c in np.flatnonzero(wrong.any(axis=0)):
         _recount(issues[:, c], y[:, c], p[:, c], wrong[:, c], ~agrees[:, c])
