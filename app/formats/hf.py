@@ -33,6 +33,7 @@ from app.errors import InvalidInput
 from app.formats.rows import (
     Given,
     ManifestRow,
+    classes_of,
     confidence_of,
     dataset_files,
     find_dataset,
@@ -111,7 +112,9 @@ def _read_file(path: Path, prefix: str) -> list[ManifestRow]:
     records = _records(path, where_file)
     if not records:
         return []
-    label_col = _label_column({c for _, r in records for c in r}, where_file)
+    columns = {c for _, r in records for c in r}
+    # A multi-label export's `labels` list (its sets) when there is no `label` column.
+    label_col = "labels" if "labels" in columns and "label" not in columns else _label_column(columns, where_file)
     rows = []
     for line, record in records:
         where = f"{where_file} line {line}"
@@ -122,12 +125,13 @@ def _read_file(path: Path, prefix: str) -> list[ManifestRow]:
         if file.startswith("/") or ".." in parts:
             raise InvalidInput(f"{where}: {FILE} '{file}' must be a path inside the dataset folder")
         raw = record.get(label_col)
-        if isinstance(raw, (dict, list, bool)):
+        classes = classes_of(raw, where) if label_col == "labels" and raw is not None else None
+        if classes is None and isinstance(raw, (dict, list, bool)):
             raise InvalidInput(f"{where}: the {label_col} must be a class name, not {json.dumps(raw)}")
-        label = text_of(raw)
+        label = "" if classes is not None else text_of(raw)
         given = Given(label, confidence_of(record.get("confidence"), where), tags_of(record.get("tags"), where),
-                      text_of(record.get("annotator"))[:100], time_of(record.get("labelled_at"), where)) \
-            if label else None
+                      text_of(record.get("annotator"))[:100], time_of(record.get("labelled_at"), where),
+                      classes=classes) if label or classes is not None else None
         rows.append(ManifestRow(line, under(prefix, file), given))
     return rows
 

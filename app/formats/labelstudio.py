@@ -8,10 +8,11 @@ annotation, the choice under its control's `from_name`, with `annotator`,
 
 - A task's label is its latest annotation that was not cancelled
   (`was_cancelled`), by `created_at`; a task without one is listed unlabelled.
-  Its `choices` result gives the class; a result choosing several classes is
-  refused (a Loupe taxonomy is single-label), and so is a task whose
-  annotation holds no choices at all (a box or text project is not an image
-  classification).
+  Its `choices` result gives the class; several classes chosen
+  (`choice="multiple"`) are a set, imported only into a multi-label taxonomy
+  (a single-label one refuses the file with a sentence). A task whose
+  annotation holds no choices at all is refused (a box or text project is not
+  an image classification).
 - Who and when: `completed_by` (an email when the export holds the user
   object, else "label-studio user <id>"; JSON-MIN: `annotator`),
   `created_at`, and `lead_time` (seconds) as the time spent.
@@ -107,8 +108,8 @@ def _person(who) -> str:
     return f"label-studio user {who}" if isinstance(who, int) else text_of(who)[:100]
 
 
-def _choice(results, where: str) -> str | None:
-    """The class a result list chooses (None: it chooses nothing)."""
+def _choices(results, where: str) -> tuple[str, ...]:
+    """The classes a result list chooses, sorted (none: it chooses nothing; several: a multi-label answer)."""
     if not isinstance(results, list):
         raise InvalidInput(f"{where}: \"result\" must be a list")
     chosen = []
@@ -120,15 +121,19 @@ def _choice(results, where: str) -> str | None:
             if not isinstance(choices, list):
                 raise InvalidInput(f"{where}: a choices result without a list of choices")
             chosen.extend(choices)
-    names = {text_of(c) for c in chosen}
-    if len(names) > 1:
-        raise InvalidInput(f"{where}: {len(names)} choices ({', '.join(sorted(names))}); Loupe gives an image one "
-                           "class")
+    names = {text_of(c) for c in chosen} - {""}
     if not names and results:
         kinds = sorted({str(r.get("type")) for r in results})
         raise InvalidInput(f"{where}: no choices result (found {', '.join(kinds)}); Loupe reads image "
                            "classification projects")
-    return names.pop() if names else None
+    return tuple(sorted(names))
+
+
+def _given(names: tuple[str, ...], *rest) -> Given | None:
+    """One choice is a label; several are a set (imported only into a multi-label taxonomy); none, no label."""
+    if not names:
+        return None
+    return Given(names[0], *rest) if len(names) == 1 else Given("", *rest, classes=names)
 
 
 def _ms(raw, where: str) -> int | None:
@@ -151,19 +156,19 @@ def _task_row(n: int, task: dict) -> ManifestRow:
     given = None
     if annotations:
         last = max(annotations, key=lambda a: str(a.get("created_at") or ""))
-        label = _choice(last.get("result") or [], f"{where} annotation {last.get('id', '?')}")
-        if label:
-            given = Given(label, 1.0, (), _person(last.get("completed_by")),
-                          time_of(last.get("created_at"), where), _ms(last.get("lead_time"), where))
+        names = _choices(last.get("result") or [], f"{where} annotation {last.get('id', '?')}")
+        given = _given(names, 1.0, (), _person(last.get("completed_by")), time_of(last.get("created_at"), where),
+                       _ms(last.get("lead_time"), where))
+        if given is not None:
             given = _with_loupe(given, data.get("loupe"), where)
     suggestion = None
     predictions = [p for p in task.get("predictions") or [] if isinstance(p, dict)]
     if predictions:
         last = predictions[-1]
-        label = _choice(last.get("result") or [], f"{where} prediction")
-        if label:
+        names = _choices(last.get("result") or [], f"{where} prediction")
+        if names:
             score = confidence_of(last.get("score"), f"{where} prediction score")
-            suggestion = Suggestion({label: score}, text_of(last.get("model_version")) or "label-studio")
+            suggestion = Suggestion({n: score for n in names}, text_of(last.get("model_version")) or "label-studio")
     return ManifestRow(n, image_path(ref), given, suggestion)
 
 
@@ -173,7 +178,7 @@ def _with_loupe(given: Given, extra, where: str) -> Given:
         return given
     return Given(given.label, confidence_of(extra.get("confidence"), where), tags_of(extra.get("tags"), where),
                  text_of(extra.get("annotator"))[:100] or given.annotator,
-                 time_of(extra.get("labelled_at"), where) or given.made_at, given.ms)
+                 time_of(extra.get("labelled_at"), where) or given.made_at, given.ms, classes=given.classes)
 
 
 def _min_row(n: int, record: dict) -> ManifestRow:
@@ -188,16 +193,13 @@ def _min_row(n: int, record: dict) -> ManifestRow:
     if isinstance(value, dict):
         value = value.get("choices")
     if isinstance(value, list):
-        names = {text_of(v) for v in value}
-        if len(names) > 1:
-            raise InvalidInput(f"{where}: {len(names)} choices ({', '.join(sorted(names))}); Loupe gives an image "
-                               "one class")
-        value = names.pop() if names else None
-    if value is not None and not isinstance(value, str):
+        names = tuple(sorted({text_of(v) for v in value} - {""}))
+    elif value is None or isinstance(value, str):
+        names = (text_of(value),) if text_of(value) else ()
+    else:
         raise InvalidInput(f"{where}: the choice must be a class name, not {json.dumps(value)}")
-    label = text_of(value)
-    given = Given(label, 1.0, (), _person(record.get("annotator")), time_of(record.get("created_at"), where),
-                  _ms(record.get("lead_time"), where)) if label else None
+    given = _given(names, 1.0, (), _person(record.get("annotator")), time_of(record.get("created_at"), where),
+                   _ms(record.get("lead_time"), where))
     return ManifestRow(n, image_path(ref), given)
 
 

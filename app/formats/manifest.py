@@ -12,7 +12,7 @@ import re
 from pathlib import Path, PurePosixPath
 
 from app.errors import InvalidInput
-from app.formats.rows import Given, ManifestRow, confidence_of, first_columns, tags_of
+from app.formats.rows import Given, ManifestRow, classes_of, confidence_of, first_columns, tags_of
 
 FILE_COLUMNS = ("file", "path", "filename")
 COLUMNS = ("path", "label", "source", "confidence", "tags", "split", "fold", "sha256", "image")  # what export writes
@@ -53,9 +53,11 @@ def _row(record: dict, line: int, source: str, file_col: str, label_col: str) ->
     label = " ".join(str(record.get(label_col) or "").split())
     if not file:
         raise InvalidInput(f"{where}: the {file_col} is empty")
-    if not label:
+    classes = classes_of(record["classes"], where) if "classes" in record and not label else None
+    if not label and classes is None:
         raise InvalidInput(f"{where}: the {label_col} is empty")
-    given = Given(label, confidence_of(record.get("confidence"), where), tags_of(record.get("tags"), where))
+    given = Given(label, confidence_of(record.get("confidence"), where), tags_of(record.get("tags"), where),
+                  classes=classes)
     return ManifestRow(line, file, given)
 
 

@@ -26,6 +26,16 @@ class Given:
     annotator: str = ""
     made_at: datetime | None = None
     ms: int | None = None
+    # A set of classes (a multi-label export's `classes` / `labels`; empty: none of these); `label` is then "".
+    classes: tuple[str, ...] | None = None
+
+    def names(self) -> tuple[str, ...]:
+        """The classes it names: its set, or its one label."""
+        return self.classes if self.classes is not None else (self.label,)
+
+    def answer(self) -> tuple[str, ...]:
+        """What it says, comparable across files and with a current label (case aside): its sorted set."""
+        return tuple(sorted({n.lower() for n in self.names()}))
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,18 @@ def tags_of(raw, where: str) -> tuple[str, ...]:
     if not isinstance(raw, list):
         raise InvalidInput(f"{where}: tags must be a list (or ';'-separated text)")
     return tuple(str(t) for t in raw)
+
+
+def classes_of(raw, where: str) -> tuple[str, ...]:
+    """A set of class names: a list, or ';'-separated text; empty is "none of these". Names as labels are
+    (spaces folded), each once."""
+    if raw is None or raw == "":
+        return ()
+    if isinstance(raw, str):
+        raw = raw.split(";")
+    if not isinstance(raw, list) or not all(isinstance(c, str) for c in raw):
+        raise InvalidInput(f"{where}: classes must be a list of class names (or ';'-separated text)")
+    return tuple(dict.fromkeys(n for n in (" ".join(c.split()) for c in raw) if n))
 
 
 def time_of(raw, where: str) -> datetime | None:

@@ -41,6 +41,7 @@ from app.images import collect
 from app.images.archive import ArchiveLimits
 from app.images.ingest import ImportReport, Progress, import_paths, import_uploads
 from app.labelling.events import LabelInput, append_label_events
+from app.labelling.queries import current_sets
 from app.labelling.tags import check_tags
 from app.taxonomy.queries import MULTI, taxonomy_mode
 from app.taxonomy.service import active_classes, current_version, ensure_classes
@@ -116,30 +117,40 @@ def plan_for(names: list[str], labels: str, paths: list[Path]) -> Plan:
 def _check(db: Database, plan: Plan) -> None:
     """Class names and tags are valid: try them in a transaction that is rolled back."""
     with db.writing() as session:
-        if taxonomy_mode(session) == MULTI and plan.given:
-            raise InvalidInput("this taxonomy is multi-label, and label files carry one class per image: import the "
-                               "images without --labels, or label them on the labelling page")
-        ensure_classes(session, sorted({g.label for g in plan.given.values()} | _suggested_classes(plan.suggested)),
-                       author="import", message="check")
+        sets = next((n for n, g in plan.given.items() if g.classes is not None), None)
+        if sets is not None and taxonomy_mode(session) != MULTI:
+            raise InvalidInput(f"the label file gives sets of classes (e.g. for {sets}), and this taxonomy is "
+                               "single-label: make it multi-label first (the taxonomy page), then import")
+        names = {n for g in plan.given.values() for n in g.names()}
+        ensure_classes(session, sorted(names | _suggested_classes(plan.suggested)), author="import", message="check")
         check_tags(session, sorted({t for g in plan.given.values() for t in g.tags}))
         session.rollback()
+
+
+def _shown(names) -> str:
+    """A label as a report names it: the class, or a set as "a + b" ("none of these" when empty)."""
+    return " + ".join(names) or "none of these"
 
 
 def _suggested_classes(suggested) -> set[str]:
     return {name for s in suggested.values() for name in s.probs}
 
 
-def _current(session: Session, image_ids: list[int]) -> dict[int, tuple[str | None, str, str]]:
-    """image id -> (current class name, kind, annotator) for labelled images."""
+def _current(session: Session, image_ids: list[int]) -> dict[int, tuple[tuple[str, ...], str, str]]:
+    """image id -> (current class names, kind, annotator) for labelled images: one name, or a set's (sorted)."""
     out = {}
     for start in range(0, len(image_ids), CHUNK):
+        chunk = image_ids[start:start + CHUNK]
         rows = session.execute(
             select(CurrentLabel.image_id, LabelClass.name, LabelEvent.kind, LabelEvent.annotator)
             .join(LabelEvent, LabelEvent.id == CurrentLabel.event_id)
-            .join(LabelClass, LabelClass.id == CurrentLabel.class_id)
-            .where(CurrentLabel.image_id.in_(image_ids[start:start + CHUNK]))
+            .outerjoin(LabelClass, LabelClass.id == CurrentLabel.class_id)
+            .where(CurrentLabel.image_id.in_(chunk))
         )
-        out.update({i: (n, k, a) for i, n, k, a in rows})
+        out.update({i: ((n,) if n is not None else (), k, a) for i, n, k, a in rows})
+        names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all()) if chunk else {}
+        for image_id, members in current_sets(session, chunk).items():
+            out[image_id] = (tuple(sorted(names[c] for c in members)), *out[image_id][1:])
     return out
 
 
@@ -150,28 +161,32 @@ def write_labels(session: Session, per_image: dict[int, list[tuple[str, Given]]]
     current = _current(session, sorted(per_image))
     before = {c.name.lower() for c in active_classes(session)}
     todo: list[tuple[int, Given]] = []
+    multi = taxonomy_mode(session) == MULTI
     for image_id, files in sorted(per_image.items()):
-        labels = {g.label.lower(): g.label for _, g in files}
+        answers = {g.answer(): _shown(g.names()) for _, g in files}
         file, g = files[0]
-        if len(labels) > 1:
-            report.conflicts.append({"file": file, "image": image_id, "current": None, "given": g.label,
-                                     "reason": f"the import gives it {' and '.join(sorted(labels.values()))}"})
+        if len(answers) > 1:
+            report.conflicts.append({"file": file, "image": image_id, "current": None, "given": _shown(g.names()),
+                                     "reason": f"the import gives it {' and '.join(sorted(answers.values()))}"})
         elif image_id not in current:
             todo.append((image_id, g))
-        elif current[image_id][0].lower() == g.label.lower():
+        elif tuple(sorted(n.lower() for n in current[image_id][0])) == g.answer():
             report.unchanged += 1
         else:
-            name, kind, who = current[image_id]
-            report.conflicts.append({"file": file, "image": image_id, "current": name, "given": g.label,
-                                     "reason": f"already labelled '{name}' by {who} ({kind})"})
+            names, kind, who = current[image_id]
+            report.conflicts.append({"file": file, "image": image_id, "current": _shown(names),
+                                     "given": _shown(g.names()),
+                                     "reason": f"already labelled '{_shown(names)}' by {who} ({kind})"})
     guessed = _suggested_classes(suggested or {})
     if todo or guessed:  # every class the import names, created in one taxonomy version
-        classes = ensure_classes(session, sorted({g.label for _, g in todo} | guessed), author=annotator,
-                                 message=f"classes added by {annotator}")
+        classes = ensure_classes(session, sorted({n for _, g in todo for n in g.names()} | guessed),
+                                 author=annotator, message=f"classes added by {annotator}")
         report.new_classes = sorted(n for n in classes if n.lower() not in before)
+        # In a multi-label taxonomy every answer is a set: a file's one label is a set of that class.
         append_label_events(session, [
-            (i, LabelInput(classes[g.label].id, g.confidence, g.tags, "", g.annotator or annotator, g.ms, "import",
-                           made_at=g.made_at)) for i, g in todo
+            (i, LabelInput(None if multi else classes[g.label].id, g.confidence, g.tags, "", g.annotator or annotator,
+                           g.ms, "import", made_at=g.made_at,
+                           classes=[classes[n].id for n in g.names()] if multi else None)) for i, g in todo
         ])
         if suggested:
             report.suggestion_job = write_suggestions(session, suggested, classes, label_file).id

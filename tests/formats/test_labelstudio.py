@@ -137,7 +137,8 @@ def test_bad_label_studio_files_are_refused_with_the_task(tmp_path):
     late = json.loads(json.dumps(tasks))
     late[0]["annotations"][0]["lead_time"] = "slow"
     cases = {
-        json.dumps(two): "bad.json task 1 annotation 1001: 2 choices (Bag, Coat); Loupe gives an image one class",
+        json.dumps(two): "the label file gives sets of classes (e.g. for fashion/fmnist-00000.png), and this taxonomy "
+                         "is single-label: make it multi-label first",
         json.dumps(boxes): "bad.json task 1 annotation 1001: no choices result (found rectanglelabels)",
         json.dumps(no_image): "bad.json task 2: no image in \"data\"",
         json.dumps(late): "bad.json task 1: lead_time must be a number of seconds, not \"slow\"",

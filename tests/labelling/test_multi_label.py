@@ -142,7 +142,7 @@ def test_merge_unites_sets_retire_removes_a_class_and_split_rereviews_only_its_i
     assert r.status_code == 422 and "multi-label taxonomy yet" in r.json()["detail"]
 
 
-def test_what_is_not_built_for_sets_yet_refuses_with_a_sentence(client, shop, tmp_path):
+def test_a_single_class_bulk_label_refuses_and_a_label_file_gives_sets_of_one(client, shop, tmp_path):
     label(client, shop[0], "red")
     _multi(client)
     r = client.post("/api/labels/bulk", json={"images": shop[1:3], "class": "red"})
@@ -152,8 +152,9 @@ def test_what_is_not_built_for_sets_yet_refuses_with_a_sentence(client, shop, tm
     from tests.factories import png_bytes
     r = client.post("/api/images", data={"source": "more"}, files=[
         ("files", ("new.png", png_bytes(99), "image/png")), ("labels", ("labels.csv", manifest.read_bytes(), "text/csv"))])
-    assert r.status_code == 422 and "multi-label" in r.json()["detail"], r.text
-    assert client.get("/api/images", params={"source": "more"}).json()["total"] == 0   # nothing half-imported
+    assert r.status_code == 200 and r.json()["labels"]["labelled"] == 1, r.text   # one label: a set of one
+    new = client.get("/api/images", params={"source": "more"}).json()["items"]
+    assert len(new) == 1 and _sets(client, new[0]["id"]) == ["red"]
 
 
 def test_browse_filters_has_lacks_exactly_and_none_of_these(client, shop):
