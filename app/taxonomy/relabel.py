@@ -111,8 +111,23 @@ def to_sets(session: Session, *, version: TaxonomyVersion) -> int:
     return n
 
 
+# The set of the event before the one each new event replaces (audits aside): what an undone version's migration
+# event had replaced.
+_EARLIER_SETS = """
+INSERT INTO label_event_classes (event_id, class_id, confidence)
+SELECT n.id, lc.class_id, lc.confidence
+FROM label_events n
+JOIN label_event_classes lc ON lc.event_id = (
+    SELECT max(p.id) FROM label_events p
+    WHERE p.image_id = n.image_id AND p.kind != 'audit'
+      AND p.id < (SELECT max(q.id) FROM label_events q WHERE q.image_id = n.image_id AND q.id < n.id))
+WHERE n.taxonomy_version_id = :v AND n.kind = 'migration' AND n.id > :after AND n.multi
+"""
+
+
 def move_back(session: Session, *, undone: TaxonomyVersion, version: TaxonomyVersion) -> int:
-    """Undo the moves of version `undone` for images nobody relabelled since: each gets its earlier class back."""
+    """Undo the moves of version `undone` for images nobody relabelled since: each gets its earlier class back,
+    or its earlier set (a multi-label merge or retire rewrote sets)."""
     after = _max_event_id(session)
     moved = session.execute(text(_INSERT + """
         SELECT cur.image_id, prev.class_id, cur.confidence, cur.tags, cur.note, cur.annotator, :v, 'migration',
@@ -124,6 +139,14 @@ def move_back(session: Session, *, undone: TaxonomyVersion, version: TaxonomyVer
                                                AND p.kind != 'audit')
         WHERE cur.kind = 'migration' AND cur.taxonomy_version_id = :undone AND NOT cur.multi ORDER BY cur.image_id
     """), {"v": version.id, "undone": undone.id, "now": utcnow(), "single": False}).rowcount
+    sets_from = _max_event_id(session)
+    moved += session.execute(text(_INSERT + """
+        SELECT cur.image_id, NULL, cur.confidence, cur.tags, cur.note, cur.annotator, :v, 'migration',
+               NULL, NULL, :now, :multi
+        FROM current_labels c JOIN label_events cur ON cur.id = c.event_id
+        WHERE cur.kind = 'migration' AND cur.taxonomy_version_id = :undone AND cur.multi ORDER BY cur.image_id
+    """), {"v": version.id, "undone": undone.id, "now": utcnow(), "multi": True}).rowcount
+    session.execute(text(_EARLIER_SETS), {"v": version.id, "after": sets_from})
     session.execute(text(_REFRESH), {"v": version.id, "after": after})
     return moved
 

@@ -47,9 +47,6 @@ def op_undo(ctx: ops.Ctx, change: dict) -> dict:
     if any(c.op == "set-mode" for c in changes):
         raise InvalidInput("making the taxonomy multi-label cannot be undone: that would silently drop classes "
                            "from images that carry several")
-    if ctx.version.mode == "multi-label" and any(c.op in ("merge", "split", "retire") for c in changes):
-        raise InvalidInput(f"version {undone.number} cannot be undone in a multi-label taxonomy yet; change the "
-                           "classes back with new operations instead")
     steps = []
     for ch in changes:  # newest first, so a version with several changes unwinds in reverse
         steps.extend(_inverse(ctx, undone, ch))
@@ -81,8 +78,11 @@ def _inverse(ctx: ops.Ctx, undone: TaxonomyVersion, ch: TaxonomyChange) -> list[
     if ch.op == "retire":
         cls = _class(s, d["class_id"], active=False, undone=n)
         restored, keys = ops.restore(ctx, cls)
+        # In a multi-label taxonomy the retire took the class out of sets: the images nobody relabelled since
+        # get their earlier sets back.
         return [{"op": "restore", "classes": [restored], "keys": keys,
-                 "cancelled": relabel.cancel_rereviews(s, undone.id)}]
+                 "cancelled": relabel.cancel_rereviews(s, undone.id),
+                 "moved_back": relabel.move_back(s, undone=undone, version=ctx.version)}]
     if ch.op == "merge":
         into = _class(s, d["into"]["class_id"], active=True, undone=n)
         restored, keys = _restore_all(ctx, [_class(s, c["class_id"], active=False, undone=n) for c in d["classes"]])

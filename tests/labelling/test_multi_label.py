@@ -137,9 +137,41 @@ def test_merge_unites_sets_retire_removes_a_class_and_split_rereviews_only_its_i
     assert r.status_code == 201, r.text
     flagged = {f["image"] for f in client.get("/api/flags", params={"kind": "rereview"}).json()["items"]}
     assert flagged == {shop[0], shop[1]}
+
+    # Undone newest first: the split's re-reviews close and its classes go; the retire's class comes back into
+    # the sets it was taken out of.
     number = client.get("/api/taxonomy").json()["version"]
     r = client.post("/api/taxonomy/changes", json={"op": "undo", "version": number})
-    assert r.status_code == 422 and "multi-label taxonomy yet" in r.json()["detail"]
+    assert r.status_code == 201, r.text
+    assert not client.get("/api/flags", params={"kind": "rereview", "status": "open"}).json()["items"]
+    assert {c["name"] for c in client.get("/api/taxonomy").json()["classes"]} == {"on a model", "shoe",
+                                                                                  "red dress"} - {"shoe"}
+    r = client.post("/api/taxonomy/changes", json={"op": "undo", "version": number - 1})
+    assert r.status_code == 201, r.text
+    assert _sets(client, shop[1]) == ["red dress", "shoe"] and _sets(client, shop[0]) == ["red dress"]
+    counts = {c["name"]: c["count"] for c in client.get("/api/taxonomy").json()["classes"]}
+    assert counts == {"on a model": 1, "shoe": 1, "red dress": 2}
+
+
+def test_undoing_a_merge_gives_each_untouched_image_its_earlier_set_back(client, shop):
+    _multi(client)
+    _label_set(client, shop[0], ["red", "dress"], confidence=0.6, confidences={"dress": 0.8})
+    _label_set(client, shop[1], ["red", "shoe"])
+    _label_set(client, shop[2], ["dress"])
+    r = client.post("/api/taxonomy/changes", json={"op": "merge", "classes": ["red", "dress"], "into": "red dress"})
+    assert r.status_code == 201, r.text
+    _label_set(client, shop[2], ["red dress", "shoe"])       # relabelled since: keeps what the person said
+    number = client.get("/api/taxonomy").json()["version"]
+    r = client.post("/api/taxonomy/changes", json={"op": "undo", "version": number})
+    assert r.status_code == 201, r.text
+    first = client.get(f"/api/images/{shop[0]}").json()
+    assert sorted(first["label"]["classes"]) == ["dress", "red"] and first["label"]["confidences"] == {"dress": 0.8,
+                                                                                             "red": 0.6}
+    assert [e["kind"] for e in first["history"]][-2:] == ["migration", "migration"]   # appended, none rewritten
+    assert _sets(client, shop[1]) == ["red", "shoe"]
+    assert _sets(client, shop[2]) == ["shoe"]                 # the merged class it was given since is retired
+    counts = {c["name"]: c["count"] for c in client.get("/api/taxonomy").json()["classes"]}
+    assert counts == {"red": 2, "dress": 1, "shoe": 2, "on a model": 0}
 
 
 def test_a_single_class_bulk_label_refuses_and_a_label_file_gives_sets_of_one(client, shop, tmp_path):

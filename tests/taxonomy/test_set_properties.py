@@ -1,11 +1,11 @@
 """Random sequences of taxonomy operations and set labels in a multi-label taxonomy never lose or change a label.
 
-A hypothesis state machine adds, merges, splits and retires classes, labels images with random sets (the
-empty set too) and undoes labels; after every step: no label event and no event's class row is lost or
+A hypothesis state machine adds, merges, splits and retires classes, undoes versions, labels images with
+random sets (the empty set too) and undoes labels; after every step: no label event and no event's class row is lost or
 changed; each image's current set is its latest event's; the class counts are the current sets' counts; a
 merge unites sets (each image that carried a merged class carries the target once, the others nothing of
 theirs); a retire takes the class out of every current set; a split sends exactly the images carrying the
-class to re-review.
+class to re-review; undoing a merge or retire gives back the sets it rewrote.
 """
 
 from __future__ import annotations
@@ -137,9 +137,27 @@ class SetMachine(RuleBasedStateMachine):
             if self._change({"op": "retire", "class": cls}):
                 assert all(cls not in s for s in self._sets().values())
 
+    @rule()
+    def undo_latest(self):
+        """The newest version: the undo people make, and the one whose images are most often untouched since."""
+        self.undo(self._read("SELECT max(number) FROM taxonomy_versions")[0])
+
     @rule(version=st.integers(min_value=1, max_value=12))
     def undo(self, version):
-        self._change({"op": "undo", "version": version})
+        """An undone merge or retire gives each image whose set it rewrote (and nobody changed since) the set
+        it had before."""
+        found = self._read(f"SELECT id FROM taxonomy_versions WHERE number = {version}")
+        before = {}
+        for image, event in (self._read(
+                "SELECT c.image_id, c.event_id FROM current_labels c JOIN label_events e ON e.id = c.event_id "
+                f"WHERE e.kind = 'migration' AND e.multi AND e.taxonomy_version_id = {found[0]}") if found else []):
+            earlier = self._read(f"SELECT max(id) FROM label_events WHERE image_id = {image} AND id < {event} "
+                                 "AND kind != 'audit'")[0]
+            before[image] = frozenset(self._read(f"SELECT class_id FROM label_event_classes WHERE event_id = {earlier}"))
+        if self._change({"op": "undo", "version": version}):
+            sets = self._sets()
+            for image, was in before.items():
+                assert sets[image] == was, f"image {image}: {sorted(sets[image])}, not {sorted(was)} back"
 
     @rule(data=st.data(), confidence=st.sampled_from([1.0, 0.6]))
     def label(self, data, confidence):
