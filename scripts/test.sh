@@ -21,4 +21,5 @@ exec bash scripts/pg.sh .venv/bin/python -m pytest -q -n 2 -m "not browser and n
   --ignore=tests/browser --ignore=tests/reliability --ignore=tests/deploy \
   --ignore=tests/training/test_train.py --ignore=tests/training/test_evaluate.py \
   --ignore=tests/training/test_worker.py --ignore=tests/taxonomy/test_properties.py \
+  --ignore=tests/taxonomy/test_set_properties.py \
   --ignore=tests/web/test_schema_fuzz.py --ignore=tests/snapshots/test_torchvision.py
