@@ -60,6 +60,8 @@ from app.formats.rows import (
 
 NAMES = ("tasks.json", "result.json", "export.json")
 DROPS = ("fold",)
+# A multi-label snapshot's sets go out as several choices; an empty set has none, and reads back as unlabelled.
+SET_DROPS = ("none of these",)
 PREDICTIONS = True  # the export gives rows the latest model's guess: written as pre-annotations
 UPLOAD = re.compile(r"^[0-9a-f]{8}-")  # Label Studio's prefix on uploaded file names
 # Keys of a JSON-MIN record that are not the choice control.
@@ -225,8 +227,10 @@ def layout(row: dict, fmt: str) -> str:
     return f"images/{row['name']}"
 
 
-def _result(label: str) -> list[dict]:
-    return [{"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]
+def _result(*labels: str) -> list[dict]:
+    """One choices result (several choices: a set); none for an empty set."""
+    return [{"from_name": "choice", "to_name": "image", "type": "choices", "value": {"choices": list(labels)}}] \
+        if labels else []
 
 
 def write(out: Path, rows: list[dict], info: dict, fmt: str) -> None:
@@ -236,7 +240,8 @@ def write(out: Path, rows: list[dict], info: dict, fmt: str) -> None:
                          "loupe": {"image": r["image"], "sha256": r["sha256"], "source": r["source"],
                                    "split": r["split"], "confidence": r["confidence"], "tags": list(r["tags"]),
                                    "annotator": r["annotator"], "labelled_at": r["labelled_at"]}},
-                "annotations": [{"result": _result(r["label"]), "was_cancelled": False, "ground_truth": False,
+                "annotations": [{"result": _result(*r["classes"]) if "classes" in r else _result(r["label"]),
+                                 "was_cancelled": False, "ground_truth": False,
                                  "created_at": r["labelled_at"]}]}
         guess = r.get("prediction")
         if guess:
@@ -246,5 +251,6 @@ def write(out: Path, rows: list[dict], info: dict, fmt: str) -> None:
     (out / "tasks.json").write_text(json.dumps(tasks, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     choices = "\n".join(f"    <Choice value={quoteattr(c)}/>" for c in info["classes"])
     (out / "label_config.xml").write_text(
-        f'<View>\n  <Image name="image" value="$image"/>\n  <Choices name="choice" toName="image" choice="single">\n'
+        f'<View>\n  <Image name="image" value="$image"/>\n  <Choices name="choice" toName="image" '
+        f'choice="{"multiple" if rows and "classes" in rows[0] else "single"}">\n'
         f"{choices}\n  </Choices>\n</View>\n", encoding="utf-8")

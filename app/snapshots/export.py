@@ -38,7 +38,7 @@ from app.snapshots.queries import class_names
 from app.timeutil import iso, utcnow
 
 FORMATS = tuple(WRITERS)
-SET_FORMATS = ("csv", "jsonl", "hf")  # the formats a multi-label snapshot's sets go out in, for now
+SET_FORMATS = ("csv", "jsonl", "hf", "label-studio")  # the formats a multi-label snapshot's sets go out in
 INFO = "loupe-export.json"
 
 
@@ -62,7 +62,7 @@ def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
     if multi and fmt not in SET_FORMATS:
         raise InvalidInput(f"snapshot '{snapshot.name}' holds sets of classes (multi-label): {fmt} carries one "
                            f"class per image; export it as {', '.join(SET_FORMATS)} (the sets in `classes`, hf: "
-                           "`labels`)")
+                           "`labels`, Label Studio: several choices)")
     q = (
         select(SnapshotItem.image_id, SnapshotItem.class_id, SnapshotItem.split, SnapshotItem.fold, Image.sha256,
                Image.original_filename, Image.stored_path, Source.name, LabelEvent.confidence,
@@ -90,7 +90,8 @@ def manifest(session: Session, snapshot: Snapshot, *, fmt: str) -> list[dict]:
         classes = sets.item_classes(session, snapshot, events)
         for r, event_id in zip(rows, events):
             r["classes"] = classes.get(event_id, [])
-    if getattr(writer, "PREDICTIONS", False):  # formats that carry pre-annotations: the latest model's guesses
+    if getattr(writer, "PREDICTIONS", False) and not multi:  # pre-annotations: the latest model's guesses (one
+        # class each; a set's are not written)
         guesses = model_guesses(session, [r["image"] for r in rows])
         for r in rows:
             r["prediction"] = guesses.get(r["image"])
@@ -151,7 +152,8 @@ def _info(session: Session, snapshot: Snapshot, fmt: str, rows: list[dict], writ
                                                            "hash": snapshot.hash},
             "taxonomy_version": version.number if version else None,
             "classes": [c["name"] for c in snapshot.classes], "images": len(rows), "splits": splits,
-            "drops": list(writer.DROPS), "exported_at": iso(utcnow())}
+            "drops": list(writer.DROPS) + list(getattr(writer, "SET_DROPS", ()) if rows and "classes" in rows[0]
+                                               else ()), "exported_at": iso(utcnow())}
 
 
 def export_zip(session: Session, settings: Settings, snapshot: Snapshot, dest: Path, fmt: str = "imagefolder") -> None:

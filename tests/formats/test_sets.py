@@ -49,19 +49,28 @@ def exported_sets(client, settings):
     return snap
 
 
-@pytest.mark.parametrize("fmt, labels", [("jsonl", "manifest.jsonl"), ("csv", "manifest.csv"), ("hf", "hf")])
+@pytest.mark.parametrize("fmt, labels", [("jsonl", "manifest.jsonl"), ("csv", "manifest.csv"), ("hf", "hf"),
+                                         ("label-studio", "tasks.json")])
 def test_a_multi_label_export_comes_back_with_its_sets(fmt, labels, exported_sets, settings, tmp_path):
     out = tmp_path / "out"
     done = run_loupe("export", str(exported_sets["id"]), "--format", fmt, "--out", out, "--data", settings.data_dir)
     assert done.returncode == 0, done.stderr
     fresh = _fresh(tmp_path / "fresh", multi=True)
-    back = reimport(out, out / labels if labels.endswith((".csv", ".jsonl")) else labels, fresh)
+    spec = out / labels if "." in labels else labels
+    back = reimport(out, spec, fresh)
     assert back.returncode == 0, back.stderr
-    assert _sets(fresh) == _sets(settings.data_dir)
-    assert sorted(map(tuple, _sets(fresh).values())) == sorted(tuple(sorted(s)) for s in SETS * 2)
+    want = _sets(settings.data_dir)
+    drops = json.loads((out / "loupe-export.json").read_text())["drops"]
+    if fmt == "label-studio":  # an empty set is no choice at all there: it reads back as unlabelled (and says so)
+        assert "none of these" in drops and 'choice="multiple"' in (out / "label_config.xml").read_text()
+        want = {sha: s if s else None for sha, s in want.items()}
+    else:
+        assert "none of these" not in drops
+        assert sorted(map(tuple, _sets(fresh).values())) == sorted(tuple(sorted(s)) for s in SETS * 2)
+    assert _sets(fresh) == want
 
     single = tmp_path / "single"
-    sentence = refused(out, out / labels if labels.endswith((".csv", ".jsonl")) else labels, single)
+    sentence = refused(out, spec, single)
     assert "gives sets of classes" in sentence and "make it multi-label first" in sentence
 
 
