@@ -10,29 +10,21 @@ never changes, nor passes to another class, except by an explicit choice.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from sqlalchemy import select, text
+from hypothesis.stateful import invariant, rule
+from sqlalchemy import select
 
-from app.config import Settings
-from app.db.engine import Database
-from app.db.migrate import upgrade_head
 from app.db.models import LabelClass, TaxonomyChange, TaxonomyVersion
-from app.errors import LoupeError
-from app.images.ingest import import_paths
 from app.labelling import rereview
-from app.labelling.events import LabelInput, record_label, undo_label
+from app.labelling.events import LabelInput, record_label
 from app.taxonomy.history import state_at
 from app.taxonomy.keys import keys_at
 from app.taxonomy.queries import active_classes, class_counts
-from app.taxonomy.service import apply_change
-from tests import fmnist
+from tests.taxonomy.machines import DataFolderMachine, template_folder
+from tests.taxonomy.machines import run as run_machine
 
 N_IMAGES = 8
 NAMES = st.sampled_from(["cat", "dog", "bird", "fish", "lion", "wolf", "owl", "eel", "ant", "bee"])
@@ -46,44 +38,19 @@ def _key_entries(detail: dict) -> list[dict]:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """A data dir with N_IMAGES real images and two classes, copied for each example."""
-    root = tmp_path_factory.mktemp("prop")
-    s = Settings(data=root / "data")
-    s.ensure_dirs()
-    upgrade_head(s.database_url)
-    db = Database(s.database_url)
-    import_paths(db, s, fmnist.write_pngs(root / "png", N_IMAGES), source="fmnist")
-    with db.writing() as session:
-        apply_change(session, change={"op": "add", "name": "cat"})
-    with db.writing() as session:
-        apply_change(session, change={"op": "add", "name": "dog"})
-    db.dispose()
-    return s.database_path
+    return template_folder(tmp_path_factory.mktemp("prop"), N_IMAGES,
+                           [{"op": "add", "name": "cat"}, {"op": "add", "name": "dog"}])
 
 
-class TaxonomyMachine(RuleBasedStateMachine):
-    template_db: Path
-
+class TaxonomyMachine(DataFolderMachine):
     def __init__(self):
-        super().__init__()
-        self.dir = Path(tempfile.mkdtemp())
-        shutil.copy(self.template_db, self.dir / "loupe.db")
-        self.db = Database(f"sqlite:///{self.dir / 'loupe.db'}")
-        self.events: list[tuple] = []
         self.states: dict[int, dict] = {}
         self.keys: dict[int, dict] = {}
         self.holders: dict[str, set[int]] = {}  # key -> every class that ever held it
-        self.images = self._read("SELECT id FROM images ORDER BY id")
+        super().__init__()
         first = self._record_state()
         for class_id, (key, _) in self.keys[first].items():
             self.holders.setdefault(key, set()).add(class_id)
-
-    def teardown(self):
-        self.db.dispose()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _read(self, sql: str) -> list:
-        with self.db.reading() as s:
-            return [tuple(r) if len(r) > 1 else r[0] for r in s.execute(text(sql))]
 
     def _active(self) -> list[LabelClass]:
         with self.db.reading() as s:
@@ -118,12 +85,7 @@ class TaxonomyMachine(RuleBasedStateMachine):
                 self.holders.setdefault(key, set()).add(class_id)
 
     def _change(self, change: dict) -> bool:
-        versions = self._read("SELECT count(*) FROM taxonomy_versions")[0]
-        try:
-            with self.db.writing() as s:
-                apply_change(s, change=change)
-        except LoupeError:
-            assert self._read("SELECT count(*) FROM taxonomy_versions")[0] == versions
+        if not self._apply(change):
             return False
         before = self.keys[max(self.keys)]
         self._check_keys(before, self.keys[self._record_state()], change)
@@ -199,15 +161,7 @@ class TaxonomyMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def undo_label(self, data):
-        image = data.draw(st.sampled_from(self.images))
-        current = self._read(f"SELECT event_id FROM current_labels WHERE image_id = {image}")
-        if current:
-            count = self._read("SELECT count(*) FROM label_events")[0]
-            try:
-                with self.db.writing() as s:
-                    undo_label(s, image_id=image, event_id=current[0], annotator="prop")
-            except LoupeError:  # a moved label, or one whose earlier class is retired: refused, nothing written
-                assert self._read("SELECT count(*) FROM label_events")[0] == count
+        self._undo_label(data.draw(st.sampled_from(self.images)))
 
     @invariant()
     def no_label_event_lost_or_changed(self):
@@ -245,8 +199,4 @@ class TaxonomyMachine(RuleBasedStateMachine):
 
 @pytest.mark.parametrize("run", [0])
 def test_taxonomy_state_machine(template, run):
-    TaxonomyMachine.template_db = template
-    machine = TaxonomyMachine.TestCase
-    machine.settings = settings(max_examples=40, stateful_step_count=25, deadline=None,
-                                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-    machine().runTest()
+    run_machine(TaxonomyMachine, template, examples=40)

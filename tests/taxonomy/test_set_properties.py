@@ -10,25 +10,17 @@ class to re-review; undoing a merge or retire gives back the sets it rewrote.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
-from sqlalchemy import text
+from hypothesis.stateful import invariant, rule
 
-from app.config import Settings
-from app.db.engine import Database
-from app.db.migrate import upgrade_head
 from app.errors import LoupeError
-from app.images.ingest import import_paths
-from app.labelling.events import LabelInput, record_label, undo_label
+from app.labelling.events import LabelInput, record_label
 from app.taxonomy.queries import active_classes, class_counts
-from app.taxonomy.service import apply_change
-from tests import fmnist
+from tests.taxonomy.machines import DataFolderMachine, template_folder
+from tests.taxonomy.machines import run as run_machine
 
 N_IMAGES = 8
 NAMES = st.sampled_from(["red", "blue", "dress", "shoe", "bag", "hat", "coat", "sock"])
@@ -37,39 +29,15 @@ NAMES = st.sampled_from(["red", "blue", "dress", "shoe", "bag", "hat", "coat", "
 @pytest.fixture(scope="module")
 def template(tmp_path_factory) -> Path:
     """A data dir with N_IMAGES real images, three classes and a multi-label taxonomy, copied per example."""
-    root = tmp_path_factory.mktemp("setprop")
-    s = Settings(data=root / "data")
-    s.ensure_dirs()
-    upgrade_head(s.database_url)
-    db = Database(s.database_url)
-    import_paths(db, s, fmnist.write_pngs(root / "png", N_IMAGES), source="fmnist")
-    for change in ({"op": "add", "name": "red"}, {"op": "add", "name": "dress"}, {"op": "add", "name": "shoe"},
-                   {"op": "set-mode", "mode": "multi-label"}):
-        with db.writing() as session:
-            apply_change(session, change=change)
-    db.dispose()
-    return s.database_path
+    return template_folder(tmp_path_factory.mktemp("setprop"), N_IMAGES, [
+        {"op": "add", "name": "red"}, {"op": "add", "name": "dress"}, {"op": "add", "name": "shoe"},
+        {"op": "set-mode", "mode": "multi-label"}])
 
 
-class SetMachine(RuleBasedStateMachine):
-    template_db: Path
-
+class SetMachine(DataFolderMachine):
     def __init__(self):
         super().__init__()
-        self.dir = Path(tempfile.mkdtemp())
-        shutil.copy(self.template_db, self.dir / "loupe.db")
-        self.db = Database(f"sqlite:///{self.dir / 'loupe.db'}")
-        self.events: list[tuple] = []
         self.members: list[tuple] = []
-        self.images = self._read("SELECT id FROM images ORDER BY id")
-
-    def teardown(self):
-        self.db.dispose()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _read(self, sql: str) -> list:
-        with self.db.reading() as s:
-            return [tuple(r) if len(r) > 1 else r[0] for r in s.execute(text(sql))]
 
     def _active(self) -> list[int]:
         with self.db.reading() as s:
@@ -85,14 +53,7 @@ class SetMachine(RuleBasedStateMachine):
         return set(self._read("SELECT image_id FROM flags WHERE kind = 'rereview' AND status = 'open'"))
 
     def _change(self, change: dict) -> bool:
-        versions = self._read("SELECT count(*) FROM taxonomy_versions")[0]
-        try:
-            with self.db.writing() as s:
-                apply_change(s, change=change)
-        except LoupeError:
-            assert self._read("SELECT count(*) FROM taxonomy_versions")[0] == versions
-            return False
-        return True
+        return self._apply(change)
 
     @rule(name=NAMES)
     def add(self, name):
@@ -173,15 +134,7 @@ class SetMachine(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def undo_label(self, data):
-        image = data.draw(st.sampled_from(self.images))
-        current = self._read(f"SELECT event_id FROM current_labels WHERE image_id = {image}")
-        if current:
-            count = self._read("SELECT count(*) FROM label_events")[0]
-            try:
-                with self.db.writing() as s:
-                    undo_label(s, image_id=image, event_id=current[0], annotator="prop")
-            except LoupeError:
-                assert self._read("SELECT count(*) FROM label_events")[0] == count
+        self._undo_label(data.draw(st.sampled_from(self.images)))
 
     @invariant()
     def no_event_or_event_class_lost_or_changed(self):
@@ -216,8 +169,4 @@ class SetMachine(RuleBasedStateMachine):
 
 @pytest.mark.parametrize("run", [0])
 def test_set_taxonomy_state_machine(template, run):
-    SetMachine.template_db = template
-    machine = SetMachine.TestCase
-    machine.settings = settings(max_examples=30, stateful_step_count=25, deadline=None,
-                                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-    machine().runTest()
+    run_machine(SetMachine, template, examples=30)
