@@ -10,9 +10,9 @@ earlier snapshot with the same seed and settings.
 
 Its items (`classes`), health report, diffs and CSV / JSONL / hf exports carry
 the sets, and so do training jobs (one sigmoid per class, app.training.multilabel)
-and the stored diffs of big snapshots; what still reads one class per image
-(ImageFolder and the other tools' formats) refuses a multi-label snapshot with a
-sentence (`refuse`).
+and the stored diffs of big snapshots; the formats that carry one class per
+image (ImageFolder, CVAT, FiftyOne) refuse a multi-label snapshot with a
+sentence (app.snapshots.export).
 """
 
 from __future__ import annotations
@@ -34,14 +34,6 @@ def is_multi(session: Session, snapshot: Snapshot) -> bool:
     """Frozen under a multi-label taxonomy version: its images carry sets."""
     version = session.get(TaxonomyVersion, snapshot.taxonomy_version_id)
     return version is not None and version.mode == MULTI
-
-
-def refuse(session: Session, *snapshots: Snapshot, what: str) -> None:
-    """A sentence instead of a wrong answer, where `what` reads one class per image."""
-    for snapshot in snapshots:
-        if is_multi(session, snapshot):
-            raise InvalidInput(f"snapshot '{snapshot.name}' holds sets of classes (multi-label): {what} is not "
-                               "built for sets yet")
 
 
 def with_sets(session: Session, rows: Rows, keep: set[int]) -> Rows:

@@ -110,6 +110,6 @@ def test_browse_filters_sets_and_adds_a_class_to_a_selection_with_undo(live_serv
     page.goto(f"{base}/snapshots/{snap['id']}")
     expect(page.locator("body")).to_contain_text("holds sets of classes")
     assert page.locator("a.button[href*='format=']").all_text_contents() == [
-        "CSV manifest", "JSONL manifest", "Hugging Face datasets (zip)"]
+        "CSV manifest", "JSONL manifest", "Hugging Face datasets (zip)", "Label Studio (zip)"]
     expect(page.locator("[data-metric=set-size]")).to_have_text("1.00")         # (1 + 2 + 1 + 0) / 4 after the undo
     page.screenshot(path=str(tmp_path / "snapshot-multi.png"), full_page=True)
