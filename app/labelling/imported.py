@@ -139,6 +139,7 @@ def _suggested_classes(suggested) -> set[str]:
 def _current(session: Session, image_ids: list[int]) -> dict[int, tuple[tuple[str, ...], str, str]]:
     """image id -> (current class names, kind, annotator) for labelled images: one name, or a set's (sorted)."""
     out = {}
+    names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all()) if image_ids else {}
     for start in range(0, len(image_ids), CHUNK):
         chunk = image_ids[start:start + CHUNK]
         rows = session.execute(
@@ -148,7 +149,6 @@ def _current(session: Session, image_ids: list[int]) -> dict[int, tuple[tuple[st
             .where(CurrentLabel.image_id.in_(chunk))
         )
         out.update({i: ((n,) if n is not None else (), k, a) for i, n, k, a in rows})
-        names = dict(session.execute(select(LabelClass.id, LabelClass.name)).all()) if chunk else {}
         for image_id, members in current_sets(session, chunk).items():
             out[image_id] = (tuple(sorted(names[c] for c in members)), *out[image_id][1:])
     return out

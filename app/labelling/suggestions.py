@@ -95,8 +95,9 @@ def set_suggestion(session: Session, image_id: int, shown: int = 5) -> list[dict
         return []
     frozen = job_classes(session, job)
     merged: dict[int, dict] = {}
+    cache: dict = {}
     for k, (p, t) in enumerate(zip(pred.probs, thresholds)):
-        cls = heir(session, frozen[k]["id"]) if k < len(frozen) else None
+        cls = heir(session, frozen[k]["id"], cache) if k < len(frozen) else None
         if cls is None:
             continue
         entry = merged.setdefault(cls.id, {"class_id": cls.id, "name": cls.name, "prob": 0.0, "threshold": 1.0})

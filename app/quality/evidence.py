@@ -199,14 +199,14 @@ def _strip_items(session: Session, found: list[tuple[int, float | None]]) -> lis
     names = dict(session.execute(
         select(CurrentLabel.image_id, LabelClass.name).join(LabelClass, LabelClass.id == CurrentLabel.class_id)
         .where(CurrentLabel.image_id.in_(ids))).all())
-    for image_id, members in current_sets(session, ids).items():  # a set reads as its names
-        names[image_id] = ", ".join(sorted(_class_names(session, members))) or "none of these"
+    members = current_sets(session, ids)  # a set reads as its names
+    wanted = {c for m in members.values() for c in m}
+    class_names = dict(session.execute(select(LabelClass.id, LabelClass.name).where(LabelClass.id.in_(wanted)))
+                       .all()) if wanted else {}
+    for image_id, classes in members.items():
+        names[image_id] = ", ".join(sorted(class_names[c] for c in classes)) or "none of these"
     excluded = set(session.scalars(select(Image.id).where(Image.id.in_(ids), Image.excluded)))
     return [{"image": i, "distance": d, "class": names.get(i), "excluded": i in excluded} for i, d in found]
-
-
-def _class_names(session: Session, class_ids) -> list[str]:
-    return list(session.scalars(select(LabelClass.name).where(LabelClass.id.in_(list(class_ids))))) if class_ids else []
 
 
 def _similar(session: Session, settings: Settings, flag: Flag) -> dict:

@@ -65,10 +65,11 @@ def detect_set_issues(session: Session, job: Job) -> SetDetection:
         if today is not None:  # merged classes: the image shows the merged class if it shows either
             probs[:, column[today]] = np.maximum(probs[:, column[today]], raw[:, k])
     sets = event_sets(session, list(events), set(frozen))
+    heir_of = dict(zip(frozen, heirs))
     given = np.zeros(probs.shape, dtype=bool)
     for row, event in enumerate(events):
         for c in sets.get(event, ()):
-            today = heirs[frozen.index(c)]
+            today = heir_of[c]
             if today is not None:
                 given[row, column[today]] = True
     found = detect_sets(given, probs)
